@@ -1,0 +1,285 @@
+"""Geometry and validation: the one place that normalises convolution arguments and raises the errors.
+
+Every public function calls in here before any kernel runs, so kernels can trust their inputs.
+"""
+
+from __future__ import annotations
+
+import numbers
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = [
+    "ConvGeometry",
+    "GEO_FIELDS",
+    "check_out",
+    "as_float_array",
+    "conv_geometry",
+    "pair",
+    "result_float_dtype",
+    "unfold_geometry",
+]
+
+
+def pair(value, name, *, minimum):
+    """Normalise an int or a pair of ints to a tuple of two Python ints, each >= `minimum`."""
+    if isinstance(value, (numbers.Integral, np.integer)) and not isinstance(value, bool):
+        out = (int(value), int(value))
+    elif isinstance(value, (tuple, list)) and len(value) == 2:
+        if not all(
+            isinstance(v, (numbers.Integral, np.integer)) and not isinstance(v, bool) for v in value
+        ):
+            raise TypeError(f"{name} must be an int or a pair of ints, got {value!r}")
+        out = (int(value[0]), int(value[1]))
+    elif isinstance(value, (tuple, list)) and len(value) == 1:
+        return pair(value[0], name, minimum=minimum)
+    else:
+        raise TypeError(f"{name} must be an int or a pair of ints, got {value!r}")
+    if min(out) < minimum:
+        what = "positive" if minimum == 1 else "non-negative"
+        raise ValueError(f"{name} must be {what}, got {value!r}")
+    return out
+
+
+def result_float_dtype(*arrays):
+    """The floating dtype a convolution of `arrays` computes in: float32 if all are float32 or
+    smaller, float64 otherwise (integers and bools promote as NumPy promotes them with float32)."""
+    for a in arrays:
+        if a.dtype.kind not in "biuf":
+            raise TypeError(
+                f"fastconv works on real numbers; got dtype {a.dtype} "
+                "(complex, object and string arrays are not supported here)"
+            )
+    dt = np.result_type(np.float32, *[a.dtype for a in arrays])
+    return np.dtype(np.float32) if dt == np.float32 else np.dtype(np.float64)
+
+
+def as_float_array(a, name):
+    """`a` as an ndarray (no copy), raising a TypeError that names the argument if it is not numeric."""
+    try:
+        arr = np.asarray(a)
+    except Exception as exc:  # ragged lists and the like
+        raise TypeError(f"{name} must be array-like of numbers: {exc}") from None
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must have a real numeric dtype, got {arr.dtype}")
+    return arr
+
+
+def _contig(a, dtype):
+    """C-contiguous, native byte order, `dtype`; a view when `a` already is that."""
+    return np.ascontiguousarray(a, dtype=dtype)
+
+
+@dataclass(frozen=True)
+class ConvGeometry:
+    """Everything a kernel needs to know about one conv2d call, validated."""
+
+    N: int
+    C: int
+    H: int
+    W: int
+    K: int
+    kh: int
+    kw: int
+    sh: int
+    sw: int
+    pt: int  # padding top
+    pb: int  # padding bottom
+    pl: int  # padding left
+    pr: int  # padding right
+    dh: int
+    dw: int
+    groups: int
+    Ho: int
+    Wo: int
+    batched: bool
+    dtype: np.dtype
+
+    @property
+    def Cg(self):
+        return self.C // self.groups
+
+    @property
+    def Kg(self):
+        return self.K // self.groups
+
+    @property
+    def R(self):
+        """Rows of the im2col matrix of one group: Cg * kh * kw."""
+        return self.Cg * self.kh * self.kw
+
+    @property
+    def P(self):
+        """Output pixels per sample."""
+        return self.Ho * self.Wo
+
+    @property
+    def out_shape(self):
+        s = (self.N, self.K, self.Ho, self.Wo)
+        return s if self.batched else s[1:]
+
+    @property
+    def is_depthwise(self):
+        return self.groups == self.C and self.groups > 1
+
+    @property
+    def is_pointwise(self):
+        return (
+            self.kh == self.kw == 1
+            and self.sh == self.sw == 1
+            and self.pt == self.pb == self.pl == self.pr == 0
+        )
+
+    @property
+    def flops(self):
+        return 2 * self.N * self.K * self.P * self.R
+
+    def as_array(self):
+        """The int64 vector every conv kernel takes (layout: GEO_FIELDS)."""
+        return np.array([getattr(self, f) for f in GEO_FIELDS], dtype=np.int64)
+
+
+# The geometry vector passed to kernels; both backends index it with these positions.
+GEO_FIELDS = ("N", "C", "H", "W", "K", "kh", "kw", "sh", "sw", "pt", "pl", "dh", "dw", "groups", "Ho", "Wo")
+
+
+def _padding(padding, kh, kw, dh, dw, stride):
+    """(top, bottom, left, right) from an int, a pair, "same" or "valid" (torch's rules)."""
+    if isinstance(padding, str):
+        if padding == "valid":
+            return 0, 0, 0, 0
+        if padding == "same":
+            if stride != (1, 1):
+                raise ValueError("padding='same' is not supported for strided convolutions (stride != 1)")
+            th, tw = dh * (kh - 1), dw * (kw - 1)
+            # torch puts the odd extra row/column at the bottom/right
+            return th // 2, th - th // 2, tw // 2, tw - tw // 2
+        raise ValueError(f"padding must be an int, a pair, 'same' or 'valid', got {padding!r}")
+    ph, pw = pair(padding, "padding", minimum=0)
+    return ph, ph, pw, pw
+
+
+def conv_geometry(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, weight_ndim=4):
+    """Validate a conv2d call and return (x4, weight, bias, geometry) with x4 batched.
+
+    Arrays are returned C-contiguous in the computing dtype (views when they already are);
+    nothing is written to them.  `weight_ndim=5` accepts a bank (E, K, C/groups, kh, kw) and
+    validates its trailing four dimensions.
+    """
+    x = as_float_array(x, "x")
+    weight = as_float_array(weight, "weight")
+    if x.ndim not in (3, 4):
+        raise ValueError(f"x must be 3-D (C, H, W) or 4-D (N, C, H, W), got shape {x.shape}")
+    if weight.ndim != weight_ndim:
+        want = "(K, C/groups, kh, kw)" if weight_ndim == 4 else "(E, K, C/groups, kh, kw)"
+        raise ValueError(f"weight must be {weight_ndim}-D {want}, got shape {weight.shape}")
+    batched = x.ndim == 4
+    x4 = x if batched else x[None]
+    N, C, H, W = x4.shape
+    K, Cg, kh, kw = weight.shape[-4:]
+    if not isinstance(groups, (numbers.Integral, np.integer)) or isinstance(groups, bool):
+        raise TypeError(f"groups must be an int, got {groups!r}")
+    groups = int(groups)
+    if groups < 1:
+        raise ValueError(f"groups must be positive, got {groups}")
+    if C % groups:
+        raise ValueError(f"groups={groups} must divide the input channels C={C}")
+    if K % groups:
+        raise ValueError(f"groups={groups} must divide the output channels K={K} (weight.shape[-4])")
+    if Cg * groups != C:
+        raise ValueError(
+            f"weight expects {Cg * groups} input channels (weight.shape[-3]={Cg} x groups={groups}), "
+            f"but x has C={C}"
+        )
+    if kh < 1 or kw < 1 or K < 1:
+        raise ValueError(f"weight must have non-empty K, kh and kw, got shape {weight.shape}")
+    stride_ = pair(stride, "stride", minimum=1)
+    dilation_ = pair(dilation, "dilation", minimum=1)
+    dh, dw = dilation_
+    pt, pb, pl, pr = _padding(padding, kh, kw, dh, dw, stride_)
+    eh, ew = dh * (kh - 1) + 1, dw * (kw - 1) + 1
+    Hp, Wp = H + pt + pb, W + pl + pr
+    if eh > Hp or ew > Wp:
+        raise ValueError(
+            f"kernel of extent ({eh}, {ew}) (kernel size with dilation) is larger than the padded "
+            f"input ({Hp}, {Wp}); check weight, padding and dilation"
+        )
+    Ho = (Hp - eh) // stride_[0] + 1
+    Wo = (Wp - ew) // stride_[1] + 1
+    arrays = [x4, weight]
+    if bias is not None:
+        bias = as_float_array(bias, "bias")
+        want = weight.shape[:-4] + (K,)
+        if bias.shape != want:
+            raise ValueError(f"bias must have shape {want}, got {bias.shape}")
+        arrays.append(bias)
+    dtype = result_float_dtype(*arrays)
+    geom = ConvGeometry(
+        N, C, H, W, K, kh, kw, *stride_, pt, pb, pl, pr, dh, dw, groups, Ho, Wo, batched, dtype
+    )
+    x4 = _contig(x4, dtype)
+    weight = _contig(weight, dtype)
+    if bias is not None:
+        bias = _contig(bias, dtype)
+    return x4, weight, bias, geom
+
+
+def check_out(out, shape, dtype):
+    """Validate a caller-provided `out` before anything is written to it."""
+    if out is None:
+        return None
+    if not isinstance(out, np.ndarray):
+        raise TypeError(f"out must be a numpy.ndarray, got {type(out).__name__}")
+    if out.shape != tuple(shape):
+        raise ValueError(f"out must have shape {tuple(shape)}, got {out.shape}")
+    if out.dtype != dtype:
+        raise TypeError(f"out must have dtype {dtype}, got {out.dtype}")
+    if not out.flags.writeable:
+        raise ValueError("out must be writeable")
+    return out
+
+
+@dataclass(frozen=True)
+class UnfoldGeometry:
+    """Geometry of im2col/col2im (torch's unfold/fold); padding is symmetric there."""
+
+    N: int
+    C: int
+    H: int
+    W: int
+    kh: int
+    kw: int
+    sh: int
+    sw: int
+    ph: int
+    pw: int
+    dh: int
+    dw: int
+    Ho: int
+    Wo: int
+    batched: bool
+    dtype: np.dtype
+
+    @property
+    def L(self):
+        return self.Ho * self.Wo
+
+
+def unfold_geometry(N, C, H, W, kernel_size, stride, padding, dilation, batched, dtype, what):
+    """Validate im2col/col2im arguments; `what` names the spatial size in errors."""
+    kh, kw = pair(kernel_size, "kernel_size", minimum=1)
+    sh, sw = pair(stride, "stride", minimum=1)
+    if isinstance(padding, str):
+        raise ValueError(f"padding must be an int or a pair of ints for im2col/col2im, got {padding!r}")
+    ph, pw = pair(padding, "padding", minimum=0)
+    dh, dw = pair(dilation, "dilation", minimum=1)
+    eh, ew = dh * (kh - 1) + 1, dw * (kw - 1) + 1
+    if eh > H + 2 * ph or ew > W + 2 * pw:
+        raise ValueError(
+            f"kernel of extent ({eh}, {ew}) is larger than the padded {what} "
+            f"({H + 2 * ph}, {W + 2 * pw})"
+        )
+    Ho = (H + 2 * ph - eh) // sh + 1
+    Wo = (W + 2 * pw - ew) // sw + 1
+    return UnfoldGeometry(N, C, H, W, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo, batched, dtype)

@@ -1,0 +1,161 @@
+"""The one thread knob: Numba, OpenMP (Cython) and BLAS threads, and the oversubscription policy.
+
+Policy: fastconv's kernels parallelise over tiles themselves, so any BLAS call made from inside a
+parallel region runs with BLAS capped at one thread (`blas_single`); a call that is one big GEMM
+instead lets BLAS use fastconv's thread count (`blas_threads`).  A forked child whose parent already
+started an OpenMP pool runs single-threaded on the Cython backend, because GNU OpenMP is not
+fork-safe (Numba's omp layer aborts, a libgomp pool hangs).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import numbers
+import os
+import threading
+
+__all__ = ["get_num_threads", "set_num_threads", "threads"]
+
+_state = threading.local()
+_num_threads = None  # None: all CPUs this process may use
+_pools_started = False  # has this process entered an OpenMP / Numba parallel region?
+_forked_after_pools = False
+_blas_lock = threading.Lock()
+_blas_depth = 0
+_blas_saved = None
+_controller = None
+
+
+def _available_cpus():
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def _after_fork_in_child():
+    global _forked_after_pools, _blas_lock, _blas_depth, _blas_saved, _controller
+    _forked_after_pools = _pools_started
+    _blas_lock = threading.Lock()
+    _blas_depth = 0
+    _blas_saved = None
+    _controller = None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def get_num_threads():
+    """Number of threads fastconv's kernels use (in this thread's `threads` context, if any).
+
+    Returns
+    -------
+    int
+        The thread count; 1 in a forked child whose parent had started its thread pools.
+    """
+    if _forked_after_pools:
+        return 1
+    n = getattr(_state, "override", None)
+    if n is None:
+        n = _num_threads if _num_threads is not None else _available_cpus()
+    return n
+
+
+def _check_n(n):
+    if not isinstance(n, (numbers.Integral,)) or isinstance(n, bool):
+        raise TypeError(f"n must be an int, got {n!r}")
+    if n < 1:
+        raise ValueError(f"n must be >= 1, got {n}")
+    return int(n)
+
+
+def set_num_threads(n):
+    """Set the number of threads for all of fastconv: Numba, OpenMP and BLAS calls it makes.
+
+    Parameters
+    ----------
+    n : int
+        Threads to use, >= 1.  More than the CPUs available is allowed but oversubscribes.
+
+    Notes
+    -----
+    The BLAS libraries NumPy and SciPy ship are only adjusted for the duration of fastconv's own
+    calls, never globally, so the rest of a program keeps its own BLAS settings.
+    """
+    global _num_threads
+    _num_threads = _check_n(n)
+
+
+@contextlib.contextmanager
+def threads(n):
+    """Context manager: use `n` threads for fastconv calls made in this thread inside the block.
+
+    Examples
+    --------
+    >>> import fastconv
+    >>> with fastconv.threads(1):
+    ...     fastconv.get_num_threads()
+    1
+    """
+    n = _check_n(n)
+    prev = getattr(_state, "override", None)
+    _state.override = n
+    try:
+        yield n
+    finally:
+        _state.override = prev
+
+
+def mark_pools_started():
+    """Called by the dispatch layer before a parallel kernel runs (fork-safety bookkeeping)."""
+    global _pools_started
+    _pools_started = True
+
+
+def forked_after_pools():
+    """True in a forked child whose parent had started OpenMP/Numba pools."""
+    return _forked_after_pools
+
+
+def _blas_libs():
+    global _controller
+    if _controller is None:
+        import scipy.linalg  # noqa: F401  (loads SciPy's BLAS, the one the kernels call)
+        from threadpoolctl import ThreadpoolController
+
+        _controller = ThreadpoolController()
+    return [lib for lib in _controller.lib_controllers if lib.user_api == "blas"]
+
+
+@contextlib.contextmanager
+def blas_threads(n):
+    """Cap the BLAS that NumPy/SciPy ship at `n` threads for the block, then restore.
+
+    Reference-counted so concurrent fastconv calls from several Python threads restore the
+    user's setting only when the last one leaves.
+    """
+    global _blas_depth, _blas_saved
+    with _blas_lock:
+        if _blas_depth == 0:
+            libs = _blas_libs()
+            _blas_saved = [(lib, lib.num_threads) for lib in libs]
+            for lib, cur in _blas_saved:
+                if cur != n:
+                    lib.set_num_threads(n)
+        _blas_depth += 1
+    try:
+        yield
+    finally:
+        with _blas_lock:
+            _blas_depth -= 1
+            if _blas_depth == 0 and _blas_saved is not None:
+                for lib, cur in _blas_saved:
+                    if lib.num_threads != cur:
+                        lib.set_num_threads(cur)
+                _blas_saved = None
+
+
+def blas_single():
+    """BLAS on one thread: used around kernels that call BLAS from inside a parallel region."""
+    return blas_threads(1)
