@@ -1,6 +1,6 @@
 """SVD separation of a 2-D real kernel into 1-D column/row pairs, and its numerical rank.
 
-Used by fastconv.signal (rank-1 kernels run as two 1-D passes) and by fastconv.separate (algebra.py).
+Used by fastconv.signal (rank-1 kernels run as two 1-D passes) and fastconv.separate (algebra.py).
 """
 
 from __future__ import annotations
@@ -26,7 +26,8 @@ def _svd(kernel2d):
     work = np.float32 if k.dtype == np.float32 else np.float64
     k = k.astype(work, copy=False)
     if k.size == 0:
-        return k, np.zeros((k.shape[0], 0), work), np.zeros(0, work), np.zeros((0, k.shape[1]), work)
+        kh, kw = k.shape
+        return k, np.zeros((kh, 0), work), np.zeros(0, work), np.zeros((0, kw), work)
     # SVD in float64 even for float32 kernels: the split is then exact to float32 rounding.
     u, s, vt = np.linalg.svd(k.astype(np.float64), full_matrices=False)
     return k, u, s, vt
@@ -40,7 +41,7 @@ def numerical_rank(kernel2d, tol=None):
     kernel2d : array_like, shape (kh, kw)
         Real 2-D kernel.
     tol : float, optional
-        Absolute threshold; default ``max(kh, kw) * eps * s[0]`` with eps of the kernel's float type.
+        Absolute threshold; default ``max(kh, kw) * eps * s[0]``, eps of the kernel's float type.
 
     Returns
     -------
@@ -59,7 +60,7 @@ def numerical_rank(kernel2d, tol=None):
 
 
 def svd_separate(kernel2d, rank=None, tol=None):
-    """Split a real 2-D kernel into `r` column/row pairs: ``sum_i outer(cols[i], rows[i]) ~= kernel``.
+    """Split a real 2-D kernel into `r` pairs: ``sum_i outer(cols[i], rows[i]) ~= kernel``.
 
     Parameters
     ----------
@@ -67,7 +68,8 @@ def svd_separate(kernel2d, rank=None, tol=None):
         Real 2-D kernel.
     rank : int, optional
         Number of pairs to keep (clipped to ``min(kh, kw)``).  Default: the numerical rank (singular
-        values above `tol`), at least 1 for a non-empty kernel so an all-zero kernel gives one zero pair.
+        values above `tol`), at least 1 for a non-empty kernel (an all-zero kernel gives one
+        zero pair).
     tol : float, optional
         Absolute singular-value threshold used when `rank` is None; default
         ``max(kh, kw) * eps * s[0]``.
@@ -84,7 +86,7 @@ def svd_separate(kernel2d, rank=None, tol=None):
 
     Notes
     -----
-    Computed in float64; results are in the kernel's float type (float32 kept, anything else float64).
+    Computed in float64; results in the kernel's float type (float32 kept, anything else float64).
     Truncating to a rank below the numerical rank gives the best approximation of that rank in
     the Frobenius norm (Eckart-Young).
 
