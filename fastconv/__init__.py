@@ -4,13 +4,20 @@ conv2d with PyTorch's semantics, im2col/col2im, dynamic convolution, exact kerne
 scipy.signal-compatible 2-D filters, compiled with Numba and Cython.
 """
 
+from . import cost
 from ._threads import get_num_threads, set_num_threads, threads
+from .conv import conv2d
+from .im2col import col2im, im2col
 
 __version__ = "0.1.0"
 
 __all__ = [
     "__version__",
+    "col2im",
+    "conv2d",
+    "cost",
     "get_num_threads",
+    "im2col",
     "set_num_threads",
     "threads",
 ]

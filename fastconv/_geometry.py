@@ -16,6 +16,7 @@ __all__ = [
     "check_out",
     "as_float_array",
     "conv_geometry",
+    "geometry_from_shapes",
     "pair",
     "result_float_dtype",
     "unfold_geometry",
@@ -160,24 +161,18 @@ def _padding(padding, kh, kw, dh, dw, stride):
     return ph, ph, pw, pw
 
 
-def conv_geometry(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, weight_ndim=4):
-    """Validate a conv2d call and return (x4, weight, bias, geometry) with x4 batched.
-
-    Arrays are returned C-contiguous in the computing dtype (views when they already are);
-    nothing is written to them.  `weight_ndim=5` accepts a bank (E, K, C/groups, kh, kw) and
-    validates its trailing four dimensions.
-    """
-    x = as_float_array(x, "x")
-    weight = as_float_array(weight, "weight")
-    if x.ndim not in (3, 4):
-        raise ValueError(f"x must be 3-D (C, H, W) or 4-D (N, C, H, W), got shape {x.shape}")
-    if weight.ndim != weight_ndim:
+def geometry_from_shapes(x_shape, weight_shape, stride=1, padding=0, dilation=1, groups=1,
+                         dtype=np.float32, *, weight_ndim=4):
+    """Validate shapes and arguments of a conv2d call and return its ConvGeometry (no arrays needed)."""
+    x_shape, weight_shape = tuple(x_shape), tuple(weight_shape)
+    if len(x_shape) not in (3, 4):
+        raise ValueError(f"x must be 3-D (C, H, W) or 4-D (N, C, H, W), got shape {x_shape}")
+    if len(weight_shape) != weight_ndim:
         want = "(K, C/groups, kh, kw)" if weight_ndim == 4 else "(E, K, C/groups, kh, kw)"
-        raise ValueError(f"weight must be {weight_ndim}-D {want}, got shape {weight.shape}")
-    batched = x.ndim == 4
-    x4 = x if batched else x[None]
-    N, C, H, W = x4.shape
-    K, Cg, kh, kw = weight.shape[-4:]
+        raise ValueError(f"weight must be {weight_ndim}-D {want}, got shape {weight_shape}")
+    batched = len(x_shape) == 4
+    N, C, H, W = x_shape if batched else (1,) + x_shape
+    K, Cg, kh, kw = weight_shape[-4:]
     if not isinstance(groups, (numbers.Integral, np.integer)) or isinstance(groups, bool):
         raise TypeError(f"groups must be an int, got {groups!r}")
     groups = int(groups)
@@ -185,6 +180,8 @@ def conv_geometry(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=
         raise ValueError(f"groups must be positive, got {groups}")
     if C % groups:
         raise ValueError(f"groups={groups} must divide the input channels C={C}")
+    if K < 1 or kh < 1 or kw < 1 or Cg < 1:
+        raise ValueError(f"weight must have non-empty dimensions, got shape {weight_shape}")
     if K % groups:
         raise ValueError(f"groups={groups} must divide the output channels K={K} (weight.shape[-4])")
     if Cg * groups != C:
@@ -192,8 +189,8 @@ def conv_geometry(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=
             f"weight expects {Cg * groups} input channels (weight.shape[-3]={Cg} x groups={groups}), "
             f"but x has C={C}"
         )
-    if kh < 1 or kw < 1 or K < 1:
-        raise ValueError(f"weight must have non-empty K, kh and kw, got shape {weight.shape}")
+    if H < 1 or W < 1:
+        raise ValueError(f"x must have non-empty spatial dimensions, got shape {x_shape}")
     stride_ = pair(stride, "stride", minimum=1)
     dilation_ = pair(dilation, "dilation", minimum=1)
     dh, dw = dilation_
@@ -207,21 +204,35 @@ def conv_geometry(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=
         )
     Ho = (Hp - eh) // stride_[0] + 1
     Wo = (Wp - ew) // stride_[1] + 1
-    arrays = [x4, weight]
+    return ConvGeometry(
+        N, C, H, W, K, kh, kw, *stride_, pt, pb, pl, pr, dh, dw, groups, Ho, Wo, batched, np.dtype(dtype)
+    )
+
+
+def conv_geometry(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, weight_ndim=4):
+    """Validate a conv2d call and return (x4, weight, bias, geometry) with x4 batched.
+
+    Arrays are returned C-contiguous in the computing dtype (views when they already are);
+    nothing is written to them.  `weight_ndim=5` accepts a bank (E, K, C/groups, kh, kw) and
+    validates its trailing four dimensions.
+    """
+    x = as_float_array(x, "x")
+    weight = as_float_array(weight, "weight")
+    arrays = [x, weight]
     if bias is not None:
         bias = as_float_array(bias, "bias")
-        want = weight.shape[:-4] + (K,)
-        if bias.shape != want:
-            raise ValueError(f"bias must have shape {want}, got {bias.shape}")
         arrays.append(bias)
     dtype = result_float_dtype(*arrays)
-    geom = ConvGeometry(
-        N, C, H, W, K, kh, kw, *stride_, pt, pb, pl, pr, dh, dw, groups, Ho, Wo, batched, dtype
+    geom = geometry_from_shapes(
+        x.shape, weight.shape, stride, padding, dilation, groups, dtype, weight_ndim=weight_ndim
     )
-    x4 = _contig(x4, dtype)
-    weight = _contig(weight, dtype)
     if bias is not None:
+        want = weight.shape[:-4] + (geom.K,)
+        if bias.shape != want:
+            raise ValueError(f"bias must have shape {want}, got {bias.shape}")
         bias = _contig(bias, dtype)
+    x4 = _contig(x if geom.batched else x[None], dtype)
+    weight = _contig(weight, dtype)
     return x4, weight, bias, geom
 
 

@@ -1,0 +1,274 @@
+"""Cython kernels for im2col, col2im, tiled im2col+GEMM convolution and direct depthwise convolution.
+
+Twins of fastconv/_jit/conv.py (same names and signatures).  No validation, no allocation: the public
+layer checks every argument and passes contiguous arrays, outputs and workspaces.
+"""
+
+from cython.parallel cimport parallel, prange, threadid
+from cpython.pycapsule cimport PyCapsule_GetName, PyCapsule_GetPointer
+from libc.string cimport memcpy, memset
+from libc.stdint cimport int64_t
+
+ctypedef fused floating:
+    float
+    double
+
+ctypedef void (*sgemm_t)(char *transa, char *transb, int *m, int *n, int *k, float *alpha,
+                         float *a, int *lda, float *b, int *ldb, float *beta, float *c,
+                         int *ldc) noexcept nogil
+ctypedef void (*dgemm_t)(char *transa, char *transb, int *m, int *n, int *k, double *alpha,
+                         double *a, int *lda, double *b, int *ldb, double *beta, double *c,
+                         int *ldc) noexcept nogil
+
+cdef sgemm_t _sgemm = NULL
+cdef dgemm_t _dgemm = NULL
+
+
+def _load_blas():
+    # SciPy's own BLAS through its Cython C-API capsules: no SciPy needed at build time.
+    global _sgemm, _dgemm
+    from scipy.linalg import cython_blas
+    cap = cython_blas.__pyx_capi__["sgemm"]
+    _sgemm = <sgemm_t>PyCapsule_GetPointer(cap, PyCapsule_GetName(cap))
+    cap = cython_blas.__pyx_capi__["dgemm"]
+    _dgemm = <dgemm_t>PyCapsule_GetPointer(cap, PyCapsule_GetName(cap))
+
+
+_load_blas()
+
+# positions in the geometry vector (fastconv._geometry.GEO_FIELDS)
+DEF G_N = 0
+DEF G_C = 1
+DEF G_H = 2
+DEF G_W = 3
+DEF G_K = 4
+DEF G_KH = 5
+DEF G_KW = 6
+DEF G_SH = 7
+DEF G_SW = 8
+DEF G_PT = 9
+DEF G_PL = 10
+DEF G_DH = 11
+DEF G_DW = 12
+DEF G_G = 13
+DEF G_HO = 14
+DEF G_WO = 15
+
+
+cdef inline Py_ssize_t _wo_lo(Py_ssize_t off, Py_ssize_t sw) noexcept nogil:
+    # first output column whose input column wo*sw + off is >= 0
+    if off >= 0:
+        return 0
+    return (-off + sw - 1) // sw
+
+
+cdef inline Py_ssize_t _wo_hi(Py_ssize_t off, Py_ssize_t sw, Py_ssize_t W) noexcept nogil:
+    # one past the last output column whose input column wo*sw + off is <= W - 1
+    if W - 1 - off < 0:
+        return 0
+    return (W - 1 - off) // sw + 1
+
+
+cdef void _pack(const floating *xs, Py_ssize_t Cn, const int64_t *g, Py_ssize_t p0,
+                Py_ssize_t T, floating *dst, Py_ssize_t ld) noexcept nogil:
+    """im2col of output pixels [p0, p0+T) of one sample and Cn channels into dst (rows c,i,j; stride ld)."""
+    cdef Py_ssize_t H = g[G_H], W = g[G_W], kh = g[G_KH], kw = g[G_KW]
+    cdef Py_ssize_t sh = g[G_SH], sw = g[G_SW], pt = g[G_PT], pl = g[G_PL]
+    cdef Py_ssize_t dh = g[G_DH], dw = g[G_DW], Wo = g[G_WO]
+    cdef Py_ssize_t c, i, j, t, p, ho, wo, seg, hi, off, lo, hw, q
+    cdef const floating *xc
+    cdef const floating *xr
+    cdef floating *row
+    for c in range(Cn):
+        xc = xs + c * H * W
+        for i in range(kh):
+            for j in range(kw):
+                row = dst + ((c * kh + i) * kw + j) * ld
+                off = j * dw - pl
+                t = 0
+                p = p0
+                while t < T:
+                    ho = p // Wo
+                    wo = p - ho * Wo
+                    seg = Wo - wo
+                    if seg > T - t:
+                        seg = T - t
+                    hi = ho * sh - pt + i * dh
+                    if hi < 0 or hi >= H:
+                        memset(row + t, 0, seg * sizeof(floating))
+                    else:
+                        xr = xc + hi * W
+                        lo = _wo_lo(off, sw)
+                        hw = _wo_hi(off, sw, W)
+                        if lo < wo:
+                            lo = wo
+                        if hw > wo + seg:
+                            hw = wo + seg
+                        if hw < lo:
+                            hw = lo
+                        if lo > wo:
+                            memset(row + t, 0, (lo - wo) * sizeof(floating))
+                        if sw == 1:
+                            memcpy(row + t + (lo - wo), xr + lo + off, (hw - lo) * sizeof(floating))
+                        else:
+                            for q in range(lo, hw):
+                                row[t + q - wo] = xr[q * sw + off]
+                        if wo + seg > hw:
+                            memset(row + t + (hw - wo), 0, (wo + seg - hw) * sizeof(floating))
+                    t = t + seg
+                    p = p + seg
+
+
+def im2col(floating[:, :, :, ::1] x, const int64_t[::1] geo, floating[:, :, ::1] cols, int nthreads):
+    """cols[n] = unfold(x[n]); parallel over (sample, channel)."""
+    cdef const int64_t *g = &geo[0]
+    cdef Py_ssize_t N = g[G_N], C = g[G_C], kk = g[G_KH] * g[G_KW], L = g[G_HO] * g[G_WO]
+    cdef Py_ssize_t task, n, c
+    if N * C == 0 or L == 0:
+        return
+    for task in prange(N * C, nogil=True, num_threads=nthreads, schedule="static"):
+        n = task // C
+        c = task - n * C
+        _pack(&x[n, c, 0, 0], 1, g, 0, L, &cols[n, c * kk, 0], L)
+
+
+def col2im(floating[:, :, ::1] cols, const int64_t[::1] geo, floating[:, :, :, ::1] out, int nthreads):
+    """out = fold(cols), overlaps summed; parallel over (sample, channel) planes, so no races."""
+    cdef const int64_t *g = &geo[0]
+    cdef Py_ssize_t N = g[G_N], C = g[G_C], H = g[G_H], W = g[G_W], kh = g[G_KH], kw = g[G_KW]
+    cdef Py_ssize_t sh = g[G_SH], sw = g[G_SW], pt = g[G_PT], pl = g[G_PL]
+    cdef Py_ssize_t dh = g[G_DH], dw = g[G_DW], Ho = g[G_HO], Wo = g[G_WO]
+    cdef Py_ssize_t task, n, c, i, j, ho, wo, hi, off, lo, hw
+    cdef floating *o
+    cdef const floating *src
+    if N * C == 0:
+        return
+    for task in prange(N * C, nogil=True, num_threads=nthreads, schedule="static"):
+        n = task // C
+        c = task - n * C
+        o = &out[n, c, 0, 0]
+        memset(o, 0, H * W * sizeof(floating))
+        for i in range(kh):
+            for j in range(kw):
+                src = &cols[n, (c * kh + i) * kw + j, 0]
+                off = j * dw - pl
+                lo = _wo_lo(off, sw)
+                hw = _wo_hi(off, sw, W)
+                if hw > Wo:
+                    hw = Wo
+                for ho in range(Ho):
+                    hi = ho * sh - pt + i * dh
+                    if hi < 0 or hi >= H:
+                        continue
+                    for wo in range(lo, hw):
+                        o[hi * W + wo * sw + off] += src[ho * Wo + wo]
+
+
+cdef inline void _gemm(floating *a, floating *b, floating *c, int m, int n, int k,
+                       int lda, int ldb, int ldc) noexcept nogil:
+    # column-major C (m x n) = A (m x k) @ B (k x n), beta = 0
+    cdef char tr = b'N'
+    cdef float one_s = 1.0, zero_s = 0.0
+    cdef double one_d = 1.0, zero_d = 0.0
+    if floating is float:
+        _sgemm(&tr, &tr, &m, &n, &k, &one_s, a, &lda, b, &ldb, &zero_s, c, &ldc)
+    else:
+        _dgemm(&tr, &tr, &m, &n, &k, &one_d, a, &lda, b, &ldb, &zero_d, c, &ldc)
+
+
+def conv_gemm(floating[:, :, :, ::1] x, floating[:, :, ::1] w, floating[:, ::1] bias, bint has_bias,
+              const int64_t[::1] geo, floating[:, :, ::1] out, floating[:, ::1] ws,
+              Py_ssize_t tile, int nthreads):
+    """Tiled im2col + GEMM, written straight into out (N, K, Ho*Wo).
+
+    w is (Nw, K, Cg*kh*kw) with Nw = 1 (one kernel) or N (one kernel per sample, dynamic conv); bias is
+    (Nb, K) likewise.  ws is (threads, Cg*kh*kw*tile): each thread packs one pixel tile at a time into its
+    own row and multiplies it with BLAS (capped at one thread by the caller) into the output rows.
+    """
+    cdef const int64_t *g = &geo[0]
+    cdef Py_ssize_t N = g[G_N], C = g[G_C], K = g[G_K], G = g[G_G]
+    cdef Py_ssize_t P = g[G_HO] * g[G_WO]
+    cdef Py_ssize_t Cg = C // G, Kg = K // G, R = Cg * g[G_KH] * g[G_KW]
+    cdef Py_ssize_t Nw = w.shape[0], Nb = bias.shape[0]
+    cdef Py_ssize_t ntiles = (P + tile - 1) // tile
+    cdef Py_ssize_t ntasks = N * G * ntiles
+    cdef Py_ssize_t task, n, grp, tl, p0, T, k, t, tid
+    cdef floating *col
+    cdef floating *o
+    cdef floating b
+    if ntasks == 0:
+        return
+    with nogil, parallel(num_threads=nthreads):
+        tid = threadid()
+        col = &ws[tid, 0]
+        for task in prange(ntasks, schedule="dynamic"):
+            n = task // (G * ntiles)
+            grp = (task // ntiles) % G
+            tl = task % ntiles
+            p0 = tl * tile
+            T = P - p0
+            if T > tile:
+                T = tile
+            _pack(&x[n, grp * Cg, 0, 0], Cg, g, p0, T, col, T)
+            o = &out[n, grp * Kg, p0]
+            _gemm(col, &w[n if Nw > 1 else 0, grp * Kg, 0], o, <int>T, <int>Kg, <int>R,
+                  <int>T, <int>R, <int>P)
+            if has_bias:
+                for k in range(Kg):
+                    b = bias[n if Nb > 1 else 0, grp * Kg + k]
+                    for t in range(T):
+                        o[k * P + t] += b
+
+
+def conv_depthwise(floating[:, :, :, ::1] x, floating[:, :, ::1] w, floating[:, ::1] bias,
+                   bint has_bias, const int64_t[::1] geo, floating[:, :, :, ::1] out, int nthreads):
+    """Direct grouped convolution with one input channel per group (depthwise, channel multiplier K/C).
+
+    w is (Nw, K, kh*kw); each task owns one output plane, accumulating whole rows so the inner
+    loop runs along contiguous memory for stride 1.
+    """
+    cdef const int64_t *g = &geo[0]
+    cdef Py_ssize_t N = g[G_N], C = g[G_C], H = g[G_H], W = g[G_W], K = g[G_K]
+    cdef Py_ssize_t kh = g[G_KH], kw = g[G_KW], sh = g[G_SH], sw = g[G_SW]
+    cdef Py_ssize_t pt = g[G_PT], pl = g[G_PL], dh = g[G_DH], dw = g[G_DW]
+    cdef Py_ssize_t Ho = g[G_HO], Wo = g[G_WO]
+    cdef Py_ssize_t m = K // C, Nw = w.shape[0], Nb = bias.shape[0]
+    cdef Py_ssize_t task, n, k, ho, i, j, hi, off, lo, hw, q
+    cdef floating *orow
+    cdef const floating *xr
+    cdef const floating *wk
+    cdef floating wv, b
+    if N * K == 0:
+        return
+    for task in prange(N * K, nogil=True, num_threads=nthreads, schedule="static"):
+        n = task // K
+        k = task - n * K
+        wk = &w[n if Nw > 1 else 0, k, 0]
+        b = bias[n if Nb > 1 else 0, k] if has_bias else 0
+        for ho in range(Ho):
+            orow = &out[n, k, ho, 0]
+            for q in range(Wo):
+                orow[q] = b
+            for i in range(kh):
+                hi = ho * sh - pt + i * dh
+                if hi < 0 or hi >= H:
+                    continue
+                xr = &x[n, k // m, hi, 0]
+                for j in range(kw):
+                    wv = wk[i * kw + j]
+                    off = j * dw - pl
+                    lo = _wo_lo(off, sw)
+                    hw = _wo_hi(off, sw, W)
+                    if hw > Wo:
+                        hw = Wo
+                    if sw == 1:
+                        for q in range(lo, hw):
+                            orow[q] += wv * xr[q + off]
+                    else:
+                        for q in range(lo, hw):
+                            orow[q] += wv * xr[q * sw + off]
+
+
+def conv_gemm_workspace(Py_ssize_t R, Py_ssize_t Kg, Py_ssize_t tile):
+    """Elements of workspace one thread of this backend's conv_gemm needs."""
+    return R * tile

@@ -1,0 +1,153 @@
+"""Numba kernels for im2col, col2im, tiled im2col+GEMM convolution and direct depthwise convolution.
+
+Twins of fastconv/_ext/conv.pyx (same names and signatures); no validation, no allocation beyond
+what Numba's np.dot needs for nothing (it writes into the caller's workspace).
+"""
+
+import numpy as np
+from numba import prange
+
+from ._options import kernel, parallel_kernel
+
+# positions in the geometry vector (fastconv._geometry.GEO_FIELDS)
+G_N, G_C, G_H, G_W, G_K, G_KH, G_KW, G_SH, G_SW, G_PT, G_PL, G_DH, G_DW, G_G, G_HO, G_WO = range(16)
+
+
+@kernel
+def _wo_range(off, sw, W, Wo):
+    # output columns whose input column wo*sw + off lies in [0, W)
+    lo = 0 if off >= 0 else (-off + sw - 1) // sw
+    hw = 0 if W - 1 - off < 0 else (W - 1 - off) // sw + 1
+    return lo, min(hw, Wo)
+
+
+@kernel
+def _pack(xs, c0, Cn, g, p0, T, dst, base, ld):
+    """im2col of output pixels [p0, p0+T) of channels c0..c0+Cn of one sample (xs: (C, H, W)) into
+    the flat dst from `base`, rows ordered (c, i, j) with stride ld."""
+    H, W, kh, kw = g[G_H], g[G_W], g[G_KH], g[G_KW]
+    sh, sw, pt, pl, dh, dw, Wo = g[G_SH], g[G_SW], g[G_PT], g[G_PL], g[G_DH], g[G_DW], g[G_WO]
+    for c in range(Cn):
+        for i in range(kh):
+            for j in range(kw):
+                row = base + ((c * kh + i) * kw + j) * ld
+                off = j * dw - pl
+                lo0, hw0 = _wo_range(off, sw, W, Wo)
+                t = 0
+                p = p0
+                while t < T:
+                    ho = p // Wo
+                    wo = p - ho * Wo
+                    seg = min(Wo - wo, T - t)
+                    hi = ho * sh - pt + i * dh
+                    if hi < 0 or hi >= H:
+                        dst[row + t : row + t + seg] = 0
+                    else:
+                        lo = min(max(lo0, wo), wo + seg)
+                        hw = max(min(hw0, wo + seg), lo)
+                        dst[row + t : row + t + lo - wo] = 0
+                        for q in range(lo, hw):
+                            dst[row + t + q - wo] = xs[c0 + c, hi, q * sw + off]
+                        dst[row + t + hw - wo : row + t + seg] = 0
+                    t += seg
+                    p += seg
+
+
+@parallel_kernel
+def im2col(x, geo, cols, nthreads):
+    """cols[n] = unfold(x[n]); parallel over (sample, channel)."""
+    N, C, kk, L = geo[G_N], geo[G_C], geo[G_KH] * geo[G_KW], geo[G_HO] * geo[G_WO]
+    for task in prange(N * C):
+        n = task // C
+        c = task - n * C
+        _pack(x[n], c, 1, geo, 0, L, cols[n].reshape(-1), c * kk * L, L)
+
+
+@parallel_kernel
+def col2im(cols, geo, out, nthreads):
+    """out = fold(cols), overlaps summed; parallel over (sample, channel) planes, so no races."""
+    N, C, H, W, kh, kw = geo[G_N], geo[G_C], geo[G_H], geo[G_W], geo[G_KH], geo[G_KW]
+    sh, sw, pt, pl, dh, dw = geo[G_SH], geo[G_SW], geo[G_PT], geo[G_PL], geo[G_DH], geo[G_DW]
+    Ho, Wo = geo[G_HO], geo[G_WO]
+    for task in prange(N * C):
+        n = task // C
+        c = task - n * C
+        o = out[n, c]
+        o[:, :] = 0
+        for i in range(kh):
+            for j in range(kw):
+                src = cols[n, (c * kh + i) * kw + j]
+                off = j * dw - pl
+                lo, hw = _wo_range(off, sw, W, Wo)
+                for ho in range(Ho):
+                    hi = ho * sh - pt + i * dh
+                    if hi < 0 or hi >= H:
+                        continue
+                    for wo in range(lo, hw):
+                        o[hi, wo * sw + off] += src[ho * Wo + wo]
+
+
+@parallel_kernel
+def conv_gemm(x, w, bias, has_bias, geo, out, ws, tile, nthreads):
+    """Tiled im2col + GEMM into out (N, K, Ho*Wo); see the Cython twin for the layout.
+
+    Numba's np.dot cannot write with a leading dimension, so each thread multiplies into its own
+    scratch rows of ws (after the packed tile) and copies them out with the bias.
+    """
+    N, C, K, G = geo[G_N], geo[G_C], geo[G_K], geo[G_G]
+    P = geo[G_HO] * geo[G_WO]
+    Cg, Kg = C // G, K // G
+    R = Cg * geo[G_KH] * geo[G_KW]
+    Nw, Nb = w.shape[0], bias.shape[0]
+    ntiles = (P + tile - 1) // tile
+    ntasks = N * G * ntiles
+    for tid in prange(nthreads):
+        buf = ws[tid]
+        for task in range(tid, ntasks, nthreads):
+            n = task // (G * ntiles)
+            grp = (task // ntiles) % G
+            p0 = (task % ntiles) * tile
+            T = min(tile, P - p0)
+            _pack(x[n], grp * Cg, Cg, geo, p0, T, buf, 0, T)
+            col = buf[: R * T].reshape((R, T))
+            res = buf[R * tile : R * tile + Kg * T].reshape((Kg, T))
+            np.dot(w[n if Nw > 1 else 0, grp * Kg : (grp + 1) * Kg], col, res)
+            for k in range(Kg):
+                b = bias[n if Nb > 1 else 0, grp * Kg + k] if has_bias else 0.0
+                out[n, grp * Kg + k, p0 : p0 + T] = res[k] + b
+
+
+@parallel_kernel
+def conv_depthwise(x, w, bias, has_bias, geo, out, nthreads):
+    """Direct depthwise convolution (channel multiplier K/C); one output plane per task."""
+    N, C, H, W, K = geo[G_N], geo[G_C], geo[G_H], geo[G_W], geo[G_K]
+    kh, kw, sh, sw = geo[G_KH], geo[G_KW], geo[G_SH], geo[G_SW]
+    pt, pl, dh, dw = geo[G_PT], geo[G_PL], geo[G_DH], geo[G_DW]
+    Ho, Wo = geo[G_HO], geo[G_WO]
+    m = K // C
+    Nw, Nb = w.shape[0], bias.shape[0]
+    for task in prange(N * K):
+        n = task // K
+        k = task - n * K
+        wk = w[n if Nw > 1 else 0, k]
+        b = bias[n if Nb > 1 else 0, k] if has_bias else 0.0
+        xc = x[n, k // m]
+        for ho in range(Ho):
+            orow = out[n, k, ho]
+            orow[:] = b
+            for i in range(kh):
+                hi = ho * sh - pt + i * dh
+                if hi < 0 or hi >= H:
+                    continue
+                xr = xc[hi]
+                for j in range(kw):
+                    wv = wk[i * kw + j]
+                    off = j * dw - pl
+                    lo, hw = _wo_range(off, sw, W, Wo)
+                    for q in range(lo, hw):
+                        orow[q] += wv * xr[q * sw + off]
+
+
+def conv_gemm_workspace(R, Kg, tile):
+    """Elements of workspace one thread of this backend's conv_gemm needs."""
+    return R * tile + Kg * tile

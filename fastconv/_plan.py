@@ -1,0 +1,128 @@
+"""The planner: picks backend, algorithm, tile size and workspace for a convolution from its geometry.
+
+Cut-overs live here and only here, each with the measurement that set it.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+
+from . import _threads
+
+__all__ = ["ConvPlan", "WORKSPACE_BYTES", "kernels", "plan_conv2d", "resolve_backend"]
+
+#: Default bound on extra memory a conv2d call may use beyond x, weight and output.
+WORKSPACE_BYTES = 64 * 2**20
+#: Per-thread im2col tile target: about half of Sapphire Rapids' 2 MiB L2, so the packed tile
+#: stays in L2 while BLAS streams it against the weights.
+TILE_BYTES = 1 * 2**20
+
+_BACKENDS = ("auto", "numba", "cython")
+_modules = {}
+
+
+def _load(backend, name):
+    key = (backend, name)
+    if key not in _modules:
+        pkg = "fastconv._ext" if backend == "cython" else "fastconv._jit"
+        _modules[key] = importlib.import_module(f"{pkg}.{name}")
+    return _modules[key]
+
+
+def cython_available(name="conv"):
+    """True when the compiled Cython module `name` imports."""
+    try:
+        _load("cython", name)
+    except ImportError:
+        return False
+    return True
+
+
+def resolve_backend(backend, name="conv"):
+    """Map "auto" | "numba" | "cython" to a concrete backend name, validating the argument.
+
+    auto prefers Cython: it has no JIT compile on first call (the cold-start cost users see) and
+    measured at least as fast as Numba on every kernel both have (benchmarks/bench_im2col.py,
+    bench_conv.py); Numba is used when the extension was not built.  In a forked child whose parent
+    had started OpenMP pools, Cython is used with one thread, the only fork-safe combination.
+    """
+    if backend not in _BACKENDS:
+        raise ValueError(f"backend must be one of {_BACKENDS}, got {backend!r}")
+    if backend == "auto":
+        return "cython" if cython_available(name) else "numba"
+    if backend == "cython" and not cython_available(name):
+        raise ValueError(
+            "backend='cython' is not available: the extension fastconv._ext.%s is not built" % name
+        )
+    return backend
+
+
+def kernels(backend, name="conv"):
+    """The kernel module `name` of a concrete backend."""
+    return _load(backend, name)
+
+
+@dataclass(frozen=True)
+class ConvPlan:
+    """How one conv2d call runs."""
+
+    algorithm: str  # "pointwise" | "depthwise" | "gemm" | "packed"
+    backend: str
+    nthreads: int
+    tile: int = 0  # output pixels per im2col tile (gemm)
+    workspace: int = 0  # elements of workspace, all threads together
+
+    def workspace_bytes(self, itemsize):
+        return self.workspace * itemsize
+
+
+def _packed_module(backend):
+    try:
+        mod = _load(backend, "packed")
+    except ImportError:
+        return None
+    return mod
+
+
+def plan_conv2d(geom, backend="auto", nthreads=None, workspace_bytes=WORKSPACE_BYTES, per_sample=False):
+    """Choose the algorithm for `geom` (a ConvGeometry).
+
+    Parameters
+    ----------
+    geom : ConvGeometry
+    backend : {"auto", "numba", "cython"}
+    nthreads : int, optional
+        Defaults to fastconv.get_num_threads().
+    workspace_bytes : int
+        Upper bound on the workspace (extra memory) of the plan.
+    per_sample : bool
+        Weights differ per sample (dynamic convolution).
+    """
+    be = resolve_backend(backend)
+    if nthreads is None:
+        nthreads = _threads.get_num_threads()
+    itemsize = geom.dtype.itemsize
+    if geom.is_pointwise and geom.groups == 1:
+        # 1x1 stride 1 is a GEMM on the input as it lies: no packing at all.
+        return ConvPlan("pointwise", be, nthreads)
+    if geom.Cg == 1 and geom.groups > 1:
+        # depthwise (any channel multiplier): GEMM with R = kh*kw is the wrong tool.
+        return ConvPlan("depthwise", be, nthreads)
+    packed = _packed_module(be)
+    if packed is not None and not per_sample and packed.packed_supported(geom.dtype.char):
+        ws = int(packed.packed_workspace_size(geom.as_array(), nthreads))
+        if ws * itemsize <= workspace_bytes:
+            return ConvPlan("packed", be, nthreads, workspace=ws)
+    mod = kernels(be)
+    R, Kg, P = geom.R, geom.Kg, geom.P
+    per_pixel = mod.conv_gemm_workspace(R, Kg, 1) * itemsize
+    tile = max(1, TILE_BYTES // per_pixel)
+    # keep every thread busy at small batch: at least two tiles per thread when the image allows
+    tasks_wanted = 2 * nthreads
+    tiles_per_image = max(1, -(-tasks_wanted // max(1, geom.N * geom.groups)))
+    tile = min(tile, -(-P // tiles_per_image))
+    tile = min(tile, max(1, workspace_bytes // (per_pixel * nthreads)), P)
+    tile = max(1, tile)
+    ws = mod.conv_gemm_workspace(R, Kg, tile) * nthreads
+    return ConvPlan("gemm", be, nthreads, tile=tile, workspace=ws)
