@@ -1,0 +1,186 @@
+"""fastconv's packed conv kernel against PyTorch CPU (oneDNN) on the public layer suite.
+
+Run from the repository root:  python benchmarks/layers_vs_torch.py [--threads 2] [--repeat 15]
+Same process, interleaved best-of-N, float32; also NumPy's sgemm on each layer's equivalent GEMM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import math
+import os
+import sys
+import time
+
+import numpy as np
+
+_HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(_HERE))
+
+# A literal copy of /work/shared/bench/layers.py, used when the shared file is not reachable.
+_FALLBACK_LAYERS = {
+    "r50_3x3_c64": (4, 64, 56, 56, 64, 3, 3, 1, 1, 1, 1),
+    "r50_3x3_c128": (4, 128, 28, 28, 128, 3, 3, 1, 1, 1, 1),
+    "r50_3x3_c256": (4, 256, 14, 14, 256, 3, 3, 1, 1, 1, 1),
+    "r50_1x1_256to64": (4, 256, 56, 56, 64, 1, 1, 1, 0, 1, 1),
+    "r50_s2_64to128": (4, 64, 56, 56, 128, 3, 3, 2, 1, 1, 1),
+    "stem_7x7_s2": (4, 3, 224, 224, 64, 7, 7, 2, 3, 1, 1),
+    "mbv2_dw_c144": (4, 144, 56, 56, 144, 3, 3, 1, 1, 1, 144),
+    "dil2_3x3_c64": (4, 64, 56, 56, 64, 3, 3, 1, 2, 2, 1),
+    "b1_3x3_c64": (1, 64, 56, 56, 64, 3, 3, 1, 1, 1, 1),
+}
+
+# Shapes beyond the public suite (same tuple layout), marked "extra" in the table.
+EXTRA_LAYERS = {
+    "resnext_g32_3x3": (4, 256, 28, 28, 256, 3, 3, 1, 1, 1, 32),
+    "r50_1x1_64to256": (4, 64, 56, 56, 256, 1, 1, 1, 0, 1, 1),
+    "r50_3x3_c512_7": (4, 512, 7, 7, 512, 3, 3, 1, 1, 1, 1),
+    "odd_5x5_c40": (3, 40, 33, 45, 72, 5, 5, 1, 2, 1, 1),
+}
+
+
+def load_layers():
+    """The public suite: ../shared/bench/layers.py from the repo root, else the literal copy."""
+    for path in (
+        os.path.join(_HERE, "layers_suite.py"),
+        os.path.join(os.path.dirname(_HERE), "..", "shared", "bench", "layers.py"),
+    ):
+        if os.path.exists(path):
+            spec = importlib.util.spec_from_file_location("_layers_suite", path)
+            mod = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(mod)
+            return dict(mod.PUBLIC), path
+    return dict(_FALLBACK_LAYERS), "literal copy in " + __file__
+
+
+class PackedConv:
+    """Allocate once, then call the packed kernel: what the planner will do for this route."""
+
+    def __init__(self, kernels, x, w, b, s, p, d, g, nthreads):
+        from fastconv._geometry import conv_geometry
+
+        self.k = kernels
+        self.x, self.w, b4, geo = conv_geometry(x, w, b, s, p, d, g)
+        self.geo = geo.as_array()
+        self.out = np.empty((geo.N, geo.K, geo.Ho, geo.Wo), geo.dtype)
+        self.ws = np.empty(kernels.packed_workspace_size(self.geo, nthreads), geo.dtype)
+        self.b = b4 if b4 is not None else np.zeros(0, geo.dtype)
+        self.has_bias = b4 is not None
+        self.nthreads = nthreads
+
+    def __call__(self):
+        self.k.conv_packed(
+            self.x, self.w, self.b, self.has_bias, self.geo, self.out, self.ws, self.nthreads
+        )
+        return self.out
+
+
+def best_interleaved(fns, repeat, min_time=0.02):
+    """Best time of each function, calls interleaved so machine noise hits all alike."""
+    for f in fns:
+        f()
+    inner = []
+    for f in fns:
+        t0 = time.perf_counter()
+        f()
+        dt = time.perf_counter() - t0
+        inner.append(max(1, int(min_time / max(dt, 1e-6))))
+    best = [math.inf] * len(fns)
+    for _ in range(repeat):
+        for i, f in enumerate(fns):
+            t0 = time.perf_counter()
+            for _ in range(inner[i]):
+                f()
+            best[i] = min(best[i], (time.perf_counter() - t0) / inner[i])
+    return best
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--repeat", type=int, default=15)
+    ap.add_argument("--extra", action="store_true", help="also run shapes beyond the public suite")
+    ap.add_argument("--backend", choices=["cython", "numba"], default="cython")
+    ap.add_argument("--only", default="", help="comma-separated layer names")
+    args = ap.parse_args(argv)
+
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    if args.backend == "cython":
+        from fastconv._ext import packed as kernels
+    else:
+        from fastconv._jit import packed as kernels
+    try:
+        import fastconv
+
+        conv2d = getattr(fastconv, "conv2d", None)
+    except ImportError:  # pragma: no cover
+        conv2d = None
+    if conv2d is not None and hasattr(fastconv, "set_num_threads"):
+        fastconv.set_num_threads(args.threads)
+
+    torch.set_num_threads(args.threads)
+    layers, source = load_layers()
+    rows = [(n, v, "") for n, v in layers.items()]
+    if args.extra:
+        rows += [(n, v, "extra") for n, v in EXTRA_LAYERS.items()]
+    if args.only:
+        keep = set(args.only.split(","))
+        rows = [r for r in rows if r[0] in keep]
+
+    print("command: python " + " ".join([os.path.relpath(__file__)] + (argv or sys.argv[1:])))
+    print(f"layers: {source}; float32; threads={args.threads}; best of {args.repeat} interleaved;"
+          f" kernel backend={args.backend}; packed_supported={kernels.packed_supported('f')}")
+    hdr = (f"{'layer':18s} {'torch ms':>9s} {'fc ms':>8s} {'ratio':>6s} {'torch GF':>8s} "
+           f"{'fc GF':>7s} {'sgemm GF':>8s} {'%sgemm':>6s}")
+    if conv2d is not None:
+        hdr += f" {'conv2d ms':>9s} {'ratio':>6s}"
+    print(hdr)
+    rng = np.random.default_rng(1234)
+    ratios, ratios_c2d = [], []
+    for name, (N, C, H, W, K, kh, kw, s, p, d, g), tag in rows:
+        x = rng.standard_normal((N, C, H, W), dtype=np.float32)
+        w = rng.standard_normal((K, C // g, kh, kw), dtype=np.float32) * 0.1
+        b = rng.standard_normal(K, dtype=np.float32)
+        Ho = (H + 2 * p - d * (kh - 1) - 1) // s + 1
+        Wo = (W + 2 * p - d * (kw - 1) - 1) // s + 1
+        Kg, R = K // g, C // g * kh * kw
+        flops = 2.0 * N * K * Ho * Wo * R
+        xt, wt, bt = torch.from_numpy(x), torch.from_numpy(w), torch.from_numpy(b)
+        fc = PackedConv(kernels, x, w, b, s, p, d, g, args.threads)
+        ref = torch.nn.functional.conv2d(xt, wt, bt, s, p, d, g).numpy()
+        err = np.abs(fc() - ref).max() / np.abs(ref).max()
+        assert err < 1e-4, (name, err)
+        # the equivalent GEMM (one group's, scaled to all groups): (Kg x R) @ (R x N*Ho*Wo)
+        ga = rng.standard_normal((Kg, R), dtype=np.float32)
+        gb = rng.standard_normal((R, N * Ho * Wo), dtype=np.float32)
+        fns = [lambda: torch.nn.functional.conv2d(xt, wt, bt, s, p, d, g), fc]
+        if conv2d is not None:
+            fns.append(lambda: conv2d(x, w, b, stride=s, padding=p, dilation=d, groups=g))
+        t = best_interleaved(fns, args.repeat)
+        with threadpool_limits(args.threads, user_api="blas"):
+            (tg,) = best_interleaved([lambda: ga @ gb], max(3, args.repeat // 3))
+        sgemm_gf = 2.0 * Kg * R * N * Ho * Wo / tg / 1e9
+        ratio = t[1] / t[0]
+        if not tag:
+            ratios.append(ratio)
+        line = (f"{name:18s} {t[0] * 1e3:9.3f} {t[1] * 1e3:8.3f} {ratio:6.2f} "
+                f"{flops / t[0] / 1e9:8.1f} {flops / t[1] / 1e9:7.1f} {sgemm_gf:8.1f} "
+                f"{100 * flops / t[1] / 1e9 / sgemm_gf:5.0f}%")
+        if conv2d is not None:
+            r2 = t[2] / t[0]
+            if not tag:
+                ratios_c2d.append(r2)
+            line += f" {t[2] * 1e3:9.3f} {r2:6.2f}"
+        print(line + (f"  ({tag})" if tag else ""))
+    gm = math.exp(sum(map(math.log, ratios)) / len(ratios)) if ratios else float("nan")
+    msg = f"geomean ratio fastconv-packed/torch over the public suite: {gm:.3f}"
+    if ratios_c2d:
+        msg += f"; fastconv.conv2d/torch: {math.exp(sum(map(math.log, ratios_c2d)) / len(ratios_c2d)):.3f}"
+    print(msg)
+
+
+if __name__ == "__main__":
+    main()
