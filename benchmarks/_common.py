@@ -1,0 +1,172 @@
+"""Shared setup for fastconv's asv benchmarks: data, peers, layer suite, GFLOP/s, JIT warm-up.
+
+Stable API for every benchmarks/bench_*.py and script (add names, never change these):
+``fastconv`` (the imported package), ``rng()``, ``BACKENDS``, ``require_backend(name)``,
+``THREADS``, ``torch`` / ``require_torch()``, ``load_layers()``, ``LAYERS``, ``layer_flops(spec)``,
+``layer_arrays(spec, dtype)``, ``gflops(flops, seconds)``, ``best_time(fn, repeat)``,
+``sgemm_gflops(m, k, n, dtype)``, ``warm(fn, *args, **kwargs)``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+import time
+
+import numpy as np
+
+_HERE = os.path.dirname(os.path.abspath(__file__))
+REPO_ROOT = os.path.dirname(_HERE)
+
+try:
+    import fastconv
+except ImportError:  # the in-place build (`setup.py build_ext --inplace`) with asv --python=same
+    # Only a fallback: under `asv run` the commit's own build in asv's virtualenv must win, so the
+    # working tree is never put ahead of an installed fastconv.
+    sys.path.append(REPO_ROOT)
+    import fastconv
+
+__all__ = [
+    "BACKENDS",
+    "LAYERS",
+    "SEED",
+    "THREADS",
+    "best_time",
+    "fastconv",
+    "gflops",
+    "layer_arrays",
+    "layer_flops",
+    "layer_out_hw",
+    "load_layers",
+    "require_backend",
+    "require_torch",
+    "rng",
+    "sgemm_gflops",
+    "torch",
+    "warm",
+]
+
+try:  # torch is a peer only, never a dependency: benchmarks comparing with it skip without it
+    import torch
+except ImportError:
+    torch = None
+
+SEED = 1234
+BACKENDS = ("numba", "cython")
+# One thread and every CPU we may use: ratios at both ends show the parallel scaling.
+_NCPU = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+THREADS = (1, _NCPU) if _NCPU > 1 else (1,)
+
+
+def rng():
+    """A fresh generator with the house seed, so every benchmark sees the same data."""
+    return np.random.default_rng(SEED)
+
+
+def require_backend(name):
+    """Raise NotImplementedError (asv's "skip") when backend `name` is not built here."""
+    from fastconv import _plan
+
+    if name == "cython" and not _plan.cython_available("conv"):
+        raise NotImplementedError("cython backend not built")
+    return name
+
+
+def require_torch():
+    """The torch module, or NotImplementedError (asv skips the benchmark) when not importable."""
+    if torch is None:
+        raise NotImplementedError("torch not importable")
+    return torch
+
+
+# A literal copy of /work/shared/bench/layers.py PUBLIC, used when the shared file is not reachable
+# (asv's own checkout, a wheel, another machine).
+# name: (N, C, H, W, K, kh, kw, stride, pad, dil, groups)
+_FALLBACK_LAYERS = {
+    "r50_3x3_c64": (4, 64, 56, 56, 64, 3, 3, 1, 1, 1, 1),
+    "r50_3x3_c128": (4, 128, 28, 28, 128, 3, 3, 1, 1, 1, 1),
+    "r50_3x3_c256": (4, 256, 14, 14, 256, 3, 3, 1, 1, 1, 1),
+    "r50_1x1_256to64": (4, 256, 56, 56, 64, 1, 1, 1, 0, 1, 1),
+    "r50_s2_64to128": (4, 64, 56, 56, 128, 3, 3, 2, 1, 1, 1),
+    "stem_7x7_s2": (4, 3, 224, 224, 64, 7, 7, 2, 3, 1, 1),
+    "mbv2_dw_c144": (4, 144, 56, 56, 144, 3, 3, 1, 1, 1, 144),
+    "dil2_3x3_c64": (4, 64, 56, 56, 64, 3, 3, 1, 2, 2, 1),
+    "b1_3x3_c64": (1, 64, 56, 56, 64, 3, 3, 1, 1, 1, 1),
+}
+
+
+def load_layers():
+    """The public layer suite: ../shared/bench/layers.py from the repo root, else the literal copy.
+
+    Returns
+    -------
+    dict
+        name -> (N, C, H, W, K, kh, kw, stride, padding, dilation, groups)
+    """
+    path = os.path.join(REPO_ROOT, "..", "shared", "bench", "layers.py")
+    if os.path.exists(path):
+        try:
+            spec = importlib.util.spec_from_file_location("_fastconv_layers_suite", path)
+            mod = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(mod)
+            return {k: tuple(v) for k, v in mod.PUBLIC.items()}
+        except Exception:  # a broken shared file must not take the whole suite down
+            pass
+    return dict(_FALLBACK_LAYERS)
+
+
+LAYERS = load_layers()
+
+
+def layer_out_hw(spec):
+    """(Ho, Wo) of a layer spec."""
+    _, _, h, w, _, kh, kw, s, p, d, _ = spec
+    return (h + 2 * p - d * (kh - 1) - 1) // s + 1, (w + 2 * p - d * (kw - 1) - 1) // s + 1
+
+
+def layer_flops(spec):
+    """FLOPs (2 per multiply-add) of one conv2d call on a layer spec."""
+    n, c, _, _, k, kh, kw, _, _, _, g = spec
+    ho, wo = layer_out_hw(spec)
+    return 2.0 * n * k * ho * wo * (c // g) * kh * kw
+
+
+def layer_arrays(spec, dtype=np.float32):
+    """(x, weight, conv2d keyword arguments) for a layer spec, from the house seed."""
+    n, c, h, w, k, kh, kw, s, p, d, g = spec
+    r = rng()
+    x = r.standard_normal((n, c, h, w)).astype(dtype)
+    wt = r.standard_normal((k, c // g, kh, kw)).astype(dtype)
+    return x, wt, dict(stride=s, padding=p, dilation=d, groups=g)
+
+
+def gflops(flops, seconds):
+    """GFLOP/s of `flops` done in `seconds`."""
+    return flops / seconds / 1e9
+
+
+def best_time(fn, repeat=5):
+    """Best wall time of `repeat` calls of `fn()` (a noisy machine: the minimum is the signal)."""
+    best = float("inf")
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def sgemm_gflops(m, k, n, dtype=np.float32, repeat=5):
+    """NumPy's matmul rate on an (m, k) @ (k, n) product: the BLAS yardstick for a conv's GEMM."""
+    r = rng()
+    a = r.standard_normal((m, k)).astype(dtype)
+    b = r.standard_normal((k, n)).astype(dtype)
+    c = np.empty((m, n), dtype=dtype)
+    np.matmul(a, b, out=c)
+    return gflops(2.0 * m * k * n, best_time(lambda: np.matmul(a, b, out=c), repeat))
+
+
+def warm(fn, *args, **kwargs):
+    """Call `fn` twice so Numba's compile and first-touch costs stay out of the timings."""
+    fn(*args, **kwargs)
+    return fn(*args, **kwargs)
