@@ -2,9 +2,11 @@
 
 Stable API for every benchmarks/bench_*.py and script (add names, never change these):
 ``fastconv`` (the imported package), ``rng()``, ``BACKENDS``, ``require_backend(name)``,
-``THREADS``, ``torch`` / ``require_torch()``, ``load_layers()``, ``LAYERS``, ``layer_flops(spec)``,
-``layer_arrays(spec, dtype)``, ``gflops(flops, seconds)``, ``best_time(fn, repeat)``,
-``sgemm_gflops(m, k, n, dtype)``, ``warm(fn, *args, **kwargs)``.
+``THREADS``, ``require_torch()`` (lazy; ``torch`` attribute too), ``torch_available()``,
+``load_layers()``, ``LAYERS``, ``layer_flops(spec)``, ``layer_out_hw(spec)``,
+``layer_gemm_shape(spec)``, ``layer_arrays(spec, dtype)``, ``gflops(flops, seconds)``,
+``best_time(fn, repeat)``, ``blas_limit(n)``, ``sgemm_gflops(m, k, n, dtype, repeat, threads)``,
+``warm(fn, *args, **kwargs)``.
 """
 
 from __future__ import annotations
@@ -43,14 +45,45 @@ __all__ = [
     "require_torch",
     "rng",
     "sgemm_gflops",
-    "torch",
+    "blas_limit",
+    "layer_gemm_shape",
+    "torch_available",
     "warm",
 ]
 
-try:  # torch is a peer only, never a dependency: benchmarks comparing with it skip without it
-    import torch
-except ImportError:
-    torch = None
+_torch = None
+
+
+def require_torch():
+    """The torch module, or NotImplementedError (asv skips the benchmark) when not importable.
+
+    Imported on first use, never at module import: torch brings its own OpenMP runtime, and the
+    fastconv-only benchmarks should run in processes that do not have it loaded.
+    """
+    global _torch
+    if _torch is None:
+        try:
+            import torch as _t
+        except ImportError:
+            raise NotImplementedError("torch not importable") from None
+        _torch = _t
+    return _torch
+
+
+def torch_available():
+    """Whether torch could be imported, without importing it."""
+    return importlib.util.find_spec("torch") is not None
+
+
+def __getattr__(name):
+    # `from ._common import torch` keeps working (the module, or None), imported only on request.
+    if name == "torch":
+        try:
+            return require_torch()
+        except NotImplementedError:
+            return None
+    raise AttributeError(name)
+
 
 SEED = 1234
 BACKENDS = ("numba", "cython")
@@ -71,13 +104,6 @@ def require_backend(name):
     if name == "cython" and not _plan.cython_available("conv"):
         raise NotImplementedError("cython backend not built")
     return name
-
-
-def require_torch():
-    """The torch module, or NotImplementedError (asv skips the benchmark) when not importable."""
-    if torch is None:
-        raise NotImplementedError("torch not importable")
-    return torch
 
 
 # A literal copy of /work/shared/bench/layers.py PUBLIC, used when the shared file is not reachable
@@ -156,14 +182,38 @@ def best_time(fn, repeat=5):
     return best
 
 
-def sgemm_gflops(m, k, n, dtype=np.float32, repeat=5):
-    """NumPy's matmul rate on an (m, k) @ (k, n) product: the BLAS yardstick for a conv's GEMM."""
+def blas_limit(n):
+    """Context capping the BLAS that NumPy/SciPy ship at `n` threads (threadpoolctl)."""
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(n, user_api="blas")
+
+
+def layer_gemm_shape(spec):
+    """(m, k, n) of one group's GEMM in a layer: (K/g x C/g*kh*kw) @ (C/g*kh*kw x N*Ho*Wo)."""
+    n, c, _, _, k, kh, kw, _, _, _, g = spec
+    ho, wo = layer_out_hw(spec)
+    return k // g, (c // g) * kh * kw, n * ho * wo
+
+
+def sgemm_gflops(m, k, n, dtype=np.float32, repeat=5, threads=None):
+    """NumPy's matmul rate on an (m, k) @ (k, n) product: the BLAS yardstick for a conv's GEMM.
+
+    `threads` caps BLAS for the measurement (default: BLAS as configured).
+    """
     r = rng()
     a = r.standard_normal((m, k)).astype(dtype)
     b = r.standard_normal((k, n)).astype(dtype)
     c = np.empty((m, n), dtype=dtype)
-    np.matmul(a, b, out=c)
-    return gflops(2.0 * m * k * n, best_time(lambda: np.matmul(a, b, out=c), repeat))
+
+    def run():
+        np.matmul(a, b, out=c)
+        return gflops(2.0 * m * k * n, best_time(lambda: np.matmul(a, b, out=c), repeat))
+
+    if threads is None:
+        return run()
+    with blas_limit(threads):
+        return run()
 
 
 def warm(fn, *args, **kwargs):
