@@ -6,6 +6,16 @@ scipy.signal-compatible 2-D filters, compiled with Numba and Cython.
 
 from . import cost
 from ._threads import get_num_threads, set_num_threads, threads
+from .algebra import (
+    Conv2d,
+    add,
+    avgpool_conv,
+    compose,
+    compose_kernels,
+    fuse_bn,
+    identity_conv,
+    separate,
+)
 from .conv import conv2d
 from .im2col import col2im, im2col
 
@@ -13,6 +23,14 @@ __version__ = "0.1.0"
 
 __all__ = [
     "__version__",
+    "Conv2d",
+    "add",
+    "avgpool_conv",
+    "compose",
+    "compose_kernels",
+    "fuse_bn",
+    "identity_conv",
+    "separate",
     "col2im",
     "conv2d",
     "cost",
