@@ -1,0 +1,118 @@
+"""The packed convolution kernel (both backends) against the float64 reference convolution."""
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from fastconv import _reference
+from fastconv._geometry import conv_geometry
+
+BACKENDS = ["cython", "numba"]
+RTOL = {np.float32: 1e-4, np.float64: 1e-10}
+
+
+def _kernels(backend):
+    if backend == "cython":
+        from fastconv._ext import packed
+    else:
+        from fastconv._jit import packed
+    return packed
+
+
+def _run(kern, x, w, b, stride, padding, dilation, groups, nthreads=2):
+    x4, w4, b4, g = conv_geometry(x, w, b, stride, padding, dilation, groups)
+    geo = g.as_array()
+    out = np.full((g.N, g.K, g.Ho, g.Wo), np.nan, g.dtype)  # NaN: every element must be written
+    ws = np.full(kern.packed_workspace_size(geo, nthreads), np.nan, g.dtype)
+    bias = b4 if b4 is not None else np.zeros(0, g.dtype)
+    kern.conv_packed(x4, w4, bias, b4 is not None, geo, out, ws, nthreads)
+    return out
+
+
+def _check(out, ref, dtype):
+    assert out.dtype == dtype
+    scale = max(np.abs(ref).max(), 1e-30)
+    np.testing.assert_allclose(out, ref, rtol=0, atol=RTOL[dtype] * scale)
+
+
+@st.composite
+def conv_cases(draw):
+    groups = draw(st.sampled_from([1, 1, 1, 2, 3]))
+    cg = draw(st.integers(1, 12))
+    kg = draw(st.integers(1, 19))  # crosses the 8-channel micro-tile edge
+    kh, kw = draw(st.integers(1, 5)), draw(st.integers(1, 5))
+    sh, sw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    dh, dw = draw(st.integers(1, 2)), draw(st.integers(1, 2))
+    ph, pw = draw(st.integers(0, 3)), draw(st.integers(0, 3))
+    ekh, ekw = dh * (kh - 1) + 1, dw * (kw - 1) + 1
+    H = draw(st.integers(max(1, ekh - 2 * ph), 30))
+    W = draw(st.integers(max(1, ekw - 2 * pw), 70))  # output rows longer and shorter than a stripe
+    N = draw(st.integers(1, 3))
+    bias = draw(st.booleans())
+    return N, cg * groups, H, W, kg * groups, kh, kw, (sh, sw), (ph, pw), (dh, dw), groups, bias
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(case=conv_cases(), seed=st.integers(0, 2**31 - 1))
+def test_against_reference(backend, dtype, case, seed):
+    N, C, H, W, K, kh, kw, s, p, d, g, with_bias = case
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((N, C, H, W)).astype(dtype)
+    w = rng.standard_normal((K, C // g, kh, kw)).astype(dtype)
+    b = rng.standard_normal(K).astype(dtype) if with_bias else None
+    x0, w0 = x.copy(), w.copy()
+    out = _run(_kernels(backend), x, w, b, s, p, d, g)
+    _check(out, _reference.conv2d(x, w, b, s, p, d, g), dtype)
+    np.testing.assert_array_equal(x, x0)
+    np.testing.assert_array_equal(w, w0)
+
+
+LAYERS = [
+    # N, C, H, W, K, kh, kw, stride, pad, dil, groups: the paths the planner routes here
+    (2, 64, 14, 14, 32, 3, 3, 1, 1, 1, 1),  # pixel remainder (196 = 4 * 48 + 4)
+    (1, 300, 7, 9, 20, 3, 3, 1, 1, 1, 1),  # R > KC: accumulate over K blocks
+    (2, 520, 8, 12, 16, 1, 1, 1, 0, 1, 1),  # 1x1 direct B over several K blocks
+    (1, 32, 28, 28, 16, 1, 1, 2, 0, 1, 1),  # 1x1 strided: packed
+    (1, 3, 40, 40, 16, 7, 7, 2, 3, 1, 1),  # stem-like, stride-2 packing
+    (2, 64, 16, 16, 64, 3, 3, 1, 1, 1, 32),  # ResNeXt-like groups
+    (1, 16, 20, 23, 24, 3, 3, 1, 2, 2, 1),  # dilation
+]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("layer", LAYERS)
+@pytest.mark.parametrize("nthreads", [1, 2, 3])
+def test_layers(backend, layer, nthreads):
+    N, C, H, W, K, kh, kw, s, p, d, g = layer
+    rng = np.random.default_rng(1234)
+    x = rng.standard_normal((N, C, H, W), dtype=np.float32)
+    w = rng.standard_normal((K, C // g, kh, kw), dtype=np.float32)
+    b = rng.standard_normal(K, dtype=np.float32)
+    out = _run(_kernels(backend), x, w, b, s, p, d, g, nthreads)
+    _check(out, _reference.conv2d(x, w, b, s, p, d, g), np.float32)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_read_only_input_and_backends_agree(backend):
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((1, 8, 12, 48), dtype=np.float32)
+    w = rng.standard_normal((8, 8, 1, 1), dtype=np.float32)
+    x.flags.writeable = False
+    w.flags.writeable = False
+    out = _run(_kernels(backend), x, w, None, 1, 0, 1, 1)
+    other = _run(_kernels("numba" if backend == "cython" else "cython"), x, w, None, 1, 0, 1, 1)
+    np.testing.assert_allclose(out, other, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_workspace_and_support(backend):
+    kern = _kernels(backend)
+    geo = np.array([4, 256, 14, 14, 256, 3, 3, 1, 1, 1, 1, 1, 1, 1, 14, 14], dtype=np.int64)
+    size = kern.packed_workspace_size(geo, 2)
+    assert 256 * 2304 <= size <= 64 * 2**20 // 4
+    assert kern.packed_workspace_size(geo, 4) > size
+    assert isinstance(kern.packed_supported("f"), bool)
+    assert kern.packed_supported("g") is False
