@@ -7,6 +7,7 @@ fork-safe).
 """
 
 import threading
+import types
 
 import numba
 from numba import njit
@@ -35,7 +36,15 @@ class ParallelKernel:
     @property
     def serial(self):
         if self._serial is None:
-            self._serial = njit(**_OPTIONS)(self.py_func)
+            # A distinct function object and qualname: Numba's cache is keyed by qualname, not by the
+            # `parallel` flag, and would otherwise hand back the parallel machine code.
+            fn = self.py_func
+            twin = types.FunctionType(
+                fn.__code__, fn.__globals__, fn.__name__ + "_serial", fn.__defaults__, fn.__closure__
+            )
+            twin.__qualname__ = fn.__qualname__ + "_serial"
+            twin.__module__ = fn.__module__
+            self._serial = njit(**_OPTIONS)(twin)
         return self._serial
 
     def __call__(self, *args):

@@ -1,0 +1,309 @@
+"""conv2d against the float64 reference loop and torch.nn.functional.conv2d, for every algorithm."""
+
+import multiprocessing as mp
+import tracemalloc
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+from conftest import BACKENDS
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from tolerance import assert_close
+
+import fastconv
+from fastconv import _reference as ref
+from fastconv._geometry import conv_geometry
+from fastconv._plan import ConvPlan, plan_conv2d
+from fastconv.conv import run_conv
+
+
+@st.composite
+def conv_cases(draw, max_hw=12):
+    groups = draw(st.sampled_from([1, 1, 2, 3]))
+    Cg = draw(st.integers(1, 4))
+    Kg = draw(st.integers(1, 4))
+    N = draw(st.integers(0, 3))
+    kh, kw = draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    dil = draw(st.sampled_from([1, 2, (1, 2), (2, 1)]))
+    padding = draw(st.sampled_from([0, 1, 2, (0, 1), (2, 0), "same", "valid"]))
+    stride = 1 if padding == "same" else draw(st.sampled_from([1, 2, 3, (1, 2), (2, 1)]))
+    H = draw(st.integers(1, max_hw))
+    W = draw(st.integers(1, max_hw))
+    bias = draw(st.booleans())
+    batched = draw(st.booleans()) or N != 1
+    return dict(N=N, C=Cg * groups, K=Kg * groups, H=H, W=W, kh=kh, kw=kw, groups=groups,
+                stride=stride, padding=padding, dilation=dil, bias=bias, batched=batched)
+
+
+def torch_conv2d(x, w, b=None, **kw):
+    """torch's conv2d on NumPy arrays; its 'same'-padding copy warning is not our concern."""
+    import torch
+
+    tb = None if b is None else torch.from_numpy(b)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return torch.nn.functional.conv2d(torch.from_numpy(x), torch.from_numpy(w), tb, **kw).numpy()
+
+
+def make(case, dtype, seed=0):
+    rng = np.random.default_rng(seed)
+    shape = (case["N"], case["C"], case["H"], case["W"])
+    x = rng.standard_normal(shape if case["batched"] else shape[1:]).astype(dtype)
+    w = rng.standard_normal((case["K"], case["C"] // case["groups"], case["kh"], case["kw"])).astype(dtype)
+    b = rng.standard_normal(case["K"]).astype(dtype) if case["bias"] else None
+    kw = dict(stride=case["stride"], padding=case["padding"], dilation=case["dilation"],
+              groups=case["groups"])
+    return x, w, b, kw
+
+
+def fits(case):
+    try:
+        x, w, b, kw = make(case, np.float32)
+        conv_geometry(x, w, b, **kw)
+    except ValueError:
+        return False
+    return True
+
+
+def all_plans(g, backend):
+    """Every algorithm that can run geometry g on this backend (tests force each one)."""
+    plans = [plan_conv2d(g, backend)]
+    auto = plans[0]
+    if auto.algorithm != "gemm":
+        gemm = ConvPlan("gemm", backend, auto.nthreads, tile=7, workspace=0)
+        from fastconv._plan import kernels
+        ws = kernels(backend).conv_gemm_workspace(g.R, g.Kg, 7) * auto.nthreads
+        plans.append(ConvPlan("gemm", backend, auto.nthreads, tile=7, workspace=ws))
+        del gemm
+    return plans
+
+
+@settings(max_examples=60, deadline=None)
+@given(case=conv_cases(), dt=st.sampled_from([np.float32, np.float64]))
+def test_conv2d_matches_reference(case, dt):
+    dt = np.dtype(dt)
+    x, w, b, kw = make(case, dt)
+    if not fits(case):
+        with pytest.raises(ValueError):
+            fastconv.conv2d(x, w, b, **kw)
+        return
+    expected = ref.conv2d(x, w, b, **kw)
+    x0, w0 = x.copy(), w.copy()
+    for be in BACKENDS:
+        got = fastconv.conv2d(x, w, b, backend=be, **kw)
+        assert got.dtype == dt
+        assert_close(got, expected, dt)
+        # every other algorithm that applies, forced
+        x4, w4, b4, g = conv_geometry(x, w, b, **kw)
+        for plan in all_plans(g, be):
+            res = run_conv(plan, x4, w4.reshape(1, g.K, -1), None if b4 is None else b4.reshape(1, -1), g)
+            assert_close(res, expected, dt)
+    np.testing.assert_array_equal(x, x0)
+    np.testing.assert_array_equal(w, w0)
+
+
+@settings(max_examples=40, deadline=None)
+@given(case=conv_cases(max_hw=9))
+def test_conv2d_matches_torch(case):
+    torch = pytest.importorskip("torch")
+    x, w, b, kw = make(case, np.float64)
+    try:
+        expected = torch_conv2d(x, w, b, **kw)
+    except RuntimeError:
+        with pytest.raises(ValueError):
+            fastconv.conv2d(x, w, b, **kw)
+        return
+    for be in BACKENDS:
+        got = fastconv.conv2d(x, w, b, backend=be, **kw)
+        assert got.shape == expected.shape
+        assert_close(got, expected, np.float64)
+
+
+@pytest.mark.parametrize(
+    "shape,groups,kw",
+    [
+        ((2, 64, 14, 14), 1, dict(padding=1)),  # dense 3x3
+        ((2, 32, 10, 10), 32, dict(padding=1)),  # depthwise
+        ((2, 16, 9, 9), 16, dict(padding=2, dilation=2, stride=2)),  # strided dilated depthwise
+        ((1, 64, 12, 12), 32, dict(padding=1)),  # ResNeXt-style
+        ((3, 24, 7, 7), 1, dict()),  # pointwise
+        ((1, 3, 40, 40), 1, dict(stride=2, padding=3)),  # stem-like 7x7
+    ],
+)
+def test_layer_shapes(shape, groups, kw, backend, dtype):
+    rng = np.random.default_rng(3)
+    C = shape[1]
+    K = 2 * C if groups == C else C
+    ks = 1 if shape == (3, 24, 7, 7) else (7 if C == 3 else 3)
+    x = rng.standard_normal(shape).astype(dtype)
+    w = rng.standard_normal((K, C // groups, ks, ks)).astype(dtype)
+    b = rng.standard_normal(K).astype(dtype)
+    got = fastconv.conv2d(x, w, b, groups=groups, backend=backend, **kw)
+    assert got.dtype == dtype
+    assert_close(got, ref.conv2d(x, w, b, groups=groups, **kw), dtype)
+
+
+def test_awkward_inputs(backend):
+    """F-order, strided views, byte-swapped, integer and mixed dtypes all give the reference."""
+    rng = np.random.default_rng(4)
+    base = rng.standard_normal((2, 3, 12, 14))
+    w = rng.standard_normal((4, 3, 3, 3))
+    expected = ref.conv2d(base[:, :, ::2, ::2], w, padding=1)
+    for x in (np.asfortranarray(base)[:, :, ::2, ::2], base.astype(">f8")[:, :, ::2, ::2]):
+        assert_close(fastconv.conv2d(x, w, padding=1, backend=backend), expected, np.float64)
+    xi = (base * 10).astype(np.int32)
+    got = fastconv.conv2d(xi, w.astype(np.float32), backend=backend)
+    assert got.dtype == np.float64  # int32 with float32 promotes to float64, as NumPy does
+    assert_close(got, ref.conv2d(xi, w.astype(np.float32)), np.float64)
+    assert fastconv.conv2d(base.astype(np.float32), w, backend=backend).dtype == np.float64
+
+
+def test_unbatched_and_empty_batch(backend):
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((3, 8, 8)).astype(np.float32)
+    w = rng.standard_normal((5, 3, 3, 3)).astype(np.float32)
+    got = fastconv.conv2d(x, w, padding="same", backend=backend)
+    assert got.shape == (5, 8, 8)
+    assert_close(got, ref.conv2d(x, w, padding="same"), np.float32)
+    empty = fastconv.conv2d(np.zeros((0, 3, 8, 8), np.float32), w, backend=backend)
+    assert empty.shape == (0, 5, 6, 6) and empty.dtype == np.float32
+
+
+def test_same_padding_even_kernel_is_asymmetric_like_torch(backend):
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((1, 2, 7, 6))
+    w = rng.standard_normal((3, 2, 4, 2))
+    pytest.importorskip("torch")
+    expected = torch_conv2d(x, w, padding="same", dilation=(1, 3))
+    got = fastconv.conv2d(x, w, padding="same", dilation=(1, 3), backend=backend)
+    assert_close(got, expected, np.float64)
+
+
+def test_out_argument(backend):
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((2, 3, 9, 9)).astype(np.float32)
+    w = rng.standard_normal((4, 3, 3, 3)).astype(np.float32)
+    expected = ref.conv2d(x, w)
+    out = np.full((2, 4, 7, 7), 7.0, np.float32)
+    r = fastconv.conv2d(x, w, out=out, backend=backend)
+    assert r is out
+    assert_close(out, expected, np.float32)
+    # a non-contiguous out is filled correctly
+    big = np.zeros((2, 4, 7, 14), np.float32)
+    fastconv.conv2d(x, w, out=big[..., ::2], backend=backend)
+    assert_close(big[..., ::2], expected, np.float32)
+    # a failed call leaves out untouched
+    out[...] = 3.0
+    with pytest.raises(ValueError):
+        fastconv.conv2d(x, w, stride=0, out=out, backend=backend)
+    with pytest.raises(TypeError):
+        fastconv.conv2d(x, w, out=np.zeros((2, 4, 7, 7)), backend=backend)
+    with pytest.raises(ValueError):
+        fastconv.conv2d(x, w, out=np.zeros((2, 4, 7, 6), np.float32), backend=backend)
+    assert (out == 3.0).all()
+
+
+def test_out_aliasing_input(backend):
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((1, 4, 6, 6))
+    w = rng.standard_normal((4, 4, 3, 3))
+    expected = ref.conv2d(x, w, padding=1)
+    fastconv.conv2d(x, w, padding=1, out=x, backend=backend)
+    assert_close(x, expected, np.float64)
+
+
+BAD = [
+    (dict(x=np.zeros((2, 3, 4))[0, 0]), ValueError, "x must be 3-D"),
+    (dict(w=np.zeros((4, 3, 3))), ValueError, "weight must be 4-D"),
+    (dict(w=np.zeros((4, 2, 3, 3))), ValueError, "input channels"),
+    (dict(groups=2), ValueError, "groups=2 must divide the input channels"),
+    (dict(groups=0), ValueError, "groups must be positive"),
+    (dict(groups=1.5), TypeError, "groups must be an int"),
+    (dict(padding=-1), ValueError, "padding must be non-negative"),
+    (dict(padding="full"), ValueError, "padding must be"),
+    (dict(padding="same", stride=2), ValueError, "padding='same'"),
+    (dict(stride=0), ValueError, "stride must be positive"),
+    (dict(stride=-2), ValueError, "stride must be positive"),
+    (dict(dilation=0), ValueError, "dilation must be positive"),
+    (dict(stride=(1, 2, 3)), TypeError, "stride must be an int or a pair"),
+    (dict(w=np.zeros((4, 3, 9, 3))), ValueError, "larger than the padded input"),
+    (dict(x=np.zeros((1, 3, 5, 5), dtype=complex)), TypeError, "real numeric dtype"),
+    (dict(x=np.array([["a"]])), TypeError, "x must have a real numeric dtype"),
+    (dict(b=np.zeros(3)), ValueError, "bias must have shape"),
+    (dict(backend="gpu"), ValueError, "backend must be one of"),
+]
+
+
+@pytest.mark.parametrize("change,exc,msg", BAD, ids=[b[2] for b in BAD])
+def test_bad_input_names_the_argument(change, exc, msg):
+    args = dict(x=np.zeros((1, 3, 5, 5)), w=np.zeros((4, 3, 3, 3)), b=None)
+    args.update(change)
+    x, w, b = args.pop("x"), args.pop("w"), args.pop("b")
+    with pytest.raises(exc, match=msg):
+        fastconv.conv2d(x, w, b, **args)
+
+
+def test_groups_must_divide_output_channels():
+    with pytest.raises(ValueError, match="output channels"):
+        fastconv.conv2d(np.zeros((1, 4, 5, 5)), np.zeros((3, 2, 3, 3)), groups=2)
+
+
+def test_workspace_is_bounded_whatever_the_batch():
+    """(32, 64, 56, 56) with a 64->64 3x3 kernel: extra memory <= 64 MiB (full im2col: 231 MB)."""
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal((32, 64, 56, 56), dtype=np.float32)
+    w = rng.standard_normal((64, 64, 3, 3), dtype=np.float32)
+    cost = fastconv.cost.conv2d_cost(x.shape, w.shape, padding=1)
+    assert cost.im2col_bytes == 231211008
+    assert cost.workspace_bytes <= 64 * 2**20
+    tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        out = fastconv.conv2d(x, w, padding=1)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    extra = peak - out.nbytes
+    assert extra <= 64 * 2**20, f"extra memory {extra / 2**20:.1f} MiB"
+
+
+def test_concurrent_calls_from_python_threads(backend):
+    rng = np.random.default_rng(10)
+    xs = [rng.standard_normal((2, 8, 20, 20)).astype(np.float32) for _ in range(8)]
+    w = rng.standard_normal((8, 8, 3, 3)).astype(np.float32)
+    expected = [ref.conv2d(x, w, padding=1) for x in xs]
+    with ThreadPoolExecutor(4) as pool:
+        got = list(pool.map(lambda x: fastconv.conv2d(x, w, padding=1, backend=backend), xs * 3))
+    for i, g in enumerate(got):
+        assert_close(g, expected[i % 8], np.float32)
+
+
+def _child(backend, q):
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((2, 8, 16, 16)).astype(np.float32)
+    w = rng.standard_normal((8, 8, 3, 3)).astype(np.float32)
+    q.put(fastconv.conv2d(x, w, padding=1, backend=backend))
+
+
+@pytest.mark.parametrize("child_backend", ["auto"] + BACKENDS)
+def test_forked_child_can_convolve_after_parent(child_backend):
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((2, 8, 16, 16)).astype(np.float32)
+    w = rng.standard_normal((8, 8, 3, 3)).astype(np.float32)
+    for be in BACKENDS:  # start every pool in the parent first
+        expected = fastconv.conv2d(x, w, padding=1, backend=be)
+        fastconv.im2col(x, 3, backend=be)
+    ctx = mp.get_context("fork")
+    q = ctx.Queue()
+    p = ctx.Process(target=_child, args=(child_backend, q))
+    p.start()
+    try:
+        got = q.get(timeout=120)
+    finally:
+        p.join(30)
+        if p.is_alive():
+            p.kill()
+    assert p.exitcode == 0
+    assert_close(got, expected, np.float32)
