@@ -17,12 +17,15 @@ from .algebra import (
     separate,
 )
 from .conv import conv2d
+from .dynamic import DynamicConv2d, dynamic_conv2d
 from .im2col import col2im, im2col
 
 __version__ = "0.1.0"
 
 __all__ = [
     "__version__",
+    "DynamicConv2d",
+    "dynamic_conv2d",
     "Conv2d",
     "add",
     "avgpool_conv",
