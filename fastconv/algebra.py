@@ -565,9 +565,11 @@ class ExactRegion:
         >>> region.mask(6, 6)[:, 1]
         array([False,  True,  True, False])
         """
-        rows = self._line(0, height)
-        cols = self._line(1, width)
-        return rows[:, None] & cols[None, :]
+        height = _int(height, "height", 1)
+        width = _int(width, "width", 1)
+        self._line(0, height)  # validates that the sequence is defined for this size
+        self._line(1, width)
+        return _mask2d(self._steps, height, width)
 
     def slices(self, height, width):
         """(row slice, column slice) of the output that is exact for an input of this size.
@@ -596,6 +598,45 @@ class ExactRegion:
                 f"the layers are not defined for an input {('height', 'width')[axis]} of {n}"
             )
         return mask
+
+
+def _mask2d(steps, H, W):
+    """Exactness of every output of the naive composite for one (H, W) input, in 2-D.
+
+    Per axis, a virtual read is harmless when its window misses the input along that axis; in 2-D a
+    virtual read (u, v) is harmless when the earlier composite's non-zero 2-D taps miss the input,
+    which can hold at corners where neither axis alone is clear of it.  So `slices` (per axis, safe)
+    can be smaller than this mask."""
+    mask = None
+    for prev, cur in steps:
+        n1, m1 = _Axis.of(prev, 0).out_len(H), _Axis.of(prev, 1).out_len(W)
+        n2, m2 = _Axis.of(cur, 0).out_len(n1), _Axis.of(cur, 1).out_len(m1)
+        if mask is None:
+            mask = np.ones((n1, m1), dtype=bool)
+        (s, t), (dh, dw) = cur.stride, cur.dilation
+        pt, pl = cur.padding[0], cur.padding[2]
+        kh, kw = cur.kernel_size
+        U = np.arange(-pt, (n2 - 1) * s - pt + dh * (kh - 1) + 1)
+        V = np.arange(-pl, (m2 - 1) * t - pl + dw * (kw - 1) + 1)
+        # which (U, V) outputs of prev have a window (non-zero 2-D taps) over the input
+        taps = np.any(prev.weight != 0, axis=(0, 1)).astype(np.int64)
+        (S, T), (gh, gw) = prev.stride, prev.dilation
+        rr = U[:, None] * S - prev.padding[0] + gh * np.arange(taps.shape[0])[None, :]
+        cc = V[:, None] * T - prev.padding[2] + gw * np.arange(taps.shape[1])[None, :]
+        rows_in = ((rr >= 0) & (rr < H)).astype(np.int64)
+        cols_in = ((cc >= 0) & (cc < W)).astype(np.int64)
+        touch = (rows_in @ taps @ cols_in.T) > 0
+        biased = prev.bias is not None and bool(np.any(prev.bias != 0))
+        real = ((U >= 0) & (U < n1))[:, None] & ((V >= 0) & (V < m1))[None, :]
+        grid = ~touch & (not biased)
+        grid[real] = mask[np.ix_(U[(U >= 0) & (U < n1)], V[(V >= 0) & (V < m1)])].ravel()
+        ok = np.ones((n2, m2), dtype=bool)
+        for jh, jw in np.argwhere(np.any(cur.weight != 0, axis=(0, 1))):
+            r = np.arange(n2) * s + jh * dh  # index into U (which starts at -pt)
+            c = np.arange(m2) * t + jw * dw
+            ok &= grid[np.ix_(r, c)]
+        mask = ok
+    return mask
 
 
 def _interior(mask):
