@@ -20,6 +20,17 @@ ctypedef void (*dgemm_t)(char *transa, char *transb, int *m, int *n, int *k, dou
                          double *a, int *lda, double *b, int *ldb, double *beta, double *c,
                          int *ldc) noexcept nogil
 
+cdef extern from *:
+    """
+    #ifndef FASTCONV_OPENMP
+    #define FASTCONV_OPENMP 0
+    #endif
+    """
+    int FASTCONV_OPENMP
+
+#: True when this extension was compiled with OpenMP (otherwise its prange loops run serially).
+openmp = bool(FASTCONV_OPENMP)
+
 cdef sgemm_t _sgemm = NULL
 cdef dgemm_t _dgemm = NULL
 
