@@ -137,15 +137,22 @@ def dynamic_plan(
     conv = 2.0 * N * K * P * R  # one kernel per sample
     # A shared-weight plan for one sample tells whether the packed kernel is there for this layer.
     one = plan_conv2d(dataclasses.replace(g, N=1), backend, nthreads)
-    per_sample_calls = one.algorithm == "packed"
-    # the per-sample route runs the same kernel as the shared-weight one (packed, one call per
-    # sample; or gemm / depthwise / pointwise, which take per-sample weights): one rate for both
+    # The packed kernel takes one weight per call: N calls, each a parallel region of its own,
+    # against one parallel per-sample im2col+GEMM pass at about half the rate.  Small images
+    # (few pixels per call) go the one-pass way.
+    per_sample_calls = one.algorithm == "packed" and conv * (
+        1.0 / _GEMM_EFFICIENCY - 1.0
+    ) > _CALL_COST * (N - 1)
+    # Rates relative to the packed kernel.  Shared weights (experts) run the planner's algorithm;
+    # per-sample weights run the same one, except that packed falls back to im2col+GEMM when the
+    # per-sample calls do not pay (depthwise and pointwise take per-sample weights natively).
     rate = _GEMM_EFFICIENCY if one.algorithm == "gemm" else 1.0
+    sample_rate = _GEMM_EFFICIENCY if one.algorithm == "packed" and not per_sample_calls else rate
     # mix: (N, E) @ (E, K*R) is memory-bound (write and re-read N*K*R weights), then N convolutions
     mix = (
         2.0 * N * E * K * R
         + _BYTE_COST * item * (E * K * R + 2.0 * N * K * R)
-        + conv / rate
+        + conv / sample_rate
         + (_CALL_COST * N if per_sample_calls else _CALL_COST)
     )
     # experts: one shared-weight convolution with E*K outputs, then a memory-bound mix of E outputs
