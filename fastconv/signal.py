@@ -169,14 +169,14 @@ def _work_dtype(dt):
     return np.dtype(np.float32) if dt == np.float32 else np.dtype(np.float64)
 
 
-def _is_rank1(w):
-    """rank-1 test: both the real and imaginary parts are (numerically) rank 1."""
+def _is_rank1(w, work=np.float64):
+    """rank-1 test: both the real and imaginary parts are rank 1 to the work dtype's precision."""
     parts = [w.real, w.imag] if np.iscomplexobj(w) else [w]
     for part in parts:
         if not np.any(part):
             continue
         _, _, s = svd_separate(part, rank=2)
-        if s.size > 1 and s[1] > max(part.shape) * np.finfo(np.float64).eps * 16 * s[0]:
+        if s.size > 1 and s[1] > max(part.shape) * np.finfo(work).eps * 16 * s[0]:
             return False
     return True
 
@@ -355,7 +355,9 @@ def _taps_exotic(x, w, out_hw, tl, boundary, fill, dt):
 def _integer_bound(x, w, fill):
     """An upper bound of |x| * sum |w| (fill included), as a float."""
     ksum = float(np.abs(w.astype(np.float64)).sum())
-    if x.dtype.itemsize <= 2:
+    if x.dtype.kind == "b":
+        xmax = 1
+    elif x.dtype.itemsize <= 2:
         info = np.iinfo(x.dtype)
         xmax = max(-int(info.min), int(info.max))
     else:
@@ -384,12 +386,12 @@ def _correlate_stack(x, w, mode, boundary, fillvalue, method, backend, corr, dt,
             w.shape,
             (out_hw[0] + w.shape[0] - 1, out_hw[1] + w.shape[1] - 1),
             work,
-            _is_rank1(w),
+            _is_rank1(w, work),
             exact_bound,
         )
         if chosen == "fft" and not (np.isfinite(x).all() and np.isfinite(fill)):
             chosen = "direct"  # FFT would smear a NaN/inf over the whole image
-    elif method == "separable" and not _is_rank1(w):
+    elif method == "separable" and not _is_rank1(w, work):
         raise ValueError(
             f"method='separable' needs a rank-1 kernel (in2 of shape {w.shape} is not); "
             "use method='auto', 'direct' or 'fft'"
@@ -661,7 +663,7 @@ def choose_method(
         a2.shape,
         (out_hw[0] + a2.shape[0] - 1, out_hw[1] + a2.shape[1] - 1),
         _work_dtype(dt),
-        _is_rank1(a2),
+        _is_rank1(a2, _work_dtype(dt)),
         bound,
     )
     if method == "fft" and not np.isfinite(a1).all():

@@ -1,0 +1,258 @@
+"""Tests for fastconv.signal against scipy.signal: modes, boundaries, dtypes, methods, axes."""
+
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+import scipy.signal as ss
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from tolerance import RTOL
+
+from fastconv import signal as fs
+from fastconv._plan import cython_available
+
+BACKENDS = ["numba"] + (["cython"] if cython_available("signal") else [])
+FUNCS = [(fs.convolve2d, ss.convolve2d), (fs.correlate2d, ss.correlate2d)]
+FUNC_IDS = ["convolve2d", "correlate2d"]
+
+
+def _close(actual, ref, work):
+    assert actual.shape == ref.shape
+    assert actual.dtype == ref.dtype
+    if ref.size == 0:
+        return
+    scale = max(float(np.max(np.abs(ref))), 1.0)
+    err = float(np.max(np.abs(actual.astype(np.complex128) - ref.astype(np.complex128))))
+    assert err <= RTOL[np.dtype(work)] * scale, (err, scale)
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request):
+    return request.param
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    H=st.integers(1, 13),
+    W=st.integers(1, 13),
+    kh=st.integers(1, 7),
+    kw=st.integers(1, 7),
+    mode=st.sampled_from(["full", "same", "valid"]),
+    boundary=st.sampled_from(["fill", "wrap", "symm"]),
+    method=st.sampled_from(["auto", "direct", "fft"]),
+    dtype=st.sampled_from(["<f4", ">f4", "<f8", ">f8"]),
+    which=st.integers(0, 1),
+    seed=st.integers(0, 2**31 - 1),
+)
+def test_matches_scipy(H, W, kh, kw, mode, boundary, method, dtype, which, seed):
+    rng = np.random.default_rng(seed)
+    if mode == "valid" and not ((kh <= H and kw <= W) or (kh >= H and kw >= W)):
+        kh, kw = min(kh, H), min(kw, W)
+    x = rng.standard_normal((H, W)).astype(dtype)
+    k = rng.standard_normal((kh, kw)).astype(dtype)
+    x0, k0 = x.copy(), k.copy()
+    f, g = FUNCS[which]
+    ref = g(x, k, mode, boundary, 0.5)
+    for backend in BACKENDS:
+        out = f(x, k, mode, boundary, 0.5, method=method, backend=backend)
+        _close(out, ref, np.dtype(dtype).newbyteorder("="))
+    np.testing.assert_array_equal(x, x0)
+    np.testing.assert_array_equal(k, k0)
+
+
+@pytest.mark.parametrize("fn", FUNCS, ids=FUNC_IDS)
+@pytest.mark.parametrize("mode", ["full", "same", "valid"])
+@pytest.mark.parametrize("boundary", ["fill", "wrap", "symm"])
+def test_separable_method(fn, mode, boundary, backend):
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((40, 37))
+    k = np.outer(rng.standard_normal(5), rng.standard_normal(4))
+    f, g = fn
+    out = f(x, k, mode, boundary, 1.25, method="separable", backend=backend)
+    _close(out, g(x, k, mode, boundary, 1.25), np.float64)
+    assert fs.choose_method(x, k, mode).method == "separable"
+    with pytest.raises(ValueError, match="rank-1"):
+        f(x, rng.standard_normal((3, 3)), method="separable")
+
+
+@pytest.mark.parametrize("fn", FUNCS, ids=FUNC_IDS)
+@pytest.mark.parametrize(
+    "dt1, dt2",
+    [
+        ("int8", "int8"),
+        ("uint8", "uint8"),
+        ("int8", "uint8"),
+        ("int16", "int16"),
+        ("uint16", "uint32"),
+        ("int32", "int32"),
+        ("int64", "int64"),
+        ("uint64", "uint64"),
+        ("uint64", "int64"),
+        ("float32", "int16"),
+        ("float32", "int64"),
+        ("complex64", "complex64"),
+        ("complex64", "float32"),
+        ("complex128", "float64"),
+        ("float64", "complex128"),
+        ("longdouble", "float64"),
+        ("clongdouble", "int8"),
+        ("bool", "int32"),
+    ],
+)
+def test_dtypes_exact_like_scipy(fn, dt1, dt2, backend):
+    """scipy's dtype rules, integer wrap-around included; integers must be bit-exact."""
+    rng = np.random.default_rng(2)
+    f, g = fn
+
+    def make(dt, shape):
+        dt = np.dtype(dt)
+        if dt.kind in "iub":
+            info = np.iinfo(dt) if dt.kind != "b" else None
+            lo, hi = (0, 2) if info is None else (max(info.min, -100), min(info.max, 100))
+            return rng.integers(lo, hi, shape, endpoint=True).astype(dt)
+        a = rng.standard_normal(shape)
+        if dt.kind == "c":
+            a = a + 1j * rng.standard_normal(shape)
+        return a.astype(dt)
+
+    x = make(dt1, (23, 19))
+    k = make(dt2, (4, 3))
+    for mode in ["full", "same", "valid"]:
+        for boundary in ["fill", "symm", "wrap"]:
+            ref = g(x, k, mode, boundary, 3)
+            out = f(x, k, mode, boundary, 3, backend=backend)
+            assert out.dtype == ref.dtype
+            if ref.dtype.kind in "iu":
+                np.testing.assert_array_equal(out, ref)
+            else:
+                work = np.float32 if ref.dtype in (np.float32, np.complex64) else np.float64
+                _close(out, ref, work)
+
+
+def test_integer_wraparound_and_huge():
+    a = np.full((5, 5), 100, np.int8)
+    np.testing.assert_array_equal(fs.convolve2d(a, a), ss.convolve2d(a, a))
+    big = np.array([[2**62, 3], [5, -(2**61)]], np.int64)
+    np.testing.assert_array_equal(fs.correlate2d(big, big), ss.correlate2d(big, big))
+    np.testing.assert_array_equal(
+        fs.convolve2d(big, big, "same", "symm"), ss.convolve2d(big, big, "same", "symm")
+    )
+
+
+def test_integer_image_separable_and_fft_are_rounded_exactly():
+    rng = np.random.default_rng(3)
+    x = rng.integers(0, 256, (64, 70)).astype(np.uint8).astype(np.int32)
+    k = np.outer([1, 4, 6, 4, 1], [1, 2, 1]).astype(np.int32)
+    ref = ss.correlate2d(x, k, "same", "symm")
+    for method in ["auto", "direct", "separable", "fft"]:
+        np.testing.assert_array_equal(fs.correlate2d(x, k, "same", "symm", method=method), ref)
+
+
+def test_complex_conjugation_and_swap():
+    rng = np.random.default_rng(4)
+    a = rng.standard_normal((3, 4)) + 1j * rng.standard_normal((3, 4))
+    b = rng.standard_normal((7, 9)) + 1j * rng.standard_normal((7, 9))
+    for mode in ["full", "same", "valid"]:
+        _close(fs.correlate2d(a, b, mode), ss.correlate2d(a, b, mode), np.float64)
+        _close(fs.correlate2d(b, a, mode), ss.correlate2d(b, a, mode), np.float64)
+        _close(fs.convolve2d(a, b, mode), ss.convolve2d(a, b, mode), np.float64)
+    _close(
+        fs.correlate2d(a, b, fillvalue=1 - 2j), ss.correlate2d(a, b, fillvalue=1 - 2j), np.float64
+    )
+
+
+@pytest.mark.parametrize("method", ["auto", "direct", "fft"])
+def test_axes_stack(method, backend):
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((3, 2, 17, 15)).astype(np.float32)
+    k = rng.standard_normal((5, 4)).astype(np.float32)
+    out = fs.correlate2d(x, k, "same", "wrap", axes=(-2, -1), method=method, backend=backend)
+    assert out.shape == x.shape and out.dtype == np.float32
+    for i in range(3):
+        for j in range(2):
+            _close(out[i, j], ss.correlate2d(x[i, j], k, "same", "wrap"), np.float32)
+    # filtered axes need not be the last two
+    xt = np.moveaxis(x, (2, 3), (0, 1))
+    out2 = fs.correlate2d(xt, k, "same", "wrap", axes=(0, 1), method=method, backend=backend)
+    _close(np.moveaxis(out2, (0, 1), (2, 3)), out, np.float32)
+    # 'valid' with the image smaller than the kernel: scipy's swap rule, image by image
+    small = rng.standard_normal((2, 3, 3))
+    big = rng.standard_normal((5, 6))
+    out3 = fs.correlate2d(small, big, "valid", axes=(1, 2))
+    for i in range(2):
+        _close(out3[i], ss.correlate2d(small[i], big, "valid"), np.float64)
+
+
+def test_strided_nan_and_large_kernel():
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((80, 90))[::2, ::-3]
+    k = rng.standard_normal((25, 21))
+    _close(fs.convolve2d(x, k, "same", "symm"), ss.convolve2d(x, k, "same", "symm"), np.float64)
+    x = np.ascontiguousarray(x)
+    x[5, 7] = np.nan
+    out = fs.correlate2d(x, k, "same")
+    np.testing.assert_array_equal(np.isnan(out), np.isnan(ss.correlate2d(x, k, "same")))
+
+
+def test_choose_method():
+    img = np.zeros((2048, 2048))
+    g = np.exp(-0.5 * (np.arange(-7, 8) / 2.5) ** 2)
+    c = fs.choose_method(img, np.outer(g, g), mode="same")
+    assert c.method == "separable" and "rank-1" in c.reason
+    rng = np.random.default_rng(7)
+    assert fs.choose_method(img, rng.standard_normal((5, 5)), mode="same").method == "direct"
+    assert fs.choose_method(img, rng.standard_normal((31, 31)), mode="same").method == "fft"
+    nan = img.copy()
+    nan[0, 0] = np.nan
+    assert fs.choose_method(nan, rng.standard_normal((31, 31)), mode="same").method == "direct"
+
+
+def test_threads_concurrent():
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((4, 64, 64))
+    k = rng.standard_normal((5, 5))
+    ref = fs.correlate2d(x, k, "same", axes=(-2, -1), method="direct", backend="numba")
+    with ThreadPoolExecutor(4) as ex:
+        outs = list(
+            ex.map(lambda b: fs.correlate2d(x, k, "same", axes=(-2, -1), backend=b), BACKENDS * 3)
+        )
+    for o in outs:
+        _close(o, ref, np.float64)
+
+
+@pytest.mark.parametrize("fn", [fs.convolve2d, fs.correlate2d], ids=FUNC_IDS)
+def test_errors(fn):
+    a = np.ones((3, 3))
+    with pytest.raises(ValueError, match="2-D arrays"):
+        fn(np.ones((2, 3, 3)), a)
+    with pytest.raises(ValueError, match="2-D arrays"):
+        fn(np.ones(3), a)
+    with pytest.raises(ValueError, match="in1 is empty"):
+        fn(np.ones((0, 3)), a)
+    with pytest.raises(ValueError, match="in2 is empty"):
+        fn(a, np.ones((3, 0)))
+    with pytest.raises(ValueError, match="mode flags.*'sam'"):
+        fn(a, a, mode="sam")
+    with pytest.raises(ValueError, match="boundary flags"):
+        fn(a, a, boundary="reflect")
+    with pytest.raises(ValueError, match="must be scalar"):
+        fn(a, a, fillvalue=[1, 2])
+    with pytest.raises(ValueError, match="cannot be an empty"):
+        fn(a, a, fillvalue=[])
+    with pytest.raises(ValueError, match="could not cast `fillvalue`"):
+        fn(a, a, fillvalue=1j)
+    with pytest.raises(ValueError, match="at least as large"):
+        fn(np.ones((2, 5)), np.ones((5, 2)), mode="valid")
+    with pytest.raises(ValueError, match="not available for this type"):
+        fn(a.astype(bool), a.astype(bool))
+    with pytest.raises(ValueError, match="method"):
+        fn(a, a, method="winograd")
+    with pytest.raises(ValueError, match="backend"):
+        fn(a, a, backend="gpu")
+    with pytest.raises(ValueError, match="in2 must be a 2-D kernel"):
+        fn(np.ones((2, 3, 3)), np.ones((1, 3, 3)), axes=(1, 2))
+    with pytest.raises(ValueError, match="different axes"):
+        fn(np.ones((2, 3, 3)), a, axes=(1, 1))
+    with pytest.raises(np.exceptions.AxisError):
+        fn(np.ones((2, 3, 3)), a, axes=(1, 3))
