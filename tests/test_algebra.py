@@ -540,3 +540,59 @@ def test_separate_bad_input():
         fastconv.separate(np.ones((2, 3)), rank=3)
     with pytest.raises(ValueError, match="tol"):
         fastconv.separate(np.ones((2, 3)), tol=-1.0)
+
+
+def test_float32_layers_compose_to_float32():
+    rng = np.random.default_rng(1234)
+    a = Conv2d(rng.standard_normal((6, 2, 3, 3)).astype(np.float32), np.ones(6, np.float32))
+    b = Conv2d(rng.standard_normal((3, 6, 3, 3)).astype(np.float32), stride=2)
+    comp = fastconv.compose(a, b)
+    assert comp.dtype == np.float32 and comp.bias.dtype == np.float32
+    x = rng.standard_normal((2, 2, 15, 16)).astype(np.float32)
+    x_copy = x.copy()
+    y = comp(x)
+    assert y.dtype == np.float32
+    assert_close(y, ref_sequence([a, b], x), np.float32)
+    np.testing.assert_array_equal(x, x_copy)
+
+
+def test_repvgg_against_torch_modules():
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    C = 8
+    conv3 = torch.nn.Conv2d(C, C, 3, padding=1, bias=False).double()
+    conv1 = torch.nn.Conv2d(C, C, 1, bias=False).double()
+    bns = [torch.nn.BatchNorm2d(C).double() for _ in range(3)]
+    for bn in bns:
+        bn.running_mean.uniform_(-1, 1)
+        bn.running_var.uniform_(0.5, 2)
+        bn.weight.data.uniform_(0.5, 2)
+        bn.bias.data.uniform_(-1, 1)
+        bn.eval()
+    x = torch.randn(2, C, 12, 13, dtype=torch.float64)
+    with torch.no_grad():
+        block = bns[0](conv3(x)) + bns[1](conv1(x)) + bns[2](x)
+
+    def bn_args(bn):
+        return [t.detach().numpy() for t in (bn.weight, bn.bias, bn.running_mean, bn.running_var)]
+
+    one = fastconv.add(
+        fastconv.fuse_bn(Conv2d(conv3.weight.detach().numpy(), padding=1), *bn_args(bns[0])),
+        fastconv.fuse_bn(Conv2d(conv1.weight.detach().numpy()), *bn_args(bns[1])),
+        fastconv.fuse_bn(fastconv.identity_conv(C, 3), *bn_args(bns[2])),
+    )
+    assert one.kernel_size == (3, 3)
+    assert_close(one(x.numpy()), block.numpy(), np.float64)
+
+
+def test_composed_layer_on_both_backends(backend, dtype):
+    rng = np.random.default_rng(1234)
+    a = Conv2d(rng.standard_normal((5, 3, 3, 3)), rng.standard_normal(5), stride=2, padding=2)
+    b = Conv2d(rng.standard_normal((4, 5, 2, 3)), rng.standard_normal(4), dilation=(2, 1))
+    comp = fastconv.compose(a, b)
+    x = rng.standard_normal((2, 3, 21, 18)).astype(dtype)
+    y = comp(x, backend=backend)
+    assert y.dtype == dtype
+    assert_close(y, ref_sequence([a, b], x), dtype)
+    with pytest.raises(ValueError, match="backend"):
+        comp(x, backend="fortran")
