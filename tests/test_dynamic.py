@@ -81,9 +81,9 @@ def test_hypothesis(N, E, grp, HW, k, stride, padding, dilation, bias, method, b
     if padding == "same":
         stride = 1
     eh, ew = dilation * (k[0] - 1) + 1, dilation * (k[1] - 1) + 1
-    if padding in (0, "valid") and (eh > HW[0] or ew > HW[1]):
-        padding = "same"
-        stride = 1
+    ph, pw = {0: (0, 0), 1: (1, 1), (2, 0): (2, 0), "valid": (0, 0)}.get(padding, (eh, ew))
+    if eh > HW[0] + 2 * ph or ew > HW[1] + 2 * pw:
+        padding, stride = "same", 1
     rng = np.random.default_rng(N * 100 + E)
     x, bank, att, bb = make(
         rng, N, Cg * groups, Kg * groups, HW[0], HW[1], E, k[0], k[1], groups, dtype, bias
