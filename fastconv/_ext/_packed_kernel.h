@@ -28,7 +28,9 @@
 #define FC_MR 8     /* output channels per micro-tile (broadcast operand) */
 #define FC_NV 3     /* zmm vectors of pixels per micro-tile row */
 #define FC_NR 48    /* pixels per stripe: FC_NV * 16 floats (float64 uses FC_NR / 2) */
+#ifndef FC_KC
 #define FC_KC 256   /* rows of B per panel: a 48 KiB panel, streamed from L1/L2 by every m-block */
+#endif
 #define FC_SLACK 16 /* elements of workspace slack for aligning to 64 bytes */
 
 /* geometry vector positions: fastconv._geometry.GEO_FIELDS */
@@ -38,14 +40,17 @@ enum { FC_N, FC_C, FC_H, FC_W, FC_K, FC_KH, FC_KW, FC_SH, FC_SW, FC_PT, FC_PL, F
 static inline int64_t fc_R(const int64_t *g) { return g[FC_C] / g[FC_G] * g[FC_KH] * g[FC_KW]; }
 static inline int64_t fc_Kg(const int64_t *g) { return g[FC_K] / g[FC_G]; }
 static inline int64_t fc_mblocks(const int64_t *g) { return (fc_Kg(g) + FC_MR - 1) / FC_MR; }
+/* Stripes run over the N*Ho*Wo pixels of the whole batch and may cross samples, so small images
+ * (14x14 = 196 = 4 * 48 + 4 pixels) do not pay a nearly empty tile per sample. */
 static inline int64_t fc_stripes(const int64_t *g) {
-    return (g[FC_HO] * g[FC_WO] + FC_NR - 1) / FC_NR;
+    return (g[FC_N] * g[FC_HO] * g[FC_WO] + FC_NR - 1) / FC_NR;
 }
 /* A panels, one per (group, m-block) */
 static inline int64_t fc_num_ablocks(const int64_t *g) { return g[FC_G] * fc_mblocks(g); }
 static inline int64_t fc_apack_size(const int64_t *g) { return fc_num_ablocks(g) * FC_MR * fc_R(g); }
-static inline int64_t fc_bpanel_size(void) { return FC_KC * FC_NR; }
-static inline int64_t fc_num_tasks(const int64_t *g) { return g[FC_N] * g[FC_G] * fc_stripes(g); }
+/* +16: packing stores whole vectors, and the last one may run 15 elements past the panel */
+static inline int64_t fc_bpanel_size(void) { return FC_KC * FC_NR + 16; }
+static inline int64_t fc_num_tasks(const int64_t *g) { return g[FC_G] * fc_stripes(g); }
 static inline int64_t fc_workspace_size(const int64_t *g, int64_t nthreads) {
     /* apack rounded up to 16 elements keeps every B panel 64-byte aligned for both dtypes */
     int64_t ap = (fc_apack_size(g) + 15) / 16 * 16;
@@ -68,28 +73,44 @@ static inline int fc_have_avx512(void) {
 #endif
 }
 
-/* Decomposition of a pixel stripe into output-row segments. */
+/* A pixel stripe [q0, q0 + np) of the batch's N*Ho*Wo pixels, cut into output-row segments (what
+ * packing copies) and per-sample pieces (what the output stores see as contiguous). */
 typedef struct {
-    int64_t n;             /* segments */
-    int64_t d[FC_NR];      /* first panel column of the segment */
-    int64_t len[FC_NR];    /* pixels in the segment */
-    int64_t ih0[FC_NR];    /* input row of kernel row 0 (oh*sh - pt) */
-    int64_t iw0[FC_NR];    /* input column of the first pixel, kernel column 0 (ow*sw - pl) */
+    int64_t n;                /* segments */
+    int64_t smp[FC_NR];       /* sample of the segment */
+    int64_t d[FC_NR];         /* first panel column of the segment */
+    int64_t len[FC_NR];       /* pixels in the segment */
+    int64_t ih0[FC_NR];       /* input row of kernel row 0 (oh*sh - pt) */
+    int64_t iw0[FC_NR];       /* input column of the first pixel, kernel column 0 (ow*sw - pl) */
+    int64_t npc;              /* pieces */
+    int64_t pd[FC_NR + 1];    /* first panel column of the piece */
+    int64_t plen[FC_NR + 1];  /* pixels in the piece */
+    int64_t poff[FC_NR + 1];  /* out offset of column 0 for channel 0: n*K*P + p - pd (may be < 0) */
 } fc_segments;
 
-static inline void fc_stripe_segments(const int64_t *g, int64_t p0, int64_t np, fc_segments *s) {
-    int64_t Wo = g[FC_WO], p = p0, d = 0;
+static inline void fc_stripe_segments(const int64_t *g, int64_t q0, int64_t np, fc_segments *s) {
+    int64_t Wo = g[FC_WO], P = g[FC_HO] * Wo, KP = g[FC_K] * P, q = q0, d = 0, last = -1;
     s->n = 0;
+    s->npc = 0;
     while (d < np) {
-        int64_t oh = p / Wo, ow = p - oh * Wo;
+        int64_t smp = q / P, p = q - smp * P, oh = p / Wo, ow = p - oh * Wo;
         int64_t len = Wo - ow < np - d ? Wo - ow : np - d;
+        s->smp[s->n] = smp;
         s->d[s->n] = d;
         s->len[s->n] = len;
         s->ih0[s->n] = oh * g[FC_SH] - g[FC_PT];
         s->iw0[s->n] = ow * g[FC_SW] - g[FC_PL];
         s->n++;
+        if (smp != last) {
+            s->pd[s->npc] = d;
+            s->plen[s->npc] = 0;
+            s->poff[s->npc] = smp * KP + p - d;
+            s->npc++;
+            last = smp;
+        }
+        s->plen[s->npc - 1] += len;
         d += len;
-        p += len;
+        q += len;
     }
 }
 
@@ -100,27 +121,29 @@ static void fc_pack_a_##SFX(const T *w, T *apack, const int64_t *g, int64_t blk)
     int64_t R = fc_R(g), Kg = fc_Kg(g), mb_n = fc_mblocks(g);                                       \
     int64_t grp = blk / mb_n, mb = blk - grp * mb_n;                                                \
     T *dst = apack + blk * FC_MR * R;                                                               \
-    for (int64_t m = 0; m < FC_MR; m++) {                                                           \
-        int64_t k = mb * FC_MR + m;                                                                 \
-        if (k < Kg) {                                                                               \
-            const T *src = w + (grp * Kg + k) * R;                                                  \
-            for (int64_t r = 0; r < R; r++) dst[r * FC_MR + m] = src[r];                            \
-        } else {                                                                                    \
-            for (int64_t r = 0; r < R; r++) dst[r * FC_MR + m] = 0;                                 \
-        }                                                                                           \
+    const T *src[FC_MR];                                                                            \
+    int64_t mrows = Kg - mb * FC_MR < FC_MR ? Kg - mb * FC_MR : FC_MR;                              \
+    for (int64_t m = 0; m < FC_MR; m++) src[m] = w + (grp * Kg + mb * FC_MR + m) * R;              \
+    /* r outer: the panel is written in order, from eight sequential read streams */               \
+    if (mrows == FC_MR) {                                                                           \
+        for (int64_t r = 0; r < R; r++)                                                             \
+            for (int m = 0; m < FC_MR; m++) dst[r * FC_MR + m] = src[m][r];                         \
+    } else {                                                                                        \
+        for (int64_t r = 0; r < R; r++)                                                             \
+            for (int m = 0; m < FC_MR; m++) dst[r * FC_MR + m] = m < mrows ? src[m][r] : (T)0;      \
     }                                                                                               \
 }                                                                                                   \
                                                                                                     \
 /* im2col rows [rb, rb + kc) of one stripe into panel[kc][NRT], columns [0, np) */                  \
 static void fc_pack_b_generic_##SFX(const T *x, const int64_t *g, const fc_segments *s,             \
-                                    int64_t n, int64_t grp, int64_t rb, int64_t kc, T *panel) {    \
+                                    int64_t grp, int64_t rb, int64_t kc, T *panel) {               \
     int64_t C = g[FC_C], H = g[FC_H], W = g[FC_W], kh = g[FC_KH], kw = g[FC_KW];                    \
     int64_t sw = g[FC_SW], dh = g[FC_DH], dw = g[FC_DW], Cg = C / g[FC_G];                          \
     for (int64_t r = rb; r < rb + kc; r++) {                                                        \
         int64_t cl = r / (kh * kw), ij = r - cl * kh * kw, i = ij / kw, j = ij - i * kw;            \
-        const T *plane = x + (n * C + grp * Cg + cl) * H * W;                                       \
         T *row = panel + (r - rb) * NRT;                                                            \
         for (int64_t q = 0; q < s->n; q++) {                                                        \
+            const T *plane = x + (s->smp[q] * C + grp * Cg + cl) * H * W;                           \
             T *dst = row + s->d[q];                                                                 \
             int64_t len = s->len[q], ih = s->ih0[q] + i * dh, iw = s->iw0[q] + j * dw;              \
             if (ih < 0 || ih >= H) {                                                                \
@@ -136,16 +159,16 @@ static void fc_pack_b_generic_##SFX(const T *x, const int64_t *g, const fc_segme
                                                                                                     \
 static void fc_task_generic_##SFX(const T *x, const T *apack, const T *bias, int has_bias,          \
                                   const int64_t *g, T *out, T *panel, int64_t task) {               \
-    int64_t G = g[FC_G], P = g[FC_HO] * g[FC_WO], R = fc_R(g), Kg = fc_Kg(g), mb_n = fc_mblocks(g); \
-    int64_t ns = (P + NRT - 1) / NRT;                                                               \
-    int64_t n = task / (G * ns), rest = task - n * G * ns, grp = rest / ns, st = rest - grp * ns;   \
-    int64_t p0 = st * NRT, np = P - p0 < NRT ? P - p0 : NRT;                                        \
+    int64_t NP = g[FC_N] * g[FC_HO] * g[FC_WO], P = g[FC_HO] * g[FC_WO];                            \
+    int64_t R = fc_R(g), Kg = fc_Kg(g), mb_n = fc_mblocks(g);                                       \
+    int64_t ns = (NP + NRT - 1) / NRT, grp = task / ns, st = task - grp * ns;                       \
+    int64_t q0 = st * NRT, np = NP - q0 < NRT ? NP - q0 : NRT;                                      \
     fc_segments s;                                                                                  \
-    fc_stripe_segments(g, p0, np, &s);                                                              \
+    fc_stripe_segments(g, q0, np, &s);                                                              \
     T acc[FC_MR][NRT];                                                                              \
     for (int64_t rb = 0; rb < R; rb += FC_KC) {                                                     \
         int64_t kc = R - rb < FC_KC ? R - rb : FC_KC;                                               \
-        fc_pack_b_generic_##SFX(x, g, &s, n, grp, rb, kc, panel);                                   \
+        fc_pack_b_generic_##SFX(x, g, &s, grp, rb, kc, panel);                                      \
         for (int64_t mb = 0; mb < mb_n; mb++) {                                                     \
             const T *a = apack + (grp * mb_n + mb) * FC_MR * R + rb * FC_MR;                        \
             int64_t k0 = grp * Kg + mb * FC_MR, mrows = Kg - mb * FC_MR;                            \
@@ -156,16 +179,19 @@ static void fc_task_generic_##SFX(const T *x, const T *apack, const T *bias, int
                 const T *b = panel + r * NRT;                                                       \
                 for (int m = 0; m < FC_MR; m++) {                                                   \
                     T am = a[r * FC_MR + m];                                                        \
-                    for (int64_t p = 0; p < NRT; p++) acc[m][p] += am * b[p];                       \
+                    for (int64_t p = 0; p < np; p++) acc[m][p] += am * b[p];                        \
                 }                                                                                   \
             }                                                                                       \
             for (int64_t m = 0; m < mrows; m++) {                                                   \
-                T *c = out + (n * g[FC_K] + k0 + m) * P + p0;                                       \
                 T add = (rb == 0 && has_bias) ? bias[k0 + m] : (T)0;                                \
-                if (rb == 0)                                                                        \
-                    for (int64_t p = 0; p < np; p++) c[p] = acc[m][p] + add;                        \
-                else                                                                                \
-                    for (int64_t p = 0; p < np; p++) c[p] += acc[m][p];                             \
+                for (int64_t pc = 0; pc < s.npc; pc++) {                                            \
+                    T *c = out + s.poff[pc] + (k0 + m) * P;                                         \
+                    int64_t p1 = s.pd[pc] + s.plen[pc];                                             \
+                    if (rb == 0)                                                                    \
+                        for (int64_t p = s.pd[pc]; p < p1; p++) c[p] = acc[m][p] + add;             \
+                    else                                                                            \
+                        for (int64_t p = s.pd[pc]; p < p1; p++) c[p] += acc[m][p];                  \
+                }                                                                                   \
             }                                                                                       \
         }                                                                                           \
     }                                                                                               \
@@ -185,42 +211,49 @@ static inline FC_TARGET __mmask16 fc_lanes(int64_t lo, int64_t hi) {
     return (__mmask16)((((uint32_t)1 << hi) - 1) & ~(((uint32_t)1 << lo) - 1));
 }
 
-/* im2col rows [rb, rb + kc) of one stripe into panel[kc][FC_NR]: masked vector row copies for
- * strides 1 and 2 (the lanes outside the input are loaded as zeros: masked lanes never fault). */
+/* im2col rows [rb, rb + kc) of one stripe into panel[kc][FC_NR] for strides 1 and 2 (others
+ * scalar).  Masked stores are slow on some AVX-512 cores (Zen 4), so packing stores whole vectors:
+ * a vector running past its segment writes into the next segment or row, which is packed after
+ * it (segments and rows go in increasing panel order) or is a column no store reads.  Loads are
+ * masked only at the image's left/right edge (masked-off lanes never fault, and read as zero). */
 static FC_TARGET void fc_pack_b_avx512(const float *x, const int64_t *g, const fc_segments *s,
-                                       int64_t n, int64_t grp, int64_t rb, int64_t kc,
-                                       float *panel) {
+                                       int64_t grp, int64_t rb, int64_t kc, float *panel) {
     int64_t C = g[FC_C], H = g[FC_H], W = g[FC_W], kh = g[FC_KH], kw = g[FC_KW];
     int64_t sw = g[FC_SW], dh = g[FC_DH], dw = g[FC_DW], Cg = C / g[FC_G];
     const __m512 zero = _mm512_setzero_ps();
     const __m512i even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
     int64_t cl = rb / (kh * kw), ij = rb - cl * kh * kw, i = ij / kw, j = ij - i * kw;
     for (int64_t r = 0; r < kc; r++) {
-        const float *plane = x + (n * C + grp * Cg + cl) * H * W;
         float *row = panel + r * FC_NR;
         for (int64_t q = 0; q < s->n; q++) {
+            const float *plane = x + (s->smp[q] * C + grp * Cg + cl) * H * W;
             float *dst = row + s->d[q];
             int64_t len = s->len[q], ih = s->ih0[q] + i * dh, iw = s->iw0[q] + j * dw;
             if (ih < 0 || ih >= H) {
-                for (int64_t t = 0; t < len; t += 16)
-                    _mm512_mask_storeu_ps(dst + t, fc_lanes(0, len - t), zero);
+                for (int64_t t = 0; t < len; t += 16) _mm512_storeu_ps(dst + t, zero);
                 continue;
             }
             const float *src = plane + ih * W;
             if (sw == 1) {
                 for (int64_t t = 0; t < len; t += 16) {
                     int64_t q0 = iw + t;
-                    __mmask16 mload = fc_lanes(-q0, W - q0) & fc_lanes(0, len - t);
-                    __m512 v = _mm512_maskz_loadu_ps(mload, src + q0);
-                    _mm512_mask_storeu_ps(dst + t, fc_lanes(0, len - t), v);
+                    __m512 v = (q0 >= 0 && q0 + 16 <= W)
+                                   ? _mm512_loadu_ps(src + q0)
+                                   : _mm512_maskz_loadu_ps(fc_lanes(-q0, W - q0), src + q0);
+                    _mm512_storeu_ps(dst + t, v);
                 }
             } else if (sw == 2) {
                 for (int64_t t = 0; t < len; t += 16) {
                     int64_t q0 = iw + 2 * t, q1 = q0 + 16;
-                    __m512 lo = _mm512_maskz_loadu_ps(fc_lanes(-q0, W - q0), src + q0);
-                    __m512 hi = _mm512_maskz_loadu_ps(fc_lanes(-q1, W - q1), src + q1);
-                    __m512 v = _mm512_permutex2var_ps(lo, even, hi);
-                    _mm512_mask_storeu_ps(dst + t, fc_lanes(0, len - t), v);
+                    __m512 lo, hi;
+                    if (q0 >= 0 && q1 + 16 <= W) {
+                        lo = _mm512_loadu_ps(src + q0);
+                        hi = _mm512_loadu_ps(src + q1);
+                    } else {
+                        lo = _mm512_maskz_loadu_ps(fc_lanes(-q0, W - q0), src + q0);
+                        hi = _mm512_maskz_loadu_ps(fc_lanes(-q1, W - q1), src + q1);
+                    }
+                    _mm512_storeu_ps(dst + t, _mm512_permutex2var_ps(lo, even, hi));
                 }
             } else {
                 for (int64_t t = 0; t < len; t++, iw += sw)
@@ -237,105 +270,129 @@ static FC_TARGET void fc_pack_b_avx512(const float *x, const int64_t *g, const f
     }
 }
 
-/* The micro-kernel: acc[MR][NV] += A[kc][MR] (broadcast) x B[kc][NV*16]; then C (ldc apart per
- * channel) = acc (+ bias) on the first K block, C += acc after.  NV is a constant at every call,
- * so the accumulators live in zmm registers. */
+/* The micro-kernel: acc[MR][NV] = A[kc][MR] (broadcast) x B[kc][NV*16], then stored piece by
+ * piece (one piece per sample the stripe touches): out[off + m*ldc + col] = acc (+ bias) on the
+ * first K block, += acc after.  NV is a constant at every call, so the accumulators live in zmm
+ * registers; a piece's columns are a lane mask of each vector, its address shifted to match. */
 static inline __attribute__((always_inline)) FC_TARGET void
 fc_micro_f32(const int NV, int64_t kc, const float *restrict a, const float *restrict b,
-             int64_t ldb, float *restrict c, int64_t ldc, int64_t mrows, __mmask16 lastmask,
-             int first, const float *bias) {
+             int64_t ldb, float *restrict out, int64_t k0, int64_t ldc, int64_t mrows,
+             const fc_segments *s, int first, const float *bias) {
     __m512 acc[FC_MR][FC_NV];
-#pragma GCC unroll 8
+#pragma GCC unroll 16
     for (int m = 0; m < FC_MR; m++)
-#pragma GCC unroll 3
+#pragma GCC unroll 4
         for (int v = 0; v < NV; v++) acc[m][v] = _mm512_setzero_ps();
 #pragma GCC unroll 2
     for (int64_t r = 0; r < kc; r++) {
         __m512 bv[FC_NV];
-#pragma GCC unroll 3
+#pragma GCC unroll 4
         for (int v = 0; v < NV; v++) bv[v] = _mm512_loadu_ps(b + r * ldb + 16 * v);
-#pragma GCC unroll 8
+#pragma GCC unroll 16
         for (int m = 0; m < FC_MR; m++) {
             __m512 am = _mm512_set1_ps(a[r * FC_MR + m]);
-#pragma GCC unroll 3
+#pragma GCC unroll 4
             for (int v = 0; v < NV; v++) acc[m][v] = _mm512_fmadd_ps(am, bv[v], acc[m][v]);
         }
     }
-#pragma GCC unroll 8
-    for (int m = 0; m < FC_MR; m++) {
-        if (m < mrows) {
-            float *cr = c + m * ldc;
-            __m512 add = first ? (bias ? _mm512_set1_ps(bias[m]) : _mm512_setzero_ps())
-                               : _mm512_setzero_ps();
-#pragma GCC unroll 3
-            for (int v = 0; v < NV; v++) {
-                __mmask16 mk = v == NV - 1 ? lastmask : (__mmask16)0xFFFF;
-                __m512 t = acc[m][v];
-                if (first)
-                    t = _mm512_add_ps(t, add);
-                else
-                    t = _mm512_add_ps(t, _mm512_maskz_loadu_ps(mk, cr + 16 * v));
-                _mm512_mask_storeu_ps(cr + 16 * v, mk, t);
+    if (first && bias) {
+#pragma GCC unroll 16
+        for (int m = 0; m < FC_MR; m++) {
+            __m512 bm = _mm512_set1_ps(m < mrows ? bias[m] : 0.0f);
+#pragma GCC unroll 4
+            for (int v = 0; v < NV; v++) acc[m][v] = _mm512_add_ps(acc[m][v], bm);
+        }
+    }
+    if (s->npc == 1 && s->plen[0] == 16 * NV) {
+        /* the common whole tile: plain stores (masked ones are slow on Zen 4) */
+        float *c = out + s->poff[0] + k0 * ldc;
+#pragma GCC unroll 16
+        for (int m = 0; m < FC_MR; m++) {
+            if (m < mrows) {
+                float *cr = c + m * ldc;
+#pragma GCC unroll 4
+                for (int v = 0; v < NV; v++) {
+                    __m512 t = acc[m][v];
+                    if (!first) t = _mm512_add_ps(t, _mm512_loadu_ps(cr + 16 * v));
+                    _mm512_storeu_ps(cr + 16 * v, t);
+                }
+            }
+        }
+        return;
+    }
+    for (int64_t pc = 0; pc < s->npc; pc++) {
+        int64_t d0 = s->pd[pc], d1 = d0 + s->plen[pc];
+        float *c = out + s->poff[pc] + k0 * ldc;
+        __mmask16 mk[FC_NV];
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; v++) mk[v] = fc_lanes(d0 - 16 * v, d1 - 16 * v);
+#pragma GCC unroll 16
+        for (int m = 0; m < FC_MR; m++) {
+            if (m < mrows) {
+                float *cr = c + m * ldc;
+#pragma GCC unroll 4
+                for (int v = 0; v < NV; v++) {
+                    __m512 t = acc[m][v];
+                    if (!first) t = _mm512_add_ps(t, _mm512_maskz_loadu_ps(mk[v], cr + 16 * v));
+                    _mm512_mask_storeu_ps(cr + 16 * v, mk[v], t);
+                }
             }
         }
     }
 }
 
-static __attribute__((noinline)) FC_TARGET void
-fc_micro_f32_nv3(int64_t kc, const float *a, const float *b, int64_t ldb, float *c, int64_t ldc,
-                 int64_t mrows, __mmask16 lastmask, int first, const float *bias) {
-    fc_micro_f32(3, kc, a, b, ldb, c, ldc, mrows, lastmask, first, bias);
+#define FC_MICRO_NV(NVV)                                                                           \
+static __attribute__((noinline)) FC_TARGET void                                                    \
+fc_micro_f32_nv##NVV(int64_t kc, const float *a, const float *b, int64_t ldb, float *out,          \
+                     int64_t k0, int64_t ldc, int64_t mrows, const fc_segments *s, int first,      \
+                     const float *bias) {                                                          \
+    fc_micro_f32(NVV, kc, a, b, ldb, out, k0, ldc, mrows, s, first, bias);                         \
 }
-static __attribute__((noinline)) FC_TARGET void
-fc_micro_f32_nv2(int64_t kc, const float *a, const float *b, int64_t ldb, float *c, int64_t ldc,
-                 int64_t mrows, __mmask16 lastmask, int first, const float *bias) {
-    fc_micro_f32(2, kc, a, b, ldb, c, ldc, mrows, lastmask, first, bias);
-}
-static __attribute__((noinline)) FC_TARGET void
-fc_micro_f32_nv1(int64_t kc, const float *a, const float *b, int64_t ldb, float *c, int64_t ldc,
-                 int64_t mrows, __mmask16 lastmask, int first, const float *bias) {
-    fc_micro_f32(1, kc, a, b, ldb, c, ldc, mrows, lastmask, first, bias);
-}
+FC_MICRO_NV(1)
+FC_MICRO_NV(2)
+FC_MICRO_NV(3)
 
 static FC_TARGET void fc_task_avx512_f32(const float *x, const float *apack, const float *bias,
                                          int has_bias, const int64_t *g, float *out, float *panel,
                                          int64_t task) {
-    int64_t G = g[FC_G], P = g[FC_HO] * g[FC_WO], R = fc_R(g), Kg = fc_Kg(g), mb_n = fc_mblocks(g);
-    int64_t ns = fc_stripes(g), C = g[FC_C], Cg = C / G;
-    int64_t n = task / (G * ns), rest = task - n * G * ns, grp = rest / ns, st = rest - grp * ns;
-    int64_t p0 = st * FC_NR, np = P - p0 < FC_NR ? P - p0 : FC_NR;
+    int64_t P = g[FC_HO] * g[FC_WO], NP = g[FC_N] * P, R = fc_R(g), Kg = fc_Kg(g);
+    int64_t mb_n = fc_mblocks(g), ns = fc_stripes(g), C = g[FC_C], Cg = C / g[FC_G];
+    int64_t grp = task / ns, st = task - grp * ns;
+    int64_t q0 = st * FC_NR, np = NP - q0 < FC_NR ? NP - q0 : FC_NR;
     int nv = (int)((np + 15) / 16);
-    __mmask16 lastmask = fc_lanes(0, np - 16 * (nv - 1));
-    /* 1x1, stride 1, no padding, full stripe: the input planes are B already */
+    fc_segments s;
+    fc_stripe_segments(g, q0, np, &s);
+    /* 1x1, stride 1, no padding, a full stripe inside one sample: the input planes are B */
     int direct = g[FC_KH] == 1 && g[FC_KW] == 1 && g[FC_SH] == 1 && g[FC_SW] == 1 &&
                  g[FC_PT] == 0 && g[FC_PL] == 0 && g[FC_HO] == g[FC_H] && g[FC_WO] == g[FC_W] &&
-                 np == FC_NR;
-    fc_segments s;
-    if (!direct) fc_stripe_segments(g, p0, np, &s);
+                 np == FC_NR && s.npc == 1;
+#ifdef FC_NO_DIRECT
+    direct = 0;
+#endif
+    int64_t n0 = q0 / P, p0 = q0 - n0 * P;
     for (int64_t rb = 0; rb < R; rb += FC_KC) {
         int64_t kc = R - rb < FC_KC ? R - rb : FC_KC;
         const float *b;
         int64_t ldb;
         if (direct) {
-            b = x + (n * C + grp * Cg + rb) * P + p0;
+            b = x + (n0 * C + grp * Cg + rb) * P + p0;
             ldb = P;
         } else {
-            fc_pack_b_avx512(x, g, &s, n, grp, rb, kc, panel);
+            fc_pack_b_avx512(x, g, &s, grp, rb, kc, panel);
             b = panel;
             ldb = FC_NR;
         }
         for (int64_t mb = 0; mb < mb_n; mb++) {
             const float *a = apack + (grp * mb_n + mb) * FC_MR * R + rb * FC_MR;
             int64_t k0 = grp * Kg + mb * FC_MR, mrows = Kg - mb * FC_MR;
-            float *c = out + (n * g[FC_K] + k0) * P + p0;
             const float *bb = (has_bias && rb == 0) ? bias + k0 : 0;
             if (mrows > FC_MR) mrows = FC_MR;
             if (nv == 3)
-                fc_micro_f32_nv3(kc, a, b, ldb, c, P, mrows, lastmask, rb == 0, bb);
+                fc_micro_f32_nv3(kc, a, b, ldb, out, k0, P, mrows, &s, rb == 0, bb);
             else if (nv == 2)
-                fc_micro_f32_nv2(kc, a, b, ldb, c, P, mrows, lastmask, rb == 0, bb);
+                fc_micro_f32_nv2(kc, a, b, ldb, out, k0, P, mrows, &s, rb == 0, bb);
             else
-                fc_micro_f32_nv1(kc, a, b, ldb, c, P, mrows, lastmask, rb == 0, bb);
+                fc_micro_f32_nv1(kc, a, b, ldb, out, k0, P, mrows, &s, rb == 0, bb);
         }
     }
 }
@@ -362,8 +419,8 @@ static inline void fc_task_f64(const double *x, const double *apack, const doubl
 
 /* number of tasks for the dtype: float64 stripes are FC_NR / 2 pixels */
 static inline int64_t fc_num_tasks_f64(const int64_t *g) {
-    int64_t P = g[FC_HO] * g[FC_WO];
-    return g[FC_N] * g[FC_G] * ((P + FC_NR / 2 - 1) / (FC_NR / 2));
+    int64_t NP = g[FC_N] * g[FC_HO] * g[FC_WO];
+    return g[FC_G] * ((NP + FC_NR / 2 - 1) / (FC_NR / 2));
 }
 
 /* Cython's prange ends with `omp for nowait`: the packed weights need this (orphaned) barrier

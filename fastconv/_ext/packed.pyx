@@ -69,7 +69,8 @@ def conv_packed(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
             else:
                 fc_pack_a_f64(wp, base, g, i)
         fc_omp_barrier()
-        for t in prange(ntasks, schedule="static"):
+        # dynamic: a thread the OS preempts (the machine is shared) does not hold up the call
+        for t in prange(ntasks, schedule="dynamic"):
             tid = threadid()
             if floating is float:
                 fc_task_f32(xp, base, bp, hb, g, op, base + fc_bpanel_offset(g, tid), t)

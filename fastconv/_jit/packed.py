@@ -53,7 +53,7 @@ def packed_workspace_size(geo, nthreads):
     True
     """
     ap = (_apack_size(geo) + 15) // 16 * 16
-    return SLACK + ap + max(1, int(nthreads)) * KC * NR
+    return SLACK + ap + max(1, int(nthreads)) * (KC * NR + 16)
 
 
 @kernel
@@ -201,7 +201,7 @@ def conv_packed(x, w, bias, has_bias, geo, out, ws, nthreads):
         _pack_a(w2, ws, blk, Kg, R, mb_n)
     for task in prange(ntasks):
         tid = numba.get_thread_id()
-        pbase = ap + tid * KC * NR
+        pbase = ap + tid * (KC * NR + 16)
         n = task // (G * ns)
         rest = task - n * G * ns
         grp = rest // ns
