@@ -299,3 +299,38 @@ def test_bad_layer_arguments():
         DynamicConv2d(4, 4, 3, num_experts=0)
     with pytest.raises(ValueError, match="x must have shape"):
         DynamicConv2d(4, 4, 3).attention(np.zeros((1, 3, 5, 5)))
+
+
+def test_awkward_layouts():
+    # F-order x, byte-swapped bank, a strided view for attention, integer bias: same results
+    rng = np.random.default_rng(9)
+    x, bank, att, bb = make(rng, 3, 4, 6, 8, 7, 3, 3, 3, 2, np.float32)
+    ref = reference_dynamic(x, bank, att, bb, 1, 1, 1, 2)
+    att_wide = np.repeat(att, 2, axis=1)[:, ::2]
+    y = dynamic_conv2d(np.asfortranarray(x), bank.astype(">f4"), att_wide, bb, padding=1, groups=2)
+    assert y.dtype == np.float32
+    assert_close(y, ref, np.float32)
+    ib = np.arange(12, dtype=np.int16).reshape(2, 6)
+    y = dynamic_conv2d(x, bank[:2], att[:, :2], ib, padding=1, groups=2)
+    assert y.dtype == np.float32  # int16 with float32 stays float32, as NumPy promotes
+    assert (
+        dynamic_conv2d(x, bank[:2], att[:, :2], ib.astype(np.int64), groups=2).dtype == np.float64
+    )
+    assert_close(y, reference_dynamic(x, bank[:2], att[:, :2], ib, 1, 1, 1, 2), np.float32)
+
+
+def test_concurrent_calls():
+    from concurrent.futures import ThreadPoolExecutor
+
+    rng = np.random.default_rng(10)
+    cases = [make(rng, 2, 8, 8, 12, 12, 3, 3, 3, g, np.float32) for g in (1, 2, 8)]
+    refs = [reference_dynamic(*c, 1, 1, 1, g) for c, g in zip(cases, (1, 2, 8), strict=True)]
+
+    def run(i):
+        c, g = cases[i % 3], (1, 2, 8)[i % 3]
+        return dynamic_conv2d(*c, padding=1, groups=g, method=("mix", "experts")[i % 2])
+
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(run, range(12)))
+    for i, y in enumerate(results):
+        assert_close(y, refs[i % 3], np.float32)
