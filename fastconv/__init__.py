@@ -4,7 +4,7 @@ conv2d with PyTorch's semantics, im2col/col2im, dynamic convolution, exact kerne
 scipy.signal-compatible 2-D filters, compiled with Numba and Cython.
 """
 
-from . import cost
+from . import cost, signal  # noqa: F401  (signal: the scipy-compatible namespace)
 from ._threads import get_num_threads, set_num_threads, threads
 from .algebra import (
     Conv2d,

@@ -54,6 +54,8 @@ _F32_SPEEDUP = 1.8
 # paths that round (separable, FFT), far enough below it that rounding errors stay < 0.5.
 _EXACT_DIRECT = 2.0**53
 _EXACT_ROUNDED = 2.0**36
+# Below this many multiply-adds a kernel call runs on one thread (border strips, tiny images).
+_SERIAL_WORK = 1 << 18
 # Rows of output per block in the separable kernel's workspace.
 _SEP_ROWS = 32
 
@@ -277,9 +279,9 @@ def _run_valid(x, out, k_hw, tl, boundary, fill, call):
     (kh, kw), (t, lf) = k_hw, tl
     ih, iw = H - kh + 1, W - kw + 1
     if ih <= 0 or iw <= 0 or t < 0 or lf < 0:
-        call(_extended(x, (oh, ow), k_hw, tl, boundary, fill), 0, 0)
+        call(_extended(x, (oh, ow), k_hw, tl, boundary, fill), 0, 0, None)
         return
-    call(x, t, lf)
+    call(x, t, lf, None)
     strips = [
         (0, t, 0, ow),  # top
         (t + ih, oh, 0, ow),  # bottom
@@ -291,7 +293,10 @@ def _run_valid(x, out, k_hw, tl, boundary, fill, call):
             blk = _extended_block(
                 x, (r0 - t, r1 + kh - 1 - t), (c0 - lf, c1 + kw - 1 - lf), boundary, fill
             )
-            call(blk, r0, c0)
+            # border strips are thin: a parallel region per strip costs more than it saves (and
+            # on a loaded machine each barrier can wait a whole time slice for a descheduled thread)
+            small = (r1 - r0) * (c1 - c0) * kh * kw * x.shape[0] < _SERIAL_WORK
+            call(blk, r0, c0, 1 if small else None)
 
 
 def _real_correlate(x, w, out_hw, tl, boundary, fill, method, mod, nthreads):
@@ -307,19 +312,19 @@ def _real_correlate(x, w, out_hw, tl, boundary, fill, method, mod, nthreads):
         row = np.ascontiguousarray(rows[0], dtype=x.dtype)
         kh, kw = k_hw
 
-        def call(blk, r0, c0):
+        def call(blk, r0, c0, nt):
             oh = blk.shape[1] - kh + 1
             ow = blk.shape[2] - kw + 1
             nblocks = B * -(-oh // _SEP_ROWS)
             nchunks = max(1, min(nthreads * 4, nblocks))
             rb = min(_SEP_ROWS, oh)
             work = np.empty((nchunks, rb + kh - 1, ow), dtype=x.dtype)
-            mod.correlate_separable(blk, col, row, out, work, r0, c0, nthreads)
+            mod.correlate_separable(blk, col, row, out, work, r0, c0, nt or nthreads)
     else:
         wc = np.ascontiguousarray(w, dtype=x.dtype)
 
-        def call(blk, r0, c0):
-            mod.correlate_valid(blk, wc, out, r0, c0, nthreads)
+        def call(blk, r0, c0, nt):
+            mod.correlate_valid(blk, wc, out, r0, c0, nt or nthreads)
 
     _run_valid(x, out, k_hw, tl, boundary, fill, call)
     return out
