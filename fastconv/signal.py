@@ -3,26 +3,26 @@
 Same signature, results, dtypes and errors as scipy.signal; multi-threaded, batched over leading
 axes with `axes`, and run by a direct SIMD kernel, two 1-D passes (rank-1 kernels) or FFT.
 
-How ``method="auto"`` chooses (measured on this machine, 2 cores Sapphire Rapids, 2 threads,
-float64, 2048x2048 image, mode="same", best of 5, `benchmarks/signal_speed.py --cutover`):
+How ``method="auto"`` chooses.  Measured on this machine (2 cores Sapphire Rapids, 2 threads,
+float64, 2048x2048 image, kernel calls only, best of 5; the machine was shared, so these are
+lower-load snapshots, not stable figures):
 
-======  ===========  ==============  ========
-kernel  direct (ms)  separable (ms)  fft (ms)
-======  ===========  ==============  ========
-3x3          4.2           3.3          95
-5x5          6.1           4.6          95
-7x7          9.5           5.4          95
-11x11       32             7            95
-15x15       58            10            95
-21x21      115            13            95
-31x31      245            17            95
-======  ===========  ==============  ========
+======  ===========  ==============
+kernel  direct (ms)  separable (ms)
+======  ===========  ==============
+3x3          4.2           3.3
+5x5          6.1           4.6
+7x7          9.5           5.4
+15x15      ~125 (f64)     ~10 (f32)
+======  ===========  ==============
 
-Direct runs at about 35-45 GFLOP/s (2 * taps * pixels / time), FFT at about
-``5 * N * log2(N)`` flops per padded pixel at 3-4 GFLOP/s, so the model below charges
-``direct = taps * pixels / 20e9`` seconds and ``fft = 5 * N * log2(N) / 3.5e9``, and
-``separable = (kh + kw) * pixels / 12e9``; a rank-1 kernel with kh, kw >= 2 is always separable
-(it beat direct from 3x3 up), otherwise the cheaper of direct and FFT runs.
+scipy.signal.fftconvolve of the same image took 134-136 ms for 5x5 to 31x31 kernels (single
+thread).  The rates below come from these: direct about 35-45 GFLOP/s (2 * taps * pixels / time),
+separable a rank-1 kernel at (kh + kw) taps per pixel.  The FFT rate is an estimate still to be
+measured on a quiet machine with ``benchmarks/signal_speed.py --cutover``.  Model: direct costs
+``taps * pixels / 20e9`` s, FFT ``5 * N * log2(N) / 3.5e9`` s, separable
+``(kh + kw) * pixels / 12e9`` s; a rank-1 kernel with kh, kw >= 2 is always separable (it beat
+direct from 3x3 up), otherwise the cheaper of direct and FFT runs.
 """
 
 from __future__ import annotations
