@@ -51,6 +51,12 @@ static inline int64_t fc_apack_size(const int64_t *g) { return fc_num_ablocks(g)
 /* +16: packing stores whole vectors, and the last one may run 15 elements past the panel */
 static inline int64_t fc_bpanel_size(void) { return FC_KC * FC_NR + 16; }
 static inline int64_t fc_num_tasks(const int64_t *g) { return g[FC_G] * fc_stripes(g); }
+/* consecutive tasks per scheduling chunk: up to 4 (neighbouring stripes share input rows and
+ * prefetches), while leaving at least 8 chunks per thread for balance */
+static inline int64_t fc_task_chunk(int64_t ntasks, int64_t nthreads) {
+    int64_t c = ntasks / (8 * (nthreads < 1 ? 1 : nthreads));
+    return c < 1 ? 1 : (c > 4 ? 4 : c);
+}
 static inline int64_t fc_workspace_size(const int64_t *g, int64_t nthreads) {
     /* apack rounded up to 16 elements keeps every B panel 64-byte aligned for both dtypes */
     int64_t ap = (fc_apack_size(g) + 15) / 16 * 16;
@@ -352,9 +358,21 @@ FC_MICRO_NV(1)
 FC_MICRO_NV(2)
 FC_MICRO_NV(3)
 
+static inline FC_TARGET void fc_prefetch_rows(const float *b, int64_t ldb, int64_t r0,
+                                              int64_t r1) {
+    for (int64_t r = r0; r < r1; r++) {
+        const char *pr = (const char *)(b + r * ldb);
+        _mm_prefetch(pr, _MM_HINT_T1);
+        _mm_prefetch(pr + 64, _MM_HINT_T1);
+        _mm_prefetch(pr + 128, _MM_HINT_T1);
+        _mm_prefetch(pr + 191, _MM_HINT_T1);
+    }
+}
+
+/* One stripe; `chunk` consecutive tasks run on one thread (the caller's schedule chunk). */
 static FC_TARGET void fc_task_avx512_f32(const float *x, const float *apack, const float *bias,
                                          int has_bias, const int64_t *g, float *out, float *panel,
-                                         int64_t task) {
+                                         int64_t task, int64_t chunk) {
     int64_t P = g[FC_HO] * g[FC_WO], NP = g[FC_N] * P, R = fc_R(g), Kg = fc_Kg(g);
     int64_t mb_n = fc_mblocks(g), ns = fc_stripes(g), C = g[FC_C], Cg = C / g[FC_G];
     int64_t grp = task / ns, st = task - grp * ns;
@@ -370,6 +388,9 @@ static FC_TARGET void fc_task_avx512_f32(const float *x, const float *apack, con
     direct = 0;
 #endif
     int64_t n0 = q0 / P, p0 = q0 - n0 * P;
+    /* the next stripe of this chunk, if it is direct too (whole and inside one sample) */
+    int pf_next = direct && (task + 1) % chunk != 0 && q0 + 2 * FC_NR <= NP &&
+                  (q0 + 2 * FC_NR - 1) / P == n0;
     for (int64_t rb = 0; rb < R; rb += FC_KC) {
         int64_t kc = R - rb < FC_KC ? R - rb : FC_KC;
         const float *b;
@@ -377,6 +398,10 @@ static FC_TARGET void fc_task_avx512_f32(const float *x, const float *apack, con
         if (direct) {
             b = x + (n0 * C + grp * Cg + rb) * P + p0;
             ldb = P;
+            /* kc rows a plane apart: no hardware prefetcher follows them, and demand misses one
+             * after another leave the FMAs waiting.  The first stripe of a chunk prefetches its
+             * own rows at once; every stripe prefetches the next one's while it computes. */
+            if (task % chunk == 0) fc_prefetch_rows(b, ldb, 0, kc);
         } else {
             fc_pack_b_avx512(x, g, &s, grp, rb, kc, panel);
             b = panel;
@@ -393,6 +418,8 @@ static FC_TARGET void fc_task_avx512_f32(const float *x, const float *apack, con
                 fc_micro_f32_nv2(kc, a, b, ldb, out, k0, P, mrows, &s, rb == 0, bb);
             else
                 fc_micro_f32_nv1(kc, a, b, ldb, out, k0, P, mrows, &s, rb == 0, bb);
+            if (pf_next)
+                fc_prefetch_rows(b + FC_NR, ldb, kc * mb / mb_n, kc * (mb + 1) / mb_n);
         }
     }
 }
@@ -401,10 +428,11 @@ static FC_TARGET void fc_task_avx512_f32(const float *x, const float *apack, con
 /* ---------------------------------------------------------------- entry points */
 
 static inline void fc_task_f32(const float *x, const float *apack, const float *bias, int has_bias,
-                               const int64_t *g, float *out, float *panel, int64_t task) {
+                               const int64_t *g, float *out, float *panel, int64_t task,
+                               int64_t chunk) {
 #if FC_HAVE_X86
     if (fc_have_avx512()) {
-        fc_task_avx512_f32(x, apack, bias, has_bias, g, out, panel, task);
+        fc_task_avx512_f32(x, apack, bias, has_bias, g, out, panel, task, chunk);
         return;
     }
 #endif

@@ -17,6 +17,7 @@ cdef extern from "_packed_kernel.h" nogil:
     int64_t fc_num_ablocks(const int64_t *g)
     int64_t fc_num_tasks(const int64_t *g)
     int64_t fc_num_tasks_f64(const int64_t *g)
+    int64_t fc_task_chunk(int64_t ntasks, int64_t nthreads)
     int64_t fc_bpanel_offset(const int64_t *g, int64_t tid)
     float *fc_align_f32(float *ws)
     double *fc_align_f64(double *ws)
@@ -24,7 +25,7 @@ cdef extern from "_packed_kernel.h" nogil:
     void fc_pack_a_f32(const float *w, float *apack, const int64_t *g, int64_t blk)
     void fc_pack_a_f64(const double *w, double *apack, const int64_t *g, int64_t blk)
     void fc_task_f32(const float *x, const float *apack, const float *bias, int has_bias,
-                     const int64_t *g, float *out, float *panel, int64_t task)
+                     const int64_t *g, float *out, float *panel, int64_t task, int64_t chunk)
     void fc_task_f64(const double *x, const double *apack, const double *bias, int has_bias,
                      const int64_t *g, double *out, double *panel, int64_t task)
 
@@ -49,7 +50,7 @@ def conv_packed(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
     cdef const floating *bp = NULL
     cdef floating *op = &out[0, 0, 0, 0]
     cdef floating *base
-    cdef int64_t nab = fc_num_ablocks(g), ntasks, i, t
+    cdef int64_t nab = fc_num_ablocks(g), ntasks, i, t, chunk
     cdef int tid, hb = 1 if (has_bias and bias.shape[0] > 0) else 0
     if nthreads < 1:
         nthreads = 1
@@ -61,6 +62,7 @@ def conv_packed(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
     else:
         base = fc_align_f64(&ws[0])
         ntasks = fc_num_tasks_f64(g)
+    chunk = fc_task_chunk(ntasks, nthreads)
     with nogil, parallel(num_threads=nthreads):
         # the weights are packed once per call, then published by the barrier
         for i in prange(nab, schedule="static"):
@@ -70,9 +72,9 @@ def conv_packed(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
                 fc_pack_a_f64(wp, base, g, i)
         fc_omp_barrier()
         # dynamic: a thread the OS preempts (the machine is shared) does not hold up the call
-        for t in prange(ntasks, schedule="dynamic"):
+        for t in prange(ntasks, schedule="dynamic", chunksize=chunk):
             tid = threadid()
             if floating is float:
-                fc_task_f32(xp, base, bp, hb, g, op, base + fc_bpanel_offset(g, tid), t)
+                fc_task_f32(xp, base, bp, hb, g, op, base + fc_bpanel_offset(g, tid), t, chunk)
             else:
                 fc_task_f64(xp, base, bp, hb, g, op, base + fc_bpanel_offset(g, tid), t)
