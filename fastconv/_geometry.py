@@ -17,6 +17,7 @@ __all__ = [
     "as_float_array",
     "conv_geometry",
     "geometry_from_shapes",
+    "padding_amounts",
     "pair",
     "result_float_dtype",
     "unfold_geometry",
@@ -145,7 +146,7 @@ class ConvGeometry:
 GEO_FIELDS = ("N", "C", "H", "W", "K", "kh", "kw", "sh", "sw", "pt", "pl", "dh", "dw", "groups", "Ho", "Wo")
 
 
-def _padding(padding, kh, kw, dh, dw, stride):
+def padding_amounts(padding, kh, kw, dh, dw, stride):
     """(top, bottom, left, right) from an int, a pair, "same" or "valid" (torch's rules)."""
     if isinstance(padding, str):
         if padding == "valid":
@@ -194,7 +195,7 @@ def geometry_from_shapes(x_shape, weight_shape, stride=1, padding=0, dilation=1,
     stride_ = pair(stride, "stride", minimum=1)
     dilation_ = pair(dilation, "dilation", minimum=1)
     dh, dw = dilation_
-    pt, pb, pl, pr = _padding(padding, kh, kw, dh, dw, stride_)
+    pt, pb, pl, pr = padding_amounts(padding, kh, kw, dh, dw, stride_)
     eh, ew = dh * (kh - 1) + 1, dw * (kw - 1) + 1
     Hp, Wp = H + pt + pb, W + pl + pr
     if eh > Hp or ew > Wp:

@@ -83,7 +83,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ._geometry import _padding, as_float_array, pair, result_float_dtype
+from ._geometry import as_float_array, padding_amounts, pair, result_float_dtype
 
 __all__ = [
     "CompositionError",
@@ -142,7 +142,7 @@ def _padding4(padding, kh, kw, dilation, stride):
     if isinstance(padding, (tuple, list)) and len(padding) == 4:
         out = tuple(_int(p, "padding", 0) for p in padding)
         return out
-    return _padding(padding, kh, kw, dilation[0], dilation[1], stride)
+    return padding_amounts(padding, kh, kw, dilation[0], dilation[1], stride)
 
 
 def _frozen(a):
@@ -282,9 +282,9 @@ class Conv2d:
         conv2d = _conv2d_impl()
         x = as_float_array(x, "x")
         dtype = result_float_dtype(x)
-        # conv2d's compiled kernels take writeable buffers only, and the layer's own are read-only
-        w = np.array(self.weight, dtype=dtype)
-        b = None if self.bias is None else np.array(self.bias, dtype=dtype)
+        # the layer's read-only arrays go to the kernels as they are (const memoryviews): no copy
+        w = self.weight.astype(dtype, copy=False)
+        b = None if self.bias is None else self.bias.astype(dtype, copy=False)
         pt, pb, pl, pr = self.padding
         sym = (min(pt, pb), min(pl, pr))
         extra = ((pt - sym[0], pb - sym[0]), (pl - sym[1], pr - sym[1]))

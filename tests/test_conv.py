@@ -307,3 +307,18 @@ def test_forked_child_can_convolve_after_parent(child_backend):
             p.kill()
     assert p.exitcode == 0
     assert_close(got, expected, np.float32)
+
+
+def test_read_only_inputs(backend):
+    rng = np.random.default_rng(12)
+    x = rng.standard_normal((2, 4, 9, 9))
+    w = rng.standard_normal((4, 2, 3, 3))
+    b = rng.standard_normal(4)
+    for a in (x, w, b):
+        a.flags.writeable = False
+    for groups, ww in ((2, w), (4, w[:, :1])):
+        got = fastconv.conv2d(x, ww, b, padding=1, groups=groups, backend=backend)
+        assert_close(got, ref.conv2d(x, ww, b, padding=1, groups=groups), np.float64)
+    cols = fastconv.im2col(x, 3, backend=backend)
+    cols.flags.writeable = False
+    assert_close(fastconv.col2im(cols, 9, 3, backend=backend), ref.col2im(cols, 9, 3), np.float64)

@@ -130,7 +130,7 @@ cdef void _pack(const floating *xs, Py_ssize_t Cn, const int64_t *g, Py_ssize_t 
                     p = p + seg
 
 
-def im2col(floating[:, :, :, ::1] x, const int64_t[::1] geo, floating[:, :, ::1] cols, int nthreads):
+def im2col(const floating[:, :, :, ::1] x, const int64_t[::1] geo, floating[:, :, ::1] cols, int nthreads):
     """cols[n] = unfold(x[n]); parallel over (sample, channel)."""
     cdef const int64_t *g = &geo[0]
     cdef Py_ssize_t N = g[G_N], C = g[G_C], kk = g[G_KH] * g[G_KW], L = g[G_HO] * g[G_WO]
@@ -143,7 +143,7 @@ def im2col(floating[:, :, :, ::1] x, const int64_t[::1] geo, floating[:, :, ::1]
         _pack(&x[n, c, 0, 0], 1, g, 0, L, &cols[n, c * kk, 0], L)
 
 
-def col2im(floating[:, :, ::1] cols, const int64_t[::1] geo, floating[:, :, :, ::1] out, int nthreads):
+def col2im(const floating[:, :, ::1] cols, const int64_t[::1] geo, floating[:, :, :, ::1] out, int nthreads):
     """out = fold(cols), overlaps summed; parallel over (sample, channel) planes, so no races."""
     cdef const int64_t *g = &geo[0]
     cdef Py_ssize_t N = g[G_N], C = g[G_C], H = g[G_H], W = g[G_W], kh = g[G_KH], kw = g[G_KW]
@@ -187,7 +187,7 @@ cdef inline void _gemm(floating *a, floating *b, floating *c, int m, int n, int 
         _dgemm(&tr, &tr, &m, &n, &k, &one_d, a, &lda, b, &ldb, &zero_d, c, &ldc)
 
 
-def conv_gemm(floating[:, :, :, ::1] x, floating[:, :, ::1] w, floating[:, ::1] bias, bint has_bias,
+def conv_gemm(const floating[:, :, :, ::1] x, const floating[:, :, ::1] w, const floating[:, ::1] bias, bint has_bias,
               const int64_t[::1] geo, floating[:, :, ::1] out, floating[:, ::1] ws,
               Py_ssize_t tile, int nthreads):
     """Tiled im2col + GEMM, written straight into out (N, K, Ho*Wo).
@@ -222,7 +222,7 @@ def conv_gemm(floating[:, :, :, ::1] x, floating[:, :, ::1] w, floating[:, ::1] 
                 T = tile
             _pack(&x[n, grp * Cg, 0, 0], Cg, g, p0, T, col, T)
             o = &out[n, grp * Kg, p0]
-            _gemm(col, &w[n if Nw > 1 else 0, grp * Kg, 0], o, <int>T, <int>Kg, <int>R,
+            _gemm(col, <floating *>&w[n if Nw > 1 else 0, grp * Kg, 0], o, <int>T, <int>Kg, <int>R,
                   <int>T, <int>R, <int>P)
             if has_bias:
                 for k in range(Kg):
@@ -231,7 +231,7 @@ def conv_gemm(floating[:, :, :, ::1] x, floating[:, :, ::1] w, floating[:, ::1] 
                         o[k * P + t] += b
 
 
-def conv_depthwise(floating[:, :, :, ::1] x, floating[:, :, ::1] w, floating[:, ::1] bias,
+def conv_depthwise(const floating[:, :, :, ::1] x, const floating[:, :, ::1] w, const floating[:, ::1] bias,
                    bint has_bias, const int64_t[::1] geo, floating[:, :, :, ::1] out, int nthreads):
     """Direct grouped convolution with one input channel per group (depthwise, channel multiplier K/C).
 
