@@ -123,13 +123,15 @@ def dynamic_case(torch, spec, rng, backend):
     return (t_groups, t_loop, f_loop, f_dyn), method, 2.0 * N * K * geom.P * geom.R
 
 
-def dynamic_rows(torch, repeat, backend):
+def dynamic_rows(torch, repeat, backend, only=""):
     rng = np.random.default_rng(1234)
     print(
         f"{'dynamic (float32)':26s} {'method':>7s} {'torch grp':>9s} {'torch loop':>10s} "
         f"{'fc loop':>8s} {'dynamic':>8s} {'GF/s':>6s} {'vs grp':>7s}"
     )
     for name, spec in DYNAMIC.items():
+        if only not in name:
+            continue
         fns, method, flops = dynamic_case(torch, spec, rng, backend)
         tg, tl, fl, fd = best_interleaved(fns, repeat)
         print(
@@ -164,13 +166,15 @@ def conv_case(torch, spec, rng, backends):
     return fns, conv2d_cost(x.shape, w.shape, s, p, d, g)
 
 
-def conv_rows(torch, repeat, backends):
+def conv_rows(torch, repeat, backends, only=""):
     rng = np.random.default_rng(1234)
     head = f"{'conv2d (float32)':26s} {'algorithm':>10s} {'torch ms':>9s} {'GF/s':>6s}"
     for be in backends:
         head += f" {be + ' ms':>10s} {'GF/s':>6s} {'ratio':>6s}"
     print(head)
     for name, spec in CONV.items():
+        if only not in name:
+            continue
         fns, cost = conv_case(torch, spec, rng, backends)
         t = best_interleaved(fns, repeat)
         line = f"{name:26s} {cost.algorithm:>10s} {t[0] * 1e3:9.3f} {cost.flops / t[0] / 1e9:6.1f}"
@@ -185,6 +189,7 @@ def main(argv=None):
     ap.add_argument("--repeat", type=int, default=15)
     ap.add_argument("--backend", choices=["auto", "cython", "numba"], default="auto")
     ap.add_argument("--skip", choices=["dynamic", "conv"], default=None)
+    ap.add_argument("--only", default="", help="run only rows whose name contains this text")
     args = ap.parse_args(argv)
     import torch
 
@@ -196,9 +201,9 @@ def main(argv=None):
         f"torch {torch.__version__}"
     )
     if args.skip != "dynamic":
-        dynamic_rows(torch, args.repeat, args.backend)
+        dynamic_rows(torch, args.repeat, args.backend, args.only)
     if args.skip != "conv":
-        conv_rows(torch, args.repeat, ["cython", "numba"])
+        conv_rows(torch, args.repeat, ["cython", "numba"], args.only)
 
 
 if __name__ == "__main__":
