@@ -48,7 +48,7 @@ def _require_dask(x, name):
     return da
 
 
-def _small_numpy(a, name):
+def _small_numpy(a, name, kinds="biuf"):
     """A kernel/weight/bias argument: small, sent to every task, so it must be a concrete array."""
     if a is None:
         return None
@@ -61,14 +61,16 @@ def _small_numpy(a, name):
         arr = np.asarray(a)
     except Exception as exc:
         raise TypeError(f"{name} must be array-like of numbers: {exc}") from None
-    if arr.dtype.kind not in "biuf":
-        raise TypeError(f"{name} must have a real numeric dtype, got {arr.dtype}")
+    if arr.dtype.kind not in kinds:
+        what = "a real" if kinds == "biuf" else "a numeric"
+        raise TypeError(f"{name} must have {what} dtype, got {arr.dtype}")
     return arr
 
 
-def _check_real(x, name):
-    if x.dtype.kind not in "biuf":
-        raise TypeError(f"{name} must have a real numeric dtype, got {x.dtype}")
+def _check_real(x, name, kinds="biuf"):
+    if x.dtype.kind not in kinds:
+        what = "a real" if kinds == "biuf" else "a numeric"
+        raise TypeError(f"{name} must have {what} dtype, got {x.dtype}")
 
 
 def _check_threads(threads):
@@ -148,8 +150,9 @@ def _normalise_axes(axes, ndim):
 
 def _filter2d(in1, in2, mode, boundary, fillvalue, axes, allow_rechunk, threads, flip, name):
     da = _require_dask(in1, "in1")
-    kernel = _small_numpy(in2, "in2")
-    _check_real(in1, "in1")
+    # complex is allowed here, as fastconv.signal and scipy.signal allow it
+    kernel = _small_numpy(in2, "in2", "biufc")
+    _check_real(in1, "in1", "biufc")
     if kernel.ndim != 2:
         raise ValueError(f"in2 must be a 2-D kernel, got shape {kernel.shape}")
     if kernel.size == 0:
@@ -178,7 +181,7 @@ def _filter2d(in1, in2, mode, boundary, fillvalue, axes, allow_rechunk, threads,
             f"({M}, {N}) on dask arrays"
         )
     out_dtype = _signal_dtype(x.dtype, kernel.dtype)
-    if out_dtype.kind == "f" and x.dtype != out_dtype:
+    if out_dtype.kind in "fc" and x.dtype != out_dtype:
         x = x.astype(out_dtype)
     # convolution is correlation with the flipped kernel; 'same' then centres differently
     # (scipy: convolve2d keeps rows [(P-1)//2, ...) of 'full', correlate2d rows [P//2, ...)).
@@ -294,7 +297,7 @@ _FILTER_DOC = """{what} of a dask array with a 2-D kernel, chunk by chunk (scipy
     Raises
     ------
     TypeError
-        in1 not a dask array, in2 a dask array, or non-real dtypes.
+        in1 not a dask array, in2 a dask array, or non-numeric dtypes.
     ValueError
         Bad mode/boundary/axes, a kernel whose halo exceeds the image, or chunks smaller than the
         halo with ``allow_rechunk=False``.
@@ -568,12 +571,26 @@ def from_npy(path, chunks="auto"):
     )
 
 
-def to_npy(x, path, **compute_kwargs):
-    """Compute a dask array block by block into a new .npy file, never holding it whole.
+def to_npy(x, path, band=1, **store_kwargs):
+    """Compute a dask array into a new .npy file block by block, never holding it whole.
 
     The file is created with ``numpy.lib.format.open_memmap``; each block is written through its
-    own short-lived mapping.  Extra keyword arguments go to ``dask.array.store`` (e.g.
-    ``scheduler="threads"``, ``num_workers=2``).
+    own short-lived mapping, so written pages do not pile up in the process either.
+
+    Parameters
+    ----------
+    x : dask.array.Array
+    path : str or path-like
+        The .npy file to create (overwritten if it exists).
+    band : int or None, default 1
+        Compute and write `band` rows of chunks (along axis 0) per pass.  Within one graph dask's
+        scheduler may read far ahead of what it writes: for a 1 GiB image filtered through
+        map_overlap that held about 0.7 GiB at once, while one-row passes held about 0.2 GiB.
+        A row of chunks is read again as the halo of the next pass (cheap: the OS page cache has
+        it).  Use None for a single pass, e.g. when every block depends on a global reduction
+        (``x / x.max()``), which each pass would otherwise recompute.
+    **store_kwargs
+        Passed to ``dask.array.store``, e.g. ``scheduler="threads", num_workers=2``.
 
     Examples
     --------
@@ -584,6 +601,19 @@ def to_npy(x, path, **compute_kwargs):
     16.0
     """
     da = _require_dask(x, "x")
+    if band is not None and (
+        not isinstance(band, numbers.Integral) or isinstance(band, bool) or band < 1
+    ):
+        raise ValueError(f"band must be a positive int or None, got {band!r}")
+    if x.ndim == 0:
+        raise ValueError("x must have at least one dimension")
     mm = np.lib.format.open_memmap(os.fspath(path), mode="w+", dtype=x.dtype, shape=x.shape)
     del mm
-    da.store(x, _NpyWriter(path, x.shape, x.dtype), lock=False, **compute_kwargs)
+    target = _NpyWriter(path, x.shape, x.dtype)
+    store_kwargs.setdefault("lock", False)
+    rows = np.cumsum((0,) + x.chunks[0]).tolist()
+    step = len(x.chunks[0]) if band is None else band
+    for i in range(0, len(x.chunks[0]), step):
+        r0, r1 = rows[i], rows[min(i + step, len(rows) - 1)]
+        region = (slice(r0, r1),) + (slice(None),) * (x.ndim - 1)
+        da.store(x[r0:r1], target, regions=region, **store_kwargs)
