@@ -40,5 +40,6 @@ __all__ = [
     "get_num_threads",
     "im2col",
     "set_num_threads",
+    "signal",
     "threads",
 ]

@@ -22,11 +22,48 @@ _BACKENDS = ("auto", "numba", "cython")
 _modules = {}
 
 
+def cpu_level():
+    """The best x86-64 ISA level this CPU runs that fastconv builds for: "v4", "v3" or "".
+
+    FASTCONV_CPU=baseline|v3|v4 caps it (to test the baseline build on a modern machine).
+    """
+    import os
+
+    import numpy as np
+
+    try:
+        feats = np._core._multiarray_umath.__cpu_features__
+    except AttributeError:  # not NumPy 2, or not x86
+        feats = {}
+    level = ""
+    if feats.get("AVX2") and feats.get("FMA3"):
+        level = "v3"
+    if level and feats.get("AVX512_SKX"):
+        level = "v4"
+    cap = os.environ.get("FASTCONV_CPU", "").strip().lower()
+    order = ["", "v3", "v4"]
+    if cap in ("baseline", "v3", "v4"):
+        capped = "" if cap == "baseline" else cap
+        level = order[min(order.index(level), order.index(capped))]
+    return level
+
+
 def _load(backend, name):
     key = (backend, name)
     if key not in _modules:
-        pkg = "fastconv._ext" if backend == "cython" else "fastconv._jit"
-        _modules[key] = importlib.import_module(f"{pkg}.{name}")
+        if backend == "cython":
+            mod = None
+            level = cpu_level()
+            # the build for this CPU's ISA level (AVX-512, AVX2), else the baseline build
+            for tag in (["v4", "v3"] if level == "v4" else ["v3"] if level == "v3" else []):
+                try:
+                    mod = importlib.import_module(f"fastconv._ext._isa_{name}_{tag}")
+                    break
+                except ImportError:
+                    continue
+            _modules[key] = mod or importlib.import_module(f"fastconv._ext.{name}")
+        else:
+            _modules[key] = importlib.import_module(f"fastconv._jit.{name}")
     return _modules[key]
 
 

@@ -31,3 +31,43 @@ def test_demo_runs_and_checks_pass():
     r = subprocess.run([sys.executable, "-m", "fastconv", "demo"], capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "all checks passed" in r.stdout
+
+
+def test_every_isa_build_gives_the_same_results():
+    """The baseline, AVX2 and AVX-512 builds of the loop kernels agree (the CPU picks one at run time)."""
+    import importlib
+
+    import numpy as np
+    from tolerance import assert_close
+
+    from fastconv._geometry import conv_geometry
+
+    names = ["fastconv._ext.conv", "fastconv._ext._isa_conv_v3", "fastconv._ext._isa_conv_v4"]
+    level = _plan.cpu_level()
+    runnable = names[: 1 + ["", "v3", "v4"].index(level)]
+    mods = []
+    for n in runnable:
+        try:
+            mods.append(importlib.import_module(n))
+        except ImportError:
+            if IN_CI:
+                raise
+    if len(mods) < 2:
+        pytest.skip("only one ISA build available here")
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 6, 13, 11)).astype(np.float32)
+    wd = rng.standard_normal((12, 1, 3, 3)).astype(np.float32)
+    wg = rng.standard_normal((4, 3, 3, 2)).astype(np.float32)
+    results = []
+    for m in mods:
+        x4, w4, _, g = conv_geometry(x, wd, None, 1, 1, 1, 6)
+        dw = np.empty(g.out_shape, np.float32)
+        m.conv_depthwise(x4, w4.reshape(1, 12, 9), np.zeros((1, 1), np.float32), False, g.as_array(), dw, 2)
+        x4, w4, _, g = conv_geometry(x, wg, None, 2, 1, 1, 2)
+        gm = np.empty((g.N, g.K, g.P), np.float32)
+        ws = np.empty((2, m.conv_gemm_workspace(g.R, g.Kg, 16)), np.float32)
+        m.conv_gemm(x4, w4.reshape(1, 4, -1), np.zeros((1, 1), np.float32), False, g.as_array(), gm, ws, 16, 2)
+        results.append((dw, gm))
+    for dw, gm in results[1:]:
+        assert_close(dw, results[0][0], np.float32)
+        assert_close(gm, results[0][1], np.float32)
