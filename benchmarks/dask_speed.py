@@ -1,0 +1,112 @@
+"""fastconv.dask here: threaded-scheduler scaling (1 vs 2 workers) and out-of-core memory.
+
+Run: PYTHONPATH=. python benchmarks/dask_speed.py [--size 8192] [--ooc-size 16384]
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+import dask
+import dask.array as da
+import numpy as np
+
+import fastconv
+import fastconv.dask as fdask
+import fastconv.signal as fsignal
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def best_of(fn, repeat):
+    times = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return min(times)
+
+
+def scaling(size, ksize, chunk, repeat):
+    """Seconds for the same graph on 1 and 2 threaded-scheduler workers, interleaved so that
+    machine noise hits both alike; eager fastconv.signal on 1 and 2 threads beside them."""
+    rng = np.random.default_rng(1234)
+    img = rng.standard_normal((size, size), dtype=np.float32)
+    k = rng.standard_normal((ksize, ksize)).astype(np.float32)
+    x = da.from_array(img, chunks=chunk)
+    y = fdask.correlate2d(x, k, boundary="symm")
+
+    xb = da.from_array(
+        rng.standard_normal((8, 32, 512, 512), dtype=np.float32), chunks=(1, 32, 256, 256)
+    )
+    w = rng.standard_normal((32, 32, 3, 3)).astype(np.float32)
+    yb = fdask.conv2d(xb, w, padding=1)
+
+    rows = {}
+    for name, arr in [
+        (f"correlate2d {size}^2 k{ksize} chunks {chunk}", y),
+        ("conv2d 8x32x512x512 3x3->32, chunks (1,32,256,256)", yb),
+    ]:
+        arr.compute(scheduler="threads", num_workers=2)  # JIT warm-up, page-in
+        t1, t2 = [], []
+        for _ in range(repeat):
+            t1.append(best_of(lambda a=arr: a.compute(scheduler="threads", num_workers=1), 1))
+            t2.append(best_of(lambda a=arr: a.compute(scheduler="threads", num_workers=2), 1))
+        rows[name] = (min(t1), min(t2))
+
+    fsignal.correlate2d(img[:512, :512], k, "same", "symm")
+    with fastconv.threads(1):
+        e1 = best_of(lambda: fsignal.correlate2d(img, k, "same", "symm"), repeat)
+    with fastconv.threads(2):
+        e2 = best_of(lambda: fsignal.correlate2d(img, k, "same", "symm"), repeat)
+    return rows, (e1, e2)
+
+
+def out_of_core(size, chunk):
+    """The README example in a fresh process (its own peak memory, nothing else's)."""
+    code = (
+        "import json, sys; sys.path.insert(0, 'examples');"
+        "import out_of_core as m;"
+        f"r = m.main(['--size', '{size}', '--chunk', '{chunk}',"
+        f" '--dir', '/tmp/fastconv-ooc-{size}']);"
+        "print('RESULT', json.dumps(r))"
+    )
+    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    r = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    if r.returncode:
+        raise RuntimeError(r.stderr)
+    print(r.stdout.strip())
+    return json.loads(r.stdout.split("RESULT", 1)[1])
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--size", type=int, default=8192)
+    p.add_argument("--kernel", type=int, default=15)
+    p.add_argument("--chunk", type=int, default=1024)
+    p.add_argument("--repeat", type=int, default=5)
+    p.add_argument("--ooc-size", type=int, default=16384, help="0 skips the out-of-core run")
+    args = p.parse_args()
+    print(f"dask {dask.__version__}, {len(os.sched_getaffinity(0))} CPUs")
+    rows, (e1, e2) = scaling(args.size, args.kernel, args.chunk, args.repeat)
+    for name, (t1, t2) in rows.items():
+        print(f"{name}: 1 worker {t1:.3f} s, 2 workers {t2:.3f} s, speed-up {t1 / t2:.2f}x")
+    print(
+        f"eager fastconv.signal.correlate2d same image: 1 thread {e1:.3f} s, 2 threads {e2:.3f} s"
+    )
+    if args.ooc_size:
+        r = out_of_core(args.ooc_size, args.chunk)
+        ok = "under" if r["peak_rss_mib"] < 512 else "OVER"
+        print(
+            f"out-of-core {args.ooc_size}^2: peak RSS {r['peak_rss_mib']:.0f} MiB ({ok} 512), "
+            f"peak anonymous {r['peak_anon_mib']:.0f} MiB, {r['seconds']:.1f} s"
+        )
+
+
+if __name__ == "__main__":
+    main()
