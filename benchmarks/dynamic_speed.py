@@ -190,6 +190,7 @@ def main(argv=None):
     ap.add_argument("--backend", choices=["auto", "cython", "numba"], default="auto")
     ap.add_argument("--skip", choices=["dynamic", "conv"], default=None)
     ap.add_argument("--only", default="", help="run only rows whose name contains this text")
+    ap.add_argument("--conv-backends", default="cython,numba", help="conv2d backends to time")
     args = ap.parse_args(argv)
     import torch
 
@@ -203,7 +204,7 @@ def main(argv=None):
     if args.skip != "dynamic":
         dynamic_rows(torch, args.repeat, args.backend, args.only)
     if args.skip != "conv":
-        conv_rows(torch, args.repeat, ["cython", "numba"], args.only)
+        conv_rows(torch, args.repeat, args.conv_backends.split(","), args.only)
 
 
 if __name__ == "__main__":
