@@ -6,7 +6,6 @@ group, pixel stripe), output channels x pixels micro-tiles with the pixels in th
 """
 
 import numba
-import numpy as np
 from numba import prange
 
 from ._options import kernel, parallel_kernel
@@ -57,98 +56,123 @@ def packed_workspace_size(geo, nthreads):
 
 
 @kernel
-def _pack_a(w2, apack, blk, Kg, R, mb_n):
-    grp = blk // mb_n
-    mb = blk - grp * mb_n
-    base = blk * MR * R
-    for m in range(MR):
-        k = mb * MR + m
+def _pack_a(w2, apack, grp, Kg, K4, R):
+    """Weights of one group as K4 (Kg rounded up to 4) rows of R, zero rows past Kg."""
+    base = grp * K4 * R
+    for k in range(K4):
         if k < Kg:
             for r in range(R):
-                apack[base + r * MR + m] = w2[grp * Kg + k, r]
+                apack[base + k * R + r] = w2[grp * Kg + k, r]
         else:
             for r in range(R):
-                apack[base + r * MR + m] = 0.0
+                apack[base + k * R + r] = 0.0
 
 
 @kernel
-def _pack_b(x3, geo, n, grp, p0, np_, rb, kc, panel, pbase):
-    """im2col rows [rb, rb + kc) of pixels [p0, p0 + np_) into panel[pbase + r * NR + col]."""
+def _pack_bt(x3, geo, n, grp, p0, np_, rb, kc, panel, pbase):
+    """Transposed im2col: pixel t of [p0, p0 + np_) gets rows [rb, rb + kc) at
+    panel[pbase + t * KC + r], so the reduction over r reads contiguous memory."""
     H, W, kh, kw = geo[_H], geo[_W], geo[_KH], geo[_KW]
     sh, sw, pt, pl = geo[_SH], geo[_SW], geo[_PT], geo[_PL]
     dh, dw, Wo = geo[_DH], geo[_DW], geo[_WO]
     Cg = geo[_C] // geo[_G]
     khw = kh * kw
-    for r in range(kc):
-        rr = rb + r
-        cl = rr // khw
-        ij = rr - cl * khw
-        i = ij // kw
-        j = ij - i * kw
-        c = grp * Cg + cl
-        row = pbase + r * NR
-        d = 0
-        p = p0
-        while d < np_:
-            oh = p // Wo
-            ow = p - oh * Wo
-            seg = min(Wo - ow, np_ - d)
-            ih = oh * sh - pt + i * dh
-            iw = ow * sw - pl + j * dw
-            if ih < 0 or ih >= H:
-                for t in range(seg):
-                    panel[row + d + t] = 0.0
+    cl0 = rb // khw
+    i0 = (rb - cl0 * khw) // kw
+    j0 = rb - cl0 * khw - i0 * kw
+    for t in range(np_):
+        p = p0 + t
+        oh = p // Wo
+        ow = p - oh * Wo
+        dst = pbase + t * KC
+        ih0 = oh * sh - pt
+        iw0 = ow * sw - pl
+        # walk (channel, kernel row, kernel column) incrementally: no divisions per element
+        cl = cl0
+        i = i0
+        j = j0
+        for r in range(kc):
+            ih = ih0 + i * dh
+            iw = iw0 + j * dw
+            if ih >= 0 and ih < H and iw >= 0 and iw < W:
+                panel[dst + r] = x3[n, grp * Cg + cl, ih * W + iw]
             else:
-                rowoff = ih * W
-                for t in range(seg):
-                    q = iw + t * sw
-                    if q >= 0 and q < W:
-                        panel[row + d + t] = x3[n, c, rowoff + q]
-                    else:
-                        panel[row + d + t] = 0.0
-            d += seg
-            p += seg
+                panel[dst + r] = 0.0
+            j += 1
+            if j == kw:
+                j = 0
+                i += 1
+                if i == kh:
+                    i = 0
+                    cl += 1
 
 
 @kernel
-def _micro(apack, abase, b, bbase, ldb, kc, acc):
-    """acc[MR, NR] = A[kc][MR] x B[kc][NR]: eight accumulator rows per B row, so each B row
-    is loaded once for eight FMAs and LLVM vectorises the pixel loop."""
-    acc[:, :] = 0.0
-    for r in range(kc):
-        ar = abase + r * MR
-        br = bbase + r * ldb
-        a0 = apack[ar]
-        a1 = apack[ar + 1]
-        a2 = apack[ar + 2]
-        a3 = apack[ar + 3]
-        a4 = apack[ar + 4]
-        a5 = apack[ar + 5]
-        a6 = apack[ar + 6]
-        a7 = apack[ar + 7]
-        for p in range(NR):
-            bp = b[br + p]
-            acc[0, p] += a0 * bp
-            acc[1, p] += a1 * bp
-            acc[2, p] += a2 * bp
-            acc[3, p] += a3 * bp
-            acc[4, p] += a4 * bp
-            acc[5, p] += a5 * bp
-            acc[6, p] += a6 * bp
-            acc[7, p] += a7 * bp
-
-
-@kernel
-def _store(o3, acc, n, k0, mrows, p0, np_, rb, bias, hb):
-    """Write a micro-tile: overwrite (+ bias) on the first K block, accumulate after."""
-    for m in range(mrows):
-        if rb == 0:
-            add = bias[k0 + m] if hb else 0.0
-            for p in range(np_):
-                o3[n, k0 + m, p0 + p] = acc[m, p] + add
+def _put(o3, n, k, p, v, first, bias, hb, kend, pend):
+    if k < kend and p < pend:
+        if first:
+            o3[n, k, p] = v + (bias[k] if hb else 0.0)
         else:
-            for p in range(np_):
-                o3[n, k0 + m, p0 + p] += acc[m, p]
+            o3[n, k, p] += v
+
+
+@kernel
+def _tile4x4(ws, a0, lda, b0, kc, o3, n, k0, p0, first, bias, hb, kend, pend):
+    """4 channels x 4 pixels: sixteen dot products over r in one loop, which LLVM vectorises
+    along r with the sixteen sums held in vector registers (8 loads per 16 FMAs)."""
+    z = ws[0] * 0  # zero of the compute dtype: float64 sums would block float32 vectorisation
+    s00 = s01 = s02 = s03 = s10 = s11 = s12 = s13 = z
+    s20 = s21 = s22 = s23 = s30 = s31 = s32 = s33 = z
+    # slices indexed by the loop counter: no negative-index wraparound select in the loop
+    va0 = ws[a0 : a0 + kc]
+    va1 = ws[a0 + lda : a0 + lda + kc]
+    va2 = ws[a0 + 2 * lda : a0 + 2 * lda + kc]
+    va3 = ws[a0 + 3 * lda : a0 + 3 * lda + kc]
+    vb0 = ws[b0 : b0 + kc]
+    vb1 = ws[b0 + KC : b0 + KC + kc]
+    vb2 = ws[b0 + 2 * KC : b0 + 2 * KC + kc]
+    vb3 = ws[b0 + 3 * KC : b0 + 3 * KC + kc]
+    for r in range(kc):
+        x0 = vb0[r]
+        x1 = vb1[r]
+        x2 = vb2[r]
+        x3 = vb3[r]
+        y0 = va0[r]
+        y1 = va1[r]
+        y2 = va2[r]
+        y3 = va3[r]
+        s00 += y0 * x0
+        s01 += y0 * x1
+        s02 += y0 * x2
+        s03 += y0 * x3
+        s10 += y1 * x0
+        s11 += y1 * x1
+        s12 += y1 * x2
+        s13 += y1 * x3
+        s20 += y2 * x0
+        s21 += y2 * x1
+        s22 += y2 * x2
+        s23 += y2 * x3
+        s30 += y3 * x0
+        s31 += y3 * x1
+        s32 += y3 * x2
+        s33 += y3 * x3
+    _put(o3, n, k0, p0, s00, first, bias, hb, kend, pend)
+    _put(o3, n, k0, p0 + 1, s01, first, bias, hb, kend, pend)
+    _put(o3, n, k0, p0 + 2, s02, first, bias, hb, kend, pend)
+    _put(o3, n, k0, p0 + 3, s03, first, bias, hb, kend, pend)
+    _put(o3, n, k0 + 1, p0, s10, first, bias, hb, kend, pend)
+    _put(o3, n, k0 + 1, p0 + 1, s11, first, bias, hb, kend, pend)
+    _put(o3, n, k0 + 1, p0 + 2, s12, first, bias, hb, kend, pend)
+    _put(o3, n, k0 + 1, p0 + 3, s13, first, bias, hb, kend, pend)
+    _put(o3, n, k0 + 2, p0, s20, first, bias, hb, kend, pend)
+    _put(o3, n, k0 + 2, p0 + 1, s21, first, bias, hb, kend, pend)
+    _put(o3, n, k0 + 2, p0 + 2, s22, first, bias, hb, kend, pend)
+    _put(o3, n, k0 + 2, p0 + 3, s23, first, bias, hb, kend, pend)
+    _put(o3, n, k0 + 3, p0, s30, first, bias, hb, kend, pend)
+    _put(o3, n, k0 + 3, p0 + 1, s31, first, bias, hb, kend, pend)
+    _put(o3, n, k0 + 3, p0 + 2, s32, first, bias, hb, kend, pend)
+    _put(o3, n, k0 + 3, p0 + 3, s33, first, bias, hb, kend, pend)
 
 
 @parallel_kernel
@@ -175,30 +199,19 @@ def conv_packed(x, w, bias, has_bias, geo, out, ws, nthreads):
     kh, kw, G, Ho, Wo = geo[_KH], geo[_KW], geo[_G], geo[_HO], geo[_WO]
     Cg = C // G
     Kg = K // G
+    K4 = (Kg + 3) // 4 * 4
     R = Cg * kh * kw
     P = Ho * Wo
     mb_n = (Kg + MR - 1) // MR
-    nab = G * mb_n
     ns = (P + NR - 1) // NR
     ntasks = N * G * ns
-    ap = (nab * MR * R + 15) // 16 * 16
+    ap = (G * mb_n * MR * R + 15) // 16 * 16  # same layout as the C kernel; K4 * R fits in it
     x3 = x.reshape(N, C, H * W)
     w2 = w.reshape(K, R)
     o3 = out.reshape(N, K, P)
-    xf = x.reshape(N * C * H * W)
     hb = has_bias and bias.shape[0] > 0
-    direct = (
-        kh == 1
-        and kw == 1
-        and geo[_SH] == 1
-        and geo[_SW] == 1
-        and geo[_PT] == 0
-        and geo[_PL] == 0
-        and Ho == H
-        and Wo == W
-    )
-    for blk in prange(nab):
-        _pack_a(w2, ws, blk, Kg, R, mb_n)
+    for grp in prange(G):
+        _pack_a(w2, ws, grp, Kg, K4, R)
     for task in prange(ntasks):
         tid = numba.get_thread_id()
         pbase = ap + tid * (KC * NR + 16)
@@ -208,22 +221,25 @@ def conv_packed(x, w, bias, has_bias, geo, out, ws, nthreads):
         st = rest - grp * ns
         p0 = st * NR
         np_ = min(NR, P - p0)
-        acc = np.empty((MR, NR), dtype=out.dtype)
         for rb in range(0, R, KC):
             kc = min(KC, R - rb)
-            if direct and np_ == NR:
-                # 1x1 stride 1: the input planes already are B (kept apart from ws, which may
-                # differ in read-only-ness and so in Numba type)
-                bbase = (n * C + grp * Cg + rb) * P + p0
-                for mb in range(mb_n):
-                    _micro(ws, (grp * mb_n + mb) * MR * R + rb * MR, xf, bbase, P, kc, acc)
-                    _store(
-                        o3, acc, n, grp * Kg + mb * MR, min(MR, Kg - mb * MR), p0, np_, rb, bias, hb
-                    )
-            else:
-                _pack_b(x3, geo, n, grp, p0, np_, rb, kc, ws, pbase)
-                for mb in range(mb_n):
-                    _micro(ws, (grp * mb_n + mb) * MR * R + rb * MR, ws, pbase, NR, kc, acc)
-                    _store(
-                        o3, acc, n, grp * Kg + mb * MR, min(MR, Kg - mb * MR), p0, np_, rb, bias, hb
+            _pack_bt(x3, geo, n, grp, p0, np_, rb, kc, ws, pbase)
+            for m in range(0, K4, 4):
+                abase = (grp * K4 + m) * R + rb
+                for t in range(0, np_, 4):
+                    _tile4x4(
+                        ws,
+                        abase,
+                        R,
+                        pbase + t * KC,
+                        kc,
+                        o3,
+                        n,
+                        grp * Kg + m,
+                        p0 + t,
+                        rb == 0,
+                        bias,
+                        hb,
+                        (grp + 1) * Kg,
+                        p0 + np_,
                     )
