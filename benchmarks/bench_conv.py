@@ -1,0 +1,329 @@
+"""asv benchmarks for fastconv.conv2d, with torch, NumPy and SciPy in the same graphs.
+
+The ``backend`` parameter holds fastconv's two backends and the peers: each graph shows the ratio.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._common import (
+    LAYERS,
+    THREADS,
+    best_time,
+    fastconv,
+    gflops,
+    layer_arrays,
+    layer_flops,
+    layer_gemm_shape,
+    require_backend,
+    require_torch,
+    rng,
+    use_threads,
+    warm,
+)
+
+# Shapes beyond the public layer suite: (N, C, H, W, K, kh, kw, stride, pad, dil, groups).
+CONV_SHAPES = {
+    "b2_c16_32x32_k3": (2, 16, 32, 32, 32, 3, 3, 1, 1, 1, 1),
+    "b1_c64_56x56_k3": (1, 64, 56, 56, 64, 3, 3, 1, 1, 1, 1),
+    "b2_c32_40x40_k5_s2_g4": (2, 32, 40, 40, 64, 5, 5, 2, 2, 1, 4),
+}
+FASTCONV = ("numba", "cython")
+PEERS = ("torch", "numpy", "scipy")
+
+
+def numpy_conv2d(x, w, s, p, d, g):
+    """conv2d as a NumPy user writes it: sliding_window_view + einsum (BLAS through tensordot)."""
+    n, c, _, _ = x.shape
+    k, cg, kh, kw = w.shape
+    xp = np.pad(x, ((0, 0), (0, 0), (p, p), (p, p)))
+    v = np.lib.stride_tricks.sliding_window_view(xp, (d * (kh - 1) + 1, d * (kw - 1) + 1), (2, 3))
+    v = v[:, :, ::s, ::s, ::d, ::d]
+    v = v.reshape(n, g, cg, *v.shape[2:])
+    return np.einsum(
+        "ngchwij,gkcij->ngkhw", v, w.reshape(g, k // g, cg, kh, kw), optimize=True
+    ).reshape(n, k, v.shape[3], v.shape[4])
+
+
+def scipy_conv2d(x, w, s, p, d, g):
+    """conv2d by scipy.signal.correlate (direct or FFT, SciPy picks), one output channel a call."""
+    from scipy import signal
+
+    k, cg, kh, kw = w.shape
+    xp = np.pad(x, ((0, 0), (0, 0), (p, p), (p, p)))
+    if d > 1:
+        wd = np.zeros((k, cg, d * (kh - 1) + 1, d * (kw - 1) + 1), w.dtype)
+        wd[:, :, ::d, ::d] = w
+        w = wd
+    kg = k // g
+    return np.concatenate(
+        [
+            signal.correlate(
+                xp[:, (o // kg) * cg : (o // kg + 1) * cg], w[o : o + 1], mode="valid"
+            )[:, :, ::s, ::s]
+            for o in range(k)
+        ],
+        axis=1,
+    )
+
+
+def conv_callable(backend, x, w, s, p, d, g):
+    """A no-argument function running conv2d with `backend` (fastconv's or a peer's)."""
+    if backend in FASTCONV:
+        require_backend(backend)
+        return lambda: fastconv.conv2d(x, w, None, s, p, d, g, backend=backend)
+    if backend == "torch":
+        torch = require_torch()
+        xt, wt = torch.from_numpy(x), torch.from_numpy(w)
+
+        def run():
+            with torch.no_grad():
+                return torch.nn.functional.conv2d(xt, wt, None, s, p, d, g)
+
+        return run
+    if backend == "numpy":
+        return lambda: numpy_conv2d(x, w, s, p, d, g)
+    if backend == "scipy":
+        return lambda: scipy_conv2d(x, w, s, p, d, g)
+    raise ValueError(backend)
+
+
+class Conv2d:
+    """conv2d time on shapes beyond the layer suite, float32 and float64, 1 and all threads."""
+
+    params = (["float32", "float64"], list(CONV_SHAPES), list(FASTCONV + PEERS), list(THREADS))
+    param_names = ["dtype", "shape", "backend", "threads"]
+    timeout = 120
+    repeat = (2, 10, 10.0)
+
+    def setup(self, dtype, shape, backend, threads):
+        if backend == "scipy" and threads != 1:
+            raise NotImplementedError("scipy.signal is single-threaded: measured at threads=1")
+        if backend == "torch":
+            require_torch()  # loaded before use_threads, so torch's threads are set too
+        spec = CONV_SHAPES[shape]
+        x, w, kw = layer_arrays(spec, np.dtype(dtype))
+        self.fn = conv_callable(backend, x, w, *kw.values())
+        self.restore = use_threads(threads)
+        _warm(backend, self.fn)
+
+    def teardown(self, *params):
+        restore = getattr(self, "restore", None)
+        if restore is not None:
+            restore()
+
+    def time_conv2d(self, dtype, shape, backend, threads):
+        self.fn()
+
+
+class Conv2dMemory(Conv2d):
+    """Peak memory of one conv2d call, one thread (whole process: the peers' libraries count)."""
+
+    params = (["float32", "float64"], list(CONV_SHAPES), list(FASTCONV + PEERS), [1])
+    time_conv2d = None
+
+    def peakmem_conv2d(self, dtype, shape, backend, threads):
+        self.fn()
+
+
+class Filter2d:
+    """One image, one kernel ('same' output): conv2d against scipy.signal, scipy.ndimage, NumPy."""
+
+    params = (
+        ["float32", "float64"],
+        ["512x512_k3", "512x512_k9"],
+        ["numba", "cython", "torch", "numpy", "scipy.signal", "scipy.ndimage"],
+        list(THREADS),
+    )
+    param_names = ["dtype", "shape", "backend", "threads"]
+    timeout = 60
+
+    def setup(self, dtype, shape, backend, threads):
+        if backend.startswith("scipy") and threads != 1:
+            raise NotImplementedError("scipy is single-threaded: measured at threads=1")
+        if backend == "torch":
+            require_torch()
+        side, k = shape.split("_k")
+        h = int(side.split("x")[0])
+        k = int(k)
+        r = rng()
+        img = r.standard_normal((h, h)).astype(dtype)
+        ker = r.standard_normal((k, k)).astype(dtype)
+        p = k // 2
+        if backend in FASTCONV or backend in ("torch", "numpy"):
+            f = conv_callable(backend, img[None, None], ker[None, None], 1, p, 1, 1)
+        elif backend == "scipy.signal":
+            from scipy import signal
+
+            def f():
+                return signal.correlate2d(img, ker, mode="same")
+        else:
+            from scipy import ndimage
+
+            def f():
+                return ndimage.correlate(img, ker, mode="constant", cval=0.0)
+
+        self.fn = f
+        self.restore = use_threads(threads)
+        _warm(backend, self.fn)
+
+    def teardown(self, *params):
+        restore = getattr(self, "restore", None)
+        if restore is not None:
+            restore()
+
+    def time_filter2d(self, dtype, shape, backend, threads):
+        self.fn()
+
+
+class Filter2dMemory(Filter2d):
+    """Peak memory of one 2-D filter call, one thread."""
+
+    params = Filter2d.params[:3] + ([1],)
+    time_filter2d = None
+
+    def peakmem_filter2d(self, dtype, shape, backend, threads):
+        self.fn()
+
+
+def _by_flops():
+    return sorted(LAYERS, key=lambda n: layer_flops(LAYERS[n]))
+
+
+class LayerSuite:
+    """The public CNN layer suite (float32, all threads): GFLOP/s, the fraction of NumPy's sgemm
+    rate, and the ratio to torch, for fastconv's backends and torch.
+
+    Everything is measured once, in ``setup_cache``, in ONE process, calls interleaved, best of
+    several: on a noisy shared machine only same-process interleaved figures make fair ratios.  The
+    sgemm yardstick is NumPy's matmul on one group's GEMM of the layer,
+    (K/g x C/g*kh*kw) @ (C/g*kh*kw x N*Ho*Wo), at the same thread count.
+    """
+
+    # Cheapest layer first: the smoke test (tests/test_benchmarks.py) runs the first combination.
+    params = (_by_flops(), ["numba", "cython", "torch"])
+    param_names = ["layer", "backend"]
+    timeout = 60
+    repeat_calls = 5
+
+    def setup_cache(self):
+        n = THREADS[-1]
+        fns, restore = {}, None
+        results = {}
+        try:
+            for layer in _by_flops():
+                spec = LAYERS[layer]
+                x, w, kw = layer_arrays(spec, np.float32)
+                m, k, nn = layer_gemm_shape(spec)
+                a = rng().standard_normal((m, k)).astype(np.float32)
+                b = rng().standard_normal((k, nn)).astype(np.float32)
+                fns = {"sgemm": lambda a=a, b=b: a @ b}
+                for backend in ("numba", "cython", "torch"):
+                    try:
+                        if backend == "torch":
+                            require_torch()
+                        fns[backend] = conv_callable(backend, x, w, *kw.values())
+                    except NotImplementedError:
+                        pass
+                if restore is None:
+                    restore = use_threads(n)
+                for f in fns.values():
+                    warm(f)
+                best = dict.fromkeys(fns, float("inf"))
+                for _ in range(self.repeat_calls):  # interleaved: noise hits every backend alike
+                    for name, f in fns.items():
+                        best[name] = min(best[name], best_time(f, 1))
+                sgemm = gflops(2.0 * m * k * nn, best["sgemm"])
+                flops = layer_flops(spec)
+                for name, t in best.items():
+                    results[(layer, name)] = {
+                        "gflops": gflops(flops, t),
+                        "sgemm_fraction": gflops(flops, t) / sgemm,
+                        "torch_ratio": best["torch"] / t if "torch" in best else float("nan"),
+                    }
+                results[(layer, "sgemm")]["gflops"] = sgemm
+        finally:
+            if restore is not None:
+                restore()
+        return results
+
+    setup_cache.timeout = 600
+
+    def setup(self, results, layer, backend):
+        if (layer, backend) not in results:
+            raise NotImplementedError(f"{backend} not available")
+
+    def track_gflops(self, results, layer, backend):
+        return results[(layer, backend)]["gflops"]
+
+    track_gflops.unit = "GFLOP/s"
+
+    def track_sgemm_fraction(self, results, layer, backend):
+        return results[(layer, backend)]["sgemm_fraction"]
+
+    track_sgemm_fraction.unit = "x NumPy sgemm rate"
+
+
+class LayerVsTorch:
+    """torch's time / fastconv's time on each suite layer (above 1: faster than torch)."""
+
+    params = (_by_flops(), list(FASTCONV))
+    param_names = ["layer", "backend"]
+    timeout = 60
+    setup_cache = LayerSuite.setup_cache  # same function: asv measures once for all three classes
+    repeat_calls = LayerSuite.repeat_calls
+
+    def setup(self, results, layer, backend):
+        if (layer, "torch") not in results or (layer, backend) not in results:
+            raise NotImplementedError("needs torch and this backend")
+
+    def track_speed_vs_torch(self, results, layer, backend):
+        return results[(layer, backend)]["torch_ratio"]
+
+    track_speed_vs_torch.unit = "x torch speed"
+
+
+class LayerSgemm:
+    """NumPy's sgemm rate on each layer's GEMM (measured with LayerSuite, in its process)."""
+
+    params = (_by_flops(),)
+    param_names = ["layer"]
+    timeout = 60
+    setup_cache = LayerSuite.setup_cache
+    repeat_calls = LayerSuite.repeat_calls
+
+    def track_gflops(self, results, layer):
+        return results[(layer, "sgemm")]["gflops"]
+
+    track_gflops.unit = "GFLOP/s"
+
+
+class LayerTime:
+    """Wall time of fastconv on each suite layer (all threads): what `asv continuous` gates on."""
+
+    params = (_by_flops(), list(FASTCONV))
+    param_names = ["layer", "backend"]
+    timeout = 120
+
+    def setup(self, layer, backend):
+        x, w, kw = layer_arrays(LAYERS[layer], np.float32)
+        self.fn = conv_callable(backend, x, w, *kw.values())
+        self.restore = use_threads(THREADS[-1])
+        warm(self.fn)
+
+    def teardown(self, *params):
+        restore = getattr(self, "restore", None)
+        if restore is not None:
+            restore()
+
+    def time_layer(self, layer, backend):
+        self.fn()
+
+
+def _warm(backend, fn):
+    """JIT-compiled backends get two warm-up calls; the peers one (imports, first-touch pages)."""
+    if backend in FASTCONV:
+        warm(fn)
+    else:
+        fn()
