@@ -45,6 +45,11 @@ def _require_dask(x, name):
             f"{name} must be a dask.array.Array, got {type(x).__name__}; wrap it with "
             "dask.array.from_array, or call the NumPy function in fastconv directly"
         )
+    if any(c != c for chunks in x.chunks for c in chunks):  # NaN: sizes known only after compute
+        raise ValueError(
+            f"{name} has unknown chunk sizes; call {name}.compute_chunk_sizes() first "
+            "(the halos are cut by position)"
+        )
     return da
 
 
