@@ -120,7 +120,7 @@ def _put(o3, n, k, p, v, first, bias, hb, kend, pend):
 def _tile4x4(ws, a0, lda, b0, kc, o3, n, k0, p0, first, bias, hb, kend, pend):
     """4 channels x 4 pixels: sixteen dot products over r in one loop, which LLVM vectorises
     along r with the sixteen sums held in vector registers (8 loads per 16 FMAs)."""
-    z = ws[0] * 0  # zero of the compute dtype: float64 sums would block float32 vectorisation
+    z = ws.dtype.type(0)  # float64 sums (ws[0] * 0 types so) would halve the float32 vectors
     s00 = s01 = s02 = s03 = s10 = s11 = s12 = s13 = z
     s20 = s21 = s22 = s23 = s30 = s31 = s32 = s33 = z
     # slices indexed by the loop counter: no negative-index wraparound select in the loop
