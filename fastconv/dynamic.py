@@ -28,6 +28,8 @@ _METHODS = ("auto", "mix", "experts")
 _BYTE_COST = 8.0
 _GEMM_EFFICIENCY = 0.5  # per-sample im2col+sgemm relative to the packed kernel
 _CALL_COST = 4e6  # one kernel call's fixed cost (~20-30 us) in flop-equivalents
+_PACKED_TILE = 48  # output pixels per micro-tile of the packed kernel (fastconv/_ext/packed.pyx)
+_CALL_MIN_TILES = 4  # pixel tiles per thread a per-sample packed call needs to pay
 
 
 @dataclasses.dataclass(frozen=True)
@@ -135,19 +137,25 @@ def dynamic_plan(
     item = g.dtype.itemsize
     N, K, P, R = g.N, g.K, g.P, g.R
     conv = 2.0 * N * K * P * R  # one kernel per sample
+    if nthreads is None:
+        nthreads = _threads.get_num_threads()
     # A shared-weight plan for one sample tells whether the packed kernel is there for this layer.
     one = plan_conv2d(dataclasses.replace(g, N=1), backend, nthreads)
-    # The packed kernel takes one weight per call: N calls, each a parallel region of its own,
-    # against one parallel per-sample im2col+GEMM pass at about half the rate.  Small images
-    # (few pixels per call) go the one-pass way.
-    per_sample_calls = one.algorithm == "packed" and conv * (
-        1.0 / _GEMM_EFFICIENCY - 1.0
-    ) > _CALL_COST * (N - 1)
+    # The packed kernel takes one weight per call: N calls, each packing its weights and opening
+    # a parallel region of its own.  That pays only when each call has several pixel tiles per
+    # thread; measured here (2 threads): at 56x56 per-sample calls ran at 2x the per-sample
+    # im2col+GEMM pass, at 14x14 they were even (1 thread) or behind (2), at 7x7 far behind.
+    per_sample_calls = one.algorithm == "packed" and P >= _CALL_MIN_TILES * _PACKED_TILE * nthreads
     # Rates relative to the packed kernel.  Shared weights (experts) run the planner's algorithm;
     # per-sample weights run the same one, except that packed falls back to im2col+GEMM when the
     # per-sample calls do not pay (depthwise and pointwise take per-sample weights natively).
     rate = _GEMM_EFFICIENCY if one.algorithm == "gemm" else 1.0
-    sample_rate = _GEMM_EFFICIENCY if one.algorithm == "packed" and not per_sample_calls else rate
+    if per_sample_calls:
+        sample_rate = P / (_PACKED_TILE * -(-P // _PACKED_TILE))  # the last tile's idle lanes
+    elif one.algorithm == "packed":
+        sample_rate = _GEMM_EFFICIENCY
+    else:
+        sample_rate = rate
     # mix: (N, E) @ (E, K*R) is memory-bound (write and re-read N*K*R weights), then N convolutions
     mix = (
         2.0 * N * E * K * R
@@ -240,9 +248,11 @@ def dynamic_conv2d(
     one pixel) and the batch large.  Either way the batch is processed in chunks, so the
     per-sample kernels or the expert outputs stay within 64 MiB.
 
-    Where fastconv's packed kernel serves the layer (float32, AVX-512), the mixed kernels run
-    through it one sample at a time; otherwise one parallel im2col+GEMM pass (or the direct
-    depthwise / pointwise kernels, which take per-sample weights natively) covers the batch.
+    Where fastconv's packed kernel serves the layer (float32, AVX-512) and each image has
+    enough output pixels to keep every thread busy (4 micro-tiles of 48 pixels per thread), the
+    mixed kernels run through it one sample at a time; otherwise one parallel im2col+GEMM pass
+    (or the direct depthwise / pointwise kernels, which take per-sample weights natively)
+    covers the batch.
 
     NaN or infinite attention values propagate into the output like any other weight.
 
