@@ -6,6 +6,8 @@ Cut-overs live here and only here, each with the measurement that set it.
 from __future__ import annotations
 
 import importlib
+
+import numpy as np
 from dataclasses import dataclass
 
 from . import _threads
@@ -104,10 +106,10 @@ def kernels(backend, name="conv"):
 class ConvPlan:
     """How one conv2d call runs."""
 
-    algorithm: str  # "pointwise" | "depthwise" | "gemm" | "packed"
+    algorithm: str  # "pointwise" | "depthwise" | "gemm" | "packed" | "fft"
     backend: str
     nthreads: int
-    tile: int = 0  # output pixels per im2col tile (gemm)
+    tile: int = 0  # output pixels per im2col tile (gemm); samples per chunk (fft)
     workspace: int = 0  # elements of workspace, all threads together
 
     def workspace_bytes(self, itemsize):
@@ -146,6 +148,10 @@ def plan_conv2d(geom, backend="auto", nthreads=None, workspace_bytes=WORKSPACE_B
     if geom.Cg == 1 and geom.groups > 1:
         # depthwise (any channel multiplier): GEMM with R = kh*kw is the wrong tool.
         return ConvPlan("depthwise", be, nthreads)
+    if not per_sample and _fft_wins(geom, nthreads):
+        chunk = _fft_chunk(geom, workspace_bytes)
+        if chunk:
+            return ConvPlan("fft", be, nthreads, tile=chunk, workspace=0)
     packed = _packed_module(be)
     if packed is not None and not per_sample and packed.packed_supported(geom.dtype.char):
         ws = int(packed.packed_workspace_size(geom.as_array(), nthreads))
@@ -163,3 +169,54 @@ def plan_conv2d(geom, backend="auto", nthreads=None, workspace_bytes=WORKSPACE_B
     tile = max(1, tile)
     ws = mod.conv_gemm_workspace(R, Kg, tile) * nthreads
     return ConvPlan("gemm", be, nthreads, tile=tile, workspace=ws)
+
+
+# FFT cut-over.  Rates measured here (2 threads, benchmarks/conv_fft_cutover.py): the direct path
+# (packed micro-kernel / BLAS tiles) sustains about DIRECT_RATE; scipy.fft about FFT_RATE in
+# 2.5 N log2 N flops; the per-frequency complex matmul about CMM_RATE.
+DIRECT_RATE = {4: 60e9, 8: 25e9}
+FFT_RATE = 3e9
+CMM_RATE = 6e9
+
+
+def fft_seconds(geom):
+    """Estimated time of conv2d by FFT (all groups)."""
+    from ._fft import fft_len
+
+    Hp, Wp = geom.H + geom.pt + geom.pb, geom.W + geom.pl + geom.pr
+    fh, fw = fft_len(Hp), fft_len(Wp)
+    real = fh * fw
+    cplx = fh * (fw // 2 + 1)
+    transforms = geom.N * geom.C + geom.N * geom.K + geom.K * geom.Cg
+    fft = transforms * 2.5 * real * max(1.0, np.log2(real)) / FFT_RATE
+    cmm = 8.0 * geom.N * geom.groups * geom.Cg * geom.Kg * cplx / CMM_RATE
+    return fft + cmm
+
+
+def direct_seconds(geom):
+    """Estimated time of the direct (GEMM-shaped) path.  Few output channels per group leave the
+    micro-kernel's 8-channel tile partly idle and few reduction rows starve it (measured: 1->4
+    channels 21x21 ran at a quarter of the dense rate)."""
+    occupancy = min(1.0, geom.Kg / 16) * min(1.0, geom.R / 64)
+    return geom.flops / (DIRECT_RATE[geom.dtype.itemsize] * occupancy)
+
+
+def _fft_wins(geom, nthreads):
+    # FFT pays off for large kernels only; strides waste the FFT's full-resolution output.
+    if geom.kh * geom.kw < 25 or geom.groups > 4:
+        return False
+    return fft_seconds(geom) * geom.sh * geom.sw < 0.7 * direct_seconds(geom)
+
+
+def _fft_chunk(geom, workspace_bytes):
+    """Samples per FFT chunk within the workspace bound (0: not even one fits)."""
+    from ._fft import spectra_bytes
+
+    Hp, Wp = geom.H + geom.pt + geom.pb, geom.W + geom.pl + geom.pr
+    one = spectra_bytes(1, geom.Cg, geom.Kg, Hp, Wp, geom.dtype)
+    kernel = spectra_bytes(0, geom.Cg, geom.Kg, Hp, Wp, geom.dtype)
+    per_sample = one - kernel
+    # x padded copy, output block and irfft buffer are about 3 more planes per channel
+    per_sample += (geom.Cg + 2 * geom.Kg) * Hp * Wp * geom.dtype.itemsize
+    room = workspace_bytes - kernel
+    return int(min(geom.N, room // per_sample)) if room > per_sample else 0

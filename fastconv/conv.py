@@ -113,6 +113,9 @@ def _dispatch(plan, x4, w3, b2, g, res4):
         if has_bias:
             res4 += bias.reshape(bias.shape[0], g.K, 1, 1)
         return
+    if plan.algorithm == "fft":
+        _conv_fft(x4, w3[0], bias[0] if has_bias else None, g, res4, nt, plan.tile)
+        return
     mod = kernels(plan.backend)
     geo = g.as_array()
     _threads.mark_pools_started()
@@ -126,3 +129,24 @@ def _dispatch(plan, x4, w3, b2, g, res4):
         ws = np.empty((nt, plan.workspace // nt), dtype=g.dtype)
         with _threads.blas_single():
             mod.conv_gemm(x4, w3, bias, has_bias, geo, res4.reshape(g.N, g.K, g.P), ws, plan.tile, nt)
+
+
+def _conv_fft(x4, w2, b, g, res4, nthreads, chunk):
+    """conv2d by FFT, `chunk` samples at a time so the spectra stay within the workspace bound."""
+    from ._fft import correlate_valid_fft
+
+    w = w2.reshape(g.K, g.Cg, g.kh, g.kw)
+    if g.dh > 1 or g.dw > 1:  # dilation: the kernel with zeros between its taps
+        wd = np.zeros((g.K, g.Cg, g.dh * (g.kh - 1) + 1, g.dw * (g.kw - 1) + 1), g.dtype)
+        wd[:, :, :: g.dh, :: g.dw] = w
+        w = wd
+    pad = ((0, 0), (0, 0), (g.pt, g.pb), (g.pl, g.pr))
+    for grp in range(g.groups):
+        cs, ks = slice(grp * g.Cg, (grp + 1) * g.Cg), slice(grp * g.Kg, (grp + 1) * g.Kg)
+        wf = None
+        for n0 in range(0, g.N, chunk):
+            xp = np.pad(x4[n0 : n0 + chunk, cs], pad)
+            y, wf = correlate_valid_fft(xp, w[ks], nthreads, wf)
+            res4[n0 : n0 + chunk, ks] = y[:, :, :: g.sh, :: g.sw]
+    if b is not None:
+        res4 += b.reshape(1, g.K, 1, 1)

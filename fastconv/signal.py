@@ -34,6 +34,7 @@ from typing import NamedTuple
 import numpy as np
 
 from . import _threads
+from ._fft import correlate_valid_fft, fft_len
 from ._plan import kernels, resolve_backend
 from ._separable import svd_separate
 
@@ -183,19 +184,13 @@ def _is_rank1(w, work=np.float64):
     return True
 
 
-def _fft_len(n):
-    from scipy import fft as sp_fft
-
-    return sp_fft.next_fast_len(int(n), real=True)
-
-
 def _decide(nimg, out_hw, k_hw, padded_hw, dtype, rank1, exact_bound):
     """(method, reason) for a batch of `nimg` images; costs in seconds from the measured rates."""
     kh, kw = k_hw
     pix = nimg * out_hw[0] * out_hw[1]
     speed = _F32_SPEEDUP if dtype == np.float32 else 1.0
     direct = kh * kw * pix / (_DIRECT_RATE * speed)
-    fh, fw = _fft_len(padded_hw[0]), _fft_len(padded_hw[1])
+    fh, fw = fft_len(padded_hw[0]), fft_len(padded_hw[1])
     n = fh * fw
     # forward of the image, product, inverse; the kernel's transform is small against them
     fft = nimg * 2 * 5 * n * math.log2(max(n, 2)) / 2 / _FFT_RATE
@@ -331,18 +326,10 @@ def _real_correlate(x, w, out_hw, tl, boundary, fill, method, mod, nthreads):
 
 
 def _fft_correlate(xp, w, nthreads):
-    """'valid' correlation by FFT: a circular convolution of length >= the extended image only
-    wraps into the first kh - 1 rows / kw - 1 columns, which 'valid' drops."""
-    from scipy import fft as sp_fft
-
-    _, Hp, Wp = xp.shape
-    kh, kw = w.shape
-    s = (_fft_len(Hp), _fft_len(Wp))
-    wf = sp_fft.rfft2(np.ascontiguousarray(w[::-1, ::-1], dtype=xp.dtype), s)
-    X = sp_fft.rfft2(xp, s, axes=(-2, -1), workers=nthreads)
-    X *= wf
-    y = sp_fft.irfft2(X, s, axes=(-2, -1), workers=nthreads)
-    return np.ascontiguousarray(y[:, kh - 1 : Hp, kw - 1 : Wp])
+    """'valid' correlation of a stack (B, Hp, Wp) by FFT: the single-channel case of the shared
+    multi-channel routine (see fastconv._fft for why this padding length is exact)."""
+    y, _ = correlate_valid_fft(xp[:, None], np.asarray(w, dtype=xp.dtype)[None, None], nthreads)
+    return np.ascontiguousarray(y[:, 0])
 
 
 def _taps_exotic(x, w, out_hw, tl, boundary, fill, dt):

@@ -69,14 +69,16 @@ def fits(case):
 
 def all_plans(g, backend):
     """Every algorithm that can run geometry g on this backend (tests force each one)."""
-    plans = [plan_conv2d(g, backend)]
-    auto = plans[0]
+    from fastconv._plan import kernels
+
+    auto = plan_conv2d(g, backend)
+    nt = auto.nthreads
+    plans = [auto]
     if auto.algorithm != "gemm":
-        gemm = ConvPlan("gemm", backend, auto.nthreads, tile=7, workspace=0)
-        from fastconv._plan import kernels
-        ws = kernels(backend).conv_gemm_workspace(g.R, g.Kg, 7) * auto.nthreads
-        plans.append(ConvPlan("gemm", backend, auto.nthreads, tile=7, workspace=ws))
-        del gemm
+        ws = kernels(backend).conv_gemm_workspace(g.R, g.Kg, 7) * nt
+        plans.append(ConvPlan("gemm", backend, nt, tile=7, workspace=ws))
+    if auto.algorithm != "fft":
+        plans.append(ConvPlan("fft", backend, nt, tile=2))  # FFT, two samples per chunk
     return plans
 
 
@@ -322,3 +324,18 @@ def test_read_only_inputs(backend):
     cols = fastconv.im2col(x, 3, backend=backend)
     cols.flags.writeable = False
     assert_close(fastconv.col2im(cols, 9, 3, backend=backend), ref.col2im(cols, 9, 3), np.float64)
+
+
+def test_large_kernel_few_channels_runs_by_fft_and_is_exact(backend):
+    rng = np.random.default_rng(13)
+    x = rng.standard_normal((3, 1, 160, 160))
+    w = rng.standard_normal((4, 1, 21, 21))
+    b = rng.standard_normal(4)
+    assert fastconv.cost.conv2d_cost(x.shape, w.shape, padding=10, dtype=np.float64).algorithm == "fft"
+    got = fastconv.conv2d(x, w, b, padding=10, backend=backend)
+    assert_close(got, ref.conv2d(x, w, b, padding=10), np.float64)
+    # a workspace that fits one sample at a time still gives the same answer (chunked spectra)
+    x4, w4, b4, g = conv_geometry(x, w, b, padding=10)
+    plan = plan_conv2d(g, backend, workspace_bytes=6 * 2**20)  # room for one sample's spectra
+    assert plan.algorithm == "fft" and plan.tile == 1
+    assert_close(run_conv(plan, x4, w4.reshape(1, 4, -1), b4.reshape(1, 4), g), got, np.float64)
