@@ -94,13 +94,20 @@ def test_hypothesis(N, E, grp, HW, k, stride, padding, dilation, bias, method, b
     assert_close(y, reference_dynamic(x, bank, att, bb, stride, padding, dilation, groups), dtype)
 
 
-def test_float32_packed_sized_layer():
-    # big enough that float32 takes the packed kernel per sample, where the CPU has it
+@pytest.mark.parametrize("N", [1, 3, 4, 9])
+@pytest.mark.parametrize("nthreads", [1, 2, 3])
+def test_float32_packed_sized_layer(N, nthreads):
+    # big enough that float32 takes the packed kernel per sample (where the CPU has it), with
+    # samples split over worker threads or each call on all threads, depending on N and threads
+    import fastconv
+
     rng = np.random.default_rng(2)
-    x, bank, att, bb = make(rng, 3, 16, 32, 14, 14, 4, 3, 3, 1, np.float32)
-    ref = reference_dynamic(x, bank, att, bb, 1, 1, 1, 1)
-    for method in ["auto", "mix", "experts"]:
-        assert_close(dynamic_conv2d(x, bank, att, bb, padding=1, method=method), ref, np.float32)
+    x, bank, att, bb = make(rng, N, 16, 32, 20, 20, 4, 3, 3, 2, np.float32)
+    ref = reference_dynamic(x, bank, att, bb, 1, 1, 1, 2)
+    with fastconv.threads(nthreads):
+        for method in ["auto", "mix", "experts"]:
+            y = dynamic_conv2d(x, bank, att, bb, padding=1, groups=2, method=method)
+            assert_close(y, ref, np.float32)
 
 
 def test_unbatched_and_out(dtype):
