@@ -6,12 +6,8 @@ Owns `dynamic_conv2d`, its validation and cost model, and the `DynamicConv2d` Nu
 from __future__ import annotations
 
 import dataclasses
-import itertools
 import math
 import numbers
-import os
-import threading
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -45,8 +41,6 @@ class DynamicPlan:
     experts_cost: float  # flop-equivalents of running the E experts, then mixing outputs
     chunk: int  # samples per pass (bounds the per-sample kernels or the expert outputs in memory)
     per_sample_calls: bool  # mix: one shared-weight (packed) kernel call per sample
-    workers: int = 1  # per-sample calls: samples run concurrently on this many Python threads
-    call_threads: int = 1  # per-sample calls: kernel threads of each call
 
 
 def _check_temperature(temperature):
@@ -147,18 +141,14 @@ def dynamic_plan(
         nthreads = _threads.get_num_threads()
     # A shared-weight plan for one sample tells whether the packed kernel is there for this layer.
     one = plan_conv2d(dataclasses.replace(g, N=1), backend, nthreads)
-    # The packed kernel takes one weight per call, so per-sample kernels mean N calls.  Run them
-    # on `workers` threads at once, one kernel thread each, when the batch splits evenly: no
-    # OpenMP region per call, no barrier to wait at.  Measured here (b8 c64 56x56 E4, 2 threads,
-    # loaded machine): 28 ms sample-parallel, 54 ms for the same calls each on 2 threads, torch's
-    # batch-to-groups 41-64 ms.  Otherwise each call runs on all threads, which pays only with
-    # several pixel tiles per thread: at 56x56 such calls ran at 2x the per-sample im2col+GEMM
-    # pass, at 14x14 even (1 thread) or behind (2), at 7x7 far behind.
-    workers = nthreads if N >= nthreads and (N % nthreads == 0 or N >= 4 * nthreads) else 1
-    call_threads = max(1, nthreads // workers)
-    per_sample_calls = (
-        one.algorithm == "packed" and P >= _CALL_MIN_TILES * _PACKED_TILE * call_threads
-    )
+    # The packed kernel takes one weight per call: N calls, each packing its weights and opening
+    # a parallel region of its own.  That pays only when each call has several pixel tiles per
+    # thread; measured here (2 threads): at 56x56 per-sample calls ran at 2x the per-sample
+    # im2col+GEMM pass, at 14x14 they were even (1 thread) or behind (2), at 7x7 far behind.
+    # Running the calls sample-parallel instead (one kernel thread each, samples spread over a
+    # thread pool) was tried: it won only while the machine was oversubscribed; in quiet windows
+    # it lost (b8 c64 56x56 E4: 13.7 ms vs 10.4 for calls on 2 threads; torch 10.3-11.9).
+    per_sample_calls = one.algorithm == "packed" and P >= _CALL_MIN_TILES * _PACKED_TILE * nthreads
     # Rates relative to the packed kernel.  Shared weights (experts) run the planner's algorithm;
     # per-sample weights run the same one, except that packed falls back to im2col+GEMM when the
     # per-sample calls do not pay (depthwise and pointwise take per-sample weights natively).
@@ -174,7 +164,7 @@ def dynamic_plan(
         2.0 * N * E * K * R
         + _BYTE_COST * item * (E * K * R + 2.0 * N * K * R)
         + conv / sample_rate
-        + (_CALL_COST * N / workers if per_sample_calls else _CALL_COST)
+        + (_CALL_COST * N if per_sample_calls else _CALL_COST)
     )
     # experts: one shared-weight convolution with E*K outputs, then a memory-bound mix of E outputs
     experts = (
@@ -187,10 +177,7 @@ def dynamic_plan(
         method = "mix" if mix <= experts else "experts"
     per_sample_bytes = item * (K * R if method == "mix" else E * K * P)
     chunk = int(max(1, min(N, workspace_bytes // max(1, per_sample_bytes))))
-    calls = per_sample_calls and method == "mix"
-    return DynamicPlan(
-        method, mix, experts, chunk, calls, workers if calls else 1, call_threads if calls else 1
-    )
+    return DynamicPlan(method, mix, experts, chunk, per_sample_calls and method == "mix")
 
 
 def dynamic_conv2d(
@@ -300,32 +287,6 @@ def dynamic_conv2d(
     return res
 
 
-_pool = None
-_pool_size = 0
-_pool_lock = threading.Lock()
-
-
-def _worker_pool(n):
-    """A process-wide pool of at least `n` threads for sample-parallel kernel calls."""
-    global _pool, _pool_size
-    with _pool_lock:
-        if _pool is None or _pool_size < n:
-            if _pool is not None:
-                _pool.shutdown(wait=False)
-            _pool, _pool_size = ThreadPoolExecutor(n, thread_name_prefix="fastconv-dynamic"), n
-        return _pool
-
-
-def _forget_pool_in_child():
-    # a forked child inherits the pool object but not its threads
-    global _pool, _pool_size, _pool_lock
-    _pool, _pool_size, _pool_lock = None, 0, threading.Lock()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_forget_pool_in_child)
-
-
 def _matmul(a, b, out=None):
     # The mixing products are small and memory-bound, and run right before (or after) an OpenMP
     # kernel: threaded OpenBLAS leaves its threads spinning into that kernel.  Measured here
@@ -340,22 +301,13 @@ def _run_mix(plan, backend, x4, bank, att, bias_bank, g, E, res4):
     w3 = _matmul(att, bank.reshape(E, -1)).reshape(N, K, g.R)
     b2 = None if bias_bank is None else _matmul(att, bias_bank)
     if plan.per_sample_calls:
+        # The packed micro-kernel takes one weight per call: one call per sample, each parallel
+        # over its own pixels.  (The planner could absorb this loop; see the lead's notes.)
         g1 = dataclasses.replace(g, N=1)
-        p1 = plan_conv2d(g1, backend, plan.call_threads)
-        samples = itertools.count()  # shared by the workers: next() is atomic under the GIL
-
-        def work():
-            while (n := next(samples)) < N:
-                bn = None if b2 is None else b2[n : n + 1]
-                run_conv(p1, x4[n : n + 1], w3[n : n + 1], bn, g1, res4[n : n + 1])
-
-        workers = min(plan.workers, N)
-        futures = [_worker_pool(workers - 1).submit(work) for _ in range(workers - 1)]
-        try:
-            work()  # the calling thread takes its share
-        finally:
-            for f in futures:
-                f.result()
+        p1 = plan_conv2d(g1, backend)
+        for n in range(N):
+            bn = None if b2 is None else b2[n : n + 1]
+            run_conv(p1, x4[n : n + 1], w3[n : n + 1], bn, g1, res4[n : n + 1])
         return
     p = plan_conv2d(g, backend, per_sample=True)
     run_conv(p, x4, w3, b2, g, res4)
