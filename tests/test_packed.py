@@ -79,6 +79,9 @@ LAYERS = [
     (1, 3, 40, 40, 16, 7, 7, 2, 3, 1, 1),  # stem-like, stride-2 packing
     (2, 64, 16, 16, 64, 3, 3, 1, 1, 1, 32),  # ResNeXt-like groups
     (1, 16, 20, 23, 24, 3, 3, 1, 2, 2, 1),  # dilation
+    (2, 8, 19, 61, 8, 4, 2, 1, "same", (1, 3), 1),  # asymmetric padding, padded-input path
+    (1, 4, 3, 50, 4, 3, 3, 1, (2, 0), 1, 1),  # padding taller than the image
+    (2, 64, 56, 56, 64, 3, 3, 1, 1, 1, 1),  # the 64-channel ResNet layer (padded-input path)
 ]
 
 

@@ -50,7 +50,43 @@ static inline int64_t fc_num_ablocks(const int64_t *g) { return g[FC_G] * fc_mbl
 static inline int64_t fc_apack_size(const int64_t *g) { return fc_num_ablocks(g) * FC_MR * fc_R(g); }
 /* +16: packing stores whole vectors, and the last one may run 15 elements past the panel */
 static inline int64_t fc_bpanel_size(void) { return FC_KC * FC_NR + 16; }
-static inline int64_t fc_num_tasks(const int64_t *g) { return g[FC_G] * fc_stripes(g); }
+static inline int fc_have_avx512(void);
+
+/* Implicit mode (stride 1): the input is copied once into a zero-bordered buffer xp of planes
+ * Hp x Wp = (Ho + dh*(kh-1)) x (Wo + dw*(kw-1)); over "virtual" output rows Wp wide, im2col row
+ * r = (c, i, j) is then xp shifted by off[r] = c*Hp*Wp + i*dh*Wp + j*dw, so the micro-kernel
+ * reads B straight from xp with no packing.  It computes Wp - Wo junk columns per row and is
+ * chosen when that waste costs less than packing (which costs most when K is small). */
+static inline int64_t fc_hp(const int64_t *g) { return g[FC_HO] + g[FC_DH] * (g[FC_KH] - 1); }
+static inline int64_t fc_wp(const int64_t *g) { return g[FC_WO] + g[FC_DW] * (g[FC_KW] - 1); }
+static inline int64_t fc_vtiles(const int64_t *g) {  /* tiles per sample in implicit mode */
+    return (g[FC_HO] * fc_wp(g) + FC_NR - 1) / FC_NR;
+}
+static inline int64_t fc_xpad_size(const int64_t *g) {
+    /* + slack: the last tile's junk columns read up to a row and a tile past the last plane */
+    return g[FC_N] * g[FC_C] * fc_hp(g) * fc_wp(g) + 2 * fc_wp(g) + 2 * FC_NR + 64;
+}
+static inline int fc_implicit(const int64_t *g) {
+#ifdef FC_NO_IMPLICIT
+    return 0;
+#endif
+    if (g[FC_SH] != 1 || g[FC_SW] != 1 || !fc_have_avx512()) return 0;
+    if (g[FC_KH] * g[FC_KW] == 1 && g[FC_HO] == g[FC_H] && g[FC_WO] == g[FC_W]) return 0;
+    int64_t R = fc_R(g), HpWp = fc_hp(g) * fc_wp(g);
+    if (R > FC_KC * FC_NR || R > 4608) return 0;            /* offsets table; B rows kept in L2 */
+    if ((g[FC_C] / g[FC_G]) * HpWp >= ((int64_t)1 << 31)) return 0;   /* int32 offsets */
+    if (fc_xpad_size(g) > ((int64_t)8 << 20)) return 0;     /* 32 MiB of float32 */
+    /* measured here: packing costs ~15% of the FMA time at K = 64 per group, ~12% at 128,
+     * ~10% at 256; junk columns cost vtiles * NR / (Ho * Wo) - 1 */
+    double pack = 0.08 + 0.56 / (double)fc_mblocks(g);
+    double waste = (double)(fc_vtiles(g) * FC_NR) / (double)(g[FC_HO] * g[FC_WO]) - 1.0;
+    return waste < pack;
+}
+
+static inline int64_t fc_num_tasks(const int64_t *g) {
+    if (fc_implicit(g)) return g[FC_G] * g[FC_N] * fc_vtiles(g);
+    return g[FC_G] * fc_stripes(g);
+}
 /* consecutive tasks per scheduling chunk: up to 4 (neighbouring stripes share input rows and
  * prefetches), while leaving at least 8 chunks per thread for balance */
 static inline int64_t fc_task_chunk(int64_t ntasks, int64_t nthreads) {
@@ -60,7 +96,36 @@ static inline int64_t fc_task_chunk(int64_t ntasks, int64_t nthreads) {
 static inline int64_t fc_workspace_size(const int64_t *g, int64_t nthreads) {
     /* apack rounded up to 16 elements keeps every B panel 64-byte aligned for both dtypes */
     int64_t ap = (fc_apack_size(g) + 15) / 16 * 16;
-    return FC_SLACK + ap + (nthreads < 1 ? 1 : nthreads) * fc_bpanel_size();
+    return FC_SLACK + ap + (nthreads < 1 ? 1 : nthreads) * fc_bpanel_size() +
+           (fc_implicit(g) ? fc_xpad_size(g) : 0);
+}
+/* the padded input of implicit mode, after the per-thread panels */
+static inline int64_t fc_xpad_offset(const int64_t *g, int64_t nthreads) {
+    return (fc_apack_size(g) + 15) / 16 * 16 + (nthreads < 1 ? 1 : nthreads) * fc_bpanel_size();
+}
+static inline int64_t fc_num_planes(const int64_t *g) {
+    return fc_implicit(g) ? g[FC_N] * g[FC_C] : 0;
+}
+/* one plane of xp: the input shifted by the top/left padding, zeros around */
+static void fc_pad_plane_f32(const float *x, float *xp, const int64_t *g, int64_t plane) {
+    int64_t H = g[FC_H], W = g[FC_W], Hp = fc_hp(g), Wp = fc_wp(g), pt = g[FC_PT], pl = g[FC_PL];
+    const float *src = x + plane * H * W;
+    float *dst = xp + plane * Hp * Wp;
+    for (int64_t y = 0; y < Hp; y++) {
+        int64_t iy = y - pt;
+        float *d = dst + y * Wp;
+        if (iy < 0 || iy >= H) {
+            memset(d, 0, (size_t)Wp * sizeof(float));
+            continue;
+        }
+        int64_t x0 = pl < Wp ? pl : Wp;               /* columns before the input */
+        int64_t x1 = pl + W < Wp ? pl + W : Wp;       /* end of the input columns */
+        if (x0 > 0) memset(d, 0, (size_t)x0 * sizeof(float));
+        if (x1 > x0) memcpy(d + x0, src + iy * W + (x0 - pl), (size_t)(x1 - x0) * sizeof(float));
+        if (Wp > x1) memset(d + x1, 0, (size_t)(Wp - x1) * sizeof(float));
+    }
+    if (plane == g[FC_N] * g[FC_C] - 1)  /* the slack the last tiles read: keep it finite */
+        memset(dst + Hp * Wp, 0, (size_t)(fc_xpad_size(g) - g[FC_N] * g[FC_C] * Hp * Wp) * sizeof(float));
 }
 static inline int64_t fc_bpanel_offset(const int64_t *g, int64_t tid) {
     return (fc_apack_size(g) + 15) / 16 * 16 + tid * fc_bpanel_size();
@@ -281,9 +346,9 @@ static FC_TARGET void fc_pack_b_avx512(const float *x, const int64_t *g, const f
  * first K block, += acc after.  NV is a constant at every call, so the accumulators live in zmm
  * registers; a piece's columns are a lane mask of each vector, its address shifted to match. */
 static inline __attribute__((always_inline)) FC_TARGET void
-fc_micro_f32(const int NV, int64_t kc, const float *restrict a, const float *restrict b,
-             int64_t ldb, float *restrict out, int64_t k0, int64_t ldc, int64_t mrows,
-             const fc_segments *s, int first, const float *bias) {
+fc_micro_f32(const int NV, const int IND, int64_t kc, const float *restrict a,
+             const float *restrict b, int64_t ldb, const int32_t *restrict boff, float *restrict out, int64_t k0,
+             int64_t ldc, int64_t mrows, const fc_segments *s, int first, const float *bias) {
     __m512 acc[FC_MR][FC_NV];
 #pragma GCC unroll 16
     for (int m = 0; m < FC_MR; m++)
@@ -293,7 +358,8 @@ fc_micro_f32(const int NV, int64_t kc, const float *restrict a, const float *res
     for (int64_t r = 0; r < kc; r++) {
         __m512 bv[FC_NV];
 #pragma GCC unroll 4
-        for (int v = 0; v < NV; v++) bv[v] = _mm512_loadu_ps(b + r * ldb + 16 * v);
+        for (int v = 0; v < NV; v++)
+            bv[v] = _mm512_loadu_ps((IND ? b + boff[r] : b + r * ldb) + 16 * v);
 #pragma GCC unroll 16
         for (int m = 0; m < FC_MR; m++) {
             __m512 am = _mm512_set1_ps(a[r * FC_MR + m]);
@@ -352,11 +418,53 @@ static __attribute__((noinline)) FC_TARGET void                                 
 fc_micro_f32_nv##NVV(int64_t kc, const float *a, const float *b, int64_t ldb, float *out,          \
                      int64_t k0, int64_t ldc, int64_t mrows, const fc_segments *s, int first,      \
                      const float *bias) {                                                          \
-    fc_micro_f32(NVV, kc, a, b, ldb, out, k0, ldc, mrows, s, first, bias);                         \
+    fc_micro_f32(NVV, 0, kc, a, b, ldb, 0, out, k0, ldc, mrows, s, first, bias);                   \
 }
 FC_MICRO_NV(1)
 FC_MICRO_NV(2)
 FC_MICRO_NV(3)
+
+static __attribute__((noinline)) FC_TARGET void
+fc_micro_f32_ind3(int64_t kc, const float *a, const float *b, const int32_t *boff, float *out,
+                  int64_t k0, int64_t ldc, int64_t mrows, const fc_segments *s, const float *bias) {
+    fc_micro_f32(3, 1, kc, a, b, 0, boff, out, k0, ldc, mrows, s, 1, bias);
+}
+
+/* One implicit-mode task: NR virtual pixels of one sample, all of R in one pass. */
+static FC_TARGET void fc_task_implicit_f32(const float *xp, const float *apack, const float *bias,
+                                           int has_bias, const int64_t *g, float *out,
+                                           float *panel, int64_t task) {
+    int64_t Ho = g[FC_HO], Wo = g[FC_WO], Hp = fc_hp(g), Wp = fc_wp(g), P = Ho * Wo;
+    int64_t R = fc_R(g), Kg = fc_Kg(g), mb_n = fc_mblocks(g), nt = fc_vtiles(g);
+    int64_t C = g[FC_C], Cg = C / g[FC_G], kh = g[FC_KH], kw = g[FC_KW];
+    int64_t grp = task / (g[FC_N] * nt), rest = task - grp * g[FC_N] * nt;
+    int64_t n = rest / nt, l0 = (rest - n * nt) * FC_NR;
+    int32_t *off = (int32_t *)panel;  /* the panel is unused in this mode */
+    int64_t r = 0;
+    for (int64_t cl = 0; cl < Cg; cl++)
+        for (int64_t i = 0; i < kh; i++)
+            for (int64_t j = 0; j < kw; j++)
+                off[r++] = (int32_t)(cl * Hp * Wp + i * g[FC_DH] * Wp + j * g[FC_DW]);
+    /* pieces: the real (ow < Wo) part of each virtual row the tile covers */
+    fc_segments s;
+    s.npc = 0;
+    for (int64_t oh = l0 / Wp; oh < Ho && oh * Wp < l0 + FC_NR; oh++) {
+        int64_t a0 = oh * Wp > l0 ? oh * Wp : l0, a1 = oh * Wp + Wo < l0 + FC_NR ? oh * Wp + Wo : l0 + FC_NR;
+        if (a1 <= a0) continue;
+        s.pd[s.npc] = a0 - l0;
+        s.plen[s.npc] = a1 - a0;
+        s.poff[s.npc] = n * g[FC_K] * P + oh * Wo + (a0 - oh * Wp) - (a0 - l0);
+        s.npc++;
+    }
+    if (s.npc == 0) return;
+    const float *b = xp + (n * C + grp * Cg) * Hp * Wp + l0;
+    for (int64_t mb = 0; mb < mb_n; mb++) {
+        const float *a = apack + (grp * mb_n + mb) * FC_MR * R;
+        int64_t k0 = grp * Kg + mb * FC_MR, mrows = Kg - mb * FC_MR;
+        if (mrows > FC_MR) mrows = FC_MR;
+        fc_micro_f32_ind3(R, a, b, off, out, k0, P, mrows, &s, has_bias ? bias + k0 : 0);
+    }
+}
 
 static inline FC_TARGET void fc_prefetch_rows(const float *b, int64_t ldb, int64_t r0,
                                               int64_t r1) {
@@ -427,10 +535,14 @@ static FC_TARGET void fc_task_avx512_f32(const float *x, const float *apack, con
 
 /* ---------------------------------------------------------------- entry points */
 
-static inline void fc_task_f32(const float *x, const float *apack, const float *bias, int has_bias,
-                               const int64_t *g, float *out, float *panel, int64_t task,
-                               int64_t chunk) {
+static inline void fc_task_f32(const float *x, const float *xp, const float *apack,
+                               const float *bias, int has_bias, const int64_t *g, float *out,
+                               float *panel, int64_t task, int64_t chunk) {
 #if FC_HAVE_X86
+    if (fc_implicit(g)) {
+        fc_task_implicit_f32(xp, apack, bias, has_bias, g, out, panel, task);
+        return;
+    }
     if (fc_have_avx512()) {
         fc_task_avx512_f32(x, apack, bias, has_bias, g, out, panel, task, chunk);
         return;

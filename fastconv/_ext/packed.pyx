@@ -24,8 +24,12 @@ cdef extern from "_packed_kernel.h" nogil:
     void fc_omp_barrier()
     void fc_pack_a_f32(const float *w, float *apack, const int64_t *g, int64_t blk)
     void fc_pack_a_f64(const double *w, double *apack, const int64_t *g, int64_t blk)
-    void fc_task_f32(const float *x, const float *apack, const float *bias, int has_bias,
-                     const int64_t *g, float *out, float *panel, int64_t task, int64_t chunk)
+    int64_t fc_xpad_offset(const int64_t *g, int64_t nthreads)
+    int64_t fc_num_planes(const int64_t *g)
+    void fc_pad_plane_f32(const float *x, float *xp, const int64_t *g, int64_t plane)
+    void fc_task_f32(const float *x, const float *xp, const float *apack, const float *bias,
+                     int has_bias, const int64_t *g, float *out, float *panel, int64_t task,
+                     int64_t chunk)
     void fc_task_f64(const double *x, const double *apack, const double *bias, int has_bias,
                      const int64_t *g, double *out, double *panel, int64_t task)
 
@@ -50,7 +54,8 @@ def conv_packed(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
     cdef const floating *bp = NULL
     cdef floating *op = &out[0, 0, 0, 0]
     cdef floating *base
-    cdef int64_t nab = fc_num_ablocks(g), ntasks, i, t, chunk
+    cdef int64_t nab = fc_num_ablocks(g), npl = 0, ntasks, i, t, chunk
+    cdef floating *xpad = NULL
     cdef int tid, hb = 1 if (has_bias and bias.shape[0] > 0) else 0
     if nthreads < 1:
         nthreads = 1
@@ -58,16 +63,21 @@ def conv_packed(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
         bp = &bias[0]
     if floating is float:
         base = fc_align_f32(&ws[0])
+        npl = fc_num_planes(g)  # > 0 in implicit mode: the input is copied padded first
+        xpad = base + fc_xpad_offset(g, nthreads)
         ntasks = fc_num_tasks(g)
     else:
         base = fc_align_f64(&ws[0])
         ntasks = fc_num_tasks_f64(g)
     chunk = fc_task_chunk(ntasks, nthreads)
     with nogil, parallel(num_threads=nthreads):
-        # the weights are packed once per call, then published by the barrier
-        for i in prange(nab, schedule="static"):
+        # the weights are packed (and the input padded) once per call, published by the barrier
+        for i in prange(nab + npl, schedule="static"):
             if floating is float:
-                fc_pack_a_f32(wp, base, g, i)
+                if i < nab:
+                    fc_pack_a_f32(wp, base, g, i)
+                else:
+                    fc_pad_plane_f32(xp, xpad, g, i - nab)
             else:
                 fc_pack_a_f64(wp, base, g, i)
         fc_omp_barrier()
@@ -75,6 +85,7 @@ def conv_packed(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
         for t in prange(ntasks, schedule="dynamic", chunksize=chunk):
             tid = threadid()
             if floating is float:
-                fc_task_f32(xp, base, bp, hb, g, op, base + fc_bpanel_offset(g, tid), t, chunk)
+                fc_task_f32(xp, xpad, base, bp, hb, g, op, base + fc_bpanel_offset(g, tid), t,
+                            chunk)
             else:
                 fc_task_f64(xp, base, bp, hb, g, op, base + fc_bpanel_offset(g, tid), t)
