@@ -6,7 +6,7 @@ Stable API for every benchmarks/bench_*.py and script (add names, never change t
 ``load_layers()``, ``LAYERS``, ``layer_flops(spec)``, ``layer_out_hw(spec)``,
 ``layer_gemm_shape(spec)``, ``layer_arrays(spec, dtype)``, ``gflops(flops, seconds)``,
 ``best_time(fn, repeat)``, ``blas_limit(n)``, ``sgemm_gflops(m, k, n, dtype, repeat, threads)``,
-``warm(fn, *args, **kwargs)``.
+``use_threads(n)`` (returns a restore function), ``warm(fn, *args, **kwargs)``.
 """
 
 from __future__ import annotations
@@ -48,6 +48,7 @@ __all__ = [
     "blas_limit",
     "layer_gemm_shape",
     "torch_available",
+    "use_threads",
     "warm",
 ]
 
@@ -182,11 +183,47 @@ def best_time(fn, repeat=5):
     return best
 
 
-def blas_limit(n):
-    """Context capping the BLAS that NumPy/SciPy ship at `n` threads (threadpoolctl)."""
-    from threadpoolctl import threadpool_limits
+_controller = None
 
-    return threadpool_limits(n, user_api="blas")
+
+def _blas_controller():
+    global _controller
+    if _controller is None:
+        import scipy.linalg  # noqa: F401  (loads SciPy's own BLAS, so it is controlled too)
+        from threadpoolctl import ThreadpoolController
+
+        _controller = ThreadpoolController()
+    return _controller
+
+
+def blas_limit(n):
+    """Context capping the BLAS that NumPy/SciPy ship at `n` threads (threadpoolctl).
+
+    Also usable as a plain call: keep the result and call ``.restore_original_limits()``.
+    """
+    return _blas_controller().limit(limits=n, user_api="blas")
+
+
+def use_threads(n):
+    """Run fastconv, the BLAS NumPy/SciPy ship, and torch (if loaded) on `n` threads.
+
+    Returns a function that restores the previous settings (call it from ``teardown``).
+    """
+    prev = fastconv.get_num_threads()
+    fastconv.set_num_threads(n)
+    limiter = blas_limit(n)
+    t = _torch
+    prev_torch = t.get_num_threads() if t is not None else None
+    if t is not None:
+        t.set_num_threads(n)
+
+    def restore():
+        fastconv.set_num_threads(prev)
+        limiter.restore_original_limits()
+        if t is not None:
+            t.set_num_threads(prev_torch)
+
+    return restore
 
 
 def layer_gemm_shape(spec):
@@ -214,6 +251,43 @@ def sgemm_gflops(m, k, n, dtype=np.float32, repeat=5, threads=None):
         return run()
     with blas_limit(threads):
         return run()
+
+
+def _preload():
+    """Import both backends' kernel modules and scan the BLAS libraries once, at import.
+
+    asv's forkserver imports the benchmark modules once and forks a process per benchmark and
+    parameter set, so what is loaded here is not paid again in each of those few hundred
+    processes (Numba's import and cached-kernel load cost about a second each).  Nothing runs:
+    no thread pool starts before the fork.  torch stays out (its OpenMP runtime would be loaded
+    into every fastconv measurement).
+    """
+    import pkgutil
+
+    for pkg in ("fastconv._jit", "fastconv._ext"):
+        try:
+            mod = importlib.import_module(pkg)
+        except ImportError:
+            continue
+        for info in pkgutil.iter_modules(mod.__path__):
+            try:
+                importlib.import_module(f"{pkg}.{info.name}")
+            except Exception:  # an old commit, a missing extension: the benchmark will say
+                pass
+    try:
+        _blas_controller()
+        fastconv._threads._blas_libs()
+    except Exception:
+        pass
+    try:  # Numba's typing and target contexts: a serial function starts no thread pool
+        import numba
+
+        numba.njit(lambda a: a + 1)(1)
+    except Exception:
+        pass
+
+
+_preload()
 
 
 def warm(fn, *args, **kwargs):
