@@ -1,5 +1,9 @@
 """The packed convolution kernel (both backends) against the float64 reference convolution."""
 
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -119,3 +123,36 @@ def test_workspace_and_support(backend):
     assert kern.packed_workspace_size(geo, 4) > size
     assert isinstance(kern.packed_supported("f"), bool)
     assert kern.packed_supported("g") is False
+
+
+_PORTABLE_CHECK = """
+import numpy as np
+from fastconv import _reference
+from fastconv._ext import packed
+from test_packed import LAYERS, _check, _kernels, _run
+assert not packed.packed_supported("f")
+rng = np.random.default_rng(5)
+for N, C, H, W, K, kh, kw, s, p, d, g in LAYERS[:-1]:
+    x = rng.standard_normal((N, C, H, W), dtype=np.float32)
+    w = rng.standard_normal((K, C // g, kh, kw), dtype=np.float32)
+    b = rng.standard_normal(K, dtype=np.float32)
+    out = _run(_kernels("cython"), x, w, b, s, p, d, g)
+    _check(out, _reference.conv2d(x, w, b, s, p, d, g), np.float32)
+print("ok")
+"""
+
+
+def test_portable_path_without_avx512():
+    """The C path for CPUs without AVX-512F, forced on this one in a child process."""
+    env = dict(os.environ, FASTCONV_NO_AVX512="1")
+    here = os.path.dirname(os.path.abspath(__file__))
+    env["PYTHONPATH"] = os.pathsep.join([here, os.path.dirname(here), env.get("PYTHONPATH", "")])
+    res = subprocess.run(
+        [sys.executable, "-c", _PORTABLE_CHECK],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() == "ok"

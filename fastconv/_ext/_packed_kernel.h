@@ -15,6 +15,7 @@
 #define FASTCONV_PACKED_KERNEL_H
 
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
@@ -136,7 +137,8 @@ static inline int fc_have_avx512(void) {
     static int cached = -1;
     if (cached < 0) {
         __builtin_cpu_init();
-        cached = __builtin_cpu_supports("avx512f") ? 1 : 0;
+        /* FASTCONV_NO_AVX512 (any value) forces the portable path, to test it on any machine */
+        cached = __builtin_cpu_supports("avx512f") && !getenv("FASTCONV_NO_AVX512") ? 1 : 0;
     }
     return cached;
 #else
