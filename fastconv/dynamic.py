@@ -21,13 +21,15 @@ __all__ = ["DynamicConv2d", "dynamic_conv2d", "dynamic_plan"]
 _METHODS = ("auto", "mix", "experts")
 
 # Cost model, in "flop-equivalents" so FLOPs and memory traffic add up.  Measured on this machine
-# (2 cores Sapphire Rapids, float32, benchmarks/dynamic_speed.py): the packed kernel runs a
-# shared-weight 3x3 layer at ~180 GFLOP/s on 2 threads, the per-sample im2col+sgemm path at
-# ~80 (half), and memory-bound passes (mixing kernels, mixing expert outputs) stream ~20 GB/s,
-# so one byte moved costs about as much time as 8 FLOPs of the packed kernel.
+# (2 cores Sapphire Rapids, float32, quiet moments): the packed kernel runs the b8 c64 56x56 3x3
+# layer at ~180 GFLOP/s on 2 threads, the per-sample im2col+sgemm pass at 66-84 (about half).
+# Memory-bound passes (mixing kernels, mixing expert outputs) are taken to stream ~20 GB/s (an
+# estimate, not measured apart), so one byte moved costs about as much as 8 packed-kernel FLOPs.
+# The picks were checked against both methods forced, on layers of 1, 4, 49 and 3136 output
+# pixels (tests/test_dynamic.py holds two of them).
 _BYTE_COST = 8.0
 _GEMM_EFFICIENCY = 0.5  # per-sample im2col+sgemm relative to the packed kernel
-_CALL_COST = 4e6  # one kernel call's fixed cost (~20-30 us) in flop-equivalents
+_CALL_COST = 4e6  # one kernel call's fixed cost (estimated 20-30 us) in flop-equivalents
 _PACKED_TILE = 48  # output pixels per micro-tile of the packed kernel (fastconv/_ext/packed.pyx)
 _CALL_MIN_TILES = 4  # pixel tiles per thread a per-sample packed call needs to pay
 
