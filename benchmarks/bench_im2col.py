@@ -53,7 +53,9 @@ class _Unfold:
     param_names = ["dtype", "shape", "backend", "threads"]
     timeout = 60
 
-    def _prepare(self, dtype, shape, backend):
+    def _prepare(self, dtype, shape, backend, threads):
+        if backend == "numpy" and threads != 1:
+            raise NotImplementedError("NumPy's copies are single-threaded: measured at threads=1")
         n, c, h, w, kh, kw, s, p, d = UNFOLD_SHAPES[shape]
         x = rng().standard_normal((n, c, h, w)).astype(dtype)
         ho, wo = _out_hw(h, w, kh, kw, s, p, d)
@@ -70,7 +72,7 @@ class Im2col(_Unfold):
     """im2col (torch's unfold) on a batch: fastconv's backends against torch and NumPy."""
 
     def setup(self, dtype, shape, backend, threads):
-        x, _, _, (kh, kw, s, p, d) = self._prepare(dtype, shape, backend)
+        x, _, _, (kh, kw, s, p, d) = self._prepare(dtype, shape, backend, threads)
         if backend == "torch":
             torch = require_torch()
             xt = torch.from_numpy(x)
@@ -104,7 +106,7 @@ class Col2im(_Unfold):
     """col2im (torch's fold, overlaps summed): fastconv's backends against torch and NumPy."""
 
     def setup(self, dtype, shape, backend, threads):
-        _, cols, (h, w), (kh, kw, s, p, d) = self._prepare(dtype, shape, backend)
+        _, cols, (h, w), (kh, kw, s, p, d) = self._prepare(dtype, shape, backend, threads)
         if backend == "torch":
             torch = require_torch()
             ct = torch.from_numpy(cols)
