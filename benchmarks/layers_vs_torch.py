@@ -100,6 +100,9 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeat", type=int, default=15)
+    ap.add_argument(
+        "--min-time", type=float, default=0.02, help="seconds per sample (0: one call per sample)"
+    )
     ap.add_argument("--extra", action="store_true", help="also run shapes beyond the public suite")
     ap.add_argument("--backend", choices=["cython", "numba"], default="cython")
     ap.add_argument("--only", default="", help="comma-separated layer names")
@@ -165,9 +168,11 @@ def main(argv=None):
         if conv2d is not None:
             kwargs = dict(stride=s, padding=p, dilation=d, groups=g)
             fns.append(lambda a=(x, w, b), k=kwargs: conv2d(*a, **k))
-        t = best_interleaved(fns, args.repeat)
+        t = best_interleaved(fns, args.repeat, args.min_time)
         with threadpool_limits(args.threads, user_api="blas"):
-            (tg,) = best_interleaved([lambda a=ga, b=gb: a @ b], max(3, args.repeat // 3))
+            (tg,) = best_interleaved(
+                [lambda a=ga, b=gb: a @ b], max(3, args.repeat // 3), args.min_time
+            )
         sgemm_gf = 2.0 * Kg * R * N * Ho * Wo / tg / 1e9
         ratio = t[1] / t[0]
         if not tag:

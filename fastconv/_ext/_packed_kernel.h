@@ -53,34 +53,47 @@ static inline int64_t fc_apack_size(const int64_t *g) { return fc_num_ablocks(g)
 static inline int64_t fc_bpanel_size(void) { return FC_KC * FC_NR + 16; }
 static inline int fc_have_avx512(void);
 
-/* Implicit mode (stride 1): the input is copied once into a zero-bordered buffer xp of planes
- * Hp x Wp = (Ho + dh*(kh-1)) x (Wo + dw*(kw-1)); over "virtual" output rows Wp wide, im2col row
- * r = (c, i, j) is then xp shifted by off[r] = c*Hp*Wp + i*dh*Wp + j*dw, so the micro-kernel
- * reads B straight from xp with no packing.  It computes Wp - Wo junk columns per row and is
- * chosen when that waste costs less than packing (which costs most when K is small). */
-static inline int64_t fc_hp(const int64_t *g) { return g[FC_HO] + g[FC_DH] * (g[FC_KH] - 1); }
-static inline int64_t fc_wp(const int64_t *g) { return g[FC_WO] + g[FC_DW] * (g[FC_KW] - 1); }
-static inline int64_t fc_vtiles(const int64_t *g) {  /* tiles per sample in implicit mode */
-    return (g[FC_HO] * fc_wp(g) + FC_NR - 1) / FC_NR;
+/* Implicit mode: the input is copied once, zero-bordered and split into sh x sw stride phases,
+ * into xp: plane (n, c, a, b) holds padded-input pixel (y*sh + a, x*sw + b) at (y, x), Hq x Wq =
+ * (Ho + (kh-1)*dh/sh) x (Wo + (kw-1)*dw/sw).  Over "virtual" output rows Wq wide, im2col row
+ * r = (c, i, j) is then xp shifted by off[r] (phase (i*dh % sh, j*dw % sw), shift
+ * (i*dh / sh, j*dw / sw)), so the micro-kernel reads B straight from xp with no packing, at any
+ * stride.  It computes Wq - Wo junk columns per row and is chosen when that waste costs less
+ * than packing (which costs most when K is small). */
+static inline int64_t fc_hq(const int64_t *g) {
+    return g[FC_HO] + g[FC_DH] * (g[FC_KH] - 1) / g[FC_SH];
 }
+static inline int64_t fc_wq(const int64_t *g) {
+    return g[FC_WO] + g[FC_DW] * (g[FC_KW] - 1) / g[FC_SW];
+}
+static inline int64_t fc_vtiles(const int64_t *g) {  /* tiles per sample in implicit mode */
+    return (g[FC_HO] * fc_wq(g) + FC_NR - 1) / FC_NR;
+}
+static inline int64_t fc_num_planes(const int64_t *g);
 static inline int64_t fc_xpad_size(const int64_t *g) {
     /* + slack: the last tile's junk columns read up to a row and a tile past the last plane */
-    return g[FC_N] * g[FC_C] * fc_hp(g) * fc_wp(g) + 2 * fc_wp(g) + 2 * FC_NR + 64;
+    return g[FC_N] * g[FC_C] * g[FC_SH] * g[FC_SW] * fc_hq(g) * fc_wq(g) + 2 * fc_wq(g) +
+           2 * FC_NR + 64;
 }
 static inline int fc_implicit(const int64_t *g) {
 #ifdef FC_NO_IMPLICIT
     return 0;
 #endif
-    if (g[FC_SH] != 1 || g[FC_SW] != 1 || !fc_have_avx512()) return 0;
-    if (g[FC_KH] * g[FC_KW] == 1 && g[FC_HO] == g[FC_H] && g[FC_WO] == g[FC_W]) return 0;
-    int64_t R = fc_R(g), HpWp = fc_hp(g) * fc_wp(g);
-    if (R > FC_KC * FC_NR || R > 4608) return 0;            /* offsets table; B rows kept in L2 */
-    if ((g[FC_C] / g[FC_G]) * HpWp >= ((int64_t)1 << 31)) return 0;   /* int32 offsets */
+    if (!fc_have_avx512()) return 0;
+    if (g[FC_KH] * g[FC_KW] == 1 && g[FC_SH] == 1 && g[FC_SW] == 1 && g[FC_PT] == 0 &&
+        g[FC_PL] == 0 && g[FC_HO] == g[FC_H] && g[FC_WO] == g[FC_W])
+        return 0;                                           /* 1x1 direct is better still */
+    int64_t R = fc_R(g), HW = g[FC_SH] * g[FC_SW] * fc_hq(g) * fc_wq(g);
+    if (R > 4608) return 0;                                 /* B rows of a tile kept in L2 */
+    if ((g[FC_C] / g[FC_G]) * HW >= ((int64_t)1 << 31)) return 0;   /* int32 offsets */
     if (fc_xpad_size(g) > ((int64_t)8 << 20)) return 0;     /* 32 MiB of float32 */
-    /* measured here: packing costs ~15% of the FMA time at K = 64 per group, ~12% at 128,
-     * ~10% at 256; junk columns cost vtiles * NR / (Ho * Wo) - 1 */
-    double pack = 0.08 + 0.56 / (double)fc_mblocks(g);
+    /* Fitted to single-thread runs on this machine (Zen 4): packing costs ~12% of the FMA
+     * time at K = 64 per group, ~9% at 128, ~7% at 256; implicit mode costs its junk columns,
+     * vtiles * NR / (Ho * Wo) - 1, plus ~2% (stride 1) or ~6% (strided: B rows come from
+     * sh*sw phase planes, fewer L1 hits). */
+    double pack = 0.05 + 0.6 / (double)fc_mblocks(g);
     double waste = (double)(fc_vtiles(g) * FC_NR) / (double)(g[FC_HO] * g[FC_WO]) - 1.0;
+    waste += (g[FC_SH] > 1 || g[FC_SW] > 1) ? 0.06 : 0.02;
     return waste < pack;
 }
 
@@ -98,36 +111,64 @@ static inline int64_t fc_workspace_size(const int64_t *g, int64_t nthreads) {
     /* apack rounded up to 16 elements keeps every B panel 64-byte aligned for both dtypes */
     int64_t ap = (fc_apack_size(g) + 15) / 16 * 16;
     return FC_SLACK + ap + (nthreads < 1 ? 1 : nthreads) * fc_bpanel_size() +
-           (fc_implicit(g) ? fc_xpad_size(g) : 0);
+           (fc_implicit(g) ? fc_xpad_size(g) + fc_R(g) : 0);
 }
 /* the padded input of implicit mode, after the per-thread panels */
 static inline int64_t fc_xpad_offset(const int64_t *g, int64_t nthreads) {
     return (fc_apack_size(g) + 15) / 16 * 16 + (nthreads < 1 ? 1 : nthreads) * fc_bpanel_size();
 }
 static inline int64_t fc_num_planes(const int64_t *g) {
-    return fc_implicit(g) ? g[FC_N] * g[FC_C] : 0;
+    return fc_implicit(g) ? g[FC_N] * g[FC_C] * g[FC_SH] * g[FC_SW] : 0;
 }
-/* one plane of xp: the input shifted by the top/left padding, zeros around */
+/* one phase plane (n, c, a, b) of xp, zeros outside the input */
 static void fc_pad_plane_f32(const float *x, float *xp, const int64_t *g, int64_t plane) {
-    int64_t H = g[FC_H], W = g[FC_W], Hp = fc_hp(g), Wp = fc_wp(g), pt = g[FC_PT], pl = g[FC_PL];
-    const float *src = x + plane * H * W;
-    float *dst = xp + plane * Hp * Wp;
-    for (int64_t y = 0; y < Hp; y++) {
-        int64_t iy = y - pt;
-        float *d = dst + y * Wp;
+    int64_t H = g[FC_H], W = g[FC_W], Hq = fc_hq(g), Wq = fc_wq(g), sh = g[FC_SH], sw = g[FC_SW];
+    int64_t nc = plane / (sh * sw), ph = plane - nc * sh * sw, a = ph / sw, b = ph - a * sw;
+    const float *src = x + nc * H * W;
+    float *dst = xp + plane * Hq * Wq;
+    for (int64_t y = 0; y < Hq; y++) {
+        int64_t iy = y * sh + a - g[FC_PT];
+        float *d = dst + y * Wq;
         if (iy < 0 || iy >= H) {
-            memset(d, 0, (size_t)Wp * sizeof(float));
+            memset(d, 0, (size_t)Wq * sizeof(float));
             continue;
         }
-        int64_t x0 = pl < Wp ? pl : Wp;               /* columns before the input */
-        int64_t x1 = pl + W < Wp ? pl + W : Wp;       /* end of the input columns */
-        if (x0 > 0) memset(d, 0, (size_t)x0 * sizeof(float));
-        if (x1 > x0) memcpy(d + x0, src + iy * W + (x0 - pl), (size_t)(x1 - x0) * sizeof(float));
-        if (Wp > x1) memset(d + x1, 0, (size_t)(Wp - x1) * sizeof(float));
+        const float *srow = src + iy * W;
+        int64_t ix = b - g[FC_PL];
+        if (sw == 1) {
+            int64_t x0 = -ix < 0 ? 0 : (-ix < Wq ? -ix : Wq);   /* columns before the input */
+            int64_t x1 = W - ix < Wq ? W - ix : Wq;             /* end of the input columns */
+            if (x1 < x0) x1 = x0;
+            if (x0 > 0) memset(d, 0, (size_t)x0 * sizeof(float));
+            if (x1 > x0) memcpy(d + x0, srow + ix + x0, (size_t)(x1 - x0) * sizeof(float));
+            if (Wq > x1) memset(d + x1, 0, (size_t)(Wq - x1) * sizeof(float));
+        } else {
+            for (int64_t xx = 0; xx < Wq; xx++, ix += sw) d[xx] = (ix >= 0 && ix < W) ? srow[ix] : 0.0f;
+        }
     }
-    if (plane == g[FC_N] * g[FC_C] - 1)  /* the slack the last tiles read: keep it finite */
-        memset(dst + Hp * Wp, 0, (size_t)(fc_xpad_size(g) - g[FC_N] * g[FC_C] * Hp * Wp) * sizeof(float));
+    if (plane == fc_num_planes(g) - 1)  /* the slack the last tiles read: keep it finite */
+        memset(dst + Hq * Wq, 0,
+               (size_t)(fc_xpad_size(g) - (plane + 1) * Hq * Wq) * sizeof(float));
 }
+
+/* the im2col row offsets into xp, built once per call after xp (int32 in float slots) */
+static inline int32_t *fc_offsets(float *xp, const int64_t *g) {
+    return (int32_t *)(xp + fc_xpad_size(g));
+}
+static void fc_build_offsets(float *xp, const int64_t *g) {
+    int64_t Hq = fc_hq(g), Wq = fc_wq(g), sh = g[FC_SH], sw = g[FC_SW], PL = sh * sw * Hq * Wq;
+    int32_t *off = fc_offsets(xp, g);
+    int64_t r = 0;
+    for (int64_t cl = 0; cl < g[FC_C] / g[FC_G]; cl++)
+        for (int64_t i = 0; i < g[FC_KH]; i++) {
+            int64_t ti = i * g[FC_DH], a = ti % sh;
+            for (int64_t j = 0; j < g[FC_KW]; j++) {
+                int64_t tj = j * g[FC_DW], b = tj % sw;
+                off[r++] = (int32_t)(cl * PL + (a * sw + b) * Hq * Wq + ti / sh * Wq + tj / sw);
+            }
+        }
+}
+
 static inline int64_t fc_bpanel_offset(const int64_t *g, int64_t tid) {
     return (fc_apack_size(g) + 15) / 16 * 16 + tid * fc_bpanel_size();
 }
@@ -406,9 +447,14 @@ fc_micro_f32(const int NV, const int IND, int64_t kc, const float *restrict a,
                 float *cr = c + m * ldc;
 #pragma GCC unroll 4
                 for (int v = 0; v < NV; v++) {
+                    /* a piece touches few of the vectors; masked stores are slow on Zen 4 */
+                    if (mk[v] == 0) continue;
                     __m512 t = acc[m][v];
                     if (!first) t = _mm512_add_ps(t, _mm512_maskz_loadu_ps(mk[v], cr + 16 * v));
-                    _mm512_mask_storeu_ps(cr + 16 * v, mk[v], t);
+                    if (mk[v] == (__mmask16)0xFFFF)
+                        _mm512_storeu_ps(cr + 16 * v, t);
+                    else
+                        _mm512_mask_storeu_ps(cr + 16 * v, mk[v], t);
                 }
             }
         }
@@ -436,30 +482,27 @@ fc_micro_f32_ind3(int64_t kc, const float *a, const float *b, const int32_t *bof
 static FC_TARGET void fc_task_implicit_f32(const float *xp, const float *apack, const float *bias,
                                            int has_bias, const int64_t *g, float *out,
                                            float *panel, int64_t task) {
-    int64_t Ho = g[FC_HO], Wo = g[FC_WO], Hp = fc_hp(g), Wp = fc_wp(g), P = Ho * Wo;
+    int64_t Ho = g[FC_HO], Wo = g[FC_WO], Hq = fc_hq(g), Wq = fc_wq(g), P = Ho * Wo;
     int64_t R = fc_R(g), Kg = fc_Kg(g), mb_n = fc_mblocks(g), nt = fc_vtiles(g);
-    int64_t C = g[FC_C], Cg = C / g[FC_G], kh = g[FC_KH], kw = g[FC_KW];
+    int64_t C = g[FC_C], Cg = C / g[FC_G];
+    int64_t PL = g[FC_SH] * g[FC_SW] * Hq * Wq;  /* elements per channel */
     int64_t grp = task / (g[FC_N] * nt), rest = task - grp * g[FC_N] * nt;
     int64_t n = rest / nt, l0 = (rest - n * nt) * FC_NR;
-    int32_t *off = (int32_t *)panel;  /* the panel is unused in this mode */
-    int64_t r = 0;
-    for (int64_t cl = 0; cl < Cg; cl++)
-        for (int64_t i = 0; i < kh; i++)
-            for (int64_t j = 0; j < kw; j++)
-                off[r++] = (int32_t)(cl * Hp * Wp + i * g[FC_DH] * Wp + j * g[FC_DW]);
+    const int32_t *off = fc_offsets((float *)xp, g);
     /* pieces: the real (ow < Wo) part of each virtual row the tile covers */
     fc_segments s;
     s.npc = 0;
-    for (int64_t oh = l0 / Wp; oh < Ho && oh * Wp < l0 + FC_NR; oh++) {
-        int64_t a0 = oh * Wp > l0 ? oh * Wp : l0, a1 = oh * Wp + Wo < l0 + FC_NR ? oh * Wp + Wo : l0 + FC_NR;
+    for (int64_t oh = l0 / Wq; oh < Ho && oh * Wq < l0 + FC_NR; oh++) {
+        int64_t a0 = oh * Wq > l0 ? oh * Wq : l0;
+        int64_t a1 = oh * Wq + Wo < l0 + FC_NR ? oh * Wq + Wo : l0 + FC_NR;
         if (a1 <= a0) continue;
         s.pd[s.npc] = a0 - l0;
         s.plen[s.npc] = a1 - a0;
-        s.poff[s.npc] = n * g[FC_K] * P + oh * Wo + (a0 - oh * Wp) - (a0 - l0);
+        s.poff[s.npc] = n * g[FC_K] * P + oh * Wo + (a0 - oh * Wq) - (a0 - l0);
         s.npc++;
     }
     if (s.npc == 0) return;
-    const float *b = xp + (n * C + grp * Cg) * Hp * Wp + l0;
+    const float *b = xp + (n * C + grp * Cg) * PL + l0;
     for (int64_t mb = 0; mb < mb_n; mb++) {
         const float *a = apack + (grp * mb_n + mb) * FC_MR * R;
         int64_t k0 = grp * Kg + mb * FC_MR, mrows = Kg - mb * FC_MR;

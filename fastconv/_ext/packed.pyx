@@ -27,6 +27,7 @@ cdef extern from "_packed_kernel.h" nogil:
     int64_t fc_xpad_offset(const int64_t *g, int64_t nthreads)
     int64_t fc_num_planes(const int64_t *g)
     void fc_pad_plane_f32(const float *x, float *xp, const int64_t *g, int64_t plane)
+    void fc_build_offsets(float *xp, const int64_t *g)
     void fc_task_f32(const float *x, const float *xp, const float *apack, const float *bias,
                      int has_bias, const int64_t *g, float *out, float *panel, int64_t task,
                      int64_t chunk)
@@ -64,6 +65,8 @@ def conv_packed(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
     if floating is float:
         base = fc_align_f32(&ws[0])
         npl = fc_num_planes(g)  # > 0 in implicit mode: the input is copied padded first
+        if npl > 0:
+            npl += 1  # and the row offsets into it are tabulated
         xpad = base + fc_xpad_offset(g, nthreads)
         ntasks = fc_num_tasks(g)
     else:
@@ -76,8 +79,10 @@ def conv_packed(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
             if floating is float:
                 if i < nab:
                     fc_pack_a_f32(wp, base, g, i)
-                else:
+                elif i < nab + npl - 1:
                     fc_pad_plane_f32(xp, xpad, g, i - nab)
+                else:
+                    fc_build_offsets(xpad, g)
             else:
                 fc_pack_a_f64(wp, base, g, i)
         fc_omp_barrier()
