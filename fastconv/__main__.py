@@ -80,29 +80,51 @@ def demo(args):
         torch = None
     img = load_sample_image().astype(np.float64) / 255.0
     H, W = img.shape
-    print(f"fastconv {fastconv.__version__} demo: sample photograph {H}x{W} (Grace Hopper, public domain), "
-          f"{fastconv.get_num_threads()} threads\n")
+    print(
+        f"fastconv {fastconv.__version__} demo: sample photograph {H}x{W} (Grace Hopper, public domain), "
+        f"{fastconv.get_num_threads()} threads\n"
+    )
 
     print("Correctness")
     gauss = _gaussian(15, 3.0)
     sobel = np.array([[1.0, 0.0, -1.0], [2.0, 0.0, -2.0], [1.0, 0.0, -1.0]])
     ok = True
     blur = fastconv.signal.correlate2d(img, gauss, mode="same", boundary="symm")
-    ok &= _check("signal.correlate2d 15x15 Gaussian vs scipy", blur,
-                 scipy.signal.correlate2d(img, gauss, mode="same", boundary="symm"), 1e-10)
+    ok &= _check(
+        "signal.correlate2d 15x15 Gaussian vs scipy",
+        blur,
+        scipy.signal.correlate2d(img, gauss, mode="same", boundary="symm"),
+        1e-10,
+    )
     edges = fastconv.signal.convolve2d(img, sobel, mode="valid")
-    ok &= _check("signal.convolve2d Sobel vs scipy", edges,
-                 scipy.signal.convolve2d(img, sobel, mode="valid"), 1e-10)
+    ok &= _check(
+        "signal.convolve2d Sobel vs scipy",
+        edges,
+        scipy.signal.convolve2d(img, sobel, mode="valid"),
+        1e-10,
+    )
     # a CNN layer on the photograph: 16 tiles of 128x128 as a batch, 3 -> 32 channels, 3x3
     rng = np.random.default_rng(0)
-    tiles = img[: 4 * 128, : 4 * 128].reshape(4, 128, 4, 128).transpose(0, 2, 1, 3).reshape(16, 1, 128, 128)
+    tiles = (
+        img[: 4 * 128, : 4 * 128]
+        .reshape(4, 128, 4, 128)
+        .transpose(0, 2, 1, 3)
+        .reshape(16, 1, 128, 128)
+    )
     x = np.concatenate([tiles, tiles**2, np.sqrt(tiles)], axis=1).astype(np.float32)
     w = (rng.standard_normal((32, 3, 3, 3)) / 5).astype(np.float32)
     b = rng.standard_normal(32).astype(np.float32)
     y = fastconv.conv2d(x, w, b, padding=1)
-    ok &= _check("conv2d 16x3x128x128 -> 32ch vs float64 loop", y, _reference.conv2d(x, w, b, padding=1), 1e-4)
+    ok &= _check(
+        "conv2d 16x3x128x128 -> 32ch vs float64 loop",
+        y,
+        _reference.conv2d(x, w, b, padding=1),
+        1e-4,
+    )
     if torch is not None:
-        ty = torch.nn.functional.conv2d(torch.from_numpy(x), torch.from_numpy(w), torch.from_numpy(b), padding=1)
+        ty = torch.nn.functional.conv2d(
+            torch.from_numpy(x), torch.from_numpy(w), torch.from_numpy(b), padding=1
+        )
         ok &= _check("conv2d vs torch.nn.functional.conv2d", y, ty.numpy(), 1e-4)
     cols = fastconv.im2col(x, 3, padding=1)
     ok &= _check("im2col vs float64 loop", cols, _reference.im2col(x, 3, padding=1), 1e-6)
@@ -116,28 +138,54 @@ def demo(args):
     wl = rng.standard_normal((64, 64, 3, 3)).astype(np.float32)
     layer_flops = 2 * 4 * 64 * 56 * 56 * 64 * 9
     cases = [
-        ("2048^2 image, 5x5 kernel, same", "scipy.signal.correlate2d",
-         lambda: fastconv.signal.correlate2d(big, k5, mode="same"),
-         lambda: scipy.signal.correlate2d(big, k5, mode="same"), 2 * 2048 * 2048 * 25),
-        ("2048^2 image, 5x5 kernel, same", "scipy.ndimage.correlate",
-         lambda: fastconv.signal.correlate2d(big, k5, mode="same"),
-         lambda: scipy.ndimage.correlate(big, k5, mode="constant"), 2 * 2048 * 2048 * 25),
-        ("2048^2 image, 5x5 Gaussian, same", "scipy.ndimage.correlate",
-         lambda: fastconv.signal.correlate2d(big, gauss5, mode="same"),
-         lambda: scipy.ndimage.correlate(big, gauss5, mode="constant"), 2 * 2048 * 2048 * 25),
-        ("600x512 photo, 15x15 Gaussian", "scipy.signal.correlate2d",
-         lambda: fastconv.signal.correlate2d(img, gauss, mode="same"),
-         lambda: scipy.signal.correlate2d(img, gauss, mode="same"), 2 * H * W * 225),
-        ("conv2d 4x64x56x56, 64->64 3x3 (f32)", "numpy im2col+matmul",
-         lambda: fastconv.conv2d(xl, wl, padding=1),
-         lambda: _numpy_conv(xl, wl), layer_flops),
+        (
+            "2048^2 image, 5x5 kernel, same",
+            "scipy.signal.correlate2d",
+            lambda: fastconv.signal.correlate2d(big, k5, mode="same"),
+            lambda: scipy.signal.correlate2d(big, k5, mode="same"),
+            2 * 2048 * 2048 * 25,
+        ),
+        (
+            "2048^2 image, 5x5 kernel, same",
+            "scipy.ndimage.correlate",
+            lambda: fastconv.signal.correlate2d(big, k5, mode="same"),
+            lambda: scipy.ndimage.correlate(big, k5, mode="constant"),
+            2 * 2048 * 2048 * 25,
+        ),
+        (
+            "2048^2 image, 5x5 Gaussian, same",
+            "scipy.ndimage.correlate",
+            lambda: fastconv.signal.correlate2d(big, gauss5, mode="same"),
+            lambda: scipy.ndimage.correlate(big, gauss5, mode="constant"),
+            2 * 2048 * 2048 * 25,
+        ),
+        (
+            "600x512 photo, 15x15 Gaussian",
+            "scipy.signal.correlate2d",
+            lambda: fastconv.signal.correlate2d(img, gauss, mode="same"),
+            lambda: scipy.signal.correlate2d(img, gauss, mode="same"),
+            2 * H * W * 225,
+        ),
+        (
+            "conv2d 4x64x56x56, 64->64 3x3 (f32)",
+            "numpy im2col+matmul",
+            lambda: fastconv.conv2d(xl, wl, padding=1),
+            lambda: _numpy_conv(xl, wl),
+            layer_flops,
+        ),
     ]
     if torch is not None:
         torch.set_num_threads(fastconv.get_num_threads())
         txl, twl = torch.from_numpy(xl), torch.from_numpy(wl)
-        cases.append(("conv2d 4x64x56x56, 64->64 3x3 (f32)", "torch conv2d (oneDNN)",
-                      lambda: fastconv.conv2d(xl, wl, padding=1),
-                      lambda: torch.nn.functional.conv2d(txl, twl, padding=1), layer_flops))
+        cases.append(
+            (
+                "conv2d 4x64x56x56, 64->64 3x3 (f32)",
+                "torch conv2d (oneDNN)",
+                lambda: fastconv.conv2d(xl, wl, padding=1),
+                lambda: torch.nn.functional.conv2d(txl, twl, padding=1),
+                layer_flops,
+            )
+        )
     progress = _Progress(len(cases), "timing")
     rows = []
     for what, peer, ours, theirs, flops in cases:
@@ -147,8 +195,10 @@ def demo(args):
         progress.step(what)
     print(f"  {'case':<38} {'peer':<26} {'fastconv':>10} {'peer':>10} {'ratio':>7} {'GFLOP/s':>8}")
     for what, peer, t_ours, t_peer, flops in rows:
-        print(f"  {what:<38} {peer:<26} {t_ours * 1e3:8.2f}ms {t_peer * 1e3:8.2f}ms "
-              f"{t_peer / t_ours:6.1f}x {flops / t_ours / 1e9:8.1f}")
+        print(
+            f"  {what:<38} {peer:<26} {t_ours * 1e3:8.2f}ms {t_peer * 1e3:8.2f}ms "
+            f"{t_peer / t_ours:6.1f}x {flops / t_ours / 1e9:8.1f}"
+        )
     print("\n" + ("all checks passed" if ok else "SOME CHECKS FAILED"))
     return 0 if ok else 1
 
@@ -172,7 +222,9 @@ def info(args):
     print(f"python       {platform.python_version()} ({platform.machine()})")
     for mod in (np, scipy, numba, threadpoolctl):
         print(f"{mod.__name__:<12} {mod.__version__}")
-    print(f"threads      {fastconv.get_num_threads()} (fastconv.set_num_threads / fastconv.threads)")
+    print(
+        f"threads      {fastconv.get_num_threads()} (fastconv.set_num_threads / fastconv.threads)"
+    )
     if _plan.cython_available():
         ext = _plan.kernels("cython")
         print(f"cython       built, OpenMP {'on' if ext.openmp else 'off (kernels run serially)'}")
@@ -180,16 +232,22 @@ def info(args):
         print("cython       not built (backend='auto' uses Numba)")
     try:
         pk = _plan.kernels("cython", "packed")
-        print(f"micro-kernel AVX-512 float32 {'available' if pk.packed_supported('f') else 'not supported by this CPU'}")
+        print(
+            f"micro-kernel AVX-512 float32 {'available' if pk.packed_supported('f') else 'not supported by this CPU'}"
+        )
     except ImportError:
         print("micro-kernel not built")
-    print(f"numba        threading layer (config) {numba.config.THREADING_LAYER}, "
-          f"max threads {numba.config.NUMBA_NUM_THREADS}")
+    print(
+        f"numba        threading layer (config) {numba.config.THREADING_LAYER}, "
+        f"max threads {numba.config.NUMBA_NUM_THREADS}"
+    )
     import scipy.linalg  # noqa: F401  (so SciPy's BLAS shows)
 
     for lib in threadpoolctl.threadpool_info():
-        print(f"{lib['user_api']:<12} {lib['internal_api']} {lib.get('version')} "
-              f"({lib['num_threads']} threads) {lib['filepath']}")
+        print(
+            f"{lib['user_api']:<12} {lib['internal_api']} {lib.get('version')} "
+            f"({lib['num_threads']} threads) {lib['filepath']}"
+        )
     return 0
 
 
@@ -203,7 +261,9 @@ def bench(args):
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m fastconv", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="cmd", required=True)
-    sub.add_parser("demo", help="run the engine on the shipped photograph, check it, time it against peers")
+    sub.add_parser(
+        "demo", help="run the engine on the shipped photograph, check it, time it against peers"
+    )
     sub.add_parser("info", help="versions, backends, threads and BLAS of this install")
     b = sub.add_parser("bench", help="conv2d layer suite against torch and NumPy's sgemm")
     b.add_argument("--repeat", type=int, default=7)

@@ -107,7 +107,9 @@ def layer_rows(layers, repeat=7, threads=None):
                 fns.append(sgemm)
             times = interleaved_best(fns, repeat)
             f = flops(spec)
-            row = dict(name=name, flops=f, fastconv=times[0], algorithm=_algorithm(x, w, s, p, d, g))
+            row = dict(
+                name=name, flops=f, fastconv=times[0], algorithm=_algorithm(x, w, s, p, d, g)
+            )
             if torch is not None:
                 row["torch"] = times[1]
             if g == 1:
@@ -131,8 +133,10 @@ def layer_table(repeat=7, threads=None, extra=True):
         layers.update(EXTRA_LAYERS)
     threads = threads or fastconv.get_num_threads()
     rows = layer_rows(layers, repeat, threads)
-    print(f"conv2d layer suite, float32, {threads} threads, best of {repeat} interleaved "
-          f"(python -m fastconv bench --repeat {repeat})")
+    print(
+        f"conv2d layer suite, float32, {threads} threads, best of {repeat} interleaved "
+        f"(python -m fastconv bench --repeat {repeat})"
+    )
     hdr = f"{'layer':<18} {'algorithm':<10} {'fastconv':>9} {'GF/s':>6} {'torch':>9} {'GF/s':>6} {'ratio':>6} {'%sgemm':>7}"
     print(hdr)
     ratios = []
@@ -151,6 +155,8 @@ def layer_table(repeat=7, threads=None, extra=True):
         print(line)
     if ratios:
         geo = math.exp(sum(math.log(v) for v in ratios) / len(ratios))
-        print(f"geomean time ratio fastconv/torch over the public suite: {geo:.3f} "
-              f"(max {max(ratios):.2f}); below 1 means fastconv is faster")
+        print(
+            f"geomean time ratio fastconv/torch over the public suite: {geo:.3f} "
+            f"(max {max(ratios):.2f}); below 1 means fastconv is faster"
+        )
     return 0

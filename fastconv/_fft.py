@@ -56,7 +56,9 @@ def correlate_valid_fft(xp, w, nthreads, wf=None):
     s = (fft_len(Hp), fft_len(Wp))
     if wf is None:
         # correlation = convolution with the flipped kernel, aligned so output i reads x[i : i+kh]
-        wf = sp_fft.rfft2(np.ascontiguousarray(w[..., ::-1, ::-1]), s, axes=(-2, -1), workers=nthreads)
+        wf = sp_fft.rfft2(
+            np.ascontiguousarray(w[..., ::-1, ::-1]), s, axes=(-2, -1), workers=nthreads
+        )
     X = sp_fft.rfft2(xp, s, axes=(-2, -1), workers=nthreads)
     if C == 1 and K == 1:
         X *= wf

@@ -143,7 +143,24 @@ class ConvGeometry:
 
 
 # The geometry vector passed to kernels; both backends index it with these positions.
-GEO_FIELDS = ("N", "C", "H", "W", "K", "kh", "kw", "sh", "sw", "pt", "pl", "dh", "dw", "groups", "Ho", "Wo")
+GEO_FIELDS = (
+    "N",
+    "C",
+    "H",
+    "W",
+    "K",
+    "kh",
+    "kw",
+    "sh",
+    "sw",
+    "pt",
+    "pl",
+    "dh",
+    "dw",
+    "groups",
+    "Ho",
+    "Wo",
+)
 
 
 def padding_amounts(padding, kh, kw, dh, dw, stride):
@@ -153,7 +170,9 @@ def padding_amounts(padding, kh, kw, dh, dw, stride):
             return 0, 0, 0, 0
         if padding == "same":
             if stride != (1, 1):
-                raise ValueError("padding='same' is not supported for strided convolutions (stride != 1)")
+                raise ValueError(
+                    "padding='same' is not supported for strided convolutions (stride != 1)"
+                )
             th, tw = dh * (kh - 1), dw * (kw - 1)
             # torch puts the odd extra row/column at the bottom/right
             return th // 2, th - th // 2, tw // 2, tw - tw // 2
@@ -162,8 +181,17 @@ def padding_amounts(padding, kh, kw, dh, dw, stride):
     return ph, ph, pw, pw
 
 
-def geometry_from_shapes(x_shape, weight_shape, stride=1, padding=0, dilation=1, groups=1,
-                         dtype=np.float32, *, weight_ndim=4):
+def geometry_from_shapes(
+    x_shape,
+    weight_shape,
+    stride=1,
+    padding=0,
+    dilation=1,
+    groups=1,
+    dtype=np.float32,
+    *,
+    weight_ndim=4,
+):
     """Validate shapes and arguments of a conv2d call and return its ConvGeometry (no arrays needed)."""
     x_shape, weight_shape = tuple(x_shape), tuple(weight_shape)
     if len(x_shape) not in (3, 4):
@@ -184,7 +212,9 @@ def geometry_from_shapes(x_shape, weight_shape, stride=1, padding=0, dilation=1,
     if K < 1 or kh < 1 or kw < 1 or Cg < 1:
         raise ValueError(f"weight must have non-empty dimensions, got shape {weight_shape}")
     if K % groups:
-        raise ValueError(f"groups={groups} must divide the output channels K={K} (weight.shape[-4])")
+        raise ValueError(
+            f"groups={groups} must divide the output channels K={K} (weight.shape[-4])"
+        )
     if Cg * groups != C:
         raise ValueError(
             f"weight expects {Cg * groups} input channels (weight.shape[-3]={Cg} x groups={groups}), "
@@ -206,11 +236,31 @@ def geometry_from_shapes(x_shape, weight_shape, stride=1, padding=0, dilation=1,
     Ho = (Hp - eh) // stride_[0] + 1
     Wo = (Wp - ew) // stride_[1] + 1
     return ConvGeometry(
-        N, C, H, W, K, kh, kw, *stride_, pt, pb, pl, pr, dh, dw, groups, Ho, Wo, batched, np.dtype(dtype)
+        N,
+        C,
+        H,
+        W,
+        K,
+        kh,
+        kw,
+        *stride_,
+        pt,
+        pb,
+        pl,
+        pr,
+        dh,
+        dw,
+        groups,
+        Ho,
+        Wo,
+        batched,
+        np.dtype(dtype),
     )
 
 
-def conv_geometry(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, weight_ndim=4):
+def conv_geometry(
+    x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, weight_ndim=4
+):
     """Validate a conv2d call and return (x4, weight, bias, geometry) with x4 batched.
 
     Arrays are returned C-contiguous in the computing dtype (views when they already are);
@@ -283,7 +333,9 @@ def unfold_geometry(N, C, H, W, kernel_size, stride, padding, dilation, batched,
     kh, kw = pair(kernel_size, "kernel_size", minimum=1)
     sh, sw = pair(stride, "stride", minimum=1)
     if isinstance(padding, str):
-        raise ValueError(f"padding must be an int or a pair of ints for im2col/col2im, got {padding!r}")
+        raise ValueError(
+            f"padding must be an int or a pair of ints for im2col/col2im, got {padding!r}"
+        )
     ph, pw = pair(padding, "padding", minimum=0)
     dh, dw = pair(dilation, "dilation", minimum=1)
     eh, ew = dh * (kh - 1) + 1, dw * (kw - 1) + 1

@@ -6,9 +6,9 @@ Cut-overs live here and only here, each with the measurement that set it.
 from __future__ import annotations
 
 import importlib
+from dataclasses import dataclass
 
 import numpy as np
-from dataclasses import dataclass
 
 from . import _threads
 
@@ -57,7 +57,7 @@ def _load(backend, name):
             mod = None
             level = cpu_level()
             # the build for this CPU's ISA level (AVX-512, AVX2), else the baseline build
-            for tag in (["v4", "v3"] if level == "v4" else ["v3"] if level == "v3" else []):
+            for tag in ["v4", "v3"] if level == "v4" else ["v3"] if level == "v3" else []:
                 try:
                     mod = importlib.import_module(f"fastconv._ext._isa_{name}_{tag}")
                     break
@@ -124,7 +124,9 @@ def _packed_module(backend):
     return mod
 
 
-def plan_conv2d(geom, backend="auto", nthreads=None, workspace_bytes=WORKSPACE_BYTES, per_sample=False):
+def plan_conv2d(
+    geom, backend="auto", nthreads=None, workspace_bytes=WORKSPACE_BYTES, per_sample=False
+):
     """Choose the algorithm for `geom` (a ConvGeometry).
 
     Parameters

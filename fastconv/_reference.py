@@ -27,7 +27,11 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
             for i in range(g.kh):
                 for j in range(g.kw):
                     r0, c0 = i * g.dh, j * g.dw
-                    win = src[:, r0 : r0 + g.sh * (g.Ho - 1) + 1 : g.sh, c0 : c0 + g.sw * (g.Wo - 1) + 1 : g.sw]
+                    win = src[
+                        :,
+                        r0 : r0 + g.sh * (g.Ho - 1) + 1 : g.sh,
+                        c0 : c0 + g.sw * (g.Wo - 1) + 1 : g.sw,
+                    ]
                     out[:, k] += w[k, c, i, j] * win
         if b is not None:
             out[:, k] += float(b[k])
@@ -50,7 +54,12 @@ def im2col(x, kernel_size, stride=1, padding=0, dilation=1):
     cols = np.empty((N, C, kh, kw, Ho, Wo))
     for i in range(kh):
         for j in range(kw):
-            cols[:, :, i, j] = xp[:, :, i * dh : i * dh + sh * (Ho - 1) + 1 : sh, j * dw : j * dw + sw * (Wo - 1) + 1 : sw]
+            cols[:, :, i, j] = xp[
+                :,
+                :,
+                i * dh : i * dh + sh * (Ho - 1) + 1 : sh,
+                j * dw : j * dw + sw * (Wo - 1) + 1 : sw,
+            ]
     cols = cols.reshape(N, C * kh * kw, Ho * Wo)
     return cols if batched else cols[0]
 
@@ -73,6 +82,11 @@ def col2im(cols, output_size, kernel_size, stride=1, padding=0, dilation=1):
     xp = np.zeros((N, C, H + 2 * ph, W + 2 * pw))
     for i in range(kh):
         for j in range(kw):
-            xp[:, :, i * dh : i * dh + sh * (Ho - 1) + 1 : sh, j * dw : j * dw + sw * (Wo - 1) + 1 : sw] += v[:, :, i, j]
+            xp[
+                :,
+                :,
+                i * dh : i * dh + sh * (Ho - 1) + 1 : sh,
+                j * dw : j * dw + sw * (Wo - 1) + 1 : sw,
+            ] += v[:, :, i, j]
     out = xp[:, :, ph : ph + H, pw : pw + W]
     return out if batched else out[0]

@@ -14,7 +14,9 @@ from ._plan import kernels, plan_conv2d
 __all__ = ["conv2d"]
 
 
-def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, out=None, backend="auto"):
+def conv2d(
+    x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, out=None, backend="auto"
+):
     """2-D convolution (cross-correlation) with ``torch.nn.functional.conv2d``'s semantics.
 
     Parameters
@@ -124,11 +126,15 @@ def _dispatch(plan, x4, w3, b2, g, res4):
     elif plan.algorithm == "packed":
         ws = np.empty(plan.workspace, dtype=g.dtype)
         pk = kernels(plan.backend, "packed")
-        pk.conv_packed(x4, w3[0].reshape(g.K, g.Cg, g.kh, g.kw), bias[0], has_bias, geo, res4, ws, nt)
+        pk.conv_packed(
+            x4, w3[0].reshape(g.K, g.Cg, g.kh, g.kw), bias[0], has_bias, geo, res4, ws, nt
+        )
     else:
         ws = np.empty((nt, plan.workspace // nt), dtype=g.dtype)
         with _threads.blas_single():
-            mod.conv_gemm(x4, w3, bias, has_bias, geo, res4.reshape(g.N, g.K, g.P), ws, plan.tile, nt)
+            mod.conv_gemm(
+                x4, w3, bias, has_bias, geo, res4.reshape(g.N, g.K, g.P), ws, plan.tile, nt
+            )
 
 
 def _conv_fft(x4, w2, b, g, res4, nthreads, chunk):

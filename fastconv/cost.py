@@ -37,8 +37,18 @@ class ConvCost:
         return asdict(self)
 
 
-def conv2d_cost(x_shape, weight_shape, stride=1, padding=0, dilation=1, groups=1, dtype=np.float32,
-                *, backend="auto", nthreads=None):
+def conv2d_cost(
+    x_shape,
+    weight_shape,
+    stride=1,
+    padding=0,
+    dilation=1,
+    groups=1,
+    dtype=np.float32,
+    *,
+    backend="auto",
+    nthreads=None,
+):
     """FLOPs, MACs and memory of `conv2d` on arrays of the given shapes, without running it.
 
     Parameters

@@ -100,7 +100,9 @@ def col2im(cols, output_size, kernel_size, stride=1, padding=0, dilation=1, *, b
     """
     cols = as_float_array(cols, "cols")
     if cols.ndim not in (2, 3):
-        raise ValueError(f"cols must be 2-D (C*kh*kw, L) or 3-D (N, C*kh*kw, L), got shape {cols.shape}")
+        raise ValueError(
+            f"cols must be 2-D (C*kh*kw, L) or 3-D (N, C*kh*kw, L), got shape {cols.shape}"
+        )
     dtype = result_float_dtype(cols)
     batched = cols.ndim == 3
     N, CKK, L = cols.shape if batched else (1,) + cols.shape
@@ -110,8 +112,19 @@ def col2im(cols, output_size, kernel_size, stride=1, padding=0, dilation=1, *, b
         raise ValueError(
             f"cols.shape[-2]={CKK} must be divisible by the product of kernel_size ({kh}*{kw})"
         )
-    u = unfold_geometry(N, CKK // (kh * kw), H, W, (kh, kw), stride, padding, dilation, batched, dtype,
-                        "output_size")
+    u = unfold_geometry(
+        N,
+        CKK // (kh * kw),
+        H,
+        W,
+        (kh, kw),
+        stride,
+        padding,
+        dilation,
+        batched,
+        dtype,
+        "output_size",
+    )
     if L != u.L:
         raise ValueError(
             f"cols.shape[-1]={L} does not match the {u.L} = {u.Ho}x{u.Wo} block positions that "

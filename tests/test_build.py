@@ -13,7 +13,9 @@ IN_CI = bool(os.environ.get("CI"))
 
 @pytest.mark.skipif(not IN_CI, reason="a developer tree may be Numba-only on purpose")
 def test_cython_kernels_are_built_with_openmp():
-    assert _plan.cython_available(), "fastconv._ext.conv is not built: backend='auto' would fall back"
+    assert _plan.cython_available(), (
+        "fastconv._ext.conv is not built: backend='auto' would fall back"
+    )
     assert _plan.kernels("cython").openmp, "the Cython kernels were built without OpenMP"
 
 
@@ -22,13 +24,17 @@ def test_auto_backend_prefers_the_compiled_extension():
 
 
 def test_info_runs():
-    r = subprocess.run([sys.executable, "-m", "fastconv", "info"], capture_output=True, text=True, timeout=120)
+    r = subprocess.run(
+        [sys.executable, "-m", "fastconv", "info"], capture_output=True, text=True, timeout=120
+    )
     assert r.returncode == 0, r.stderr
     assert "fastconv" in r.stdout and "threads" in r.stdout
 
 
 def test_demo_runs_and_checks_pass():
-    r = subprocess.run([sys.executable, "-m", "fastconv", "demo"], capture_output=True, text=True, timeout=600)
+    r = subprocess.run(
+        [sys.executable, "-m", "fastconv", "demo"], capture_output=True, text=True, timeout=600
+    )
     assert r.returncode == 0, r.stdout + r.stderr
     assert "all checks passed" in r.stdout
 
@@ -62,11 +68,23 @@ def test_every_isa_build_gives_the_same_results():
     for m in mods:
         x4, w4, _, g = conv_geometry(x, wd, None, 1, 1, 1, 6)
         dw = np.empty(g.out_shape, np.float32)
-        m.conv_depthwise(x4, w4.reshape(1, 12, 9), np.zeros((1, 1), np.float32), False, g.as_array(), dw, 2)
+        m.conv_depthwise(
+            x4, w4.reshape(1, 12, 9), np.zeros((1, 1), np.float32), False, g.as_array(), dw, 2
+        )
         x4, w4, _, g = conv_geometry(x, wg, None, 2, 1, 1, 2)
         gm = np.empty((g.N, g.K, g.P), np.float32)
         ws = np.empty((2, m.conv_gemm_workspace(g.R, g.Kg, 16)), np.float32)
-        m.conv_gemm(x4, w4.reshape(1, 4, -1), np.zeros((1, 1), np.float32), False, g.as_array(), gm, ws, 16, 2)
+        m.conv_gemm(
+            x4,
+            w4.reshape(1, 4, -1),
+            np.zeros((1, 1), np.float32),
+            False,
+            g.as_array(),
+            gm,
+            ws,
+            16,
+            2,
+        )
         results.append((dw, gm))
     for dw, gm in results[1:]:
         assert_close(dw, results[0][0], np.float32)

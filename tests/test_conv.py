@@ -33,8 +33,21 @@ def conv_cases(draw, max_hw=12):
     W = draw(st.integers(1, max_hw))
     bias = draw(st.booleans())
     batched = draw(st.booleans()) or N != 1
-    return dict(N=N, C=Cg * groups, K=Kg * groups, H=H, W=W, kh=kh, kw=kw, groups=groups,
-                stride=stride, padding=padding, dilation=dil, bias=bias, batched=batched)
+    return dict(
+        N=N,
+        C=Cg * groups,
+        K=Kg * groups,
+        H=H,
+        W=W,
+        kh=kh,
+        kw=kw,
+        groups=groups,
+        stride=stride,
+        padding=padding,
+        dilation=dil,
+        bias=bias,
+        batched=batched,
+    )
 
 
 def torch_conv2d(x, w, b=None, **kw):
@@ -44,17 +57,25 @@ def torch_conv2d(x, w, b=None, **kw):
     tb = None if b is None else torch.from_numpy(b)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
-        return torch.nn.functional.conv2d(torch.from_numpy(x), torch.from_numpy(w), tb, **kw).numpy()
+        return torch.nn.functional.conv2d(
+            torch.from_numpy(x), torch.from_numpy(w), tb, **kw
+        ).numpy()
 
 
 def make(case, dtype, seed=0):
     rng = np.random.default_rng(seed)
     shape = (case["N"], case["C"], case["H"], case["W"])
     x = rng.standard_normal(shape if case["batched"] else shape[1:]).astype(dtype)
-    w = rng.standard_normal((case["K"], case["C"] // case["groups"], case["kh"], case["kw"])).astype(dtype)
+    w = rng.standard_normal(
+        (case["K"], case["C"] // case["groups"], case["kh"], case["kw"])
+    ).astype(dtype)
     b = rng.standard_normal(case["K"]).astype(dtype) if case["bias"] else None
-    kw = dict(stride=case["stride"], padding=case["padding"], dilation=case["dilation"],
-              groups=case["groups"])
+    kw = dict(
+        stride=case["stride"],
+        padding=case["padding"],
+        dilation=case["dilation"],
+        groups=case["groups"],
+    )
     return x, w, b, kw
 
 
@@ -100,7 +121,9 @@ def test_conv2d_matches_reference(case, dt):
         # every other algorithm that applies, forced
         x4, w4, b4, g = conv_geometry(x, w, b, **kw)
         for plan in all_plans(g, be):
-            res = run_conv(plan, x4, w4.reshape(1, g.K, -1), None if b4 is None else b4.reshape(1, -1), g)
+            res = run_conv(
+                plan, x4, w4.reshape(1, g.K, -1), None if b4 is None else b4.reshape(1, -1), g
+            )
             assert_close(res, expected, dt)
     np.testing.assert_array_equal(x, x0)
     np.testing.assert_array_equal(w, w0)
@@ -109,7 +132,7 @@ def test_conv2d_matches_reference(case, dt):
 @settings(max_examples=40, deadline=None)
 @given(case=conv_cases(max_hw=9))
 def test_conv2d_matches_torch(case):
-    torch = pytest.importorskip("torch")
+    pytest.importorskip("torch")
     x, w, b, kw = make(case, np.float64)
     try:
         expected = torch_conv2d(x, w, b, **kw)
@@ -331,7 +354,9 @@ def test_large_kernel_few_channels_runs_by_fft_and_is_exact(backend):
     x = rng.standard_normal((3, 1, 160, 160))
     w = rng.standard_normal((4, 1, 21, 21))
     b = rng.standard_normal(4)
-    assert fastconv.cost.conv2d_cost(x.shape, w.shape, padding=10, dtype=np.float64).algorithm == "fft"
+    assert (
+        fastconv.cost.conv2d_cost(x.shape, w.shape, padding=10, dtype=np.float64).algorithm == "fft"
+    )
     got = fastconv.conv2d(x, w, b, padding=10, backend=backend)
     assert_close(got, ref.conv2d(x, w, b, padding=10), np.float64)
     # a workspace that fits one sample at a time still gives the same answer (chunked spectra)

@@ -17,7 +17,9 @@ def test_counts_match_hand_computation():
     assert c.weight_bytes == 128 * 64 * 9 * 4
     assert c.output_bytes == 4 * 128 * Ho * Wo * 4
     assert c.im2col_bytes == 4 * 64 * 9 * Ho * Wo * 4
-    assert c.arithmetic_intensity == pytest.approx(c.flops / (c.input_bytes + c.weight_bytes + c.output_bytes))
+    assert c.arithmetic_intensity == pytest.approx(
+        c.flops / (c.input_bytes + c.weight_bytes + c.output_bytes)
+    )
 
 
 def test_grouped_and_float64():

@@ -87,12 +87,20 @@ def test_adjoint_identity(backend):
     "call,exc,msg",
     [
         (lambda: fastconv.im2col(np.zeros((3, 3)), 2), ValueError, "x must be 3-D"),
-        (lambda: fastconv.im2col(np.zeros((1, 3, 3)), 0), ValueError, "kernel_size must be positive"),
+        (
+            lambda: fastconv.im2col(np.zeros((1, 3, 3)), 0),
+            ValueError,
+            "kernel_size must be positive",
+        ),
         (lambda: fastconv.im2col(np.zeros((1, 3, 3)), 2, stride=0), ValueError, "stride"),
         (lambda: fastconv.im2col(np.zeros((1, 3, 3)), 2, padding=-1), ValueError, "padding"),
         (lambda: fastconv.im2col(np.zeros((1, 3, 3)), 2, padding="same"), ValueError, "padding"),
         (lambda: fastconv.im2col(np.zeros((1, 3, 3)), 5), ValueError, "larger than the padded"),
-        (lambda: fastconv.im2col(np.zeros((1, 3, 3), complex), 2), TypeError, "x must have a real numeric dtype"),
+        (
+            lambda: fastconv.im2col(np.zeros((1, 3, 3), complex), 2),
+            TypeError,
+            "x must have a real numeric dtype",
+        ),
         (lambda: fastconv.im2col(np.zeros((1, 3, 3)), 2, backend="x"), ValueError, "backend"),
         (lambda: fastconv.col2im(np.zeros((5, 4)), 3, 2), ValueError, "divisible"),
         (lambda: fastconv.col2im(np.zeros((4, 5)), 3, 2), ValueError, "block positions"),

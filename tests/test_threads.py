@@ -27,7 +27,9 @@ def test_set_get_and_context():
         fastconv.set_num_threads(before)
 
 
-@pytest.mark.parametrize("bad,exc", [(0, ValueError), (-1, ValueError), (1.5, TypeError), (True, TypeError)])
+@pytest.mark.parametrize(
+    "bad,exc", [(0, ValueError), (-1, ValueError), (1.5, TypeError), (True, TypeError)]
+)
 def test_bad_thread_count(bad, exc):
     with pytest.raises(exc, match="n must be"):
         fastconv.set_num_threads(bad)

@@ -40,7 +40,11 @@ class ParallelKernel:
             # `parallel` flag, and would otherwise hand back the parallel machine code.
             fn = self.py_func
             twin = types.FunctionType(
-                fn.__code__, fn.__globals__, fn.__name__ + "_serial", fn.__defaults__, fn.__closure__
+                fn.__code__,
+                fn.__globals__,
+                fn.__name__ + "_serial",
+                fn.__defaults__,
+                fn.__closure__,
             )
             twin.__qualname__ = fn.__qualname__ + "_serial"
             twin.__module__ = fn.__module__
