@@ -75,7 +75,6 @@ def interleaved_best(fns, repeat):
 def layer_rows(layers, repeat=7, threads=None):
     """One dict per layer: times, GFLOP/s, ratio to torch and fraction of NumPy's sgemm rate."""
     import fastconv
-    from fastconv import _threads
 
     threads = threads or fastconv.get_num_threads()
     try:
@@ -84,38 +83,41 @@ def layer_rows(layers, repeat=7, threads=None):
         torch.set_num_threads(threads)
     except ImportError:
         torch = None
-    rows = []
     with fastconv.threads(threads):
-        for name, spec in layers.items():
-            N, C, H, W, K, kh, kw, s, p, d, g = spec
-            x, w, b = arrays(spec)
-            out = np.empty((N, K) + out_hw(spec), np.float32)
-            fns = [lambda: fastconv.conv2d(x, w, b, s, p, d, g, out=out)]
-            if torch is not None:
-                tx, tw, tb = torch.from_numpy(x), torch.from_numpy(w), torch.from_numpy(b)
-                fns.append(lambda: torch.nn.functional.conv2d(tx, tw, tb, s, p, d, g))
-            m, k, n = gemm_shape(spec)
-            a = np.random.default_rng(0).standard_normal((m, k), dtype=np.float32)
-            bm = np.random.default_rng(1).standard_normal((k, n), dtype=np.float32)
-            cm = np.empty((m, n), np.float32)
+        return [_time_layer(name, spec, repeat, threads, torch) for name, spec in layers.items()]
 
-            def sgemm():
-                with _threads.blas_threads(threads):
-                    np.matmul(a, bm, out=cm)
 
-            if g == 1:
-                fns.append(sgemm)
-            times = interleaved_best(fns, repeat)
-            f = flops(spec)
-            row = dict(
-                name=name, flops=f, fastconv=times[0], algorithm=_algorithm(x, w, s, p, d, g)
-            )
-            if torch is not None:
-                row["torch"] = times[1]
-            if g == 1:
-                row["sgemm"] = times[-1]
-            rows.append(row)
-    return rows
+def _time_layer(name, spec, repeat, threads, torch):
+    import fastconv
+    from fastconv import _threads
+
+    N, C, H, W, K, kh, kw, s, p, d, g = spec
+    x, w, b = arrays(spec)
+    out = np.empty((N, K) + out_hw(spec), np.float32)
+    fns = [lambda: fastconv.conv2d(x, w, b, s, p, d, g, out=out)]
+    if torch is not None:
+        tx, tw, tb = torch.from_numpy(x), torch.from_numpy(w), torch.from_numpy(b)
+        fns.append(lambda: torch.nn.functional.conv2d(tx, tw, tb, s, p, d, g))
+    if g == 1:
+        m, k, n = gemm_shape(spec)
+        a = np.random.default_rng(0).standard_normal((m, k), dtype=np.float32)
+        bm = np.random.default_rng(1).standard_normal((k, n), dtype=np.float32)
+        cm = np.empty((m, n), np.float32)
+
+        def sgemm():
+            with _threads.blas_threads(threads):
+                np.matmul(a, bm, out=cm)
+
+        fns.append(sgemm)
+    times = interleaved_best(fns, repeat)
+    row = dict(
+        name=name, flops=flops(spec), fastconv=times[0], algorithm=_algorithm(x, w, s, p, d, g)
+    )
+    if torch is not None:
+        row["torch"] = times[1]
+    if g == 1:
+        row["sgemm"] = times[-1]
+    return row
 
 
 def _algorithm(x, w, s, p, d, g):
