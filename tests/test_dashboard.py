@@ -225,7 +225,11 @@ def _use_local_js(html):
         def local(m):
             return f'{m.group(1)}="vendor/{m.group(2)}"' if m.group(2) in _DEBIAN_JS else m.group(0)
 
-        page.write_text(pattern.sub(local, text))
+        text = pattern.sub(local, text)
+        # flot 4 draws its legend as SVG over a rect that is black unless styled; 0.8.3 used HTML.
+        text = text.replace("</head>", '<link rel="stylesheet" href="vendor/flot4.css"></head>', 1)
+        page.write_text(text)
+    (vendor / "flot4.css").write_text(".legendLayer rect.background { fill: #fff; }\n")
 
 
 def _serve(directory):
