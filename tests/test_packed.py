@@ -85,6 +85,8 @@ LAYERS = [
     (1, 16, 20, 23, 24, 3, 3, 1, 2, 2, 1),  # dilation
     (2, 8, 19, 61, 8, 4, 2, 1, "same", (1, 3), 1),  # asymmetric padding, padded-input path
     (1, 4, 3, 50, 4, 3, 3, 1, (2, 0), 1, 1),  # padding taller than the image
+    (1, 32, 7, 7, 140, 3, 3, 1, 1, 1, 1),  # few tiles: output channels split across tasks
+    (1, 8, 2, 94, 136, 3, 3, 1, 1, 1, 1),  # the same on the padded-input path
     (2, 64, 56, 56, 64, 3, 3, 1, 1, 1, 1),  # the 64-channel ResNet layer (padded-input path)
 ]
 

@@ -107,6 +107,14 @@ static inline int64_t fc_task_chunk(int64_t ntasks, int64_t nthreads) {
     int64_t c = ntasks / (8 * (nthreads < 1 ? 1 : nthreads));
     return c < 1 ? 1 : (c > 4 ? 4 : c);
 }
+/* Output-channel parts per tile when there are too few tiles to keep every thread busy (late
+ * ResNet layers: 7x7 images), each part at least 8 m-blocks so its B packing stays amortised. */
+static inline int64_t fc_ksplit(const int64_t *g, int64_t ntasks, int64_t nthreads) {
+    int64_t want = 4 * (nthreads < 1 ? 1 : nthreads), most = fc_mblocks(g) / 8;
+    if (ntasks >= want || most < 2 || !fc_have_avx512()) return 1;  /* portable path: no split */
+    int64_t k = (want + ntasks - 1) / ntasks;
+    return k < most ? k : most;
+}
 static inline int64_t fc_workspace_size(const int64_t *g, int64_t nthreads) {
     /* apack rounded up to 16 elements keeps every B panel 64-byte aligned for both dtypes */
     int64_t ap = (fc_apack_size(g) + 15) / 16 * 16;
@@ -481,7 +489,9 @@ fc_micro_f32_ind3(int64_t kc, const float *a, const float *b, const int32_t *bof
 /* One implicit-mode task: NR virtual pixels of one sample, all of R in one pass. */
 static FC_TARGET void fc_task_implicit_f32(const float *xp, const float *apack, const float *bias,
                                            int has_bias, const int64_t *g, float *out,
-                                           float *panel, int64_t task) {
+                                           float *panel, int64_t task, int64_t ksplit) {
+    int64_t kp = task % ksplit;
+    task /= ksplit;
     int64_t Ho = g[FC_HO], Wo = g[FC_WO], Hq = fc_hq(g), Wq = fc_wq(g), P = Ho * Wo;
     int64_t R = fc_R(g), Kg = fc_Kg(g), mb_n = fc_mblocks(g), nt = fc_vtiles(g);
     int64_t C = g[FC_C], Cg = C / g[FC_G];
@@ -503,7 +513,7 @@ static FC_TARGET void fc_task_implicit_f32(const float *xp, const float *apack, 
     }
     if (s.npc == 0) return;
     const float *b = xp + (n * C + grp * Cg) * PL + l0;
-    for (int64_t mb = 0; mb < mb_n; mb++) {
+    for (int64_t mb = kp * mb_n / ksplit; mb < (kp + 1) * mb_n / ksplit; mb++) {
         const float *a = apack + (grp * mb_n + mb) * FC_MR * R;
         int64_t k0 = grp * Kg + mb * FC_MR, mrows = Kg - mb * FC_MR;
         if (mrows > FC_MR) mrows = FC_MR;
@@ -525,7 +535,9 @@ static inline FC_TARGET void fc_prefetch_rows(const float *b, int64_t ldb, int64
 /* One stripe; `chunk` consecutive tasks run on one thread (the caller's schedule chunk). */
 static FC_TARGET void fc_task_avx512_f32(const float *x, const float *apack, const float *bias,
                                          int has_bias, const int64_t *g, float *out, float *panel,
-                                         int64_t task, int64_t chunk) {
+                                         int64_t task, int64_t chunk, int64_t ksplit) {
+    int64_t kp = task % ksplit, t0 = task;
+    task /= ksplit;
     int64_t P = g[FC_HO] * g[FC_WO], NP = g[FC_N] * P, R = fc_R(g), Kg = fc_Kg(g);
     int64_t mb_n = fc_mblocks(g), ns = fc_stripes(g), C = g[FC_C], Cg = C / g[FC_G];
     int64_t grp = task / ns, st = task - grp * ns;
@@ -542,7 +554,7 @@ static FC_TARGET void fc_task_avx512_f32(const float *x, const float *apack, con
 #endif
     int64_t n0 = q0 / P, p0 = q0 - n0 * P;
     /* the next stripe of this chunk, if it is direct too (whole and inside one sample) */
-    int pf_next = direct && (task + 1) % chunk != 0 && q0 + 2 * FC_NR <= NP &&
+    int pf_next = direct && ksplit == 1 && (task + 1) % chunk != 0 && q0 + 2 * FC_NR <= NP &&
                   (q0 + 2 * FC_NR - 1) / P == n0;
     for (int64_t rb = 0; rb < R; rb += FC_KC) {
         int64_t kc = R - rb < FC_KC ? R - rb : FC_KC;
@@ -554,13 +566,14 @@ static FC_TARGET void fc_task_avx512_f32(const float *x, const float *apack, con
             /* kc rows a plane apart: no hardware prefetcher follows them, and demand misses one
              * after another leave the FMAs waiting.  The first stripe of a chunk prefetches its
              * own rows at once; every stripe prefetches the next one's while it computes. */
-            if (task % chunk == 0) fc_prefetch_rows(b, ldb, 0, kc);
+            if (t0 % chunk == 0) fc_prefetch_rows(b, ldb, 0, kc);
         } else {
             fc_pack_b_avx512(x, g, &s, grp, rb, kc, panel);
             b = panel;
             ldb = FC_NR;
         }
-        for (int64_t mb = 0; mb < mb_n; mb++) {
+        int64_t mb0 = kp * mb_n / ksplit, mb1 = (kp + 1) * mb_n / ksplit;
+        for (int64_t mb = mb0; mb < mb1; mb++) {
             const float *a = apack + (grp * mb_n + mb) * FC_MR * R + rb * FC_MR;
             int64_t k0 = grp * Kg + mb * FC_MR, mrows = Kg - mb * FC_MR;
             const float *bb = (has_bias && rb == 0) ? bias + k0 : 0;
@@ -572,7 +585,8 @@ static FC_TARGET void fc_task_avx512_f32(const float *x, const float *apack, con
             else
                 fc_micro_f32_nv1(kc, a, b, ldb, out, k0, P, mrows, &s, rb == 0, bb);
             if (pf_next)
-                fc_prefetch_rows(b + FC_NR, ldb, kc * mb / mb_n, kc * (mb + 1) / mb_n);
+                fc_prefetch_rows(b + FC_NR, ldb, kc * (mb - mb0) / (mb1 - mb0),
+                                 kc * (mb - mb0 + 1) / (mb1 - mb0));
         }
     }
 }
@@ -582,14 +596,14 @@ static FC_TARGET void fc_task_avx512_f32(const float *x, const float *apack, con
 
 static inline void fc_task_f32(const float *x, const float *xp, const float *apack,
                                const float *bias, int has_bias, const int64_t *g, float *out,
-                               float *panel, int64_t task, int64_t chunk) {
+                               float *panel, int64_t task, int64_t chunk, int64_t ksplit) {
 #if FC_HAVE_X86
     if (fc_implicit(g)) {
-        fc_task_implicit_f32(xp, apack, bias, has_bias, g, out, panel, task);
+        fc_task_implicit_f32(xp, apack, bias, has_bias, g, out, panel, task, ksplit);
         return;
     }
     if (fc_have_avx512()) {
-        fc_task_avx512_f32(x, apack, bias, has_bias, g, out, panel, task, chunk);
+        fc_task_avx512_f32(x, apack, bias, has_bias, g, out, panel, task, chunk, ksplit);
         return;
     }
 #endif

@@ -18,6 +18,7 @@ cdef extern from "_packed_kernel.h" nogil:
     int64_t fc_num_tasks(const int64_t *g)
     int64_t fc_num_tasks_f64(const int64_t *g)
     int64_t fc_task_chunk(int64_t ntasks, int64_t nthreads)
+    int64_t fc_ksplit(const int64_t *g, int64_t ntasks, int64_t nthreads)
     int64_t fc_bpanel_offset(const int64_t *g, int64_t tid)
     float *fc_align_f32(float *ws)
     double *fc_align_f64(double *ws)
@@ -30,7 +31,7 @@ cdef extern from "_packed_kernel.h" nogil:
     void fc_build_offsets(float *xp, const int64_t *g)
     void fc_task_f32(const float *x, const float *xp, const float *apack, const float *bias,
                      int has_bias, const int64_t *g, float *out, float *panel, int64_t task,
-                     int64_t chunk)
+                     int64_t chunk, int64_t ksplit)
     void fc_task_f64(const double *x, const double *apack, const double *bias, int has_bias,
                      const int64_t *g, double *out, double *panel, int64_t task)
 
@@ -55,7 +56,7 @@ def conv_packed(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
     cdef const floating *bp = NULL
     cdef floating *op = &out[0, 0, 0, 0]
     cdef floating *base
-    cdef int64_t nab = fc_num_ablocks(g), npl = 0, ntasks, i, t, chunk
+    cdef int64_t nab = fc_num_ablocks(g), npl = 0, ntasks, i, t, chunk, ksplit = 1
     cdef floating *xpad = NULL
     cdef int tid, hb = 1 if (has_bias and bias.shape[0] > 0) else 0
     if nthreads < 1:
@@ -69,6 +70,8 @@ def conv_packed(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
             npl += 1  # and the row offsets into it are tabulated
         xpad = base + fc_xpad_offset(g, nthreads)
         ntasks = fc_num_tasks(g)
+        ksplit = fc_ksplit(g, ntasks, nthreads)  # few tiles: split their output channels too
+        ntasks *= ksplit
     else:
         base = fc_align_f64(&ws[0])
         ntasks = fc_num_tasks_f64(g)
@@ -91,6 +94,6 @@ def conv_packed(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
             tid = threadid()
             if floating is float:
                 fc_task_f32(xp, xpad, base, bp, hb, g, op, base + fc_bpanel_offset(g, tid), t,
-                            chunk)
+                            chunk, ksplit)
             else:
                 fc_task_f64(xp, base, bp, hb, g, op, base + fc_bpanel_offset(g, tid), t)
