@@ -6,10 +6,13 @@
  * Output is NCHW, so the micro-tile runs MR output channels x NR output pixels with the pixels in
  * the vector lanes: stores are contiguous and pixel remainders are AVX-512 masks.
  *   A: the weights of one group, packed once per call as [Kg/MR][R][MR] (zero rows past Kg).
- *   B: per thread, an im2col panel of one stripe of NR pixels and KC rows, [KC][NR]; 1x1 stride-1
- *      full stripes read the input planes directly (they already are B).
- * A task is (sample, group, stripe); the caller runs tasks in an OpenMP loop, each thread with
- * its own B panel.  Nothing here allocates, validates, or needs OpenMP.
+ *   B, packed mode: per thread, an im2col panel of one stripe of NR pixels (stripes run over the
+ *      whole batch) and KC rows, [KC][NR]; 1x1 stride-1 stripes read the input planes directly.
+ *   B, implicit mode: a zero-bordered, stride-phase-split copy of the input made once per call,
+ *      read through a table of row offsets (no packing; see fc_implicit for when it is chosen).
+ * A task is (group, stripe[, output-channel part]); the caller runs tasks in an OpenMP loop,
+ * each thread with its own B panel.  Nothing here allocates, validates, or needs OpenMP.
+ * Measurement knobs (compile-time, off in what ships): FC_KC, FC_NO_DIRECT, FC_NO_IMPLICIT.
  */
 #ifndef FASTCONV_PACKED_KERNEL_H
 #define FASTCONV_PACKED_KERNEL_H
