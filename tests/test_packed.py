@@ -127,6 +127,20 @@ def test_workspace_and_support(backend):
     assert kern.packed_supported("g") is False
 
 
+def test_cython_workspace_too_small_is_refused():
+    from fastconv._ext import packed
+
+    x = np.ones((1, 4, 9, 9), np.float32)
+    w = np.ones((4, 4, 3, 3), np.float32)
+    x4, w4, _, g = conv_geometry(x, w, None, 1, 1, 1, 1)
+    geo = g.as_array()
+    out = np.zeros((1, 4, 9, 9), np.float32)
+    ws = np.empty(packed.packed_workspace_size(geo, 1), np.float32)
+    with pytest.raises(ValueError, match="packed_workspace_size"):
+        packed.conv_packed(x4, w4, np.zeros(0, np.float32), False, geo, out, ws, 4)
+    assert not out.any()
+
+
 _PORTABLE_CHECK = """
 import numpy as np
 from fastconv import _reference

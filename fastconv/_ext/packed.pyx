@@ -42,7 +42,10 @@ def packed_supported(dtype_char):
 
 
 def packed_workspace_size(const int64_t[::1] geo, int nthreads):
-    """Elements (of the compute dtype) of workspace `conv_packed` needs with `nthreads` threads."""
+    """Elements (of the compute dtype) of workspace `conv_packed` needs with `nthreads` threads.
+
+    Pass the same `nthreads` to `conv_packed`: the layout (one panel per thread) depends on it.
+    """
     return int(fc_workspace_size(&geo[0], nthreads))
 
 
@@ -61,6 +64,13 @@ def conv_packed(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
     cdef int tid, hb = 1 if (has_bias and bias.shape[0] > 0) else 0
     if nthreads < 1:
         nthreads = 1
+    # not validation but memory safety: the layout depends on nthreads, so a workspace sized for
+    # fewer threads (or by the Numba twin, which needs less) would be overrun
+    if ws.shape[0] < fc_workspace_size(g, nthreads):
+        raise ValueError(
+            f"ws has {ws.shape[0]} elements, conv_packed needs "
+            f"packed_workspace_size(geo, {nthreads}) = {fc_workspace_size(g, nthreads)}"
+        )
     if hb:
         bp = &bias[0]
     if floating is float:
