@@ -19,7 +19,7 @@ kernel  direct (ms)  separable (ms)
 scipy.signal.fftconvolve of the same image took 134-136 ms for 5x5 to 31x31 kernels (single
 thread).  The rates below come from these: direct about 35-45 GFLOP/s (2 * taps * pixels / time),
 separable a rank-1 kernel at (kh + kw) taps per pixel.  The FFT rate is an estimate still to be
-measured on a quiet machine with ``benchmarks/signal_speed.py --cutover``.  Model: direct costs
+measured on a quiet machine with ``benchmarks/scripts/signal_speed.py --cutover``.  Model: direct costs
 ``taps * pixels / 20e9`` s, FFT ``5 * N * log2(N) / 3.5e9`` s, separable
 ``(kh + kw) * pixels / 12e9`` s; a rank-1 kernel with kh, kw >= 2 is always separable (it beat
 direct from 3x3 up), otherwise the cheaper of direct and FFT runs.

@@ -22,7 +22,6 @@ import sys
 import threading
 import time
 import urllib.request
-import warnings
 
 import pytest
 
@@ -35,13 +34,8 @@ MAIN_BENCHMARKS = {
     "bench_conv.LayerSuite.track_gflops": r"'mbv2_dw_c144', '(numba|cython|torch)'\)",
 }
 
-with warnings.catch_warnings():
-    # Until pyproject registers the `dashboard` marker, using it must not trip filterwarnings=error.
-    warnings.simplefilter("ignore")
-    _DASHBOARD = pytest.mark.dashboard
-
 pytestmark = [
-    _DASHBOARD,
+    pytest.mark.dashboard,
     pytest.mark.skipif(
         not os.environ.get("FASTCONV_DASHBOARD_TEST"),
         reason="browser test is opt-in: set FASTCONV_DASHBOARD_TEST=1",

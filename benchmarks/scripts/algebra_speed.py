@@ -2,7 +2,7 @@
 
 Layer a: 100x1x3x3 (+bias), layer b: 2x100x5x5 (+bias), x: (8, 1, 256, 256); compose(a, b) is one
 2x1x7x7 layer.  Both sides run through fastconv.conv2d, timed interleaved in one process, best of
-several.  Run: python benchmarks/algebra_speed.py [--repeat 7] [--dtype float32|float64]
+several.  Run: python benchmarks/scripts/algebra_speed.py [--repeat 7] [--dtype float32|float64]
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import time
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # benchmarks/
 from _common import fastconv, rng  # noqa: E402
 
 
@@ -59,7 +59,7 @@ def main(argv=None):
     print(f"  sequence  a then b (fastconv.conv2d x2): {best_s * 1e3:9.2f} ms")
     print(f"  composed  compose(a, b)  (conv2d x1):    {best_c * 1e3:9.2f} ms")
     print(f"  ratio sequence/composed: {best_s / best_c:.1f}x   (max rel. difference {err:.1e})")
-    print(f"command: python benchmarks/algebra_speed.py --repeat {args.repeat} --dtype {dtype}")
+    print(f"command: python benchmarks/scripts/algebra_speed.py --repeat {args.repeat} --dtype {dtype}")
     return best_s / best_c
 
 

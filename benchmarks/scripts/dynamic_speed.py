@@ -1,6 +1,6 @@
 """The must-show speed figures of dynamic convolution and of grouped / depthwise conv2d, vs torch.
 
-Run from the repository root:  python benchmarks/dynamic_speed.py [--threads 2] [--repeat 15]
+Run from the repository root:  python benchmarks/scripts/dynamic_speed.py [--threads 2] [--repeat 15]
 One process, float32, calls interleaved and the best of `repeat` kept (the machine is shared and
 noisy), torch and fastconv on the same thread count.  Ratio = fastconv time / torch time (< 1:
 fastconv faster).
@@ -17,7 +17,7 @@ import time
 import numpy as np
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.dirname(_HERE))
+sys.path.insert(0, os.path.dirname(os.path.dirname(_HERE)))  # the repository root
 
 import fastconv  # noqa: E402
 from fastconv.cost import conv2d_cost  # noqa: E402

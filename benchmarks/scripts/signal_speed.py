@@ -1,6 +1,6 @@
 """The must-show table of issue 3: fastconv.signal against scipy, float64, 2 threads, one process.
 
-Run: ``python benchmarks/signal_speed.py`` (add ``--cutover`` for the method table behind
+Run: ``python benchmarks/scripts/signal_speed.py`` (add ``--cutover`` for the method table behind
 ``method="auto"``).  Each figure is the best of several interleaved runs, since the machine is
 shared and noisy; ratios are peer time / fastconv time.
 """

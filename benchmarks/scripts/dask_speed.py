@@ -1,6 +1,6 @@
 """fastconv.dask here: threaded-scheduler scaling (1 vs 2 workers) and out-of-core memory.
 
-Run: PYTHONPATH=. python benchmarks/dask_speed.py [--size 8192] [--ooc-size 16384]
+Run: PYTHONPATH=. python benchmarks/scripts/dask_speed.py [--size 8192] [--ooc-size 16384]
 """
 
 import argparse
@@ -18,7 +18,7 @@ import fastconv
 import fastconv.dask as fdask
 import fastconv.signal as fsignal
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def best_of(fn, repeat):
