@@ -12,7 +12,8 @@
  *      read through a table of row offsets (no packing; see fc_implicit for when it is chosen).
  * A task is (group, stripe[, output-channel part]); the caller runs tasks in an OpenMP loop,
  * each thread with its own B panel.  Nothing here allocates, validates, or needs OpenMP.
- * Measurement knobs (compile-time, off in what ships): FC_KC, FC_NO_DIRECT, FC_NO_IMPLICIT.
+ * Measurement knobs (compile-time): FC_KC, FC_NO_DIRECT, FC_NO_IMPLICIT, FC_CHUNKS_PER_THREAD,
+ * FC_KSPLIT_TASKS.
  */
 #ifndef FASTCONV_PACKED_KERNEL_H
 #define FASTCONV_PACKED_KERNEL_H
@@ -105,15 +106,22 @@ static inline int64_t fc_num_tasks(const int64_t *g) {
     return g[FC_G] * fc_stripes(g);
 }
 /* consecutive tasks per scheduling chunk: up to 4 (neighbouring stripes share input rows and
- * prefetches), while leaving at least 8 chunks per thread for balance */
+ * prefetches), while leaving at least 16 chunks per thread for balance (a batch-1 layer has
+ * only ~70 tiles) */
 static inline int64_t fc_task_chunk(int64_t ntasks, int64_t nthreads) {
-    int64_t c = ntasks / (8 * (nthreads < 1 ? 1 : nthreads));
+#ifndef FC_CHUNKS_PER_THREAD
+#define FC_CHUNKS_PER_THREAD 16
+#endif
+    int64_t c = ntasks / (FC_CHUNKS_PER_THREAD * (nthreads < 1 ? 1 : nthreads));
     return c < 1 ? 1 : (c > 4 ? 4 : c);
 }
 /* Output-channel parts per tile when there are too few tiles to keep every thread busy (late
  * ResNet layers: 7x7 images), each part at least 8 m-blocks so its B packing stays amortised. */
 static inline int64_t fc_ksplit(const int64_t *g, int64_t ntasks, int64_t nthreads) {
-    int64_t want = 4 * (nthreads < 1 ? 1 : nthreads), most = fc_mblocks(g) / 8;
+#ifndef FC_KSPLIT_TASKS
+#define FC_KSPLIT_TASKS 4
+#endif
+    int64_t want = FC_KSPLIT_TASKS * (nthreads < 1 ? 1 : nthreads), most = fc_mblocks(g) / 8;
     if (ntasks >= want || most < 2 || !fc_have_avx512()) return 1;  /* portable path: no split */
     int64_t k = (want + ntasks - 1) / ntasks;
     return k < most ? k : most;
