@@ -12,7 +12,8 @@
  *      read through a table of row offsets (no packing; see fc_implicit for when it is chosen).
  * A task is (group, stripe[, output-channel part]); the caller runs tasks in an OpenMP loop,
  * each thread with its own B panel.  Nothing here allocates, validates, or needs OpenMP.
- * Measurement knobs (compile-time): FC_KC, FC_NO_DIRECT, FC_NO_IMPLICIT, FC_CHUNKS_PER_THREAD,
+ * Measurement knobs (compile-time): FC_KC, FC_NO_DIRECT, FC_NO_IMPLICIT, FC_FORCE_IMPLICIT,
+ * FC_CHUNKS_PER_THREAD,
  * FC_KSPLIT_TASKS.
  */
 #ifndef FASTCONV_PACKED_KERNEL_H
@@ -63,11 +64,22 @@ static inline int fc_have_avx512(void);
  * r = (c, i, j) is then xp shifted by off[r] (phase (i*dh % sh, j*dw % sw), shift
  * (i*dh / sh, j*dw / sw)), so the micro-kernel reads B straight from xp with no packing, at any
  * stride.  It computes Wq - Wo junk columns per row and is chosen when that waste costs less
- * than packing (which costs most when K is small). */
+ * than packing (which costs most when K is small).
+ * With sw == 1 a row is instead [G zeros][the W input columns]: the gap serves as the right
+ * padding of one row and the left padding of the next, so Wq = G + W with G = max(pl, pr):
+ * one junk column per row for a 3x3 layer instead of two. */
+static inline int64_t fc_gap(const int64_t *g) {  /* sw == 1 only */
+    int64_t W = g[FC_W], Wo = g[FC_WO], pl = g[FC_PL];
+    int64_t pr = Wo + (g[FC_KW] - 1) * g[FC_DW] - pl - W, G = pl;
+    if (pr > G) G = pr;
+    if (Wo - W > G) G = Wo - W;  /* virtual rows must hold Wo columns */
+    return G;
+}
 static inline int64_t fc_hq(const int64_t *g) {
     return g[FC_HO] + g[FC_DH] * (g[FC_KH] - 1) / g[FC_SH];
 }
 static inline int64_t fc_wq(const int64_t *g) {
+    if (g[FC_SW] == 1) return fc_gap(g) + g[FC_W];
     return g[FC_WO] + g[FC_DW] * (g[FC_KW] - 1) / g[FC_SW];
 }
 static inline int64_t fc_vtiles(const int64_t *g) {  /* tiles per sample in implicit mode */
@@ -76,7 +88,7 @@ static inline int64_t fc_vtiles(const int64_t *g) {  /* tiles per sample in impl
 static inline int64_t fc_num_planes(const int64_t *g);
 static inline int64_t fc_xpad_size(const int64_t *g) {
     /* + slack: the last tile's junk columns read up to a row and a tile past the last plane */
-    return g[FC_N] * g[FC_C] * g[FC_SH] * g[FC_SW] * fc_hq(g) * fc_wq(g) + 2 * fc_wq(g) +
+    return g[FC_N] * g[FC_C] * g[FC_SH] * g[FC_SW] * fc_hq(g) * fc_wq(g) + 4 * fc_wq(g) +
            2 * FC_NR + 64;
 }
 static inline int fc_implicit(const int64_t *g) {
@@ -96,8 +108,13 @@ static inline int fc_implicit(const int64_t *g) {
      * vtiles * NR / (Ho * Wo) - 1, plus ~2% (stride 1) or ~6% (strided: B rows come from
      * sh*sw phase planes, fewer L1 hits). */
     double pack = 0.05 + 0.6 / (double)fc_mblocks(g);
-    double waste = (double)(fc_vtiles(g) * FC_NR) / (double)(g[FC_HO] * g[FC_WO]) - 1.0;
+    int64_t vt = fc_vtiles(g), rem = g[FC_HO] * fc_wq(g) - (vt - 1) * FC_NR;
+    double waste = (double)((vt - 1) * FC_NR + (rem + 15) / 16 * 16) /
+                       (double)(g[FC_HO] * g[FC_WO]) - 1.0;
     waste += (g[FC_SH] > 1 || g[FC_SW] > 1) ? 0.06 : 0.02;
+#ifdef FC_FORCE_IMPLICIT
+    return 1;
+#endif
     return waste < pack;
 }
 
@@ -155,12 +172,9 @@ static void fc_pad_plane_f32(const float *x, float *xp, const int64_t *g, int64_
         const float *srow = src + iy * W;
         int64_t ix = b - g[FC_PL];
         if (sw == 1) {
-            int64_t x0 = -ix < 0 ? 0 : (-ix < Wq ? -ix : Wq);   /* columns before the input */
-            int64_t x1 = W - ix < Wq ? W - ix : Wq;             /* end of the input columns */
-            if (x1 < x0) x1 = x0;
-            if (x0 > 0) memset(d, 0, (size_t)x0 * sizeof(float));
-            if (x1 > x0) memcpy(d + x0, srow + ix + x0, (size_t)(x1 - x0) * sizeof(float));
-            if (Wq > x1) memset(d + x1, 0, (size_t)(Wq - x1) * sizeof(float));
+            int64_t G = Wq - W;
+            memset(d, 0, (size_t)G * sizeof(float));
+            memcpy(d + G, srow, (size_t)W * sizeof(float));
         } else {
             for (int64_t xx = 0; xx < Wq; xx++, ix += sw) d[xx] = (ix >= 0 && ix < W) ? srow[ix] : 0.0f;
         }
@@ -177,13 +191,15 @@ static inline int32_t *fc_offsets(float *xp, const int64_t *g) {
 static void fc_build_offsets(float *xp, const int64_t *g) {
     int64_t Hq = fc_hq(g), Wq = fc_wq(g), sh = g[FC_SH], sw = g[FC_SW], PL = sh * sw * Hq * Wq;
     int32_t *off = fc_offsets(xp, g);
+    int64_t xs = sw == 1 ? fc_gap(g) - g[FC_PL] : 0;  /* gap layout: input column 0 at G */
     int64_t r = 0;
     for (int64_t cl = 0; cl < g[FC_C] / g[FC_G]; cl++)
         for (int64_t i = 0; i < g[FC_KH]; i++) {
             int64_t ti = i * g[FC_DH], a = ti % sh;
             for (int64_t j = 0; j < g[FC_KW]; j++) {
                 int64_t tj = j * g[FC_DW], b = tj % sw;
-                off[r++] = (int32_t)(cl * PL + (a * sw + b) * Hq * Wq + ti / sh * Wq + tj / sw);
+                off[r++] = (int32_t)(cl * PL + (a * sw + b) * Hq * Wq + ti / sh * Wq + tj / sw +
+                                     xs);
             }
         }
 }
@@ -491,11 +507,16 @@ FC_MICRO_NV(1)
 FC_MICRO_NV(2)
 FC_MICRO_NV(3)
 
-static __attribute__((noinline)) FC_TARGET void
-fc_micro_f32_ind3(int64_t kc, const float *a, const float *b, const int32_t *boff, float *out,
-                  int64_t k0, int64_t ldc, int64_t mrows, const fc_segments *s, const float *bias) {
-    fc_micro_f32(3, 1, kc, a, b, 0, boff, out, k0, ldc, mrows, s, 1, bias);
+#define FC_MICRO_IND(NVV)                                                                          \
+static __attribute__((noinline)) FC_TARGET void                                                    \
+fc_micro_f32_ind##NVV(int64_t kc, const float *a, const float *b, const int32_t *boff, float *out, \
+                      int64_t k0, int64_t ldc, int64_t mrows, const fc_segments *s,                 \
+                      const float *bias) {                                                          \
+    fc_micro_f32(NVV, 1, kc, a, b, 0, boff, out, k0, ldc, mrows, s, 1, bias);                       \
 }
+FC_MICRO_IND(1)
+FC_MICRO_IND(2)
+FC_MICRO_IND(3)
 
 /* One implicit-mode task: NR virtual pixels of one sample, all of R in one pass. */
 static FC_TARGET void fc_task_implicit_f32(const float *xp, const float *apack, const float *bias,
@@ -509,6 +530,9 @@ static FC_TARGET void fc_task_implicit_f32(const float *xp, const float *apack, 
     int64_t PL = g[FC_SH] * g[FC_SW] * Hq * Wq;  /* elements per channel */
     int64_t grp = task / (g[FC_N] * nt), rest = task - grp * g[FC_N] * nt;
     int64_t n = rest / nt, l0 = (rest - n * nt) * FC_NR;
+    /* the last tile of a sample: only the vectors that reach a virtual pixel */
+    int64_t vnp = Ho * Wq - l0 < FC_NR ? Ho * Wq - l0 : FC_NR;
+    int nv = (int)((vnp + 15) / 16);
     const int32_t *off = fc_offsets((float *)xp, g);
     /* pieces: the real (ow < Wo) part of each virtual row the tile covers */
     fc_segments s;
@@ -528,7 +552,13 @@ static FC_TARGET void fc_task_implicit_f32(const float *xp, const float *apack, 
         const float *a = apack + (grp * mb_n + mb) * FC_MR * R;
         int64_t k0 = grp * Kg + mb * FC_MR, mrows = Kg - mb * FC_MR;
         if (mrows > FC_MR) mrows = FC_MR;
-        fc_micro_f32_ind3(R, a, b, off, out, k0, P, mrows, &s, has_bias ? bias + k0 : 0);
+        const float *bb = has_bias ? bias + k0 : 0;
+        if (nv == 3)
+            fc_micro_f32_ind3(R, a, b, off, out, k0, P, mrows, &s, bb);
+        else if (nv == 2)
+            fc_micro_f32_ind2(R, a, b, off, out, k0, P, mrows, &s, bb);
+        else
+            fc_micro_f32_ind1(R, a, b, off, out, k0, P, mrows, &s, bb);
     }
 }
 
