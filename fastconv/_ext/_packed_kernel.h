@@ -13,8 +13,7 @@
  * A task is (group, stripe[, output-channel part]); the caller runs tasks in an OpenMP loop,
  * each thread with its own B panel.  Nothing here allocates, validates, or needs OpenMP.
  * Measurement knobs (compile-time): FC_KC, FC_NO_DIRECT, FC_NO_IMPLICIT, FC_FORCE_IMPLICIT,
- * FC_CHUNKS_PER_THREAD,
- * FC_KSPLIT_TASKS.
+ * FC_CHUNKS_PER_THREAD, FC_KSPLIT_TASKS.
  */
 #ifndef FASTCONV_PACKED_KERNEL_H
 #define FASTCONV_PACKED_KERNEL_H
