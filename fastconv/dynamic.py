@@ -21,7 +21,7 @@ __all__ = ["DynamicConv2d", "dynamic_conv2d", "dynamic_plan"]
 _METHODS = ("auto", "mix", "experts")
 
 # Cost model, in "flop-equivalents" so FLOPs and memory traffic add up.  Measured on this machine
-# (2 cores Sapphire Rapids, float32, quiet moments): the packed kernel runs the b8 c64 56x56 3x3
+# (2 cores AMD Zen 4 with AVX-512, float32, quiet moments): the packed kernel runs the b8 c64 56x56 3x3
 # layer at ~180 GFLOP/s on 2 threads, the per-sample im2col+sgemm pass at 66-84 (about half).
 # Memory-bound passes (mixing kernels, mixing expert outputs) are taken to stream ~20 GB/s (an
 # estimate, not measured apart), so one byte moved costs about as much as 8 packed-kernel FLOPs.

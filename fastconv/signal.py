@@ -3,7 +3,7 @@
 Same signature, results, dtypes and errors as scipy.signal; multi-threaded, batched over leading
 axes with `axes`, and run by a direct SIMD kernel, two 1-D passes (rank-1 kernels) or FFT.
 
-How ``method="auto"`` chooses.  Measured on this machine (2 cores Sapphire Rapids, 2 threads,
+How ``method="auto"`` chooses.  Measured on this machine (2 cores AMD Zen 4 with AVX-512, 2 threads,
 float64, 2048x2048 image, kernel calls only, best of 5; the machine was shared, so these are
 lower-load snapshots, not stable figures):
 

@@ -100,6 +100,8 @@ def all_plans(g, backend):
         plans.append(ConvPlan("gemm", backend, nt, tile=7, workspace=ws))
     if auto.algorithm != "fft":
         plans.append(ConvPlan("fft", backend, nt, tile=2))  # FFT, two samples per chunk
+    if auto.algorithm != "pointwise" and g.is_pointwise and g.groups == 1:
+        plans.append(ConvPlan("pointwise", backend, nt))
     return plans
 
 
