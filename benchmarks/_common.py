@@ -107,40 +107,17 @@ def require_backend(name):
     return name
 
 
-# A literal copy of /work/shared/bench/layers.py PUBLIC, used when the shared file is not reachable
-# (asv's own checkout, a wheel, another machine).
-# name: (N, C, H, W, K, kh, kw, stride, pad, dil, groups)
-_FALLBACK_LAYERS = {
-    "r50_3x3_c64": (4, 64, 56, 56, 64, 3, 3, 1, 1, 1, 1),
-    "r50_3x3_c128": (4, 128, 28, 28, 128, 3, 3, 1, 1, 1, 1),
-    "r50_3x3_c256": (4, 256, 14, 14, 256, 3, 3, 1, 1, 1, 1),
-    "r50_1x1_256to64": (4, 256, 56, 56, 64, 1, 1, 1, 0, 1, 1),
-    "r50_s2_64to128": (4, 64, 56, 56, 128, 3, 3, 2, 1, 1, 1),
-    "stem_7x7_s2": (4, 3, 224, 224, 64, 7, 7, 2, 3, 1, 1),
-    "mbv2_dw_c144": (4, 144, 56, 56, 144, 3, 3, 1, 1, 1, 144),
-    "dil2_3x3_c64": (4, 64, 56, 56, 64, 3, 3, 1, 2, 2, 1),
-    "b1_3x3_c64": (1, 64, 56, 56, 64, 3, 3, 1, 1, 1, 1),
-}
-
-
 def load_layers():
-    """The public layer suite: ../shared/bench/layers.py from the repo root, else the literal copy.
+    """The public layer suite: ../shared/bench/layers.py from the repo root, else fastconv's copy.
 
     Returns
     -------
     dict
         name -> (N, C, H, W, K, kh, kw, stride, padding, dilation, groups)
     """
-    path = os.path.join(REPO_ROOT, "..", "shared", "bench", "layers.py")
-    if os.path.exists(path):
-        try:
-            spec = importlib.util.spec_from_file_location("_fastconv_layers_suite", path)
-            mod = importlib.util.module_from_spec(spec)
-            spec.loader.exec_module(mod)
-            return {k: tuple(v) for k, v in mod.PUBLIC.items()}
-        except Exception:  # a broken shared file must not take the whole suite down
-            pass
-    return dict(_FALLBACK_LAYERS)
+    from fastconv._bench import load_public_layers
+
+    return load_public_layers()[0]
 
 
 LAYERS = load_layers()

@@ -11,7 +11,8 @@ import time
 
 import numpy as np
 
-# The public layer suite (shared/bench/layers.py): name -> (N, C, H, W, K, kh, kw, stride, pad, dil, groups)
+# A copy of the public layer suite (shared/bench/layers.py), used where that file is not reachable
+# (an installed wheel, asv's own checkout): name -> (N, C, H, W, K, kh, kw, stride, pad, dil, groups)
 PUBLIC_LAYERS = {
     "r50_3x3_c64": (4, 64, 56, 56, 64, 3, 3, 1, 1, 1, 1),
     "r50_3x3_c128": (4, 128, 28, 28, 128, 3, 3, 1, 1, 1, 1),
@@ -23,13 +24,35 @@ PUBLIC_LAYERS = {
     "dil2_3x3_c64": (4, 64, 56, 56, 64, 3, 3, 1, 2, 2, 1),
     "b1_3x3_c64": (1, 64, 56, 56, 64, 3, 3, 1, 1, 1, 1),
 }
-# Beyond the public suite: ResNeXt groups, depthwise with a channel multiplier, an odd 5x5, a 7x7 map.
+# Beyond the public suite: ResNeXt groups, depthwise with a channel multiplier, an odd 5x5, a 7x7
+# map with many channels, the 1x1 expansion.
 EXTRA_LAYERS = {
     "resnext_g32_3x3": (2, 256, 28, 28, 256, 3, 3, 1, 1, 1, 32),
     "dw_mult2_c64": (4, 64, 56, 56, 128, 3, 3, 1, 1, 1, 64),
     "odd_5x5_c40": (3, 40, 33, 45, 72, 5, 5, 1, 2, 1, 1),
     "r50_3x3_c512_7": (4, 512, 7, 7, 512, 3, 3, 1, 1, 1, 1),
+    "r50_1x1_64to256": (4, 64, 56, 56, 256, 1, 1, 1, 0, 1, 1),
 }
+
+
+def load_public_layers():
+    """The public layer suite: shared/bench/layers.py beside the repository (or the working
+    directory) when there, else the copy above.  Returns (layers, where they came from)."""
+    import importlib.util
+    import os
+
+    here = os.path.dirname(os.path.abspath(__file__))
+    for root in (os.path.dirname(here), os.getcwd()):
+        path = os.path.normpath(os.path.join(root, "..", "shared", "bench", "layers.py"))
+        if os.path.exists(path):
+            try:
+                spec = importlib.util.spec_from_file_location("_fastconv_layers_suite", path)
+                mod = importlib.util.module_from_spec(spec)
+                spec.loader.exec_module(mod)
+                return {k: tuple(v) for k, v in mod.PUBLIC.items()}, path
+            except Exception:  # a broken shared file must not take the benchmarks down
+                break
+    return dict(PUBLIC_LAYERS), "fastconv._bench.PUBLIC_LAYERS"
 
 
 def out_hw(spec):
@@ -130,11 +153,13 @@ def layer_table(repeat=7, threads=None, extra=True):
     """Print the layer table and the geomean ratio; returns 0."""
     import fastconv
 
-    layers = dict(PUBLIC_LAYERS)
+    public, source = load_public_layers()
+    layers = dict(public)
     if extra:
         layers.update(EXTRA_LAYERS)
     threads = threads or fastconv.get_num_threads()
     rows = layer_rows(layers, repeat, threads)
+    print(f"layers from {source}")
     print(
         f"conv2d layer suite, float32, {threads} threads, best of {repeat} interleaved "
         f"(python -m fastconv bench --repeat {repeat})"
@@ -147,7 +172,7 @@ def layer_table(repeat=7, threads=None, extra=True):
         line = f"{r['name']:<18} {r['algorithm']:<10} {r['fastconv'] * 1e3:7.2f}ms {f / r['fastconv'] / 1e9:6.1f}"
         if "torch" in r:
             ratio = r["fastconv"] / r["torch"]
-            if r["name"] in PUBLIC_LAYERS:
+            if r["name"] in public:
                 ratios.append(ratio)
             line += f" {r['torch'] * 1e3:7.2f}ms {f / r['torch'] / 1e9:6.1f} {ratio:6.2f}"
         else:

@@ -1,13 +1,12 @@
 """fastconv's packed conv kernel against PyTorch CPU (oneDNN) on the public layer suite.
 
-Run from the repository root:  python benchmarks/layers_vs_torch.py [--threads 2] [--repeat 15]
+Run from the repository root:  python benchmarks/scripts/layers_vs_torch.py [--threads 2] [--repeat 15]
 Same process, interleaved best-of-N, float32; also NumPy's sgemm on each layer's equivalent GEMM.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import math
 import os
 import sys
@@ -16,42 +15,11 @@ import time
 import numpy as np
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.dirname(_HERE))
+sys.path.insert(0, os.path.dirname(os.path.dirname(_HERE)))  # the repository root
 
-# A literal copy of /work/shared/bench/layers.py, used when the shared file is not reachable.
-_FALLBACK_LAYERS = {
-    "r50_3x3_c64": (4, 64, 56, 56, 64, 3, 3, 1, 1, 1, 1),
-    "r50_3x3_c128": (4, 128, 28, 28, 128, 3, 3, 1, 1, 1, 1),
-    "r50_3x3_c256": (4, 256, 14, 14, 256, 3, 3, 1, 1, 1, 1),
-    "r50_1x1_256to64": (4, 256, 56, 56, 64, 1, 1, 1, 0, 1, 1),
-    "r50_s2_64to128": (4, 64, 56, 56, 128, 3, 3, 2, 1, 1, 1),
-    "stem_7x7_s2": (4, 3, 224, 224, 64, 7, 7, 2, 3, 1, 1),
-    "mbv2_dw_c144": (4, 144, 56, 56, 144, 3, 3, 1, 1, 1, 144),
-    "dil2_3x3_c64": (4, 64, 56, 56, 64, 3, 3, 1, 2, 2, 1),
-    "b1_3x3_c64": (1, 64, 56, 56, 64, 3, 3, 1, 1, 1, 1),
-}
+from fastconv._bench import EXTRA_LAYERS, load_public_layers  # noqa: E402
 
-# Shapes beyond the public suite (same tuple layout), marked "extra" in the table.
-EXTRA_LAYERS = {
-    "resnext_g32_3x3": (4, 256, 28, 28, 256, 3, 3, 1, 1, 1, 32),
-    "r50_1x1_64to256": (4, 64, 56, 56, 256, 1, 1, 1, 0, 1, 1),
-    "r50_3x3_c512_7": (4, 512, 7, 7, 512, 3, 3, 1, 1, 1, 1),
-    "odd_5x5_c40": (3, 40, 33, 45, 72, 5, 5, 1, 2, 1, 1),
-}
-
-
-def load_layers():
-    """The public suite: ../shared/bench/layers.py from the repo root, else the literal copy."""
-    for path in (
-        os.path.join(_HERE, "layers_suite.py"),
-        os.path.join(os.path.dirname(_HERE), "..", "shared", "bench", "layers.py"),
-    ):
-        if os.path.exists(path):
-            spec = importlib.util.spec_from_file_location("_layers_suite", path)
-            mod = importlib.util.module_from_spec(spec)
-            spec.loader.exec_module(mod)
-            return dict(mod.PUBLIC), path
-    return dict(_FALLBACK_LAYERS), "literal copy in " + __file__
+load_layers = load_public_layers
 
 
 class PackedConv:
