@@ -122,7 +122,8 @@ def _dispatch(plan, x4, w3, b2, g, res4):
     geo = g.as_array()
     _threads.mark_pools_started()
     if plan.algorithm == "depthwise":
-        mod.conv_depthwise(x4, w3, bias, has_bias, geo, res4, nt)
+        ws = np.empty((nt, mod.depthwise_workspace(geo)), dtype=g.dtype)
+        mod.conv_depthwise(x4, w3, bias, has_bias, geo, res4, ws, nt)
     elif plan.algorithm == "packed":
         ws = np.empty(plan.workspace, dtype=g.dtype)
         pk = kernels(plan.backend, "packed")

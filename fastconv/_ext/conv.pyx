@@ -231,53 +231,123 @@ def conv_gemm(const floating[:, :, :, ::1] x, const floating[:, :, ::1] w, const
                         o[k * P + t] += b
 
 
+cdef inline void _dw_block(const floating *xp, Py_ssize_t Wp, const floating *wk, Py_ssize_t kh,
+                           Py_ssize_t kw, Py_ssize_t dh, Py_ssize_t dw, floating *o, Py_ssize_t Wo,
+                           floating b) noexcept nogil:
+    # 2 output rows x 32 columns held in registers across all taps (4 independent FMA chains in
+    # float32), read from a zero-padded plane so no tap needs a bounds test; one store at the end.
+    cdef floating a0[32]
+    cdef floating a1[32]
+    cdef Py_ssize_t i, j, t
+    cdef floating wv
+    cdef const floating *r0
+    cdef const floating *r1
+    for t in range(32):
+        a0[t] = b
+        a1[t] = b
+    for i in range(kh):
+        r0 = xp + i * dh * Wp
+        r1 = r0 + Wp
+        for j in range(kw):
+            wv = wk[i * kw + j]
+            for t in range(32):
+                a0[t] += wv * r0[j * dw + t]
+            for t in range(32):
+                a1[t] += wv * r1[j * dw + t]
+    for t in range(32):
+        o[t] = a0[t]
+        o[Wo + t] = a1[t]
+
+
 def conv_depthwise(const floating[:, :, :, ::1] x, const floating[:, :, ::1] w, const floating[:, ::1] bias,
-                   bint has_bias, const int64_t[::1] geo, floating[:, :, :, ::1] out, int nthreads):
+                   bint has_bias, const int64_t[::1] geo, floating[:, :, :, ::1] out,
+                   floating[:, ::1] ws, int nthreads):
     """Direct grouped convolution with one input channel per group (depthwise, channel multiplier K/C).
 
-    w is (Nw, K, kh*kw); each task owns one output plane, accumulating whole rows so the inner
-    loop runs along contiguous memory for stride 1.
+    w is (Nw, K, kh*kw); each task owns one output plane.  Stride 1 with planes at least 2 x 32
+    (and ws of depthwise_workspace elements per thread): the plane is copied once into the thread's
+    zero-padded buffer and computed in register-held 2x32 blocks, the last block of a row or the
+    last row pair overlapping the previous one instead of a scalar tail (recomputed outputs are
+    identical).  Other cases accumulate whole rows tap by tap.
     """
     cdef const int64_t *g = &geo[0]
     cdef Py_ssize_t N = g[G_N], C = g[G_C], H = g[G_H], W = g[G_W], K = g[G_K]
     cdef Py_ssize_t kh = g[G_KH], kw = g[G_KW], sh = g[G_SH], sw = g[G_SW]
     cdef Py_ssize_t pt = g[G_PT], pl = g[G_PL], dh = g[G_DH], dw = g[G_DW]
     cdef Py_ssize_t Ho = g[G_HO], Wo = g[G_WO]
+    cdef Py_ssize_t Hp = Ho + dh * (kh - 1), Wp = Wo + dw * (kw - 1)
     cdef Py_ssize_t m = K // C, Nw = w.shape[0], Nb = bias.shape[0]
-    cdef Py_ssize_t task, n, k, ho, i, j, hi, off, lo, hw, q
+    cdef bint blocked = sh == 1 and sw == 1 and Ho >= 2 and Wo >= 32 and ws.shape[1] >= Hp * Wp
+    cdef Py_ssize_t task, n, k, ho, i, j, hi, off, lo, hw, q, tid, r, c0, c1
     cdef floating *orow
+    cdef floating *buf
     cdef const floating *xr
     cdef const floating *wk
     cdef floating wv, b
     if N * K == 0:
         return
-    for task in prange(N * K, nogil=True, num_threads=nthreads, schedule="static"):
-        n = task // K
-        k = task - n * K
-        wk = &w[n if Nw > 1 else 0, k, 0]
-        b = bias[n if Nb > 1 else 0, k] if has_bias else 0
-        for ho in range(Ho):
-            orow = &out[n, k, ho, 0]
-            for q in range(Wo):
-                orow[q] = b
-            for i in range(kh):
-                hi = ho * sh - pt + i * dh
-                if hi < 0 or hi >= H:
-                    continue
-                xr = &x[n, k // m, hi, 0]
-                for j in range(kw):
-                    wv = wk[i * kw + j]
-                    off = j * dw - pl
-                    lo = _wo_lo(off, sw)
-                    hw = _wo_hi(off, sw, W)
-                    if hw > Wo:
-                        hw = Wo
-                    if sw == 1:
-                        for q in range(lo, hw):
-                            orow[q] += wv * xr[q + off]
-                    else:
-                        for q in range(lo, hw):
-                            orow[q] += wv * xr[q * sw + off]
+    with nogil, parallel(num_threads=nthreads):
+        tid = threadid()
+        buf = &ws[tid, 0]
+        for task in prange(N * K, schedule="static"):
+            n = task // K
+            k = task - n * K
+            wk = &w[n if Nw > 1 else 0, k, 0]
+            b = bias[n if Nb > 1 else 0, k] if has_bias else 0
+            if blocked:
+                # the padded plane (rows/cols beyond H/W, and before pt/pl, are zero)
+                c0 = pl if pl < Wp else Wp
+                c1 = pl + W if pl + W < Wp else Wp
+                for r in range(Hp):
+                    hi = r - pt
+                    if hi < 0 or hi >= H:
+                        memset(buf + r * Wp, 0, Wp * sizeof(floating))
+                        continue
+                    if c0 > 0:
+                        memset(buf + r * Wp, 0, c0 * sizeof(floating))
+                    if c1 > c0:
+                        memcpy(buf + r * Wp + c0, &x[n, k // m, hi, 0], (c1 - c0) * sizeof(floating))
+                    if Wp > c1:
+                        memset(buf + r * Wp + c1, 0, (Wp - c1) * sizeof(floating))
+                ho = 0
+                while ho < Ho:
+                    if ho + 2 > Ho:
+                        ho = Ho - 2
+                    q = 0
+                    while q < Wo:
+                        if q + 32 > Wo:
+                            q = Wo - 32
+                        _dw_block(buf + ho * Wp + q, Wp, wk, kh, kw, dh, dw, &out[n, k, ho, q], Wo, b)
+                        q = q + 32
+                    ho = ho + 2
+                continue
+            for ho in range(Ho):
+                orow = &out[n, k, ho, 0]
+                for q in range(Wo):
+                    orow[q] = b
+                for i in range(kh):
+                    hi = ho * sh - pt + i * dh
+                    if hi < 0 or hi >= H:
+                        continue
+                    xr = &x[n, k // m, hi, 0]
+                    for j in range(kw):
+                        wv = wk[i * kw + j]
+                        off = j * dw - pl
+                        lo = _wo_lo(off, sw)
+                        hw = _wo_hi(off, sw, W)
+                        if hw > Wo:
+                            hw = Wo
+                        if sw == 1:
+                            for q in range(lo, hw):
+                                orow[q] += wv * xr[q + off]
+                        else:
+                            for q in range(lo, hw):
+                                orow[q] += wv * xr[q * sw + off]
+
+
+def depthwise_workspace(const int64_t[::1] geo):
+    """Elements of workspace one thread of this backend's conv_depthwise needs (a padded plane)."""
+    return (geo[G_HO] + geo[G_DH] * (geo[G_KH] - 1)) * (geo[G_WO] + geo[G_DW] * (geo[G_KW] - 1))
 
 
 def conv_gemm_workspace(Py_ssize_t R, Py_ssize_t Kg, Py_ssize_t tile):

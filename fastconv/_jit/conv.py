@@ -118,8 +118,12 @@ def conv_gemm(x, w, bias, has_bias, geo, out, ws, tile, nthreads):
 
 
 @parallel_kernel
-def conv_depthwise(x, w, bias, has_bias, geo, out, nthreads):
-    """Direct depthwise convolution (channel multiplier K/C); one output plane per task."""
+def conv_depthwise(x, w, bias, has_bias, geo, out, ws, nthreads):
+    """Direct depthwise convolution (channel multiplier K/C); one output plane per task.
+
+    Accumulates whole output rows tap by tap, which LLVM vectorises; ws (the Cython twin's padded
+    planes) is accepted for the common signature and not needed here.
+    """
     N, C, H, W, K = geo[G_N], geo[G_C], geo[G_H], geo[G_W], geo[G_K]
     kh, kw, sh, sw = geo[G_KH], geo[G_KW], geo[G_SH], geo[G_SW]
     pt, pl, dh, dw = geo[G_PT], geo[G_PL], geo[G_DH], geo[G_DW]
@@ -146,6 +150,11 @@ def conv_depthwise(x, w, bias, has_bias, geo, out, nthreads):
                     lo, hw = _wo_range(off, sw, W, Wo)
                     for q in range(lo, hw):
                         orow[q] += wv * xr[q * sw + off]
+
+
+def depthwise_workspace(geo):
+    """Elements of workspace one thread of this backend's conv_depthwise needs."""
+    return 1
 
 
 def conv_gemm_workspace(R, Kg, tile):
