@@ -327,3 +327,37 @@ def _warm(backend, fn):
         warm(fn)
     else:
         fn()
+
+
+class Conv2dBoundedMemory:
+    """conv2d on x (32, 64, 56, 56) with a 64->64 3x3 kernel: extra memory stays within the 64 MiB
+    workspace bound, where a full im2col matrix would take 231 MB (issue 2's memory figure)."""
+
+    params = [list(FASTCONV)]
+    param_names = ["backend"]
+    timeout = 300
+
+    def setup(self, backend):
+        require_backend(backend)
+        g = rng()
+        self.x = g.standard_normal((32, 64, 56, 56), dtype=np.float32)
+        self.w = g.standard_normal((64, 64, 3, 3), dtype=np.float32)
+        fastconv.conv2d(self.x[:1], self.w, padding=1, backend=backend)  # JIT warm-up
+
+    def peakmem_conv2d_b32(self, backend):
+        fastconv.conv2d(self.x, self.w, padding=1, backend=backend)
+
+    def track_extra_mib(self, backend):
+        """Peak memory the call allocates beyond its output, measured with tracemalloc (MiB)."""
+        import tracemalloc
+
+        tracemalloc.start()
+        try:
+            tracemalloc.reset_peak()
+            out = fastconv.conv2d(self.x, self.w, padding=1, backend=backend)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        return (peak - out.nbytes) / 2**20
+
+    track_extra_mib.unit = "MiB"
