@@ -106,7 +106,7 @@ def kernels(backend, name="conv"):
 class ConvPlan:
     """How one conv2d call runs."""
 
-    algorithm: str  # "pointwise" | "depthwise" | "gemm" | "packed" | "fft"
+    algorithm: str  # "pointwise" | "depthwise" | "grouped" | "gemm" | "packed" | "fft"
     backend: str
     nthreads: int
     tile: int = 0  # output pixels per im2col tile (gemm); samples per chunk (fft)
@@ -114,6 +114,23 @@ class ConvPlan:
 
     def workspace_bytes(self, itemsize):
         return self.workspace * itemsize
+
+
+def _grouped_applies(geom, backend):
+    """Direct grouped kernel: stride 1, a few channels per group, whole blocks of 8 outputs,
+    planes at least 2 x 16; only where the AVX-512 Cython kernel runs (the Numba twin is a
+    reference-grade loop, slower than packed/gemm there)."""
+    if not (
+        geom.groups > 1
+        and geom.Cg <= 16
+        and geom.Kg % 8 == 0
+        and geom.sh == geom.sw == 1
+        and geom.Ho >= 2
+        and geom.Wo >= 16
+        and backend == "cython"
+    ):
+        return False
+    return bool(kernels(backend).grouped_supported(geom.dtype.char))
 
 
 def _packed_module(backend):
@@ -148,6 +165,11 @@ def plan_conv2d(
         # depthwise (any channel multiplier): GEMM with R = kh*kw is the wrong tool; the packed
         # micro-kernel measured 5x torch's time there, the direct kernel 0.2-0.5x.
         return ConvPlan("depthwise", be, nthreads)
+    if _grouped_applies(geom, be):
+        # small groups (ResNeXt: 32 x 8->8): the packed kernel reuses each packed input only Kg
+        # times, so packing costs as much as the FMAs; the direct kernel keeps 8 channels x 2 rows
+        # x 16 pixels in registers and reads each input once per tap (measured in the commit).
+        return ConvPlan("grouped", be, nthreads)
     if not per_sample and _fft_wins(geom, nthreads):
         chunk = _fft_chunk(geom, workspace_bytes)
         if chunk:

@@ -121,6 +121,11 @@ def _dispatch(plan, x4, w3, b2, g, res4):
     mod = kernels(plan.backend)
     geo = g.as_array()
     _threads.mark_pools_started()
+    if plan.algorithm == "grouped":
+        wt = pack_grouped_weights(w3, g)
+        ws = np.empty((nt, mod.grouped_workspace(geo)), dtype=g.dtype)
+        mod.conv_grouped(x4, wt, bias, has_bias, geo, res4, ws, nt)
+        return
     if plan.algorithm == "depthwise":
         ws = np.empty((nt, mod.depthwise_workspace(geo)), dtype=g.dtype)
         mod.conv_depthwise(x4, w3, bias, has_bias, geo, res4, ws, nt)
@@ -157,3 +162,10 @@ def _conv_fft(x4, w2, b, g, res4, nthreads, chunk):
             res4[n0 : n0 + chunk, ks] = y[:, :, :: g.sh, :: g.sw]
     if b is not None:
         res4 += b.reshape(1, g.K, 1, 1)
+
+
+def pack_grouped_weights(w3, g):
+    """(Nw, K, Cg*kh*kw) -> (Nw, K/8, Cg*kh*kw, 8): each block of 8 output channels tap-major, the
+    layout conv_grouped broadcasts its weights from."""
+    Nw = w3.shape[0]
+    return np.ascontiguousarray(w3.reshape(Nw, g.K // 8, 8, g.R).transpose(0, 1, 3, 2))

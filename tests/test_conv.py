@@ -7,12 +7,12 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
-from conftest import BACKENDS
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from tolerance import assert_close
 
 import fastconv
+from conftest import BACKENDS
 from fastconv import _reference as ref
 from fastconv._geometry import conv_geometry
 from fastconv._plan import ConvPlan, plan_conv2d
@@ -102,7 +102,14 @@ def all_plans(g, backend):
         plans.append(ConvPlan("fft", backend, nt, tile=2))  # FFT, two samples per chunk
     if auto.algorithm != "pointwise" and g.is_pointwise and g.groups == 1:
         plans.append(ConvPlan("pointwise", backend, nt))
+    if auto.algorithm != "grouped" and _grouped_fits(g):
+        plans.append(ConvPlan("grouped", backend, nt))
     return plans
+
+
+def _grouped_fits(g):
+    """The direct grouped kernel's preconditions (the planner adds: Cython, AVX-512, Cg <= 16)."""
+    return g.groups > 1 and g.Kg % 8 == 0 and g.sh == g.sw == 1 and g.Ho >= 2 and g.Wo >= 16
 
 
 @settings(max_examples=60, deadline=None)
@@ -366,3 +373,45 @@ def test_large_kernel_few_channels_runs_by_fft_and_is_exact(backend):
     plan = plan_conv2d(g, backend, workspace_bytes=6 * 2**20)  # room for one sample's spectra
     assert plan.algorithm == "fft" and plan.tile == 1
     assert_close(run_conv(plan, x4, w4.reshape(1, 4, -1), b4.reshape(1, 4), g), got, np.float64)
+
+
+@pytest.mark.parametrize(
+    "shape,K,groups,kw",
+    [
+        ((2, 64, 12, 20), 64, 8, dict(padding=1)),
+        ((1, 32, 9, 18), 64, 4, dict()),
+        ((2, 48, 10, 33), 96, 6, dict(padding=(1, 2))),
+        ((1, 16, 8, 18), 16, 2, dict(padding=2, dilation=2)),
+        ((2, 256, 7, 17), 256, 32, dict(padding=1)),
+    ],
+)
+def test_direct_grouped_kernel(shape, K, groups, kw, backend, dtype):
+    """ResNeXt-style groups through the direct grouped kernel, forced, against the reference."""
+    rng = np.random.default_rng(14)
+    x = rng.standard_normal(shape).astype(dtype)
+    w = rng.standard_normal((K, shape[1] // groups, 3, 3)).astype(dtype)
+    b = rng.standard_normal(K).astype(dtype)
+    expected = ref.conv2d(x, w, b, groups=groups, **kw)
+    x4, w4, b4, g = conv_geometry(x, w, b, groups=groups, **kw)
+    assert _grouped_fits(g)
+    if backend == "cython" and not kernels_of(backend).grouped_supported(dtype.char):
+        pytest.skip("the Cython grouped kernel is float32 AVX-512 only")
+    plan = ConvPlan("grouped", backend, 2)
+    got = run_conv(plan, x4, w4.reshape(1, K, -1), b4.reshape(1, K), g)
+    assert_close(got, expected, dtype)
+
+
+def test_direct_grouped_kernel_refuses_geometry_outside_its_preconditions():
+    if "cython" not in BACKENDS or not kernels_of("cython").grouped_supported("f"):
+        pytest.skip("needs the Cython AVX-512 grouped kernel")
+    x4, w4, _, g = conv_geometry(
+        np.ones((1, 32, 9, 16), np.float32), np.ones((64, 8, 3, 3), np.float32), groups=4
+    )
+    with pytest.raises(ValueError, match="preconditions"):
+        run_conv(ConvPlan("grouped", "cython", 2), x4, w4.reshape(1, 64, -1), None, g)
+
+
+def kernels_of(backend):
+    from fastconv._plan import kernels
+
+    return kernels(backend)

@@ -31,6 +31,12 @@ cdef extern from *:
 #: True when this extension was compiled with OpenMP (otherwise its prange loops run serially).
 openmp = bool(FASTCONV_OPENMP)
 
+cdef extern from "_grouped_kernel.h" nogil:
+    int fc_grouped_supported()
+    void fc_grouped_block(const float *xp, int64_t plane, int64_t Wp, const float *wt, int64_t Cg,
+                          int64_t kh, int64_t kw, int64_t dh, int64_t dw, float *o, int64_t P,
+                          int64_t Wo, const float *bias8)
+
 cdef sgemm_t _sgemm = NULL
 cdef dgemm_t _dgemm = NULL
 
@@ -343,6 +349,85 @@ def conv_depthwise(const floating[:, :, :, ::1] x, const floating[:, :, ::1] w, 
                         else:
                             for q in range(lo, hw):
                                 orow[q] += wv * xr[q * sw + off]
+
+
+def grouped_supported(dtype_char):
+    """True when conv_grouped runs here: float32 on a CPU with AVX-512F."""
+    return dtype_char == "f" and fc_grouped_supported() == 1
+
+
+def conv_grouped(const float[:, :, :, ::1] x, const float[:, :, :, ::1] wt,
+                 const float[:, ::1] bias, bint has_bias, const int64_t[::1] geo,
+                 float[:, :, :, ::1] out, float[:, ::1] ws, int nthreads):
+    """Direct grouped convolution for small groups at stride 1 (ResNeXt's 32 groups of 8), float32.
+
+    wt is (Nw, K/8, Cg*kh*kw, 8) from fastconv.conv.pack_grouped_weights (K/groups a multiple of 8);
+    ws (threads, grouped_workspace) takes one sample's group of Cg zero-padded planes per task.
+    Blocks of 8 channels x 2 rows x 16 pixels run in _grouped_kernel.h; the last block of a row or
+    the last row pair overlaps the previous one (recomputed outputs are identical) instead of a
+    scalar tail.  Needs Ho >= 2, Wo >= 16 and grouped_supported('f') (the planner checks).
+    """
+    cdef const int64_t *g = &geo[0]
+    cdef Py_ssize_t N = g[G_N], C = g[G_C], H = g[G_H], W = g[G_W], K = g[G_K], G = g[G_G]
+    cdef Py_ssize_t kh = g[G_KH], kw = g[G_KW], pt = g[G_PT], pl = g[G_PL]
+    cdef Py_ssize_t dh = g[G_DH], dw = g[G_DW], Ho = g[G_HO], Wo = g[G_WO]
+    cdef Py_ssize_t Hp = Ho + dh * (kh - 1), Wp = Wo + dw * (kw - 1), plane = Hp * Wp
+    cdef Py_ssize_t Cg = C // G, Kg = K // G, P = Ho * Wo
+    cdef Py_ssize_t Nw = wt.shape[0], Nb = bias.shape[0]
+    cdef Py_ssize_t task, n, grp, tid, c, r, hi, c0, c1, kb, ho, q, k0
+    cdef float *buf
+    cdef float *zeros
+    if N * G == 0:
+        return
+    # a memory-safety guard, not validation: the blocks write 2 x 16 outputs and 8 channels at once
+    if (Ho < 2 or Wo < 16 or Kg % 8 or g[G_SH] != 1 or g[G_SW] != 1
+            or ws.shape[1] < Cg * plane + 8 or ws.shape[0] < nthreads):
+        raise ValueError("conv_grouped: geometry or workspace outside the kernel's preconditions")
+    c0 = pl if pl < Wp else Wp
+    c1 = pl + W if pl + W < Wp else Wp
+    with nogil, parallel(num_threads=nthreads):
+        tid = threadid()
+        buf = &ws[tid, 0]
+        zeros = buf + Cg * plane  # 8 zero biases after the planes
+        for task in prange(N * G, schedule="dynamic"):
+            n = task // G
+            grp = task - n * G
+            memset(zeros, 0, 8 * sizeof(float))
+            for c in range(Cg):
+                for r in range(Hp):
+                    hi = r - pt
+                    if hi < 0 or hi >= H:
+                        memset(buf + c * plane + r * Wp, 0, Wp * sizeof(float))
+                        continue
+                    if c0 > 0:
+                        memset(buf + c * plane + r * Wp, 0, c0 * sizeof(float))
+                    if c1 > c0:
+                        memcpy(buf + c * plane + r * Wp + c0, &x[n, grp * Cg + c, hi, 0],
+                               (c1 - c0) * sizeof(float))
+                    if Wp > c1:
+                        memset(buf + c * plane + r * Wp + c1, 0, (Wp - c1) * sizeof(float))
+            for kb in range(Kg // 8):
+                k0 = grp * Kg + kb * 8
+                ho = 0
+                while ho < Ho:
+                    if ho + 2 > Ho:
+                        ho = Ho - 2
+                    q = 0
+                    while q < Wo:
+                        if q + 16 > Wo:
+                            q = Wo - 16
+                        fc_grouped_block(buf + ho * Wp + q, plane, Wp,
+                                         &wt[n if Nw > 1 else 0, k0 // 8, 0, 0], Cg, kh, kw, dh, dw,
+                                         &out[n, k0, ho, q], P, Wo,
+                                         &bias[n if Nb > 1 else 0, k0] if has_bias else zeros)
+                        q = q + 16
+                    ho = ho + 2
+
+
+def grouped_workspace(const int64_t[::1] geo):
+    """Elements of workspace one thread of this backend's conv_grouped needs (padded planes + 8)."""
+    cdef Py_ssize_t Cg = geo[G_C] // geo[G_G]
+    return Cg * (geo[G_HO] + geo[G_DH] * (geo[G_KH] - 1)) * (geo[G_WO] + geo[G_DW] * (geo[G_KW] - 1)) + 8
 
 
 def depthwise_workspace(const int64_t[::1] geo):

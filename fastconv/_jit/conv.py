@@ -152,6 +152,48 @@ def conv_depthwise(x, w, bias, has_bias, geo, out, ws, nthreads):
                         orow[q] += wv * xr[q * sw + off]
 
 
+def grouped_supported(dtype_char):
+    """The Numba twin runs any float dtype (plain loops; the planner prefers Cython's AVX-512 one)."""
+    return True
+
+
+@parallel_kernel
+def conv_grouped(x, wt, bias, has_bias, geo, out, ws, nthreads):
+    """Direct grouped convolution at stride 1; wt is (Nw, K/8, Cg*kh*kw, 8) as in the Cython twin.
+    Accumulates whole output rows tap by tap, which LLVM vectorises; ws is not needed here."""
+    N, C, H, W, K, G = geo[G_N], geo[G_C], geo[G_H], geo[G_W], geo[G_K], geo[G_G]
+    kh, kw, pt, pl, dh, dw = geo[G_KH], geo[G_KW], geo[G_PT], geo[G_PL], geo[G_DH], geo[G_DW]
+    Ho, Wo = geo[G_HO], geo[G_WO]
+    Cg, Kg = C // G, K // G
+    Nw, Nb = wt.shape[0], bias.shape[0]
+    for task in prange(N * K):
+        n = task // K
+        k = task - n * K
+        grp = k // Kg
+        wk = wt[n if Nw > 1 else 0, k // 8, :, k % 8]
+        b = bias[n if Nb > 1 else 0, k] if has_bias else 0.0
+        o = out[n, k]
+        o[:, :] = b
+        for c in range(Cg):
+            xc = x[n, grp * Cg + c]
+            for i in range(kh):
+                for j in range(kw):
+                    wv = wk[(c * kh + i) * kw + j]
+                    off = j * dw - pl
+                    lo, hw = _wo_range(off, 1, W, Wo)
+                    for ho in range(Ho):
+                        hi = ho - pt + i * dh
+                        if hi < 0 or hi >= H:
+                            continue
+                        for q in range(lo, hw):
+                            o[ho, q] += wv * xc[hi, q + off]
+
+
+def grouped_workspace(geo):
+    """Elements of workspace one thread of this backend's conv_grouped needs."""
+    return 1
+
+
 def depthwise_workspace(geo):
     """Elements of workspace one thread of this backend's conv_depthwise needs."""
     return 1
