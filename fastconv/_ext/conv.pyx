@@ -237,6 +237,25 @@ def conv_gemm(const floating[:, :, :, ::1] x, const floating[:, :, ::1] w, const
                         o[k * P + t] += b
 
 
+cdef inline void _pad_plane(const floating *src, Py_ssize_t H, Py_ssize_t W, Py_ssize_t pt,
+                            Py_ssize_t pl, floating *dst, Py_ssize_t Hp, Py_ssize_t Wp) noexcept nogil:
+    # dst (Hp, Wp) = src (H, W) placed at (pt, pl), zero elsewhere (cropped where Hp/Wp end first)
+    cdef Py_ssize_t r, hi
+    cdef Py_ssize_t c0 = pl if pl < Wp else Wp
+    cdef Py_ssize_t c1 = pl + W if pl + W < Wp else Wp
+    for r in range(Hp):
+        hi = r - pt
+        if hi < 0 or hi >= H:
+            memset(dst + r * Wp, 0, Wp * sizeof(floating))
+            continue
+        if c0 > 0:
+            memset(dst + r * Wp, 0, c0 * sizeof(floating))
+        if c1 > c0:
+            memcpy(dst + r * Wp + c0, src + hi * W, (c1 - c0) * sizeof(floating))
+        if Wp > c1:
+            memset(dst + r * Wp + c1, 0, (Wp - c1) * sizeof(floating))
+
+
 cdef inline void _dw_block(const floating *xp, Py_ssize_t Wp, const floating *wk, Py_ssize_t kh,
                            Py_ssize_t kw, Py_ssize_t dh, Py_ssize_t dw, floating *o, Py_ssize_t Wo,
                            floating b) noexcept nogil:
@@ -284,7 +303,7 @@ def conv_depthwise(const floating[:, :, :, ::1] x, const floating[:, :, ::1] w, 
     cdef Py_ssize_t Hp = Ho + dh * (kh - 1), Wp = Wo + dw * (kw - 1)
     cdef Py_ssize_t m = K // C, Nw = w.shape[0], Nb = bias.shape[0]
     cdef bint blocked = sh == 1 and sw == 1 and Ho >= 2 and Wo >= 32 and ws.shape[1] >= Hp * Wp
-    cdef Py_ssize_t task, n, k, ho, i, j, hi, off, lo, hw, q, tid, r, c0, c1
+    cdef Py_ssize_t task, n, k, ho, i, j, hi, off, lo, hw, q, tid
     cdef floating *orow
     cdef floating *buf
     cdef const floating *xr
@@ -301,20 +320,7 @@ def conv_depthwise(const floating[:, :, :, ::1] x, const floating[:, :, ::1] w, 
             wk = &w[n if Nw > 1 else 0, k, 0]
             b = bias[n if Nb > 1 else 0, k] if has_bias else 0
             if blocked:
-                # the padded plane (rows/cols beyond H/W, and before pt/pl, are zero)
-                c0 = pl if pl < Wp else Wp
-                c1 = pl + W if pl + W < Wp else Wp
-                for r in range(Hp):
-                    hi = r - pt
-                    if hi < 0 or hi >= H:
-                        memset(buf + r * Wp, 0, Wp * sizeof(floating))
-                        continue
-                    if c0 > 0:
-                        memset(buf + r * Wp, 0, c0 * sizeof(floating))
-                    if c1 > c0:
-                        memcpy(buf + r * Wp + c0, &x[n, k // m, hi, 0], (c1 - c0) * sizeof(floating))
-                    if Wp > c1:
-                        memset(buf + r * Wp + c1, 0, (Wp - c1) * sizeof(floating))
+                _pad_plane(&x[n, k // m, 0, 0], H, W, pt, pl, buf, Hp, Wp)
                 ho = 0
                 while ho < Ho:
                     if ho + 2 > Ho:
@@ -374,7 +380,7 @@ def conv_grouped(const float[:, :, :, ::1] x, const float[:, :, :, ::1] wt,
     cdef Py_ssize_t Hp = Ho + dh * (kh - 1), Wp = Wo + dw * (kw - 1), plane = Hp * Wp
     cdef Py_ssize_t Cg = C // G, Kg = K // G, P = Ho * Wo
     cdef Py_ssize_t Nw = wt.shape[0], Nb = bias.shape[0]
-    cdef Py_ssize_t task, n, grp, tid, c, r, hi, c0, c1, kb, ho, q, k0
+    cdef Py_ssize_t task, n, grp, tid, c, kb, ho, q, k0
     cdef float *buf
     cdef float *zeros
     if N * G == 0:
@@ -383,8 +389,6 @@ def conv_grouped(const float[:, :, :, ::1] x, const float[:, :, :, ::1] wt,
     if (Ho < 2 or Wo < 16 or Kg % 8 or g[G_SH] != 1 or g[G_SW] != 1
             or ws.shape[1] < Cg * plane + 8 or ws.shape[0] < nthreads):
         raise ValueError("conv_grouped: geometry or workspace outside the kernel's preconditions")
-    c0 = pl if pl < Wp else Wp
-    c1 = pl + W if pl + W < Wp else Wp
     with nogil, parallel(num_threads=nthreads):
         tid = threadid()
         buf = &ws[tid, 0]
@@ -394,18 +398,7 @@ def conv_grouped(const float[:, :, :, ::1] x, const float[:, :, :, ::1] wt,
             grp = task - n * G
             memset(zeros, 0, 8 * sizeof(float))
             for c in range(Cg):
-                for r in range(Hp):
-                    hi = r - pt
-                    if hi < 0 or hi >= H:
-                        memset(buf + c * plane + r * Wp, 0, Wp * sizeof(float))
-                        continue
-                    if c0 > 0:
-                        memset(buf + c * plane + r * Wp, 0, c0 * sizeof(float))
-                    if c1 > c0:
-                        memcpy(buf + c * plane + r * Wp + c0, &x[n, grp * Cg + c, hi, 0],
-                               (c1 - c0) * sizeof(float))
-                    if Wp > c1:
-                        memset(buf + c * plane + r * Wp + c1, 0, (Wp - c1) * sizeof(float))
+                _pad_plane(&x[n, grp * Cg + c, 0, 0], H, W, pt, pl, buf + c * plane, Hp, Wp)
             for kb in range(Kg // 8):
                 k0 = grp * Kg + kb * 8
                 ho = 0
