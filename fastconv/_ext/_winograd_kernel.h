@@ -1,0 +1,434 @@
+/* Winograd F(2x2, 3x3) convolution for fastconv: 3x3, stride 1, dilation 1, any padding and groups,
+ * shared or per-sample weights.  AVX-512 float32 transforms around the packed kernel's micro-kernel,
+ * and a portable C twin (float, double) with the same workspace layout.
+ *
+ * Lavin & Gray (2016): a 2x2 output tile is Y = A^T [(G g G^T) . (B^T d B)] A with d the 4x4 input
+ * patch, so the 36 multiplications of four outputs become 16, each a GEMM over input channels:
+ *     M[a][k][t] = sum_c U[a][k][c] V[a][c][t],   a < 16 transform points, t output tiles.
+ *   U: the weights, transformed once per call, laid out like the packed kernel's A panels:
+ *      [nw][group][a][Kg/MR][Cg][MR] (zero rows past Kg).
+ *   V: per thread, the transformed input of one block of TN tiles, [a][Cg][TN] (+ slack per a).
+ *   M: per thread, [a][KB][TN] for KB output channels at a time, turned into outputs right away.
+ * A task is (sequence, group, tile block, output-channel part).  With shared weights the tiles of
+ * the whole batch form one sequence, so small images do not leave blocks half empty; with
+ * per-sample weights each sample is its own sequence (its own U).
+ * Rounding: the transforms add and subtract (B, A) and halve (G) values, so results differ from
+ * direct summation by a few float32 ulps of the largest terms, well inside fastconv's 1e-4 table.
+ * Nothing here allocates, validates, or needs OpenMP.
+ * Measurement knobs (compile-time): WG_SKIP_IN, WG_SKIP_OUT leave out the input or output
+ * transform (wrong results; for timing the GEMM part alone).
+ */
+#ifndef FASTCONV_WINOGRAD_KERNEL_H
+#define FASTCONV_WINOGRAD_KERNEL_H
+
+#include "_packed_kernel.h"
+
+#define WG_KB 64  /* output channels per M block: 16 x 64 x 48 floats = 192 KiB, in L2 */
+
+/* tiles per block: 48 (three zmm per micro-tile row) unless V would crowd L2 (1 MiB on Zen 4) */
+static inline int64_t wg_nv(const int64_t *g) { return g[FC_C] / g[FC_G] <= 160 ? 3 : 2; }
+static inline int64_t wg_tn(const int64_t *g) { return 16 * wg_nv(g); }
+static inline int64_t wg_th(const int64_t *g) { return (g[FC_HO] + 1) / 2; }
+static inline int64_t wg_tw(const int64_t *g) { return (g[FC_WO] + 1) / 2; }
+static inline int64_t wg_seqs(const int64_t *g, int64_t nw) { return nw > 1 ? g[FC_N] : 1; }
+static inline int64_t wg_seq_tiles(const int64_t *g, int64_t nw) {
+    return (nw > 1 ? 1 : g[FC_N]) * wg_th(g) * wg_tw(g);
+}
+static inline int64_t wg_blocks(const int64_t *g, int64_t nw) {
+    return (wg_seq_tiles(g, nw) + wg_tn(g) - 1) / wg_tn(g);
+}
+static inline int64_t wg_ublock(const int64_t *g) { return fc_mblocks(g) * FC_MR * (g[FC_C] / g[FC_G]); }
+static inline int64_t wg_u_size(const int64_t *g, int64_t nw) {
+    return (nw * g[FC_G] * 16 * wg_ublock(g) + 15) / 16 * 16;
+}
+/* V rows are tn + 16 apart: a run's last whole-vector store may spill up to 15 columns past the
+ * block, into the row's own slack */
+static inline int64_t wg_vrow(const int64_t *g) { return wg_tn(g) + 16; }
+/* Plane strides are a cache line more than a multiple of the rows: the 16 planes the transforms
+ * touch at once would otherwise sit 4 KiB multiples apart, in one L1 set (8 ways). */
+static inline int64_t wg_vplane(const int64_t *g) { return (g[FC_C] / g[FC_G]) * wg_vrow(g) + 16; }
+static inline int64_t wg_mplane(const int64_t *g) { return WG_KB * wg_tn(g) + 16; }
+static inline int64_t wg_thread_size(const int64_t *g) {
+    return 16 * wg_vplane(g) + 16 * wg_mplane(g);
+}
+static inline int64_t wg_workspace_size(const int64_t *g, int64_t nw, int64_t nthreads) {
+    return FC_SLACK + wg_u_size(g, nw) + (nthreads < 1 ? 1 : nthreads) * wg_thread_size(g);
+}
+static inline int64_t wg_thread_offset(const int64_t *g, int64_t nw, int64_t tid) {
+    return wg_u_size(g, nw) + tid * wg_thread_size(g);
+}
+/* weight-transform work items: one per (sample weights, group, m-block) */
+static inline int64_t wg_num_ublocks(const int64_t *g, int64_t nw) {
+    return nw * g[FC_G] * fc_mblocks(g);
+}
+/* Output-channel parts per tile block when blocks are too few to keep the threads busy (a batch of
+ * 14x14 images is 4 blocks): each part redoes the cheap input transform for at least 8 m-blocks. */
+static inline int64_t wg_ksplit(const int64_t *g, int64_t nw, int64_t nthreads) {
+    int64_t tasks = wg_seqs(g, nw) * g[FC_G] * wg_blocks(g, nw);
+    int64_t want = 4 * (nthreads < 1 ? 1 : nthreads), most = fc_mblocks(g) / 8;
+    if (tasks >= want || most < 2) return 1;
+    int64_t k = (want + tasks - 1) / tasks;
+    return k < most ? k : most;
+}
+static inline int64_t wg_num_tasks(const int64_t *g, int64_t nw, int64_t ksplit) {
+    return wg_seqs(g, nw) * g[FC_G] * wg_blocks(g, nw) * ksplit;
+}
+
+/* A block's tiles cut into runs along one tile row: sample, tile row, first tile column, length,
+ * first block column. */
+typedef struct {
+    int64_t n;
+    int64_t smp[FC_NR], ty[FC_NR], tx[FC_NR], len[FC_NR], d[FC_NR];
+} wg_runs;
+
+static inline void wg_block_runs(const int64_t *g, int64_t seq, int64_t nw, int64_t blk,
+                                 wg_runs *r) {
+    int64_t th = wg_th(g), tw = wg_tw(g), tn = wg_tn(g), total = wg_seq_tiles(g, nw);
+    int64_t t = blk * tn, end = t + tn < total ? t + tn : total, d = 0;
+    r->n = 0;
+    while (t < end) {
+        int64_t s = t / (th * tw), rest = t - s * th * tw, ty = rest / tw, tx = rest - ty * tw;
+        int64_t len = tw - tx < end - t ? tw - tx : end - t;
+        r->smp[r->n] = nw > 1 ? seq : s;
+        r->ty[r->n] = ty;
+        r->tx[r->n] = tx;
+        r->len[r->n] = len;
+        r->d[r->n] = d;
+        r->n++;
+        t += len;
+        d += len;
+    }
+}
+
+/* ---------------------------------------------------------------- portable C (float, double) */
+
+#define WG_GENERIC(T, SFX)                                                                         \
+/* U for one (weights, group, m-block): g (3x3) -> G g G^T (4x4) per output channel and input */   \
+static void wg_transform_weights_##SFX(const T *w, T *u, const int64_t *g, int64_t nw,            \
+                                       int64_t item) {                                             \
+    int64_t Cg = g[FC_C] / g[FC_G], Kg = fc_Kg(g), mb_n = fc_mblocks(g), G = g[FC_G];             \
+    int64_t mb = item % mb_n, grp = (item / mb_n) % G, s = item / (mb_n * G);                      \
+    int64_t ub = wg_ublock(g);                                                                     \
+    T *base = u + (s * G + grp) * 16 * ub + mb * FC_MR * Cg;                                       \
+    for (int64_t m = 0; m < FC_MR; m++) {                                                          \
+        int64_t k = mb * FC_MR + m;                                                                \
+        for (int64_t c = 0; c < Cg; c++) {                                                         \
+            T gg[3][3], t[4][3];                                                                   \
+            if (k < Kg) {                                                                          \
+                const T *src = w + ((s * g[FC_K] + grp * Kg + k) * Cg + c) * 9;                    \
+                for (int i = 0; i < 9; i++) gg[i / 3][i % 3] = src[i];                             \
+            } else {                                                                               \
+                for (int i = 0; i < 9; i++) gg[i / 3][i % 3] = 0;                                  \
+            }                                                                                      \
+            for (int j = 0; j < 3; j++) {                                                          \
+                t[0][j] = gg[0][j];                                                                \
+                t[1][j] = (T)0.5 * (gg[0][j] + gg[1][j] + gg[2][j]);                               \
+                t[2][j] = (T)0.5 * (gg[0][j] - gg[1][j] + gg[2][j]);                               \
+                t[3][j] = gg[2][j];                                                                \
+            }                                                                                      \
+            for (int i = 0; i < 4; i++) {                                                          \
+                T v[4];                                                                            \
+                v[0] = t[i][0];                                                                    \
+                v[1] = (T)0.5 * (t[i][0] + t[i][1] + t[i][2]);                                     \
+                v[2] = (T)0.5 * (t[i][0] - t[i][1] + t[i][2]);                                     \
+                v[3] = t[i][2];                                                                    \
+                for (int j = 0; j < 4; j++) base[(i * 4 + j) * ub + c * FC_MR + m] = v[j];        \
+            }                                                                                      \
+        }                                                                                          \
+    }                                                                                              \
+}                                                                                                  \
+                                                                                                   \
+static void wg_task_generic_##SFX(const T *x, const T *u, const T *bias, int64_t nb,              \
+                                  int has_bias, const int64_t *g, int64_t nw, T *out, T *scratch, \
+                                  int64_t task, int64_t ksplit) {                                  \
+    int64_t C = g[FC_C], H = g[FC_H], W = g[FC_W], G = g[FC_G], Cg = C / G, Kg = fc_Kg(g);        \
+    int64_t Ho = g[FC_HO], Wo = g[FC_WO], tn = wg_tn(g), mb_n = fc_mblocks(g);                     \
+    int64_t nblk = wg_blocks(g, nw), ub = wg_ublock(g), vp = wg_vplane(g);                         \
+    int64_t kp = task % ksplit, rest = task / ksplit;                                              \
+    int64_t blk = rest % nblk, grp = (rest / nblk) % G, seq = rest / (nblk * G);                   \
+    T *V = scratch, *M = scratch + 16 * vp;                                                        \
+    wg_runs r;                                                                                     \
+    wg_block_runs(g, seq, nw, blk, &r);                                                            \
+    if (r.n == 0) return;                                                                          \
+    for (int64_t c = 0; c < Cg; c++)                                                               \
+        for (int64_t q = 0; q < r.n; q++) {                                                        \
+            const T *plane = x + (r.smp[q] * C + grp * Cg + c) * H * W;                            \
+            for (int64_t t = 0; t < r.len[q]; t++) {                                               \
+                int64_t iy0 = 2 * r.ty[q] - g[FC_PT], ix0 = 2 * (r.tx[q] + t) - g[FC_PL];         \
+                T d[4][4], b[4][4];                                                                \
+                for (int i = 0; i < 4; i++)                                                        \
+                    for (int j = 0; j < 4; j++) {                                                  \
+                        int64_t iy = iy0 + i, ix = ix0 + j;                                        \
+                        d[i][j] = (iy >= 0 && iy < H && ix >= 0 && ix < W) ? plane[iy * W + ix]   \
+                                                                           : (T)0;               \
+                    }                                                                              \
+                for (int i = 0; i < 4; i++) {                                                      \
+                    b[i][0] = d[i][0] - d[i][2];                                                   \
+                    b[i][1] = d[i][1] + d[i][2];                                                   \
+                    b[i][2] = d[i][2] - d[i][1];                                                   \
+                    b[i][3] = d[i][1] - d[i][3];                                                   \
+                }                                                                                  \
+                for (int j = 0; j < 4; j++) {                                                      \
+                    T *col = V + c * wg_vrow(g) + r.d[q] + t;                                      \
+                    col[(0 * 4 + j) * vp] = b[0][j] - b[2][j];                                     \
+                    col[(1 * 4 + j) * vp] = b[1][j] + b[2][j];                                     \
+                    col[(2 * 4 + j) * vp] = b[2][j] - b[1][j];                                     \
+                    col[(3 * 4 + j) * vp] = b[1][j] - b[3][j];                                     \
+                }                                                                                  \
+            }                                                                                      \
+        }                                                                                          \
+    int64_t ntile = r.d[r.n - 1] + r.len[r.n - 1];                                                 \
+    int64_t mb0 = kp * mb_n / ksplit, mb1 = (kp + 1) * mb_n / ksplit;                              \
+    for (int64_t kb = mb0; kb < mb1; kb += WG_KB / FC_MR) {                                        \
+        int64_t kbe = kb + WG_KB / FC_MR < mb1 ? kb + WG_KB / FC_MR : mb1;                         \
+        for (int a = 0; a < 16; a++) {                                                             \
+            const T *ua = u + ((seq * (nw > 1) * G + grp) * 16 + a) * ub;                          \
+            for (int64_t mb = kb; mb < kbe; mb++)                                                  \
+                for (int m = 0; m < FC_MR; m++) {                                                  \
+                    T *mrow = M + (a * WG_KB + (mb - kb) * FC_MR + m) * tn;                        \
+                    for (int64_t t = 0; t < ntile; t++) mrow[t] = 0;                               \
+                    for (int64_t c = 0; c < Cg; c++) {                                             \
+                        T uv = ua[mb * FC_MR * Cg + c * FC_MR + m];                                \
+                        const T *vrow = V + a * vp + c * wg_vrow(g);                                       \
+                        for (int64_t t = 0; t < ntile; t++) mrow[t] += uv * vrow[t];               \
+                    }                                                                              \
+                }                                                                                  \
+        }                                                                                          \
+        for (int64_t kl = 0; kl < (kbe - kb) * FC_MR; kl++) {                                      \
+            int64_t k = kb * FC_MR + kl;                                                           \
+            if (k >= Kg) break;                                                                    \
+            int64_t kk = grp * Kg + k;                                                             \
+            for (int64_t q = 0; q < r.n; q++) {                                                    \
+                int64_t smp = r.smp[q];                                                            \
+                T add = has_bias ? bias[(nb > 1 ? smp : 0) * g[FC_K] + kk] : (T)0;                 \
+                T *op = out + (smp * g[FC_K] + kk) * Ho * Wo;                                      \
+                for (int64_t t = 0; t < r.len[q]; t++) {                                           \
+                    T m[4][4], s[4][2];                                                            \
+                    for (int a = 0; a < 16; a++)                                                   \
+                        m[a / 4][a % 4] = M[(a * WG_KB + kl) * tn + r.d[q] + t];                   \
+                    for (int i = 0; i < 4; i++) {                                                  \
+                        s[i][0] = m[i][0] + m[i][1] + m[i][2];                                     \
+                        s[i][1] = m[i][1] - m[i][2] - m[i][3];                                     \
+                    }                                                                              \
+                    int64_t oy = 2 * r.ty[q], ox = 2 * (r.tx[q] + t);                              \
+                    for (int j = 0; j < 2; j++) {                                                  \
+                        T y0 = s[0][j] + s[1][j] + s[2][j], y1 = s[1][j] - s[2][j] - s[3][j];     \
+                        if (ox + j >= Wo) continue;                                                \
+                        op[oy * Wo + ox + j] = y0 + add;                                           \
+                        if (oy + 1 < Ho) op[(oy + 1) * Wo + ox + j] = y1 + add;                    \
+                    }                                                                              \
+                }                                                                                  \
+            }                                                                                      \
+        }                                                                                          \
+    }                                                                                              \
+}
+
+WG_GENERIC(float, f32)
+WG_GENERIC(double, f64)
+
+/* ---------------------------------------------------------------- AVX-512 float32 */
+#if FC_HAVE_X86
+
+/* input row iy, from input column ix0: the four columns of 16 tiles (ix0 + 2t + {0,1,2,3}),
+ * zeros outside the image; masks m[4] of the four loads, or m == NULL inside the image */
+static inline FC_TARGET void wg_load_row(const float *plane, int64_t H, int64_t W, int64_t iy,
+                                         int64_t ix0, const __mmask16 *m, __m512 *c) {
+    const __m512i even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+    const __m512i odd = _mm512_set_epi32(31, 29, 27, 25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1);
+    if (iy < 0 || iy >= H) {
+        c[0] = c[1] = c[2] = c[3] = _mm512_setzero_ps();
+        return;
+    }
+    const float *src = plane + iy * W + ix0;
+    __m512 a0, a1, b0, b1;
+    if (!m) {
+        a0 = _mm512_loadu_ps(src);
+        a1 = _mm512_loadu_ps(src + 16);
+        b0 = _mm512_loadu_ps(src + 2);
+        b1 = _mm512_loadu_ps(src + 18);
+    } else {
+        a0 = _mm512_maskz_loadu_ps(m[0], src);
+        a1 = _mm512_maskz_loadu_ps(m[1], src + 16);
+        b0 = _mm512_maskz_loadu_ps(m[2], src + 2);
+        b1 = _mm512_maskz_loadu_ps(m[3], src + 18);
+    }
+    c[0] = _mm512_permutex2var_ps(a0, even, a1);
+    c[1] = _mm512_permutex2var_ps(a0, odd, a1);
+    c[2] = _mm512_permutex2var_ps(b0, even, b1);
+    c[3] = _mm512_permutex2var_ps(b0, odd, b1);
+}
+
+/* V[a][c][col .. col+16) for 16 tiles of one tile row and `nc` channels (whole-vector stores:
+ * lanes past the run land in later runs' columns, written after this one, or the row slack) */
+static FC_TARGET void wg_input_16(const float *x, int64_t nc, int64_t H, int64_t W, int64_t iy0,
+                                  int64_t ix0, float *v, int64_t ldv, int64_t vp) {
+    __mmask16 mk[4];
+    const __mmask16 *m = 0;
+    if (ix0 < 0 || ix0 + 34 > W) {
+        for (int i = 0; i < 4; i++) {
+            int64_t q = ix0 + (i & 1) * 16 + (i >> 1) * 2;
+            mk[i] = fc_lanes(-q, W - q);
+        }
+        m = mk;
+    }
+    for (int64_t c = 0; c < nc; c++) {
+        const float *plane = x + c * H * W;
+        float *vc = v + c * ldv;
+        /* channels lie a plane apart, a stride no hardware prefetcher follows: fetch the rows of
+         * the channel after next while this one is transformed */
+        if (c + 2 < nc)
+            for (int i = 0; i < 4; i++) {
+                int64_t iy = iy0 + i, q = ix0 < 0 ? 0 : ix0;
+                if (iy < 0 || iy >= H) continue;
+                const char *p = (const char *)(plane + 2 * H * W + iy * W + q);
+                _mm_prefetch(p, _MM_HINT_T0);
+                _mm_prefetch(p + 64, _MM_HINT_T0);
+                _mm_prefetch(p + 135, _MM_HINT_T0);
+            }
+        __m512 d[4][4], b[4][4];
+#pragma GCC unroll 4
+        for (int i = 0; i < 4; i++) wg_load_row(plane, H, W, iy0 + i, ix0, m, d[i]);
+#pragma GCC unroll 4
+        for (int i = 0; i < 4; i++) {
+            b[i][0] = _mm512_sub_ps(d[i][0], d[i][2]);
+            b[i][1] = _mm512_add_ps(d[i][1], d[i][2]);
+            b[i][2] = _mm512_sub_ps(d[i][2], d[i][1]);
+            b[i][3] = _mm512_sub_ps(d[i][1], d[i][3]);
+        }
+#pragma GCC unroll 4
+        for (int j = 0; j < 4; j++) {
+            _mm512_storeu_ps(vc + (0 * 4 + j) * vp, _mm512_sub_ps(b[0][j], b[2][j]));
+            _mm512_storeu_ps(vc + (1 * 4 + j) * vp, _mm512_add_ps(b[1][j], b[2][j]));
+            _mm512_storeu_ps(vc + (2 * 4 + j) * vp, _mm512_sub_ps(b[2][j], b[1][j]));
+            _mm512_storeu_ps(vc + (3 * 4 + j) * vp, _mm512_sub_ps(b[1][j], b[3][j]));
+        }
+    }
+}
+
+/* outputs of 16 tiles (nt valid) of channel row kl of M: rows oy, oy+1 from column ox */
+static inline FC_TARGET void wg_output_16(const float *m, int64_t mp, float *op, int64_t Ho,
+                                          int64_t Wo, int64_t oy, int64_t ox, int64_t nt,
+                                          __m512 bias) {
+    const __m512i lo = _mm512_set_epi32(23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+    const __m512i hi = _mm512_set_epi32(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8);
+    __m512 s[4][2];
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; i++) {
+        __m512 m0 = _mm512_loadu_ps(m + (i * 4 + 0) * mp), m1 = _mm512_loadu_ps(m + (i * 4 + 1) * mp);
+        __m512 m2 = _mm512_loadu_ps(m + (i * 4 + 2) * mp), m3 = _mm512_loadu_ps(m + (i * 4 + 3) * mp);
+        s[i][0] = _mm512_add_ps(_mm512_add_ps(m0, m1), m2);
+        s[i][1] = _mm512_sub_ps(_mm512_sub_ps(m1, m2), m3);
+    }
+    int64_t nf = 2 * nt < Wo - ox ? 2 * nt : Wo - ox;  /* output columns of these tiles */
+    for (int r = 0; r < 2; r++) {
+        if (oy + r >= Ho) break;
+        __m512 y0, y1;
+        if (r == 0) {
+            y0 = _mm512_add_ps(_mm512_add_ps(s[0][0], s[1][0]), s[2][0]);
+            y1 = _mm512_add_ps(_mm512_add_ps(s[0][1], s[1][1]), s[2][1]);
+        } else {
+            y0 = _mm512_sub_ps(_mm512_sub_ps(s[1][0], s[2][0]), s[3][0]);
+            y1 = _mm512_sub_ps(_mm512_sub_ps(s[1][1], s[2][1]), s[3][1]);
+        }
+        y0 = _mm512_add_ps(y0, bias);
+        y1 = _mm512_add_ps(y1, bias);
+        __m512 e0 = _mm512_permutex2var_ps(y0, lo, y1), e1 = _mm512_permutex2var_ps(y0, hi, y1);
+        float *dst = op + (oy + r) * Wo + ox;
+        /* masked stores only at a row's end (they are slow on Zen 4) */
+        if (nf >= 16)
+            _mm512_storeu_ps(dst, e0);
+        else
+            _mm512_mask_storeu_ps(dst, fc_lanes(0, nf), e0);
+        if (nf >= 32)
+            _mm512_storeu_ps(dst + 16, e1);
+        else if (nf > 16)
+            _mm512_mask_storeu_ps(dst + 16, fc_lanes(0, nf - 16), e1);
+    }
+}
+
+static FC_TARGET void wg_task_avx512_f32(const float *x, const float *u, const float *bias,
+                                         int64_t nb, int has_bias, const int64_t *g, int64_t nw,
+                                         float *out, float *scratch, int64_t task, int64_t ksplit) {
+    int64_t C = g[FC_C], H = g[FC_H], W = g[FC_W], G = g[FC_G], Cg = C / G, Kg = fc_Kg(g);
+    int64_t Ho = g[FC_HO], Wo = g[FC_WO], tn = wg_tn(g), nv = wg_nv(g), mb_n = fc_mblocks(g);
+    int64_t nblk = wg_blocks(g, nw), ub = wg_ublock(g), vp = wg_vplane(g), mp = wg_mplane(g);
+    int64_t kp = task % ksplit, rest = task / ksplit;
+    int64_t blk = rest % nblk, grp = (rest / nblk) % G, seq = rest / (nblk * G);
+    float *V = scratch, *M = scratch + 16 * vp;
+    wg_runs r;
+    wg_block_runs(g, seq, nw, blk, &r);
+    if (r.n == 0) return;
+    int64_t ntile = r.d[r.n - 1] + r.len[r.n - 1], ldv = wg_vrow(g);
+    if (ntile < tn)  /* a short last block: junk columns finite (never denormal garbage) */
+        for (int a = 0; a < 16; a++)
+            for (int64_t c = 0; c < Cg; c++)
+                memset(V + a * vp + c * ldv + ntile, 0, (size_t)(tn - ntile) * sizeof(float));
+    /* 16 tiles at a time, all channels: their edge masks are worked out once */
+#ifndef WG_SKIP_IN
+    for (int64_t q = 0; q < r.n; q++) {
+        const float *xs = x + (r.smp[q] * C + grp * Cg) * H * W;
+        for (int64_t t = 0; t < r.len[q]; t += 16)
+            wg_input_16(xs, Cg, H, W, 2 * r.ty[q] - g[FC_PT], 2 * (r.tx[q] + t) - g[FC_PL],
+                        V + r.d[q] + t, ldv, vp);
+    }
+#endif
+    fc_segments s;  /* the micro-kernel's store: one whole piece, M rows tn apart */
+    s.npc = 1;
+    s.pd[0] = 0;
+    s.plen[0] = tn;
+    s.poff[0] = 0;
+    const float *ubase = u + ((nw > 1 ? seq : 0) * G + grp) * 16 * ub;
+    int64_t mb0 = kp * mb_n / ksplit, mb1 = (kp + 1) * mb_n / ksplit;
+    for (int64_t kb = mb0; kb < mb1; kb += WG_KB / FC_MR) {
+        int64_t kbe = kb + WG_KB / FC_MR < mb1 ? kb + WG_KB / FC_MR : mb1;
+        for (int a = 0; a < 16; a++)
+            for (int64_t mb = kb; mb < kbe; mb++) {
+                const float *ua = ubase + a * ub + mb * FC_MR * Cg;
+                float *ma = M + a * mp;
+                int64_t k0 = (mb - kb) * FC_MR;
+                if (nv == 3)
+                    fc_micro_f32_nv3(Cg, ua, V + a * vp, ldv, ma, k0, tn, FC_MR, &s, 1, 0);
+                else
+                    fc_micro_f32_nv2(Cg, ua, V + a * vp, ldv, ma, k0, tn, FC_MR, &s, 1, 0);
+            }
+#ifdef WG_SKIP_OUT
+        continue;
+#endif
+        for (int64_t kl = 0; kl < (kbe - kb) * FC_MR; kl++) {
+            int64_t k = kb * FC_MR + kl;
+            if (k >= Kg) break;
+            int64_t kk = grp * Kg + k;
+            for (int64_t q = 0; q < r.n; q++) {
+                int64_t smp = r.smp[q];
+                __m512 bv = _mm512_set1_ps(has_bias ? bias[(nb > 1 ? smp : 0) * g[FC_K] + kk] : 0.0f);
+                float *op = out + (smp * g[FC_K] + kk) * Ho * Wo;
+                for (int64_t t = 0; t < r.len[q]; t += 16) {
+                    int64_t nt = r.len[q] - t < 16 ? r.len[q] - t : 16;
+                    wg_output_16(M + kl * tn + r.d[q] + t, mp, op, Ho, Wo, 2 * r.ty[q],
+                                 2 * (r.tx[q] + t), nt, bv);
+                }
+            }
+        }
+    }
+}
+#endif /* FC_HAVE_X86 */
+
+static inline void wg_task_f32(const float *x, const float *u, const float *bias, int64_t nb,
+                               int has_bias, const int64_t *g, int64_t nw, float *out,
+                               float *scratch, int64_t task, int64_t ksplit) {
+#if FC_HAVE_X86
+    if (fc_have_avx512()) {
+        wg_task_avx512_f32(x, u, bias, nb, has_bias, g, nw, out, scratch, task, ksplit);
+        return;
+    }
+#endif
+    wg_task_generic_f32(x, u, bias, nb, has_bias, g, nw, out, scratch, task, ksplit);
+}
+
+static inline void wg_task_f64(const double *x, const double *u, const double *bias, int64_t nb,
+                               int has_bias, const int64_t *g, int64_t nw, double *out,
+                               double *scratch, int64_t task, int64_t ksplit) {
+    wg_task_generic_f64(x, u, bias, nb, has_bias, g, nw, out, scratch, task, ksplit);
+}
+
+#endif /* FASTCONV_WINOGRAD_KERNEL_H */

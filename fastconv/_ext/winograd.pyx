@@ -1,0 +1,88 @@
+"""Cython driver of fastconv's Winograd F(2x2, 3x3) convolution kernel (_winograd_kernel.h).
+
+Twin of fastconv/_jit/winograd.py (same names and signatures).  No validation, no allocation: the
+caller passes contiguous arrays, the output and a workspace of `winograd_workspace_size` elements.
+"""
+
+from cython.parallel cimport parallel, prange, threadid
+from libc.stdint cimport int64_t
+
+ctypedef fused floating:
+    float
+    double
+
+cdef extern from "_winograd_kernel.h" nogil:
+    int fc_have_avx512()
+    void fc_omp_barrier()
+    float *fc_align_f32(float *ws)
+    double *fc_align_f64(double *ws)
+    int64_t wg_workspace_size(const int64_t *g, int64_t nw, int64_t nthreads)
+    int64_t wg_thread_offset(const int64_t *g, int64_t nw, int64_t tid)
+    int64_t wg_num_ublocks(const int64_t *g, int64_t nw)
+    int64_t wg_ksplit(const int64_t *g, int64_t nw, int64_t nthreads)
+    int64_t wg_num_tasks(const int64_t *g, int64_t nw, int64_t ksplit)
+    void wg_transform_weights_f32(const float *w, float *u, const int64_t *g, int64_t nw,
+                                  int64_t item)
+    void wg_transform_weights_f64(const double *w, double *u, const int64_t *g, int64_t nw,
+                                  int64_t item)
+    void wg_task_f32(const float *x, const float *u, const float *bias, int64_t nb, int has_bias,
+                     const int64_t *g, int64_t nw, float *out, float *scratch, int64_t task,
+                     int64_t ksplit)
+    void wg_task_f64(const double *x, const double *u, const double *bias, int64_t nb,
+                     int has_bias, const int64_t *g, int64_t nw, double *out, double *scratch,
+                     int64_t task, int64_t ksplit)
+
+
+def winograd_supported(dtype_char):
+    """True when the Winograd kernel is a fast path for this dtype here (float32 with AVX-512F)."""
+    return dtype_char == "f" and fc_have_avx512() == 1
+
+
+def winograd_workspace_size(const int64_t[::1] geo, int nw, int nthreads):
+    """Elements (of the compute dtype) of workspace `conv_winograd` needs for `nw` weight sets
+    (1: shared, N: per sample) and `nthreads` threads (pass the same count to `conv_winograd`)."""
+    return int(wg_workspace_size(&geo[0], max(nw, 1), max(nthreads, 1)))
+
+
+def conv_winograd(const floating[:, :, :, ::1] x, const floating[:, :, ::1] w,
+                  const floating[:, ::1] bias, bint has_bias, const int64_t[::1] geo,
+                  floating[:, :, :, ::1] out, floating[::1] ws, int nthreads):
+    """out = conv2d(x, w) (+ bias) for 3x3 stride-1 undilated kernels, by Winograd F(2x2, 3x3).
+
+    w is (Nw, K, C/groups*9) with Nw 1 (shared) or N (sample n uses w[n]); bias (Nb, K) likewise.
+    """
+    cdef const int64_t *g = &geo[0]
+    cdef int64_t nw = w.shape[0], nb = bias.shape[0], nu, ntasks, ksplit, i, t
+    cdef int tid, hb = 1 if (has_bias and bias.shape[1] > 0) else 0
+    cdef floating *base
+    if nthreads < 1:
+        nthreads = 1
+    # not validation but memory safety: the layout depends on nw and nthreads
+    if ws.shape[0] < wg_workspace_size(g, nw, nthreads):
+        raise ValueError(
+            f"ws has {ws.shape[0]} elements, conv_winograd needs "
+            f"winograd_workspace_size(geo, {nw}, {nthreads}) = {wg_workspace_size(g, nw, nthreads)}"
+        )
+    if floating is float:
+        base = fc_align_f32(&ws[0])
+    else:
+        base = fc_align_f64(&ws[0])
+    nu = wg_num_ublocks(g, nw)
+    ksplit = wg_ksplit(g, nw, nthreads)
+    ntasks = wg_num_tasks(g, nw, ksplit)
+    with nogil, parallel(num_threads=nthreads):
+        for i in prange(nu, schedule="static"):
+            if floating is float:
+                wg_transform_weights_f32(&w[0, 0, 0], base, g, nw, i)
+            else:
+                wg_transform_weights_f64(&w[0, 0, 0], base, g, nw, i)
+        fc_omp_barrier()
+        # dynamic: a thread the OS preempts (the machine is shared) does not hold up the call
+        for t in prange(ntasks, schedule="dynamic", chunksize=1):
+            tid = threadid()
+            if floating is float:
+                wg_task_f32(&x[0, 0, 0, 0], base, &bias[0, 0], nb, hb, g, nw, &out[0, 0, 0, 0],
+                            base + wg_thread_offset(g, nw, tid), t, ksplit)
+            else:
+                wg_task_f64(&x[0, 0, 0, 0], base, &bias[0, 0], nb, hb, g, nw, &out[0, 0, 0, 0],
+                            base + wg_thread_offset(g, nw, tid), t, ksplit)
