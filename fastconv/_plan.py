@@ -106,7 +106,7 @@ def kernels(backend, name="conv"):
 class ConvPlan:
     """How one conv2d call runs."""
 
-    algorithm: str  # "pointwise" | "depthwise" | "grouped" | "gemm" | "packed" | "fft"
+    algorithm: str  # "pointwise" | "depthwise" | "grouped" | "winograd" | "gemm" | "packed" | "fft"
     backend: str
     nthreads: int
     tile: int = 0  # output pixels per im2col tile (gemm); samples per chunk (fft)
@@ -131,6 +131,42 @@ def _grouped_applies(geom, backend):
     ):
         return False
     return bool(kernels(backend).grouped_supported(geom.dtype.char))
+
+
+def _winograd_applies(geom, backend):
+    """Winograd F(2x2, 3x3): 3x3, stride 1, undilated, float32 on the AVX-512 Cython kernel.
+
+    Measured here (2 threads, benchmarks/scripts/layers_vs_torch.py): 0.45-0.6x torch's time on
+    ResNet 3x3 layers with 64-128 channels, 0.85x at 256 channels on 14x14.  Limits: at least 32
+    input channels per group (each transform point is a GEMM over them; fewer leave the
+    micro-kernel mostly loading and storing), at most 256 (the 16 transformed planes of a tile
+    block stay in L2: 512 channels on 7x7 ran 2.2x slower than torch), and images whose 2x2 tiles
+    are mostly inside the output (a 7x7 output wastes 23% of the tile area).
+    """
+    if not (
+        geom.kh == geom.kw == 3
+        and geom.sh == geom.sw == 1
+        and geom.dh == geom.dw == 1
+        and 32 <= geom.Cg <= 256
+        and geom.Kg >= 16
+        and backend == "cython"
+    ):
+        return False
+    tiles = ((geom.Ho + 1) // 2) * ((geom.Wo + 1) // 2) * 4
+    if geom.Ho * geom.Wo < 0.75 * tiles:
+        return False
+    try:
+        mod = _load(backend, "winograd")
+    except ImportError:
+        return False
+    return bool(mod.winograd_supported(geom.dtype.char))
+
+
+def winograd_plan(geom, backend, nthreads, nw=1):
+    """A Winograd plan for `nw` weight sets (1 shared, N per sample), its workspace sized."""
+    mod = _load(backend, "winograd")
+    ws = int(mod.winograd_workspace_size(geom.as_array(), nw, nthreads))
+    return ConvPlan("winograd", backend, nthreads, workspace=ws)
 
 
 def _packed_module(backend):
@@ -174,6 +210,11 @@ def plan_conv2d(
         chunk = _fft_chunk(geom, workspace_bytes)
         if chunk:
             return ConvPlan("fft", be, nthreads, tile=chunk, workspace=0)
+    if _winograd_applies(geom, be):
+        # 16 multiplications per 2x2 outputs instead of 36, per-sample weights included
+        plan = winograd_plan(geom, be, nthreads, geom.N if per_sample else 1)
+        if plan.workspace * itemsize <= workspace_bytes:
+            return plan
     packed = _packed_module(be)
     if packed is not None and not per_sample and packed.packed_supported(geom.dtype.char):
         # fastconv's own micro-kernel, including 1x1: it reads the input planes directly there and

@@ -129,6 +129,10 @@ def _dispatch(plan, x4, w3, b2, g, res4):
     if plan.algorithm == "depthwise":
         ws = np.empty((nt, mod.depthwise_workspace(geo)), dtype=g.dtype)
         mod.conv_depthwise(x4, w3, bias, has_bias, geo, res4, ws, nt)
+    elif plan.algorithm == "winograd":
+        ws = np.empty(plan.workspace, dtype=g.dtype)
+        wk = kernels(plan.backend, "winograd")
+        wk.conv_winograd(x4, w3, bias, has_bias, geo, res4, ws, nt)
     elif plan.algorithm == "packed":
         ws = np.empty(plan.workspace, dtype=g.dtype)
         pk = kernels(plan.backend, "packed")

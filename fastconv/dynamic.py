@@ -30,6 +30,9 @@ _METHODS = ("auto", "mix", "experts")
 _BYTE_COST = 8.0
 _GEMM_EFFICIENCY = 0.5  # per-sample im2col+sgemm relative to the packed kernel
 _CALL_COST = 4e6  # one kernel call's fixed cost (estimated 20-30 us) in flop-equivalents
+# Winograd F(2x2, 3x3) relative to the packed kernel: 1.5-1.8x on 64-128 channel 3x3 layers
+# (benchmarks/scripts/layers_vs_torch.py); it takes per-sample weights natively.
+_WINOGRAD_RATE = 1.6
 _PACKED_TILE = 48  # output pixels per micro-tile of the packed kernel (fastconv/_ext/packed.pyx)
 _CALL_MIN_TILES = 4  # pixel tiles per thread a per-sample packed call needs to pay
 
@@ -153,8 +156,9 @@ def dynamic_plan(
     per_sample_calls = one.algorithm == "packed" and P >= _CALL_MIN_TILES * _PACKED_TILE * nthreads
     # Rates relative to the packed kernel.  Shared weights (experts) run the planner's algorithm;
     # per-sample weights run the same one, except that packed falls back to im2col+GEMM when the
-    # per-sample calls do not pay (depthwise and pointwise take per-sample weights natively).
-    rate = _GEMM_EFFICIENCY if one.algorithm == "gemm" else 1.0
+    # per-sample calls do not pay (depthwise, pointwise and winograd take per-sample weights
+    # natively).
+    rate = {"gemm": _GEMM_EFFICIENCY, "winograd": _WINOGRAD_RATE}.get(one.algorithm, 1.0)
     if per_sample_calls:
         sample_rate = P / (_PACKED_TILE * -(-P // _PACKED_TILE))  # the last tile's idle lanes
     elif one.algorithm == "packed":

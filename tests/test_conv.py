@@ -15,7 +15,7 @@ import fastconv
 from conftest import BACKENDS
 from fastconv import _reference as ref
 from fastconv._geometry import conv_geometry
-from fastconv._plan import ConvPlan, plan_conv2d
+from fastconv._plan import ConvPlan, kernels, plan_conv2d, winograd_plan
 from fastconv.conv import run_conv
 
 
@@ -90,8 +90,6 @@ def fits(case):
 
 def all_plans(g, backend):
     """Every algorithm that can run geometry g on this backend (tests force each one)."""
-    from fastconv._plan import kernels
-
     auto = plan_conv2d(g, backend)
     nt = auto.nthreads
     plans = [auto]
@@ -104,7 +102,20 @@ def all_plans(g, backend):
         plans.append(ConvPlan("pointwise", backend, nt))
     if auto.algorithm != "grouped" and _grouped_fits(g):
         plans.append(ConvPlan("grouped", backend, nt))
+    if auto.algorithm != "winograd" and _winograd_fits(g, backend):
+        plans.append(winograd_plan(g, backend, nt))
     return plans
+
+
+def _winograd_fits(g, backend):
+    """The Winograd kernel's preconditions (the planner adds channel and tile-fill limits)."""
+    if not (g.kh == g.kw == 3 and g.sh == g.sw == 1 and g.dh == g.dw == 1):
+        return False
+    try:
+        kernels(backend, "winograd")
+    except ImportError:
+        return False
+    return True
 
 
 def _grouped_fits(g):

@@ -1,0 +1,186 @@
+"""The Winograd F(2x2, 3x3) algorithm against the float64 reference: shapes, padding, groups,
+per-sample weights, the portable C path, and the planner's choice."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from tolerance import assert_close
+
+import fastconv
+from conftest import BACKENDS
+from fastconv import _reference as ref
+from fastconv._geometry import conv_geometry
+from fastconv._plan import kernels, plan_conv2d, winograd_plan
+from fastconv.conv import run_conv
+
+
+def _have(backend):
+    try:
+        kernels(backend, "winograd")
+    except ImportError:
+        return False
+    return True
+
+
+WG_BACKENDS = [b for b in BACKENDS if _have(b)]
+pytestmark = pytest.mark.skipif(not WG_BACKENDS, reason="no Winograd kernel built")
+
+
+def _run(backend, x, w, b, padding, groups, per_sample, nthreads=2):
+    """Winograd forced through run_conv; w is (Nw, K, Cg, 3, 3), b (Nw, K) or None."""
+    x4, _, _, g = conv_geometry(x, w[0], None if b is None else b[0], 1, padding, 1, groups)
+    plan = winograd_plan(g, backend, nthreads, g.N if per_sample else 1)
+    w3 = np.ascontiguousarray(w.reshape(w.shape[0], g.K, -1), dtype=g.dtype)
+    b2 = None if b is None else np.ascontiguousarray(b, dtype=g.dtype)
+    return run_conv(plan, x4, w3, b2, g)
+
+
+def _expected(x, w, b, padding, groups):
+    return np.concatenate(
+        [
+            ref.conv2d(
+                x[n : n + 1],
+                w[n if w.shape[0] > 1 else 0],
+                None if b is None else b[n if b.shape[0] > 1 else 0],
+                padding=padding,
+                groups=groups,
+            )
+            for n in range(x.shape[0])
+        ]
+    )
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    N=st.integers(1, 3),
+    Cg=st.sampled_from([1, 3, 8, 17]),
+    Kg=st.sampled_from([1, 5, 8, 16]),
+    groups=st.sampled_from([1, 2]),
+    H=st.integers(1, 21),
+    W=st.integers(1, 40),
+    padding=st.sampled_from([0, 1, 2, (0, 1), (2, 0), "same"]),
+    bias=st.booleans(),
+    per_sample=st.booleans(),
+    dt=st.sampled_from([np.float32, np.float64]),
+    backend=st.sampled_from(WG_BACKENDS or ["cython"]),
+)
+def test_winograd_matches_reference(N, Cg, Kg, groups, H, W, padding, bias, per_sample, dt, backend):
+    rng = np.random.default_rng(N * 1000 + H * 50 + W)
+    C, K = Cg * groups, Kg * groups
+    x = rng.standard_normal((N, C, H, W)).astype(dt)
+    Nw = N if per_sample else 1
+    w = rng.standard_normal((Nw, K, Cg, 3, 3)).astype(dt)
+    b = rng.standard_normal((Nw, K)).astype(dt) if bias else None
+    try:
+        conv_geometry(x, w[0], None, 1, padding, 1, groups)
+    except ValueError:
+        return  # kernel larger than the padded input: conv2d's error, tested elsewhere
+    x0, w0 = x.copy(), w.copy()
+    got = _run(backend, x, w, b, padding, groups, per_sample)
+    assert got.dtype == dt
+    assert_close(got, _expected(x, w, b, padding, groups), dt)
+    np.testing.assert_array_equal(x, x0)
+    np.testing.assert_array_equal(w, w0)
+
+
+@pytest.mark.parametrize("backend", WG_BACKENDS)
+@pytest.mark.parametrize(
+    "shape",
+    [(4, 64, 14, 14, 64), (2, 256, 7, 7, 256), (3, 40, 9, 33, 24), (1, 300, 6, 6, 72)],
+)
+def test_winograd_layer_shapes(backend, shape):
+    """Blocks crossing samples and tile rows, partial last blocks, several m-block parts."""
+    N, C, H, W, K = shape
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((N, C, H, W), dtype=np.float32)
+    w = rng.standard_normal((1, K, C, 3, 3), dtype=np.float32)
+    b = rng.standard_normal((1, K), dtype=np.float32)
+    expected = _expected(x, w, b, 1, 1)
+    for nt in (1, 2, 3):
+        got = _run(backend, x, w, b, 1, 1, False, nthreads=nt)
+        assert_close(got, expected, np.float32)
+
+
+@pytest.mark.parametrize("backend", WG_BACKENDS)
+def test_winograd_ignores_stale_workspace(backend):
+    """The kernel must not read scratch it did not write: a NaN-filled workspace changes nothing."""
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((3, 24, 11, 13), dtype=np.float32)
+    w = rng.standard_normal((32, 24, 3, 3), dtype=np.float32)
+    x4, w4, _, g = conv_geometry(x, w, None, 1, 1, 1, 1)
+    mod = kernels(backend, "winograd")
+    geo = g.as_array()
+    ws = np.full(mod.winograd_workspace_size(geo, 1, 2), np.nan, np.float32)
+    out = np.full((3, 32, 11, 13), np.nan, np.float32)
+    bias = np.zeros((1, 1), np.float32)
+    mod.conv_winograd(x4, w4.reshape(1, 32, -1), bias, False, geo, out, ws, 2)
+    assert_close(out, ref.conv2d(x, w, padding=1), np.float32)
+
+
+def test_winograd_portable_path():
+    """The portable C twin (CPUs without AVX-512) gives the same results."""
+    if "cython" not in WG_BACKENDS:
+        pytest.skip("Cython Winograd kernel not built")
+    env = dict(os.environ, FASTCONV_NO_AVX512="1")
+    script = (
+        "import numpy as np\n"
+        "from fastconv import _reference as ref\n"
+        "from fastconv._ext import winograd as wk\n"
+        "from fastconv._geometry import conv_geometry\n"
+        "assert not wk.winograd_supported('f')\n"
+        "rng = np.random.default_rng(0)\n"
+        "x = rng.standard_normal((2, 48, 15, 22), dtype=np.float32)\n"
+        "w = rng.standard_normal((2, 40, 48, 3, 3), dtype=np.float32)\n"
+        "b = rng.standard_normal((2, 40), dtype=np.float32)\n"
+        "x4, _, _, g = conv_geometry(x, w[0], None, 1, 1, 1, 1)\n"
+        "geo = g.as_array()\n"
+        "ws = np.full(wk.winograd_workspace_size(geo, 2, 2), np.nan, np.float32)\n"
+        "out = np.empty((2, 40, 15, 22), np.float32)\n"
+        "wk.conv_winograd(x4, w.reshape(2, 40, -1), b, True, geo, out, ws, 2)\n"
+        "exp = np.concatenate([ref.conv2d(x[n:n+1], w[n], b[n], padding=1) for n in range(2)])\n"
+        "err = np.abs(out - exp).max() / np.abs(exp).max()\n"
+        "assert err < 1e-5, err\n"
+        "print('ok')\n"
+    )
+    r = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr
+
+
+def test_planner_picks_winograd_where_measured():
+    """ResNet 3x3 layers take Winograd on the AVX-512 Cython build; outside its limits they do not."""
+    from fastconv._plan import _winograd_applies, resolve_backend
+
+    be = resolve_backend("auto")
+
+    def geom(N, C, H, K, k=3, s=1, d=1, groups=1):
+        x = np.zeros((N, C, H, H), np.float32)
+        w = np.zeros((K, C // groups, k, k), np.float32)
+        return conv_geometry(x, w, None, s, d * (k // 2), d, groups)[3]
+
+    fast = be == "cython" and kernels(be, "winograd").winograd_supported("f")
+    assert (plan_conv2d(geom(4, 64, 56, 64)).algorithm == "winograd") == fast
+    assert not _winograd_applies(geom(4, 64, 56, 64, s=2), be)
+    assert not _winograd_applies(geom(4, 64, 56, 64, d=2), be)
+    assert not _winograd_applies(geom(4, 64, 56, 64, k=5), be)
+    assert not _winograd_applies(geom(2, 512, 7, 512), be)  # V of 512 channels leaves L2
+    assert not _winograd_applies(geom(2, 256, 28, 256, groups=32), be)  # 8 channels per group
+    assert not _winograd_applies(geom(4, 64, 3, 64), be)  # 2x2 tiles mostly outside a 3x3 output
+
+
+def test_conv2d_float32_winograd_matches_torch():
+    """The public call on a layer the planner sends to Winograd, against torch."""
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((2, 64, 20, 20), dtype=np.float32)
+    w = rng.standard_normal((64, 64, 3, 3), dtype=np.float32) * 0.1
+    b = rng.standard_normal(64, dtype=np.float32)
+    got = fastconv.conv2d(x, w, b, padding=1)
+    exp = torch.nn.functional.conv2d(*map(torch.from_numpy, (x, w, b)), padding=1).numpy()
+    assert_close(got, exp, np.float32)
