@@ -6,7 +6,7 @@ Every public function calls in here before any kernel runs, so kernels can trust
 from __future__ import annotations
 
 import numbers
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -140,6 +140,40 @@ class ConvGeometry:
     def as_array(self):
         """The int64 vector every conv kernel takes (layout: GEO_FIELDS)."""
         return np.array([getattr(self, f) for f in GEO_FIELDS], dtype=np.int64)
+
+    def dilation_phases(self):
+        """A stride-1 dilated convolution as dh*dw undilated ones on phase sub-images.
+
+        Output rows oh = r, r + dh, ... read only input rows of one residue a mod dh: with
+        r - pt = dh*q + a (0 <= a < dh, q <= 0), out[r + dh*j] = sum_i xa[j + i + q] w[i] where
+        xa = x[a::dh] (likewise columns).  Returns (r, a, c, b, geometry) per phase: output rows
+        r::dh and columns c::dw come from input rows a::dh and columns b::dw, and `geometry` is
+        the undilated convolution of that sub-image (padding -q, bottom/right as needed).
+        """
+        if self.sh != 1 or self.sw != 1:
+            raise ValueError("dilation phases need stride 1")
+        phases = []
+        for r in range(min(self.dh, self.Ho)):
+            q, a = divmod(r - self.pt, self.dh)
+            Ha, Hr = len(range(a, self.H, self.dh)), len(range(r, self.Ho, self.dh))
+            for c in range(min(self.dw, self.Wo)):
+                qw, b = divmod(c - self.pl, self.dw)
+                Wa, Wr = len(range(b, self.W, self.dw)), len(range(c, self.Wo, self.dw))
+                sub = replace(
+                    self,
+                    H=Ha,
+                    W=Wa,
+                    pt=-q,
+                    pb=max(0, Hr + self.kh - 1 + q - Ha),
+                    pl=-qw,
+                    pr=max(0, Wr + self.kw - 1 + qw - Wa),
+                    dh=1,
+                    dw=1,
+                    Ho=Hr,
+                    Wo=Wr,
+                )
+                phases.append((r, a, c, b, sub))
+        return phases
 
 
 # The geometry vector passed to kernels; both backends index it with these positions.

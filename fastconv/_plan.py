@@ -137,7 +137,8 @@ def _winograd_applies(geom, backend):
     """Winograd F(2x2, 3x3): 3x3, stride 1, undilated, float32 on the AVX-512 Cython kernel.
 
     Measured here (2 threads, benchmarks/scripts/layers_vs_torch.py): 0.45-0.6x torch's time on
-    ResNet 3x3 layers with 64-128 channels, 0.85x at 256 channels on 14x14.  Limits: at least 32
+    ResNet 3x3 layers with 64-128 channels, 0.85x at 256 channels on 14x14.  Dilated layers run
+    as dh*dw undilated ones on phase sub-images (copies of the input and output phases).  Limits: at least 32
     input channels per group (each transform point is a GEMM over them; fewer leave the
     micro-kernel mostly loading and storing), at most 256 (the 16 transformed planes of a tile
     block stay in L2: 512 channels on 7x7 ran 2.2x slower than torch), and images whose 2x2 tiles
@@ -146,13 +147,16 @@ def _winograd_applies(geom, backend):
     if not (
         geom.kh == geom.kw == 3
         and geom.sh == geom.sw == 1
-        and geom.dh == geom.dw == 1
+        and geom.dh <= 4
+        and geom.dw <= 4
         and 32 <= geom.Cg <= 256
         and geom.Kg >= 16
         and backend == "cython"
     ):
         return False
-    tiles = ((geom.Ho + 1) // 2) * ((geom.Wo + 1) // 2) * 4
+    # dilated: one undilated convolution per phase sub-image (their tiles are what counts)
+    phases = [geom] if geom.dh == geom.dw == 1 else [p[-1] for p in geom.dilation_phases()]
+    tiles = sum(((p.Ho + 1) // 2) * ((p.Wo + 1) // 2) * 4 for p in phases)
     if geom.Ho * geom.Wo < 0.75 * tiles:
         return False
     try:
@@ -163,9 +167,20 @@ def _winograd_applies(geom, backend):
 
 
 def winograd_plan(geom, backend, nthreads, nw=1):
-    """A Winograd plan for `nw` weight sets (1 shared, N per sample), its workspace sized."""
+    """A Winograd plan for `nw` weight sets (1 shared, N per sample), its workspace sized.
+
+    Dilated layers run phase by phase (ConvGeometry.dilation_phases); the workspace then also
+    holds one phase's input and output copies.
+    """
     mod = _load(backend, "winograd")
-    ws = int(mod.winograd_workspace_size(geom.as_array(), nw, nthreads))
+    if geom.dh == geom.dw == 1:
+        ws = int(mod.winograd_workspace_size(geom.as_array(), nw, nthreads))
+    else:
+        ws = max(
+            int(mod.winograd_workspace_size(p.as_array(), nw, nthreads))
+            + p.N * (p.C * p.H * p.W + p.K * p.Ho * p.Wo)
+            for *_, p in geom.dilation_phases()
+        )
     return ConvPlan("winograd", backend, nthreads, workspace=ws)
 
 

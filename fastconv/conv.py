@@ -132,7 +132,17 @@ def _dispatch(plan, x4, w3, b2, g, res4):
     elif plan.algorithm == "winograd":
         ws = np.empty(plan.workspace, dtype=g.dtype)
         wk = kernels(plan.backend, "winograd")
-        wk.conv_winograd(x4, w3, bias, has_bias, geo, res4, ws, nt)
+        if g.dh == g.dw == 1:
+            wk.conv_winograd(x4, w3, bias, has_bias, geo, res4, ws, nt)
+            return
+        # dilated: each phase sub-image is an undilated convolution (ConvGeometry.dilation_phases)
+        for r, a, c, b, p in g.dilation_phases():
+            n_in, n_out = p.N * p.C * p.H * p.W, p.N * p.K * p.Ho * p.Wo
+            xa = ws[:n_in].reshape(p.N, p.C, p.H, p.W)
+            xa[...] = x4[:, :, a :: g.dh, b :: g.dw]
+            ya = ws[n_in : n_in + n_out].reshape(p.N, p.K, p.Ho, p.Wo)
+            wk.conv_winograd(xa, w3, bias, has_bias, p.as_array(), ya, ws[n_in + n_out :], nt)
+            res4[:, :, r :: g.dh, c :: g.dw] = ya
     elif plan.algorithm == "packed":
         ws = np.empty(plan.workspace, dtype=g.dtype)
         pk = kernels(plan.backend, "packed")

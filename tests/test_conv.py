@@ -109,7 +109,7 @@ def all_plans(g, backend):
 
 def _winograd_fits(g, backend):
     """The Winograd kernel's preconditions (the planner adds channel and tile-fill limits)."""
-    if not (g.kh == g.kw == 3 and g.sh == g.sw == 1 and g.dh == g.dw == 1):
+    if not (g.kh == g.kw == 3 and g.sh == g.sw == 1 and g.dh <= 4 and g.dw <= 4):
         return False
     try:
         kernels(backend, "winograd")

@@ -153,6 +153,40 @@ def test_winograd_portable_path():
     assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr
 
 
+@settings(max_examples=40, deadline=None)
+@given(
+    H=st.integers(1, 19),
+    W=st.integers(1, 19),
+    d=st.sampled_from([2, 3, (2, 1), (1, 3), (4, 2)]),
+    padding=st.sampled_from([0, 1, 2, 3, (0, 4), (4, 1), "same"]),
+    per_sample=st.booleans(),
+    backend=st.sampled_from(WG_BACKENDS or ["cython"]),
+)
+def test_dilated_winograd_by_phases(H, W, d, padding, per_sample, backend):
+    """Dilated stride-1 layers run as undilated phases; odd sizes give phases of unequal size."""
+    rng = np.random.default_rng(H * 31 + W)
+    N, C, K = 2, 6, 5
+    x = rng.standard_normal((N, C, H, W), dtype=np.float32)
+    Nw = N if per_sample else 1
+    w = rng.standard_normal((Nw, K, C, 3, 3), dtype=np.float32)
+    b = rng.standard_normal((Nw, K), dtype=np.float32)
+    try:
+        x4, _, _, g = conv_geometry(x, w[0], b[0], 1, padding, d, 1)
+    except ValueError:
+        return
+    plan = winograd_plan(g, backend, 2, N if per_sample else 1)
+    got = run_conv(plan, x4, w.reshape(Nw, K, -1), b, g)
+    exp = np.concatenate(
+        [
+            ref.conv2d(x[n : n + 1], w[n % Nw], b[n % Nw], padding=padding, dilation=d)
+            for n in range(N)
+        ]
+    )
+    assert_close(got, exp, np.float32)
+    for *_, p in g.dilation_phases():  # the phases tile the output exactly
+        assert p.dh == p.dw == 1 and p.pt >= 0 and p.pl >= 0
+
+
 def test_planner_picks_winograd_where_measured():
     """ResNet 3x3 layers take Winograd on the AVX-512 Cython build; outside its limits they do not."""
     from fastconv._plan import _winograd_applies, resolve_backend
@@ -167,7 +201,8 @@ def test_planner_picks_winograd_where_measured():
     fast = be == "cython" and kernels(be, "winograd").winograd_supported("f")
     assert (plan_conv2d(geom(4, 64, 56, 64)).algorithm == "winograd") == fast
     assert not _winograd_applies(geom(4, 64, 56, 64, s=2), be)
-    assert not _winograd_applies(geom(4, 64, 56, 64, d=2), be)
+    assert (plan_conv2d(geom(4, 64, 56, 64, d=2)).algorithm == "winograd") == fast
+    assert not _winograd_applies(geom(4, 64, 56, 64, d=5), be)
     assert not _winograd_applies(geom(4, 64, 56, 64, k=5), be)
     assert not _winograd_applies(geom(2, 512, 7, 512), be)  # V of 512 channels leaves L2
     assert not _winograd_applies(geom(2, 256, 28, 256, groups=32), be)  # 8 channels per group
