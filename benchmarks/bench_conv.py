@@ -361,3 +361,58 @@ class Conv2dBoundedMemory:
         return (peak - out.nbytes) / 2**20
 
     track_extra_mib.unit = "MiB"
+
+
+class Algorithms:
+    """The same 3x3 layers through each algorithm that can run them (Cython kernels, all threads):
+    Winograd F(2x2, 3x3) against the packed direct kernel it replaced, and torch for scale."""
+
+    params = (
+        ["r50_3x3_c64", "r50_3x3_c128", "r50_3x3_c256", "dil2_3x3_c64"],
+        ["winograd", "packed", "torch"],
+    )
+    param_names = ["layer", "algorithm"]
+    timeout = 120
+
+    def setup(self, layer, algorithm):
+        if layer not in LAYERS:
+            raise NotImplementedError(f"{layer} is not in this layer suite")
+        x, w, kw = layer_arrays(LAYERS[layer], np.float32)
+        self.restore = use_threads(THREADS[-1])
+        if algorithm == "torch":
+            self.fn = conv_callable("torch", x, w, *kw.values())
+        else:
+            self.fn = _forced(algorithm, x, w, kw)
+        warm(self.fn)
+
+    def teardown(self, *params):
+        restore = getattr(self, "restore", None)
+        if restore is not None:
+            restore()
+
+    def time_algorithm(self, layer, algorithm):
+        self.fn()
+
+
+def _forced(algorithm, x, w, kw):
+    """conv2d with the planner's choice overridden (Cython kernels; NotImplementedError if absent)."""
+    from fastconv._geometry import conv_geometry
+    from fastconv._plan import ConvPlan, kernels, winograd_plan
+    from fastconv.conv import run_conv
+
+    require_backend("cython")
+    x4, w4, _, g = conv_geometry(x, w, None, *kw.values())
+    nt = fastconv.get_num_threads()
+    try:
+        if algorithm == "winograd":
+            plan = winograd_plan(g, "cython", nt)
+        else:
+            mod = kernels("cython", "packed")
+            if not mod.packed_supported("f"):
+                raise NotImplementedError("packed kernel needs AVX-512")
+            ws = int(mod.packed_workspace_size(g.as_array(), nt))
+            plan = ConvPlan("packed", "cython", nt, workspace=ws)
+    except ImportError as e:
+        raise NotImplementedError(str(e)) from None
+    w3 = w4.reshape(1, g.K, -1)
+    return lambda: run_conv(plan, x4, w3, None, g)

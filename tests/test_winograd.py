@@ -69,7 +69,9 @@ def _expected(x, w, b, padding, groups):
     dt=st.sampled_from([np.float32, np.float64]),
     backend=st.sampled_from(WG_BACKENDS or ["cython"]),
 )
-def test_winograd_matches_reference(N, Cg, Kg, groups, H, W, padding, bias, per_sample, dt, backend):
+def test_winograd_matches_reference(
+    N, Cg, Kg, groups, H, W, padding, bias, per_sample, dt, backend
+):
     rng = np.random.default_rng(N * 1000 + H * 50 + W)
     C, K = Cg * groups, Kg * groups
     x = rng.standard_normal((N, C, H, W)).astype(dt)

@@ -41,9 +41,9 @@ static inline int64_t wg_ublock(const int64_t *g) { return fc_mblocks(g) * FC_MR
 static inline int64_t wg_u_size(const int64_t *g, int64_t nw) {
     return (nw * g[FC_G] * 16 * wg_ublock(g) + 15) / 16 * 16;
 }
-/* V rows are tn + 16 apart: a run's last whole-vector store may spill up to 15 columns past the
- * block, into the row's own slack */
-static inline int64_t wg_vrow(const int64_t *g) { return wg_tn(g) + 16; }
+/* V rows are tn apart (no slack: L2 room is what limits the block), so the one store that would
+ * spill past a block's last column is masked */
+static inline int64_t wg_vrow(const int64_t *g) { return wg_tn(g); }
 /* Plane strides are a cache line more than a multiple of the rows: the 16 planes the transforms
  * touch at once would otherwise sit 4 KiB multiples apart, in one L1 set (8 ways). */
 static inline int64_t wg_vplane(const int64_t *g) { return (g[FC_C] / g[FC_G]) * wg_vrow(g) + 16; }
@@ -258,10 +258,13 @@ static inline FC_TARGET void wg_load_row(const float *plane, int64_t H, int64_t 
     c[3] = _mm512_permutex2var_ps(b0, odd, b1);
 }
 
-/* V[a][c][col .. col+16) for 16 tiles of one tile row and `nc` channels (whole-vector stores:
- * lanes past the run land in later runs' columns, written after this one, or the row slack) */
+/* V[a][c][col .. col+16) for 16 tiles of one tile row and `nc` channels.  Whole-vector stores:
+ * lanes past the run land in later runs' columns, written after this one; `room` columns are
+ * left in the block row, and a store that would run past them is masked (slow on Zen 4, so only
+ * there). */
 static FC_TARGET void wg_input_16(const float *x, int64_t nc, int64_t H, int64_t W, int64_t iy0,
-                                  int64_t ix0, float *v, int64_t ldv, int64_t vp) {
+                                  int64_t ix0, float *v, int64_t ldv, int64_t vp, int64_t room) {
+    const __mmask16 sm = fc_lanes(0, room);
     __mmask16 mk[4];
     const __mmask16 *m = 0;
     if (ix0 < 0 || ix0 + 34 > W) {
@@ -295,12 +298,20 @@ static FC_TARGET void wg_input_16(const float *x, int64_t nc, int64_t H, int64_t
             b[i][2] = _mm512_sub_ps(d[i][2], d[i][1]);
             b[i][3] = _mm512_sub_ps(d[i][1], d[i][3]);
         }
+        __m512 o[16];
 #pragma GCC unroll 4
         for (int j = 0; j < 4; j++) {
-            _mm512_storeu_ps(vc + (0 * 4 + j) * vp, _mm512_sub_ps(b[0][j], b[2][j]));
-            _mm512_storeu_ps(vc + (1 * 4 + j) * vp, _mm512_add_ps(b[1][j], b[2][j]));
-            _mm512_storeu_ps(vc + (2 * 4 + j) * vp, _mm512_sub_ps(b[2][j], b[1][j]));
-            _mm512_storeu_ps(vc + (3 * 4 + j) * vp, _mm512_sub_ps(b[1][j], b[3][j]));
+            o[0 * 4 + j] = _mm512_sub_ps(b[0][j], b[2][j]);
+            o[1 * 4 + j] = _mm512_add_ps(b[1][j], b[2][j]);
+            o[2 * 4 + j] = _mm512_sub_ps(b[2][j], b[1][j]);
+            o[3 * 4 + j] = _mm512_sub_ps(b[1][j], b[3][j]);
+        }
+        if (sm == (__mmask16)0xFFFF) {
+#pragma GCC unroll 16
+            for (int a = 0; a < 16; a++) _mm512_storeu_ps(vc + a * vp, o[a]);
+        } else {
+#pragma GCC unroll 16
+            for (int a = 0; a < 16; a++) _mm512_mask_storeu_ps(vc + a * vp, sm, o[a]);
         }
     }
 }
@@ -369,7 +380,7 @@ static FC_TARGET void wg_task_avx512_f32(const float *x, const float *u, const f
         const float *xs = x + (r.smp[q] * C + grp * Cg) * H * W;
         for (int64_t t = 0; t < r.len[q]; t += 16)
             wg_input_16(xs, Cg, H, W, 2 * r.ty[q] - g[FC_PT], 2 * (r.tx[q] + t) - g[FC_PL],
-                        V + r.d[q] + t, ldv, vp);
+                        V + r.d[q] + t, ldv, vp, tn - r.d[q] - t);
     }
 #endif
     fc_segments s;  /* the micro-kernel's store: one whole piece, M rows tn apart */
