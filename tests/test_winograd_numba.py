@@ -119,6 +119,17 @@ def test_read_only_inputs():
     assert_close(out, _reference_conv(x, w, b, 1, 1), np.float64)
 
 
+def test_short_workspace_raises():
+    """The one check the kernel makes, as the C kernel does: a short workspace would be written
+    out of bounds."""
+    x4, w4, _, g = conv_geometry(np.ones((1, 2, 6, 6)), np.ones((3, 2, 3, 3)), None, 1, 1)
+    geo = g.as_array()
+    ws = np.empty(winograd.winograd_workspace_size(geo, 1, 2) - 1)
+    out = np.empty((1, 3, 6, 6))
+    with pytest.raises(ValueError, match="ws"):
+        winograd.conv_winograd(x4, w4.reshape(1, 3, 18), np.zeros((1, 1)), False, geo, out, ws, 2)
+
+
 def test_workspace_and_support():
     assert winograd.winograd_supported("f") and winograd.winograd_supported("d")
     assert not winograd.winograd_supported("e")

@@ -1,8 +1,8 @@
 """Numba twin of fastconv/_ext/winograd.pyx: Winograd F(2x2, 3x3) convolution for 3x3 stride-1 layers.
 
-Weights transformed once per call into the workspace, then tasks over (sample, group, block of
-output tiles): per-thread input transform, sixteen small matmuls with the tiles in the vector lanes,
-output transform straight into `out`.
+Weights transformed once per call into the workspace, then tasks over (weight set, group, block
+of output tiles): per-thread input transform, sixteen small matmuls with the tiles in the vector
+lanes, output transform straight into `out`.
 """
 
 import numba
@@ -392,6 +392,10 @@ def conv_winograd(x, w, bias, has_bias, geo, out, ws, nthreads):
     vstep = C4 * TB + SKEW
     mstep = K4 * TB + SKEW
     ulen = Nw * G * 16 * ustep
+    # not validation but memory safety, as in the C kernel: the layout depends on Nw and nthreads
+    if ws.shape[0] < ulen + max(1, nthreads) * 16 * (vstep + mstep):
+        raise ValueError("ws is smaller than winograd_workspace_size(geo, w.shape[0], nthreads)")
+    hb = has_bias and bias.shape[1] > 0
     for row in prange(Nw * G * K4):
         _transform_weights(w, ws, row, G, Kg, Cg, K4, C4)
     for task in prange(Nw * G * nb):
@@ -407,6 +411,4 @@ def conv_winograd(x, w, bias, has_bias, geo, out, ws, nthreads):
         ub = (s * G + grp) * 16 * ustep
         for a in range(16):
             _multiply(ws, ub + a * ustep, vb + a * vstep, mb + a * mstep, K4, C4, TB, nt)
-        _transform_output(
-            ws, mb, mstep, out, g0, nt, T, tw, grp * Kg, Kg, TB, Ho, Wo, bias, has_bias
-        )
+        _transform_output(ws, mb, mstep, out, g0, nt, T, tw, grp * Kg, Kg, TB, Ho, Wo, bias, hb)
