@@ -134,15 +134,17 @@ def _grouped_applies(geom, backend):
 
 
 def _winograd_applies(geom, backend):
-    """Winograd F(2x2, 3x3): 3x3, stride 1, undilated, float32 on the AVX-512 Cython kernel.
+    """Winograd F(2x2, 3x3) for 3x3 stride-1 layers, any dilation up to 4 (run per phase).
 
-    Measured here (2 threads, benchmarks/scripts/layers_vs_torch.py): 0.45-0.6x torch's time on
-    ResNet 3x3 layers with 64-128 channels, 0.85x at 256 channels on 14x14.  Dilated layers run
-    as dh*dw undilated ones on phase sub-images (copies of the input and output phases).  Limits: at least 32
-    input channels per group (each transform point is a GEMM over them; fewer leave the
-    micro-kernel mostly loading and storing), at most 256 (the 16 transformed planes of a tile
-    block stay in L2: 512 channels on 7x7 ran 2.2x slower than torch), and images whose 2x2 tiles
-    are mostly inside the output (a 7x7 output wastes 23% of the tile area).
+    Cython: float32 on AVX-512.  Measured here (2 threads, layers_vs_torch.py): 0.45-0.6x
+    torch's time on ResNet 3x3 layers of 64-128 channels, 0.85x at 256 channels on 14x14.
+    Numba twin: float32 and float64, 2.0-2.4x its packed kernel's speed on 64-128 channel layers,
+    1.5x at 256 channels on 14x14.
+    Limits: at least 32 input channels per group (each transform point is a GEMM over them;
+    fewer leave the micro-kernel mostly loading and storing), at most 256 (a tile block's 16
+    transformed planes stay in L2: 512 channels on 7x7 ran 2.2x slower than torch, and 0.84x the
+    Numba packed kernel's speed), and outputs mostly covered by whole 2x2 tiles (a 7x7 output
+    wastes 23% of the tile area).
     """
     if not (
         geom.kh == geom.kw == 3
@@ -151,7 +153,6 @@ def _winograd_applies(geom, backend):
         and geom.dw <= 4
         and 32 <= geom.Cg <= 256
         and geom.Kg >= 16
-        and backend == "cython"
     ):
         return False
     # dilated: one undilated convolution per phase sub-image (their tiles are what counts)
