@@ -175,6 +175,21 @@ class ConvGeometry:
                 phases.append((r, a, c, b, sub))
         return phases
 
+    def stacked_phases(self):
+        """The phases of `dilation_phases` as one batch, when they are all alike, else None.
+
+        With H, W, Ho, Wo and the top/left padding multiples of the dilation, phase (r, c)
+        reads input phase (r, c) and every phase has the same geometry: the undilated
+        convolution of a (dh*dw*N)-sample batch, phase-major (fastconv's phase_split layout).
+        """
+        dh, dw = self.dh, self.dw
+        if any(v % dh for v in (self.H, self.Ho, self.pt)) or any(
+            v % dw for v in (self.W, self.Wo, self.pl)
+        ):
+            return None
+        sub = self.dilation_phases()[0][-1]
+        return replace(sub, N=dh * dw * self.N)
+
 
 # The geometry vector passed to kernels; both backends index it with these positions.
 GEO_FIELDS = (

@@ -174,8 +174,13 @@ def winograd_plan(geom, backend, nthreads, nw=1):
     holds one phase's input and output copies.
     """
     mod = _load(backend, "winograd")
+    stacked = None if geom.dh == geom.dw == 1 else geom.stacked_phases()
     if geom.dh == geom.dw == 1:
         ws = int(mod.winograd_workspace_size(geom.as_array(), nw, nthreads))
+    elif stacked is not None:  # all phases in one call
+        p, nws = stacked, nw * geom.dh * geom.dw if nw > 1 else 1
+        ws = int(mod.winograd_workspace_size(p.as_array(), nws, nthreads))
+        ws += p.N * (p.C * p.H * p.W + p.K * p.Ho * p.Wo)
     else:
         ws = max(
             int(mod.winograd_workspace_size(p.as_array(), nw, nthreads))

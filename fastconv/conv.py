@@ -135,7 +135,20 @@ def _dispatch(plan, x4, w3, b2, g, res4):
         if g.dh == g.dw == 1:
             wk.conv_winograd(x4, w3, bias, has_bias, geo, res4, ws, nt)
             return
-        # dilated: each phase sub-image is an undilated convolution (ConvGeometry.dilation_phases)
+        # dilated: each phase sub-image is an undilated convolution (ConvGeometry.dilation_phases);
+        # alike phases run as one batch, split and merged by the conv kernels
+        st = g.stacked_phases()
+        if st is not None:
+            n_in, n_out = st.N * st.C * st.H * st.W, st.N * st.K * st.Ho * st.Wo
+            xs = ws[:n_in].reshape(st.N, st.C, st.H, st.W)
+            mod.phase_split(x4, xs, g.dh, g.dw, nt)
+            ys = ws[n_in : n_in + n_out].reshape(st.N, st.K, st.Ho, st.Wo)
+            reps = (g.dh * g.dw, 1, 1)
+            w3s = w3 if w3.shape[0] == 1 else np.tile(w3, reps)
+            bs = bias if bias.shape[0] == 1 else np.tile(bias, (g.dh * g.dw, 1))
+            wk.conv_winograd(xs, w3s, bs, has_bias, st.as_array(), ys, ws[n_in + n_out :], nt)
+            mod.phase_merge(ys, res4, g.dh, g.dw, nt)
+            return
         for r, a, c, b, p in g.dilation_phases():
             n_in, n_out = p.N * p.C * p.H * p.W, p.N * p.K * p.Ho * p.Wo
             xa = ws[:n_in].reshape(p.N, p.C, p.H, p.W)

@@ -189,6 +189,65 @@ def test_dilated_winograd_by_phases(H, W, d, padding, per_sample, backend):
         assert p.dh == p.dw == 1 and p.pt >= 0 and p.pl >= 0
 
 
+@pytest.mark.parametrize("backend", WG_BACKENDS)
+@pytest.mark.parametrize("per_sample", [False, True])
+def test_dilated_alike_phases_run_as_one_batch(backend, per_sample):
+    """dil2_3x3-like layer: the four phases are alike, split, run as one batch and merged."""
+    rng = np.random.default_rng(11)
+    N, C, K = 2, 32, 16
+    x = rng.standard_normal((N, C, 12, 14), dtype=np.float32)
+    Nw = N if per_sample else 1
+    w = rng.standard_normal((Nw, K, C, 3, 3), dtype=np.float32)
+    b = rng.standard_normal((Nw, K), dtype=np.float32)
+    x4, _, _, g = conv_geometry(x, w[0], b[0], 1, 2, 2, 1)
+    st = g.stacked_phases()
+    assert st is not None and st.N == 4 * N and (st.H, st.W, st.dh) == (6, 7, 1)
+    got = run_conv(winograd_plan(g, backend, 2, Nw), x4, w.reshape(Nw, K, -1), b, g)
+    exp = np.concatenate(
+        [ref.conv2d(x[n : n + 1], w[n % Nw], b[n % Nw], padding=2, dilation=2) for n in range(N)]
+    )
+    assert_close(got, exp, np.float32)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("dt", [np.float32, np.float64])
+def test_phase_split_and_merge(backend, dt):
+    """The phase kernels against NumPy slicing, and merge(split(x)) == x."""
+    mod = kernels(backend)
+    x = np.random.default_rng(2).standard_normal((2, 3, 6, 9)).astype(dt)
+    xs = np.empty((6 * 2, 3, 3, 3), dt)
+    mod.phase_split(x, xs, 2, 3, 2)
+    for a in range(2):
+        for b in range(3):
+            np.testing.assert_array_equal(
+                xs[(a * 3 + b) * 2 : (a * 3 + b + 1) * 2], x[:, :, a::2, b::3]
+            )
+    back = np.empty_like(x)
+    mod.phase_merge(xs, back, 2, 3, 2)
+    np.testing.assert_array_equal(back, x)
+
+
+@pytest.mark.parametrize("backend", WG_BACKENDS)
+def test_winograd_driver_rejects_mismatched_shapes(backend):
+    """Kernels trust their inputs, but the compiled driver refuses shapes that would index past
+    an array (the public layer never passes them)."""
+    if backend != "cython":
+        pytest.skip("the Numba twin checks only its workspace")
+    mod = kernels(backend, "winograd")
+    x = np.zeros((2, 32, 8, 8), np.float32)
+    _, _, _, g = conv_geometry(x, np.zeros((16, 32, 3, 3), np.float32), None, 1, 1, 1, 1)
+    geo = g.as_array()
+    ws = np.zeros(mod.winograd_workspace_size(geo, 2, 1), np.float32)
+    out = np.zeros((2, 16, 8, 8), np.float32)
+    w = np.zeros((2, 16, 32 * 9), np.float32)
+    with pytest.raises(ValueError, match="shapes"):
+        mod.conv_winograd(x, w, np.zeros((3, 16), np.float32), True, geo, out, ws, 1)
+    with pytest.raises(ValueError, match="shapes"):
+        mod.conv_winograd(x, np.zeros((3, 16, 288), np.float32), w[0], False, geo, out, ws, 1)
+    with pytest.raises(ValueError, match="shapes"):
+        mod.conv_winograd(x[:1], w, np.zeros((2, 16), np.float32), False, geo, out, ws, 1)
+
+
 def test_planner_picks_winograd_where_measured():
     """ResNet 3x3 layers take Winograd where the kernel is fast; outside its limits they do not."""
     from fastconv._plan import _winograd_applies, resolve_backend

@@ -431,3 +431,48 @@ def depthwise_workspace(const int64_t[::1] geo):
 def conv_gemm_workspace(Py_ssize_t R, Py_ssize_t Kg, Py_ssize_t tile):
     """Elements of workspace one thread of this backend's conv_gemm needs."""
     return R * tile
+
+
+def phase_split(const floating[:, :, :, ::1] x, floating[:, :, :, ::1] xs, int dh, int dw,
+                int nthreads):
+    """xs[(a*dw + b)*N + n, c, i, j] = x[n, c, a + dh*i, b + dw*j]: the dh*dw phase sub-images of
+    every plane, stacked as a batch (H and W multiples of dh and dw; xs is (dh*dw*N, C, H/dh, W/dw)).
+    A dilated stride-1 convolution is an undilated one on each (ConvGeometry.dilation_phases)."""
+    cdef Py_ssize_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
+    cdef Py_ssize_t Ha = H // dh, Wa = W // dw, p, n, c, y, a, b, i, j
+    cdef const floating *row
+    cdef floating *dst
+    with nogil:
+        for p in prange(N * C, schedule="static", num_threads=nthreads):
+            n = p // C
+            c = p - n * C
+            for y in range(Ha * dh):
+                a = y % dh
+                i = y // dh
+                row = &x[n, c, y, 0]
+                for b in range(dw):
+                    dst = &xs[(a * dw + b) * N + n, c, i, 0]
+                    for j in range(Wa):
+                        dst[j] = row[b + dw * j]
+
+
+def phase_merge(const floating[:, :, :, ::1] ys, floating[:, :, :, ::1] out, int dh, int dw,
+                int nthreads):
+    """out[n, k, r + dh*i, c + dw*j] = ys[(r*dw + c)*N + n, k, i, j]: phase_split's inverse, for
+    the outputs (Ho and Wo multiples of dh and dw)."""
+    cdef Py_ssize_t N = out.shape[0], K = out.shape[1], Ho = out.shape[2], Wo = out.shape[3]
+    cdef Py_ssize_t Hr = Ho // dh, Wr = Wo // dw, p, n, k, y, r, c, i, j
+    cdef const floating *src
+    cdef floating *row
+    with nogil:
+        for p in prange(N * K, schedule="static", num_threads=nthreads):
+            n = p // K
+            k = p - n * K
+            for y in range(Hr * dh):
+                r = y % dh
+                i = y // dh
+                row = &out[n, k, y, 0]
+                for c in range(dw):
+                    src = &ys[(r * dw + c) * N + n, k, i, 0]
+                    for j in range(Wr):
+                        row[c + dw * j] = src[j]

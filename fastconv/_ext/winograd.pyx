@@ -57,7 +57,14 @@ def conv_winograd(const floating[:, :, :, ::1] x, const floating[:, :, ::1] w,
     cdef floating *base
     if nthreads < 1:
         nthreads = 1
-    # not validation but memory safety: the layout depends on nw and nthreads
+    # not validation (the public layer did that) but memory safety: shapes the kernel indexes by
+    if (x.shape[0] != g[0] or x.shape[1] != g[1] or x.shape[2] != g[2] or x.shape[3] != g[3]
+            or out.shape[0] != g[0] or out.shape[1] != g[4] or out.shape[2] != g[14]
+            or out.shape[3] != g[15] or w.shape[1] != g[4] or w.shape[2] != g[1] // g[13] * 9
+            or (nw != 1 and nw != g[0]) or (hb and (bias.shape[1] < g[4]
+                                                   or (nb != 1 and nb != g[0])))):
+        raise ValueError("conv_winograd: array shapes do not match geo")
+    # the layout depends on nw and nthreads
     if ws.shape[0] < wg_workspace_size(g, nw, nthreads):
         raise ValueError(
             f"ws has {ws.shape[0]} elements, conv_winograd needs "

@@ -202,3 +202,37 @@ def depthwise_workspace(geo):
 def conv_gemm_workspace(R, Kg, tile):
     """Elements of workspace one thread of this backend's conv_gemm needs."""
     return R * tile + Kg * tile
+
+
+@parallel_kernel
+def phase_split(x, xs, dh, dw, nthreads):
+    """xs[(a*dw + b)*N + n, c, i, j] = x[n, c, a + dh*i, b + dw*j] (twin of the Cython kernel)."""
+    N, C = x.shape[0], x.shape[1]
+    Ha, Wa = x.shape[2] // dh, x.shape[3] // dw
+    for p in prange(N * C):
+        n = p // C
+        c = p - n * C
+        for y in range(Ha * dh):
+            a = y % dh
+            i = y // dh
+            for b in range(dw):
+                s = (a * dw + b) * N + n
+                for j in range(Wa):
+                    xs[s, c, i, j] = x[n, c, y, b + dw * j]
+
+
+@parallel_kernel
+def phase_merge(ys, out, dh, dw, nthreads):
+    """out[n, k, r + dh*i, c + dw*j] = ys[(r*dw + c)*N + n, k, i, j] (twin of the Cython kernel)."""
+    N, K = out.shape[0], out.shape[1]
+    Hr, Wr = out.shape[2] // dh, out.shape[3] // dw
+    for p in prange(N * K):
+        n = p // K
+        k = p - n * K
+        for y in range(Hr * dh):
+            r = y % dh
+            i = y // dh
+            for c in range(dw):
+                s = (r * dw + c) * N + n
+                for j in range(Wr):
+                    out[n, k, y, c + dw * j] = ys[s, k, i, j]
