@@ -120,7 +120,7 @@ def _winograd_fits(g, backend):
 
 def _grouped_fits(g):
     """The direct grouped kernel's preconditions (the planner adds: Cython, AVX-512, Cg <= 16)."""
-    return g.groups > 1 and g.Kg % 8 == 0 and g.sh == g.sw == 1 and g.Ho >= 2 and g.Wo >= 16
+    return g.groups > 1 and g.Kg % 8 == 0 and g.sh == g.sw == 1
 
 
 @settings(max_examples=60, deadline=None)
@@ -394,6 +394,9 @@ def test_large_kernel_few_channels_runs_by_fft_and_is_exact(backend):
         ((2, 48, 10, 33), 96, 6, dict(padding=(1, 2))),
         ((1, 16, 8, 18), 16, 2, dict(padding=2, dilation=2)),
         ((2, 256, 7, 17), 256, 32, dict(padding=1)),
+        ((3, 64, 1, 1), 64, 8, dict(padding=1)),  # one output pixel per plane
+        ((1, 32, 5, 3), 32, 4, dict(padding=(0, 1))),  # rows narrower than a vector
+        ((2, 64, 14, 14), 128, 4, dict(padding=1)),  # 16 channels per group, 14x14
     ],
 )
 def test_direct_grouped_kernel(shape, K, groups, kw, backend, dtype):
@@ -416,7 +419,7 @@ def test_direct_grouped_kernel_refuses_geometry_outside_its_preconditions():
     if "cython" not in BACKENDS or not kernels_of("cython").grouped_supported("f"):
         pytest.skip("needs the Cython AVX-512 grouped kernel")
     x4, w4, _, g = conv_geometry(
-        np.ones((1, 32, 9, 16), np.float32), np.ones((64, 8, 3, 3), np.float32), groups=4
+        np.ones((1, 32, 9, 16), np.float32), np.ones((64, 8, 3, 3), np.float32), stride=2, groups=4
     )
     with pytest.raises(ValueError, match="preconditions"):
         run_conv(ConvPlan("grouped", "cython", 2), x4, w4.reshape(1, 64, -1), None, g)

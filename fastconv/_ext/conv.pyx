@@ -33,9 +33,9 @@ openmp = bool(FASTCONV_OPENMP)
 
 cdef extern from "_grouped_kernel.h" nogil:
     int fc_grouped_supported()
-    void fc_grouped_block(const float *xp, int64_t plane, int64_t Wp, const float *wt, int64_t Cg,
-                          int64_t kh, int64_t kw, int64_t dh, int64_t dw, float *o, int64_t P,
-                          int64_t Wo, const float *bias8)
+    void fc_grouped_vblock(const float *xp, int64_t plane, int64_t Wp, const float *wt,
+                           int64_t Cg, int64_t kh, int64_t kw, int64_t dh, int64_t dw, float *o,
+                           int64_t ldo, const float *bias8)
 
 cdef sgemm_t _sgemm = NULL
 cdef dgemm_t _dgemm = NULL
@@ -368,59 +368,61 @@ def conv_grouped(const float[:, :, :, ::1] x, const float[:, :, :, ::1] wt,
     """Direct grouped convolution for small groups at stride 1 (ResNeXt's 32 groups of 8), float32.
 
     wt is (Nw, K/8, Cg*kh*kw, 8) from fastconv.conv.pack_grouped_weights (K/groups a multiple of 8);
-    ws (threads, grouped_workspace) takes one sample's group of Cg zero-padded planes per task.
-    Blocks of 8 channels x 2 rows x 16 pixels run in _grouped_kernel.h; the last block of a row or
-    the last row pair overlaps the previous one (recomputed outputs are identical) instead of a
-    scalar tail.  Needs Ho >= 2, Wo >= 16 and grouped_supported('f') (the planner checks).
+    ws (threads, grouped_workspace) takes, per task (sample, group), the group's Cg zero-padded
+    planes and the virtual output rows of 8 channels.  Blocks of 8 channels x 48 pixels of the
+    output flattened at the padded width run in _grouped_kernel.h; the valid Wo columns of each
+    row are then copied out.  Needs grouped_supported('f') (the planner checks).
     """
     cdef const int64_t *g = &geo[0]
     cdef Py_ssize_t N = g[G_N], C = g[G_C], H = g[G_H], W = g[G_W], K = g[G_K], G = g[G_G]
     cdef Py_ssize_t kh = g[G_KH], kw = g[G_KW], pt = g[G_PT], pl = g[G_PL]
     cdef Py_ssize_t dh = g[G_DH], dw = g[G_DW], Ho = g[G_HO], Wo = g[G_WO]
     cdef Py_ssize_t Hp = Ho + dh * (kh - 1), Wp = Wo + dw * (kw - 1), plane = Hp * Wp
-    cdef Py_ssize_t Cg = C // G, Kg = K // G, P = Ho * Wo
-    cdef Py_ssize_t Nw = wt.shape[0], Nb = bias.shape[0]
-    cdef Py_ssize_t task, n, grp, tid, c, kb, ho, q, k0
+    cdef Py_ssize_t Cg = C // G, Kg = K // G, nvb = (Ho * Wp + 47) // 48, ldo = nvb * 48
+    cdef Py_ssize_t Nw = wt.shape[0], Nb = bias.shape[0], slack = 48 + Wp
+    cdef Py_ssize_t task, n, grp, tid, c, kb, vb, k0, kk, ho
     cdef float *buf
     cdef float *zeros
+    cdef float *vout
     if N * G == 0:
         return
-    # a memory-safety guard, not validation: the blocks write 2 x 16 outputs and 8 channels at once
-    if (Ho < 2 or Wo < 16 or Kg % 8 or g[G_SH] != 1 or g[G_SW] != 1
-            or ws.shape[1] < Cg * plane + 8 or ws.shape[0] < nthreads):
+    # a memory-safety guard, not validation: blocks write 8 channels of whole virtual rows
+    if (Kg % 8 or g[G_SH] != 1 or g[G_SW] != 1
+            or ws.shape[1] < grouped_workspace(geo) or ws.shape[0] < nthreads):
         raise ValueError("conv_grouped: geometry or workspace outside the kernel's preconditions")
     with nogil, parallel(num_threads=nthreads):
         tid = threadid()
         buf = &ws[tid, 0]
-        zeros = buf + Cg * plane  # 8 zero biases after the planes
+        zeros = buf + Cg * plane + slack  # 8 zero biases after the planes and their slack
+        vout = zeros + 8
         for task in prange(N * G, schedule="dynamic"):
             n = task // G
             grp = task - n * G
-            memset(zeros, 0, 8 * sizeof(float))
+            # the last blocks read up to 47 pixels and a row past the last plane: keep it finite
+            memset(buf + Cg * plane, 0, (slack + 8) * sizeof(float))
             for c in range(Cg):
                 _pad_plane(&x[n, grp * Cg + c, 0, 0], H, W, pt, pl, buf + c * plane, Hp, Wp)
             for kb in range(Kg // 8):
                 k0 = grp * Kg + kb * 8
-                ho = 0
-                while ho < Ho:
-                    if ho + 2 > Ho:
-                        ho = Ho - 2
-                    q = 0
-                    while q < Wo:
-                        if q + 16 > Wo:
-                            q = Wo - 16
-                        fc_grouped_block(buf + ho * Wp + q, plane, Wp,
-                                         &wt[n if Nw > 1 else 0, k0 // 8, 0, 0], Cg, kh, kw, dh, dw,
-                                         &out[n, k0, ho, q], P, Wo,
-                                         &bias[n if Nb > 1 else 0, k0] if has_bias else zeros)
-                        q = q + 16
-                    ho = ho + 2
+                for vb in range(nvb):
+                    fc_grouped_vblock(buf + vb * 48, plane, Wp,
+                                      &wt[n if Nw > 1 else 0, k0 // 8, 0, 0], Cg, kh, kw, dh, dw,
+                                      vout + vb * 48, ldo,
+                                      &bias[n if Nb > 1 else 0, k0] if has_bias else zeros)
+                for kk in range(8):
+                    for ho in range(Ho):
+                        memcpy(&out[n, k0 + kk, ho, 0], vout + kk * ldo + ho * Wp,
+                               Wo * sizeof(float))
 
 
 def grouped_workspace(const int64_t[::1] geo):
-    """Elements of workspace one thread of this backend's conv_grouped needs (padded planes + 8)."""
+    """Elements of workspace one thread of this backend's conv_grouped needs: the padded planes,
+    48 + Wp elements of slack, 8 zero biases and 8 virtual output rows."""
     cdef Py_ssize_t Cg = geo[G_C] // geo[G_G]
-    return Cg * (geo[G_HO] + geo[G_DH] * (geo[G_KH] - 1)) * (geo[G_WO] + geo[G_DW] * (geo[G_KW] - 1)) + 8
+    cdef Py_ssize_t Hp = geo[G_HO] + geo[G_DH] * (geo[G_KH] - 1)
+    cdef Py_ssize_t Wp = geo[G_WO] + geo[G_DW] * (geo[G_KW] - 1)
+    cdef Py_ssize_t nvb = (geo[G_HO] * Wp + 47) // 48
+    return Cg * Hp * Wp + 48 + Wp + 8 + 8 * nvb * 48
 
 
 def depthwise_workspace(const int64_t[::1] geo):
