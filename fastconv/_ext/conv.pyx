@@ -377,9 +377,12 @@ def conv_grouped(const float[:, :, :, ::1] x, const float[:, :, :, ::1] wt,
     cdef Py_ssize_t N = g[G_N], C = g[G_C], H = g[G_H], W = g[G_W], K = g[G_K], G = g[G_G]
     cdef Py_ssize_t kh = g[G_KH], kw = g[G_KW], pt = g[G_PT], pl = g[G_PL]
     cdef Py_ssize_t dh = g[G_DH], dw = g[G_DW], Ho = g[G_HO], Wo = g[G_WO]
-    cdef Py_ssize_t Hp = Ho + dh * (kh - 1), Wp = Wo + dw * (kw - 1), plane = Hp * Wp
+    # rows are [gap zeros][W input columns]: the gap is the right padding of one row and the left
+    # padding of the next, so virtual rows are W + max(pl, pr) wide, not W + pl + pr
+    cdef Py_ssize_t gap = _grouped_gap(geo)
+    cdef Py_ssize_t Hp = Ho + dh * (kh - 1), Wp = gap + W, plane = Hp * Wp
     cdef Py_ssize_t Cg = C // G, Kg = K // G, nvb = (Ho * Wp + 47) // 48, ldo = nvb * 48
-    cdef Py_ssize_t Nw = wt.shape[0], Nb = bias.shape[0], slack = 48 + Wp
+    cdef Py_ssize_t Nw = wt.shape[0], Nb = bias.shape[0], slack = 48 + Wp + dw * (kw - 1)
     cdef Py_ssize_t task, n, grp, tid, c, kb, vb, k0, kk, ho
     cdef float *buf
     cdef float *zeros
@@ -401,11 +404,11 @@ def conv_grouped(const float[:, :, :, ::1] x, const float[:, :, :, ::1] wt,
             # the last blocks read up to 47 pixels and a row past the last plane: keep it finite
             memset(buf + Cg * plane, 0, (slack + 8) * sizeof(float))
             for c in range(Cg):
-                _pad_plane(&x[n, grp * Cg + c, 0, 0], H, W, pt, pl, buf + c * plane, Hp, Wp)
+                _pad_plane(&x[n, grp * Cg + c, 0, 0], H, W, pt, gap, buf + c * plane, Hp, Wp)
             for kb in range(Kg // 8):
                 k0 = grp * Kg + kb * 8
                 for vb in range(nvb):
-                    fc_grouped_vblock(buf + vb * 48, plane, Wp,
+                    fc_grouped_vblock(buf + (gap - pl) + vb * 48, plane, Wp,
                                       &wt[n if Nw > 1 else 0, k0 // 8, 0, 0], Cg, kh, kw, dh, dw,
                                       vout + vb * 48, ldo,
                                       &bias[n if Nb > 1 else 0, k0] if has_bias else zeros)
@@ -415,14 +418,22 @@ def conv_grouped(const float[:, :, :, ::1] x, const float[:, :, :, ::1] wt,
                                Wo * sizeof(float))
 
 
+cdef inline Py_ssize_t _grouped_gap(const int64_t[::1] geo) noexcept nogil:
+    # zeros between rows of conv_grouped's padded planes (stride 1): max(pl, pr), and wide enough
+    # that a virtual row holds Wo outputs
+    cdef Py_ssize_t W = geo[G_W], Wo = geo[G_WO], pl = geo[G_PL]
+    cdef Py_ssize_t pr = Wo + geo[G_DW] * (geo[G_KW] - 1) - pl - W
+    cdef Py_ssize_t gap = pl if pl > pr else pr
+    return gap if gap > Wo - W else Wo - W
+
+
 def grouped_workspace(const int64_t[::1] geo):
     """Elements of workspace one thread of this backend's conv_grouped needs: the padded planes,
-    48 + Wp elements of slack, 8 zero biases and 8 virtual output rows."""
-    cdef Py_ssize_t Cg = geo[G_C] // geo[G_G]
+    their slack, 8 zero biases and 8 virtual output rows."""
+    cdef Py_ssize_t Cg = geo[G_C] // geo[G_G], Wp = _grouped_gap(geo) + geo[G_W]
     cdef Py_ssize_t Hp = geo[G_HO] + geo[G_DH] * (geo[G_KH] - 1)
-    cdef Py_ssize_t Wp = geo[G_WO] + geo[G_DW] * (geo[G_KW] - 1)
     cdef Py_ssize_t nvb = (geo[G_HO] * Wp + 47) // 48
-    return Cg * Hp * Wp + 48 + Wp + 8 + 8 * nvb * 48
+    return Cg * Hp * Wp + 48 + Wp + geo[G_DW] * (geo[G_KW] - 1) + 8 + 8 * nvb * 48
 
 
 def depthwise_workspace(const int64_t[::1] geo):
