@@ -62,8 +62,12 @@ def conv2d(
 
     Notes
     -----
-    Algorithms: a 1x1 stride-1 convolution is one GEMM on the input as it lies; depthwise runs a direct
-    kernel; other cases run fastconv's packed AVX-512 micro-kernel where the CPU has it, or tiled im2col
+    Algorithms (``fastconv.cost.conv2d_cost(...).algorithm`` tells which one a call takes): a 1x1
+    stride-1 convolution reads the input as it lies; depthwise and small-group (ResNeXt) layers run
+    direct kernels; 3x3 stride-1 layers with 32-256 channels per group (dilated ones phase by phase)
+    run Winograd F(2x2, 3x3), 16 multiplications per 2x2 outputs instead of 36, whose rounding
+    differs from direct summation by a few float32 ulps of the largest terms; large kernels may run
+    by FFT; the rest run fastconv's packed AVX-512 micro-kernel where the CPU has it, or tiled im2col
     with one BLAS GEMM per tile, written straight into the output.  The whole im2col matrix is never
     built: extra memory stays within a bounded workspace (64 MiB) whatever the batch size.
 
