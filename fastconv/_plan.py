@@ -135,32 +135,39 @@ def _grouped_applies(geom, backend):
     return bool(kernels(backend).grouped_supported(geom.dtype.char))
 
 
-def _winograd_applies(geom, backend):
+#: Fewest 2x2 output tiles per weight set for which Winograd pays for transforming the weights
+#: (16*K*C values) each call.  Measured here (2 threads, 32-512 channels, shared weights): 16-64
+#: tiles ran 1.1-2.8x the packed kernel's time, 98-128 tiles 0.9-1.13x, 147 and more 0.5-0.85x.
+WINOGRAD_MIN_TILES = 144
+
+
+def _winograd_applies(geom, backend, per_sample=False):
     """Winograd F(2x2, 3x3) for 3x3 stride-1 layers, any dilation up to 4 (run per phase).
 
-    Cython: float32 on AVX-512.  Measured here (2 threads, layers_vs_torch.py): 0.45-0.6x
-    torch's time on ResNet 3x3 layers of 64-128 channels, 0.85x at 256 channels on 14x14.
-    Numba twin: float32 and float64, 2.0-2.4x its packed kernel's speed on 64-128 channel layers,
-    1.5x at 256 channels on 14x14.
-    Limits: at least 32 input channels per group (each transform point is a GEMM over them;
-    fewer leave the micro-kernel mostly loading and storing), at most 256 (a tile block's 16
-    transformed planes stay in L2: 512 channels on 7x7 ran 2.2x slower than torch, and 0.84x the
-    Numba packed kernel's speed), and outputs mostly covered by whole 2x2 tiles (a 7x7 output
-    wastes 23% of the tile area).
+    Cython: float32 on AVX-512; Numba twin: float32 and float64.  Measured here (2 threads,
+    layers_vs_torch.py): 0.6x torch's time on ResNet 3x3 layers of 64-128 channels, 0.85x at 256
+    channels on 14x14; against the packed kernel, 0.5-0.85x on every layer of 32-512 channels
+    with at least WINOGRAD_MIN_TILES tiles (Numba twin: 2.0-2.4x its packed kernel's speed).
+    Limits: at least 32 input channels per group (each transform point is a GEMM over them; fewer
+    leave the micro-kernel mostly loading and storing), at most 512 (past 256 the tile blocks
+    shrink to 32 to keep their 16 transformed planes in L2), enough tiles per weight set, and
+    outputs mostly covered by whole 2x2 tiles (a 7x7 output wastes 23% of the tile area).
     """
     if not (
         geom.kh == geom.kw == 3
         and geom.sh == geom.sw == 1
         and geom.dh <= 4
         and geom.dw <= 4
-        and 32 <= geom.Cg <= 256
+        and 32 <= geom.Cg <= 512
         and geom.Kg >= 16
     ):
         return False
     # dilated: one undilated convolution per phase sub-image (their tiles are what counts)
     phases = [geom] if geom.dh == geom.dw == 1 else [p[-1] for p in geom.dilation_phases()]
-    tiles = sum(((p.Ho + 1) // 2) * ((p.Wo + 1) // 2) * 4 for p in phases)
-    if geom.Ho * geom.Wo < 0.75 * tiles:
+    tiles = sum(((p.Ho + 1) // 2) * ((p.Wo + 1) // 2) for p in phases)
+    if geom.Ho * geom.Wo < 0.75 * 4 * tiles:
+        return False
+    if tiles * (1 if per_sample else geom.N) < WINOGRAD_MIN_TILES:
         return False
     try:
         mod = _load(backend, "winograd")
@@ -233,7 +240,7 @@ def plan_conv2d(
         chunk = _fft_chunk(geom, workspace_bytes)
         if chunk:
             return ConvPlan("fft", be, nthreads, tile=chunk, workspace=0)
-    if _winograd_applies(geom, be):
+    if _winograd_applies(geom, be, per_sample):
         # 16 multiplications per 2x2 outputs instead of 36, per-sample weights included
         plan = winograd_plan(geom, be, nthreads, geom.N if per_sample else 1)
         if plan.workspace * itemsize <= workspace_bytes:

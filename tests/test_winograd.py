@@ -265,7 +265,12 @@ def test_planner_picks_winograd_where_measured():
     assert (plan_conv2d(geom(4, 64, 56, 64, d=2)).algorithm == "winograd") == fast
     assert not _winograd_applies(geom(4, 64, 56, 64, d=5), be)
     assert not _winograd_applies(geom(4, 64, 56, 64, k=5), be)
-    assert not _winograd_applies(geom(2, 512, 7, 512), be)  # V of 512 channels leaves L2
+    assert not _winograd_applies(geom(2, 512, 7, 512), be)  # 32 tiles: weight transform dominates
+    assert not _winograd_applies(geom(1, 64, 14, 64), be)  # 49 tiles
+    assert _winograd_applies(geom(4, 64, 14, 64), be) == fast  # 196 tiles
+    assert _winograd_applies(geom(4, 384, 28, 384), be) == fast
+    assert not _winograd_applies(geom(4, 640, 28, 640), be)  # past 512 channels
+    assert not _winograd_applies(geom(1, 64, 14, 64), be, per_sample=True)
     assert not _winograd_applies(geom(2, 256, 28, 256, groups=32), be)  # 8 channels per group
     assert not _winograd_applies(geom(4, 64, 3, 64), be)  # 2x2 tiles mostly outside a 3x3 output
 
