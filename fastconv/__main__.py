@@ -237,6 +237,14 @@ def info(args):
         )
     except ImportError:
         print("micro-kernel not built")
+    try:
+        wk = _plan.kernels("cython", "winograd")
+        state = (
+            "AVX-512 float32" if wk.winograd_supported("f") else "portable C only (Numba twin used)"
+        )
+        print(f"winograd     F(2x2,3x3) {state}")
+    except ImportError:
+        print("winograd     Cython kernel not built (Numba twin used)")
     print(
         f"numba        threading layer (config) {numba.config.THREADING_LAYER}, "
         f"max threads {numba.config.NUMBA_NUM_THREADS}"
