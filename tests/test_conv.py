@@ -314,10 +314,11 @@ def test_workspace_is_bounded_whatever_the_batch():
     assert extra <= 64 * 2**20, f"extra memory {extra / 2**20:.1f} MiB"
 
 
-def test_concurrent_calls_from_python_threads(backend):
+@pytest.mark.parametrize("C", [8, 32])  # packed; Winograd (32 channels, 200 tiles)
+def test_concurrent_calls_from_python_threads(backend, C):
     rng = np.random.default_rng(10)
-    xs = [rng.standard_normal((2, 8, 20, 20)).astype(np.float32) for _ in range(8)]
-    w = rng.standard_normal((8, 8, 3, 3)).astype(np.float32)
+    xs = [rng.standard_normal((2, C, 20, 20)).astype(np.float32) for _ in range(8)]
+    w = rng.standard_normal((C, C, 3, 3)).astype(np.float32)
     expected = [ref.conv2d(x, w, padding=1) for x in xs]
     with ThreadPoolExecutor(4) as pool:
         got = list(pool.map(lambda x: fastconv.conv2d(x, w, padding=1, backend=backend), xs * 3))
@@ -325,24 +326,25 @@ def test_concurrent_calls_from_python_threads(backend):
         assert_close(g, expected[i % 8], np.float32)
 
 
-def _child(backend, q):
+def _child(backend, C, q):
     rng = np.random.default_rng(11)
-    x = rng.standard_normal((2, 8, 16, 16)).astype(np.float32)
-    w = rng.standard_normal((8, 8, 3, 3)).astype(np.float32)
+    x = rng.standard_normal((2, C, 24, 24)).astype(np.float32)
+    w = rng.standard_normal((C, C, 3, 3)).astype(np.float32)
     q.put(fastconv.conv2d(x, w, padding=1, backend=backend))
 
 
+@pytest.mark.parametrize("C", [8, 32])  # packed; Winograd (32 channels, 288 tiles)
 @pytest.mark.parametrize("child_backend", ["auto"] + BACKENDS)
-def test_forked_child_can_convolve_after_parent(child_backend):
+def test_forked_child_can_convolve_after_parent(child_backend, C):
     rng = np.random.default_rng(11)
-    x = rng.standard_normal((2, 8, 16, 16)).astype(np.float32)
-    w = rng.standard_normal((8, 8, 3, 3)).astype(np.float32)
+    x = rng.standard_normal((2, C, 24, 24)).astype(np.float32)
+    w = rng.standard_normal((C, C, 3, 3)).astype(np.float32)
     for be in BACKENDS:  # start every pool in the parent first
         expected = fastconv.conv2d(x, w, padding=1, backend=be)
         fastconv.im2col(x, 3, backend=be)
     ctx = mp.get_context("fork")
     q = ctx.Queue()
-    p = ctx.Process(target=_child, args=(child_backend, q))
+    p = ctx.Process(target=_child, args=(child_backend, C, q))
     p.start()
     try:
         got = q.get(timeout=120)
