@@ -94,6 +94,30 @@ def test_hypothesis(N, E, grp, HW, k, stride, padding, dilation, bias, method, b
     assert_close(y, reference_dynamic(x, bank, att, bb, stride, padding, dilation, groups), dtype)
 
 
+@pytest.mark.parametrize("groups", [1, 2])
+@pytest.mark.parametrize("dilation", [1, 2])
+def test_float32_winograd_sized_layer(groups, dilation):
+    """Per-sample kernels big enough for the Winograd path (32 channels per group, 144+ tiles per
+    sample): the mixed kernels go to the kernel as per-sample weights, dilated ones by phases."""
+    from dataclasses import replace
+
+    from fastconv._geometry import conv_geometry
+    from fastconv._plan import kernels, plan_conv2d, resolve_backend
+
+    rng = np.random.default_rng(4)
+    C = 32 * groups
+    x, bank, att, bb = make(rng, 3, C, C, 24, 26, 3, 3, 3, groups, np.float32)
+    g = conv_geometry(x, bank[0], None, 1, dilation, dilation, groups)[3]
+    plan = plan_conv2d(g, per_sample=True)
+    y = dynamic_conv2d(x, bank, att, bb, padding=dilation, dilation=dilation, groups=groups)
+    ref = reference_dynamic(x, bank, att, bb, 1, dilation, dilation, groups)
+    assert_close(y, ref, np.float32)
+    # the path under test is taken wherever the auto backend's Winograd kernel is fast
+    be = resolve_backend("auto")
+    assert (plan.algorithm == "winograd") == kernels(be, "winograd").winograd_supported("f")
+    assert dynamic_plan(replace(g, N=3), 3).method == "mix"
+
+
 @pytest.mark.parametrize("N", [1, 3, 4, 9])
 @pytest.mark.parametrize("nthreads", [1, 2, 3])
 def test_float32_packed_sized_layer(N, nthreads):
