@@ -431,3 +431,31 @@ def kernels_of(backend):
     from fastconv._plan import kernels
 
     return kernels(backend)
+
+
+@pytest.mark.parametrize(
+    "shape,mult,kw",
+    [
+        ((2, 6, 70, 67), 1, dict(stride=2, padding=1)),  # MobileNet's downsampling 3x3
+        ((1, 4, 71, 80), 2, dict(stride=2, padding=2)),  # 5x5, channel multiplier 2
+        ((2, 3, 68, 66), 1, dict(stride=2, padding=2, dilation=2)),
+        ((1, 5, 64, 66), 1, dict(stride=2)),  # no padding, even kernel (4x4)
+        ((1, 4, 9, 130), 1, dict(stride=2, padding=(0, 3))),  # few rows, asymmetric padding
+        ((2, 6, 56, 56), 2, dict(stride=2, padding=1)),  # 28 columns out
+        ((2, 6, 28, 29), 1, dict(stride=1, padding=1)),  # stride 1, 16-wide blocks
+        ((1, 3, 5, 17), 1, dict(stride=1, padding=(0, 1))),  # stride 1, narrowest blocked plane
+        ((2, 40, 7, 7), 1, dict(stride=1, padding=1)),  # MobileNet's last stage, 7x7
+        ((1, 20, 14, 14), 3, dict(stride=2, padding=1)),  # multiplier 3, 7x7 out
+    ],
+)
+def test_depthwise_layer_shapes(shape, mult, kw, backend, dtype):
+    """Depthwise layers on each of the kernel's paths (strides 1 and 2, plane widths from 7 to 65,
+    channel counts not a multiple of 16, multipliers 1-3), against the float64 reference."""
+    rng = np.random.default_rng(21)
+    C = shape[1]
+    ks = 5 if mult == 2 else (4 if "padding" not in kw else 3)
+    x = rng.standard_normal(shape).astype(dtype)
+    w = rng.standard_normal((C * mult, 1, ks, ks)).astype(dtype)
+    b = rng.standard_normal(C * mult).astype(dtype)
+    got = fastconv.conv2d(x, w, b, groups=C, backend=backend, **kw)
+    assert_close(got, ref.conv2d(x, w, b, groups=C, **kw), dtype)

@@ -258,16 +258,16 @@ cdef inline void _pad_plane(const floating *src, Py_ssize_t H, Py_ssize_t W, Py_
 
 cdef inline void _dw_block(const floating *xp, Py_ssize_t Wp, const floating *wk, Py_ssize_t kh,
                            Py_ssize_t kw, Py_ssize_t dh, Py_ssize_t dw, floating *o, Py_ssize_t Wo,
-                           floating b) noexcept nogil:
-    # 2 output rows x 32 columns held in registers across all taps (4 independent FMA chains in
-    # float32), read from a zero-padded plane so no tap needs a bounds test; one store at the end.
+                           floating b, const Py_ssize_t NT) noexcept nogil:
+    # 2 output rows x NT (32 or 16, a constant at each call) columns held in registers across all
+    # taps, read from a zero-padded plane so no tap needs a bounds test; one store at the end.
     cdef floating a0[32]
     cdef floating a1[32]
     cdef Py_ssize_t i, j, t
     cdef floating wv
     cdef const floating *r0
     cdef const floating *r1
-    for t in range(32):
+    for t in range(NT):
         a0[t] = b
         a1[t] = b
     for i in range(kh):
@@ -275,11 +275,11 @@ cdef inline void _dw_block(const floating *xp, Py_ssize_t Wp, const floating *wk
         r1 = r0 + Wp
         for j in range(kw):
             wv = wk[i * kw + j]
-            for t in range(32):
+            for t in range(NT):
                 a0[t] += wv * r0[j * dw + t]
-            for t in range(32):
+            for t in range(NT):
                 a1[t] += wv * r1[j * dw + t]
-    for t in range(32):
+    for t in range(NT):
         o[t] = a0[t]
         o[Wo + t] = a1[t]
 
@@ -289,11 +289,12 @@ def conv_depthwise(const floating[:, :, :, ::1] x, const floating[:, :, ::1] w, 
                    floating[:, ::1] ws, int nthreads):
     """Direct grouped convolution with one input channel per group (depthwise, channel multiplier K/C).
 
-    w is (Nw, K, kh*kw); each task owns one output plane.  Stride 1 with planes at least 2 x 32
-    (and ws of depthwise_workspace elements per thread): the plane is copied once into the thread's
-    zero-padded buffer and computed in register-held 2x32 blocks, the last block of a row or the
-    last row pair overlapping the previous one instead of a scalar tail (recomputed outputs are
-    identical).  Other cases accumulate whole rows tap by tap.
+    w is (Nw, K, kh*kw); each task owns one output plane.  Stride 1 with output planes at least
+    2 x 16 (and ws of depthwise_workspace elements per thread): the plane is copied once into the
+    thread's zero-padded buffer and computed in register-held blocks of 2 rows x 32 columns (16 on
+    planes narrower than 32), the last block of a row or the last row pair overlapping the previous
+    one instead of a scalar tail (recomputed outputs are identical).  Other cases accumulate whole
+    rows tap by tap.
     """
     cdef const int64_t *g = &geo[0]
     cdef Py_ssize_t N = g[G_N], C = g[G_C], H = g[G_H], W = g[G_W], K = g[G_K]
@@ -302,7 +303,9 @@ def conv_depthwise(const floating[:, :, :, ::1] x, const floating[:, :, ::1] w, 
     cdef Py_ssize_t Ho = g[G_HO], Wo = g[G_WO]
     cdef Py_ssize_t Hp = Ho + dh * (kh - 1), Wp = Wo + dw * (kw - 1)
     cdef Py_ssize_t m = K // C, Nw = w.shape[0], Nb = bias.shape[0]
-    cdef bint blocked = sh == 1 and sw == 1 and Ho >= 2 and Wo >= 32 and ws.shape[1] >= Hp * Wp
+    # register blocks 32 columns wide, 16 on narrower planes (MobileNet's 28 and 14 pixel maps)
+    cdef Py_ssize_t bw = 32 if Wo >= 32 else 16
+    cdef bint blocked = sh == 1 and sw == 1 and Ho >= 2 and Wo >= 16 and ws.shape[1] >= Hp * Wp
     cdef Py_ssize_t task, n, k, ho, i, j, hi, off, lo, hw, q, tid
     cdef floating *orow
     cdef floating *buf
@@ -327,10 +330,15 @@ def conv_depthwise(const floating[:, :, :, ::1] x, const floating[:, :, ::1] w, 
                         ho = Ho - 2
                     q = 0
                     while q < Wo:
-                        if q + 32 > Wo:
-                            q = Wo - 32
-                        _dw_block(buf + ho * Wp + q, Wp, wk, kh, kw, dh, dw, &out[n, k, ho, q], Wo, b)
-                        q = q + 32
+                        if q + bw > Wo:
+                            q = Wo - bw
+                        if bw == 32:
+                            _dw_block(buf + ho * Wp + q, Wp, wk, kh, kw, dh, dw,
+                                      &out[n, k, ho, q], Wo, b, 32)
+                        else:
+                            _dw_block(buf + ho * Wp + q, Wp, wk, kh, kw, dh, dw,
+                                      &out[n, k, ho, q], Wo, b, 16)
+                        q = q + bw
                     ho = ho + 2
                 continue
             for ho in range(Ho):
