@@ -416,3 +416,35 @@ def _forced(algorithm, x, w, kw):
         raise NotImplementedError(str(e)) from None
     w3 = w4.reshape(1, g.K, -1)
     return lambda: run_conv(plan, x4, w3, None, g)
+
+
+# (N, C, H, W, K, kh, kw, stride, pad, dil, groups)
+DEPTHWISE_SHAPES = {
+    "s2_c144_56": (4, 144, 56, 56, 144, 3, 3, 2, 1, 1, 144),
+    "c192_28": (4, 192, 28, 28, 192, 3, 3, 1, 1, 1, 192),
+    "c576_14": (4, 576, 14, 14, 576, 3, 3, 1, 1, 1, 576),
+    "c960_7": (4, 960, 7, 7, 960, 3, 3, 1, 1, 1, 960),
+}
+
+
+class Depthwise:
+    """MobileNet-style depthwise layers beyond the suite's stride-1 56x56 one: downsampling
+    (stride 2) and the small planes of later stages, float32, all threads."""
+
+    params = (list(DEPTHWISE_SHAPES), list(FASTCONV) + ["torch"])
+    param_names = ["layer", "backend"]
+    timeout = 120
+
+    def setup(self, layer, backend):
+        x, w, kw = layer_arrays(DEPTHWISE_SHAPES[layer], np.float32)
+        self.fn = conv_callable(backend, x, w, *kw.values())
+        self.restore = use_threads(THREADS[-1])
+        warm(self.fn)
+
+    def teardown(self, *params):
+        restore = getattr(self, "restore", None)
+        if restore is not None:
+            restore()
+
+    def time_depthwise(self, layer, backend):
+        self.fn()
