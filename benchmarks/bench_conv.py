@@ -299,23 +299,32 @@ class LayerSgemm:
     track_gflops.unit = "GFLOP/s"
 
 
-class LayerTime:
-    """Wall time of fastconv on each suite layer (all threads): what `asv continuous` gates on."""
+class _AllThreads:
+    """Benchmarks that time self.fn on all threads: setup builds it with `_start`, teardown
+    restores the thread settings."""
 
-    params = (_by_flops(), list(FASTCONV))
-    param_names = ["layer", "backend"]
     timeout = 120
 
-    def setup(self, layer, backend):
-        x, w, kw = layer_arrays(LAYERS[layer], np.float32)
-        self.fn = conv_callable(backend, x, w, *kw.values())
+    def _start(self, fn):
         self.restore = use_threads(THREADS[-1])
-        warm(self.fn)
+        self.fn = fn
+        warm(fn)
 
     def teardown(self, *params):
         restore = getattr(self, "restore", None)
         if restore is not None:
             restore()
+
+
+class LayerTime(_AllThreads):
+    """Wall time of fastconv on each suite layer (all threads): what `asv continuous` gates on."""
+
+    params = (_by_flops(), list(FASTCONV))
+    param_names = ["layer", "backend"]
+
+    def setup(self, layer, backend):
+        x, w, kw = layer_arrays(LAYERS[layer], np.float32)
+        self._start(conv_callable(backend, x, w, *kw.values()))
 
     def time_layer(self, layer, backend):
         self.fn()
@@ -363,7 +372,7 @@ class Conv2dBoundedMemory:
     track_extra_mib.unit = "MiB"
 
 
-class Algorithms:
+class Algorithms(_AllThreads):
     """The same 3x3 layers through each algorithm that can run them (Cython kernels, all threads):
     Winograd F(2x2, 3x3) against the packed direct kernel it replaced, and torch for scale."""
 
@@ -372,29 +381,21 @@ class Algorithms:
         ["winograd", "packed", "torch"],
     )
     param_names = ["layer", "algorithm"]
-    timeout = 120
 
     def setup(self, layer, algorithm):
         if layer not in LAYERS:
             raise NotImplementedError(f"{layer} is not in this layer suite")
         x, w, kw = layer_arrays(LAYERS[layer], np.float32)
-        self.restore = use_threads(THREADS[-1])
         if algorithm == "torch":
-            self.fn = conv_callable("torch", x, w, *kw.values())
+            self._start(conv_callable("torch", x, w, *kw.values()))
         else:
-            self.fn = _forced(algorithm, x, w, kw)
-        warm(self.fn)
-
-    def teardown(self, *params):
-        restore = getattr(self, "restore", None)
-        if restore is not None:
-            restore()
+            self._start(_forced(algorithm, x, w, kw, THREADS[-1]))
 
     def time_algorithm(self, layer, algorithm):
         self.fn()
 
 
-def _forced(algorithm, x, w, kw):
+def _forced(algorithm, x, w, kw, nt):
     """conv2d with the planner's choice overridden (Cython kernels; NotImplementedError if absent)."""
     from fastconv._geometry import conv_geometry
     from fastconv._plan import ConvPlan, kernels, winograd_plan
@@ -402,7 +403,6 @@ def _forced(algorithm, x, w, kw):
 
     require_backend("cython")
     x4, w4, _, g = conv_geometry(x, w, None, *kw.values())
-    nt = fastconv.get_num_threads()
     try:
         if algorithm == "winograd":
             plan = winograd_plan(g, "cython", nt)
@@ -427,24 +427,16 @@ DEPTHWISE_SHAPES = {
 }
 
 
-class Depthwise:
+class Depthwise(_AllThreads):
     """MobileNet-style depthwise layers beyond the suite's stride-1 56x56 one: downsampling
     (stride 2) and the small planes of later stages, float32, all threads."""
 
     params = (list(DEPTHWISE_SHAPES), list(FASTCONV) + ["torch"])
     param_names = ["layer", "backend"]
-    timeout = 120
 
     def setup(self, layer, backend):
         x, w, kw = layer_arrays(DEPTHWISE_SHAPES[layer], np.float32)
-        self.fn = conv_callable(backend, x, w, *kw.values())
-        self.restore = use_threads(THREADS[-1])
-        warm(self.fn)
-
-    def teardown(self, *params):
-        restore = getattr(self, "restore", None)
-        if restore is not None:
-            restore()
+        self._start(conv_callable(backend, x, w, *kw.values()))
 
     def time_depthwise(self, layer, backend):
         self.fn()
