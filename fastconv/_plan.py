@@ -230,12 +230,14 @@ def plan_conv2d(
     if geom.Cg == 1 and geom.groups > 1:
         # depthwise (any channel multiplier): GEMM with R = kh*kw is the wrong tool; the packed
         # micro-kernel measured 5x torch's time there, the direct kernel 0.2-0.5x.
-        return ConvPlan("depthwise", be, nthreads)
+        ws = nthreads * int(kernels(be).depthwise_workspace(geom.as_array()))
+        return ConvPlan("depthwise", be, nthreads, workspace=ws)
     if _grouped_applies(geom, be):
         # small groups (ResNeXt: 32 x 8->8): the packed kernel reuses each packed input only Kg
         # times, so packing costs as much as the FMAs; the direct kernel keeps 8 channels x 2 rows
         # x 16 pixels in registers and reads each input once per tap (measured in the commit).
-        return ConvPlan("grouped", be, nthreads)
+        ws = nthreads * int(kernels(be).grouped_workspace(geom.as_array()))
+        return ConvPlan("grouped", be, nthreads, workspace=ws)
     if not per_sample and _fft_wins(geom, nthreads):
         chunk = _fft_chunk(geom, workspace_bytes)
         if chunk:

@@ -29,6 +29,36 @@ def test_grouped_and_float64():
     assert c.input_bytes == 2 * 32 * 100 * 8
 
 
+def test_workspace_is_what_the_call_allocates():
+    """The plan's workspace, for each algorithm, against tracemalloc's peak beyond the output."""
+    import tracemalloc
+
+    import fastconv
+
+    rng = np.random.default_rng(0)
+    cases = [
+        ((4, 32, 28, 28), (32, 1, 3, 3), dict(padding=1, groups=32)),  # depthwise
+        ((2, 64, 20, 20), (64, 8, 3, 3), dict(padding=1, groups=8)),  # grouped (where built)
+        ((2, 64, 24, 24), (64, 64, 3, 3), dict(padding=1)),  # Winograd (where built)
+        ((2, 8, 24, 24), (16, 8, 5, 5), dict(padding=2)),  # packed or gemm
+    ]
+    for xs, ws, kw in cases:
+        x = rng.standard_normal(xs, dtype=np.float32)
+        w = rng.standard_normal(ws, dtype=np.float32)
+        c = conv2d_cost(xs, ws, dtype=np.float32, **kw)
+        fastconv.conv2d(x, w, **kw)  # warm (JIT, imports)
+        tracemalloc.start()
+        try:
+            y = fastconv.conv2d(x, w, **kw)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        extra = peak - y.nbytes
+        assert c.workspace_bytes > 0, c.algorithm
+        # the workspace is the bulk of what the call allocates (small arrays besides it)
+        assert c.workspace_bytes <= extra <= c.workspace_bytes + 2**20, (c.algorithm, extra)
+
+
 def test_pointwise_plan_needs_no_workspace():
     # float64 has no packed micro-kernel: a 1x1 layer is one GEMM on the input as it lies
     c = conv2d_cost((4, 256, 56, 56), (64, 256, 1, 1), dtype=np.float64)
