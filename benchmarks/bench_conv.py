@@ -89,7 +89,29 @@ def conv_callable(backend, x, w, s, p, d, g):
     raise ValueError(backend)
 
 
-class Conv2d:
+class _Timed:
+    """Benchmarks that time self.fn: setup builds it and calls `_start`, which sets the thread
+    count (all threads unless given) and warms it; teardown restores the thread settings."""
+
+    def _start(self, fn, threads=None, backend=None):
+        self.restore = use_threads(THREADS[-1] if threads is None else threads)
+        self.fn = fn
+        if backend is None:
+            warm(fn)
+        else:
+            _warm(backend, fn)
+
+    def teardown(self, *params):
+        restore = getattr(self, "restore", None)
+        if restore is not None:
+            restore()
+
+
+class _AllThreads(_Timed):
+    timeout = 120
+
+
+class Conv2d(_Timed):
     """conv2d time on shapes beyond the layer suite, float32 and float64, 1 and all threads."""
 
     params = (["float32", "float64"], list(CONV_SHAPES), list(FASTCONV + PEERS), list(THREADS))
@@ -104,14 +126,7 @@ class Conv2d:
             require_torch()  # loaded before use_threads, so torch's threads are set too
         spec = CONV_SHAPES[shape]
         x, w, kw = layer_arrays(spec, np.dtype(dtype))
-        self.fn = conv_callable(backend, x, w, *kw.values())
-        self.restore = use_threads(threads)
-        _warm(backend, self.fn)
-
-    def teardown(self, *params):
-        restore = getattr(self, "restore", None)
-        if restore is not None:
-            restore()
+        self._start(conv_callable(backend, x, w, *kw.values()), threads, backend)
 
     def time_conv2d(self, dtype, shape, backend, threads):
         self.fn()
@@ -127,7 +142,7 @@ class Conv2dMemory(Conv2d):
         self.fn()
 
 
-class Filter2d:
+class Filter2d(_Timed):
     """One image, one kernel ('same' output): conv2d against scipy.signal, scipy.ndimage, NumPy."""
 
     params = (
@@ -164,14 +179,7 @@ class Filter2d:
             def f():
                 return ndimage.correlate(img, ker, mode="constant", cval=0.0)
 
-        self.fn = f
-        self.restore = use_threads(threads)
-        _warm(backend, self.fn)
-
-    def teardown(self, *params):
-        restore = getattr(self, "restore", None)
-        if restore is not None:
-            restore()
+        self._start(f, threads, backend)
 
     def time_filter2d(self, dtype, shape, backend, threads):
         self.fn()
@@ -297,23 +305,6 @@ class LayerSgemm:
         return results[(layer, "sgemm")]["gflops"]
 
     track_gflops.unit = "GFLOP/s"
-
-
-class _AllThreads:
-    """Benchmarks that time self.fn on all threads: setup builds it with `_start`, teardown
-    restores the thread settings."""
-
-    timeout = 120
-
-    def _start(self, fn):
-        self.restore = use_threads(THREADS[-1])
-        self.fn = fn
-        warm(fn)
-
-    def teardown(self, *params):
-        restore = getattr(self, "restore", None)
-        if restore is not None:
-            restore()
 
 
 class LayerTime(_AllThreads):
