@@ -6,6 +6,7 @@ Every public function calls in here before any kernel runs, so kernels can trust
 from __future__ import annotations
 
 import numbers
+import os
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -14,18 +15,79 @@ __all__ = [
     "ConvGeometry",
     "GEO_FIELDS",
     "check_out",
+    "INT_MAX",
+    "MAX_BYTES",
     "as_float_array",
+    "check_nbytes",
     "conv_geometry",
     "geometry_from_shapes",
     "padding_amounts",
     "pair",
     "result_float_dtype",
+    "shape_tuple",
     "unfold_geometry",
 ]
 
 
+# -- limits ----------------------------------------------------------------------------------------
+# Every size and parameter is checked against these before anything is allocated, so a hostile
+# value gets a ValueError naming the argument instead of a MemoryError, an OverflowError or a
+# wrapped-around C integer inside a kernel.
+#
+# INT_MAX: every per-axis quantity (kernel size, stride, padding, dilation, kernel extent, padded
+# and output extent) must fit a 32-bit C int.  The kernels index with int64, but thread counts,
+# the BLAS that NumPy/SciPy ship (LP64: 32-bit dimensions) and the intrinsics' offsets take C
+# ints, and no real image has an axis of 2**31 samples.
+#
+# MAX_BYTES: no array a call allocates or may copy (its output, the zero-padded input a kernel or
+# numpy.pad may build, im2col's columns, col2im's image) may exceed the machine's physical memory.
+# Such an array can never be computed without paging, and Linux's default overcommit heuristic
+# refuses single allocations larger than RAM + swap anyway; refusing it up front turns a late
+# MemoryError (or an hour of swapping) into an immediate error that names the argument.  Sizes
+# are counted with at least one sample, so an empty batch cannot smuggle a per-sample workspace
+# through.  Element counts under MAX_BYTES also keep every product of sizes far from int64 overflow.
+INT_MAX = 2**31 - 1
+
+
+def _physical_memory():
+    try:
+        n = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):  # not POSIX
+        n = -1
+    return int(n) if n > 0 else 2**48
+
+
+MAX_BYTES = min(_physical_memory(), np.iinfo(np.intp).max)
+
+
+def _is_int(v):
+    return isinstance(v, (numbers.Integral, np.integer)) and not isinstance(v, (bool, np.bool_))
+
+
+def _check_extent(value, what):
+    """A derived per-axis extent (padded size, kernel extent) must fit a C int."""
+    if value > INT_MAX:
+        raise ValueError(f"{what} is {value}, more than {INT_MAX} (2**31 - 1) samples along an axis")
+
+
+def check_nbytes(shape, itemsize, what, blame):
+    """Refuse an array of `shape` whose byte size exceeds MAX_BYTES (see the limits above).
+
+    `what` says which array it is, `blame` which arguments set its size.
+    """
+    n = itemsize * max(int(shape[0]), 1)  # the batch: at least one sample
+    for s in shape[1:]:
+        n *= int(s)
+    if n > MAX_BYTES:
+        raise ValueError(
+            f"{what} would have shape {tuple(shape)}: {n / 2**30:.4g} GiB, more than this "
+            f"machine's {MAX_BYTES / 2**30:.4g} GiB of memory; check {blame}"
+        )
+
+
 def pair(value, name, *, minimum):
-    """Normalise an int or a pair of ints to a tuple of two Python ints, each >= `minimum`."""
+    """Normalise an int or a pair of ints to a tuple of two Python ints, each >= `minimum`
+    and at most INT_MAX."""
     if isinstance(value, (numbers.Integral, np.integer)) and not isinstance(value, bool):
         out = (int(value), int(value))
     elif isinstance(value, (tuple, list)) and len(value) == 2:
@@ -41,7 +103,25 @@ def pair(value, name, *, minimum):
     if min(out) < minimum:
         what = "positive" if minimum == 1 else "non-negative"
         raise ValueError(f"{name} must be {what}, got {value!r}")
+    if max(out) > INT_MAX:
+        raise ValueError(f"{name} must be at most {INT_MAX} (2**31 - 1, a C int), got {value!r}")
     return out
+
+
+def shape_tuple(shape, name):
+    """`shape` as a tuple of non-negative Python ints, or a TypeError/ValueError naming it."""
+    try:
+        dims = tuple(shape)
+    except TypeError:
+        raise TypeError(
+            f"{name} must be a tuple of ints, got {type(shape).__name__} {shape!r}"
+        ) from None
+    if not all(_is_int(d) for d in dims):
+        raise TypeError(f"{name} must be a tuple of ints, got {shape!r}")
+    dims = tuple(int(d) for d in dims)
+    if any(d < 0 for d in dims):
+        raise ValueError(f"{name} must have non-negative sizes, got {dims}")
+    return dims
 
 
 def result_float_dtype(*arrays):
@@ -240,14 +320,21 @@ def geometry_from_shapes(
     dtype=np.float32,
     *,
     weight_ndim=4,
+    names=("x", "weight"),
 ):
-    """Validate shapes and arguments of a conv2d call and return its ConvGeometry (no arrays needed)."""
-    x_shape, weight_shape = tuple(x_shape), tuple(weight_shape)
+    """Validate shapes and arguments of a conv2d call and return its ConvGeometry (no arrays needed).
+
+    Besides torch's rules, refuses (ValueError naming the argument) any per-axis size above
+    INT_MAX and any output or zero-padded input above MAX_BYTES (see the limits at the top of
+    this module), before anything is allocated.  `names` are what errors call the two shapes.
+    """
+    xn, wn = names
+    x_shape, weight_shape = shape_tuple(x_shape, xn), shape_tuple(weight_shape, wn)
     if len(x_shape) not in (3, 4):
-        raise ValueError(f"x must be 3-D (C, H, W) or 4-D (N, C, H, W), got shape {x_shape}")
+        raise ValueError(f"{xn} must be 3-D (C, H, W) or 4-D (N, C, H, W), got shape {x_shape}")
     if len(weight_shape) != weight_ndim:
         want = "(K, C/groups, kh, kw)" if weight_ndim == 4 else "(E, K, C/groups, kh, kw)"
-        raise ValueError(f"weight must be {weight_ndim}-D {want}, got shape {weight_shape}")
+        raise ValueError(f"{wn} must be {weight_ndim}-D {want}, got shape {weight_shape}")
     batched = len(x_shape) == 4
     N, C, H, W = x_shape if batched else (1,) + x_shape
     K, Cg, kh, kw = weight_shape[-4:]
@@ -277,6 +364,8 @@ def geometry_from_shapes(
     pt, pb, pl, pr = padding_amounts(padding, kh, kw, dh, dw, stride_)
     eh, ew = dh * (kh - 1) + 1, dw * (kw - 1) + 1
     Hp, Wp = H + pt + pb, W + pl + pr
+    _check_extent(max(eh, ew), "the kernel extent dilation*(kernel_size - 1) + 1")
+    _check_extent(max(Hp, Wp), "the padded input (input plus padding)")
     if eh > Hp or ew > Wp:
         raise ValueError(
             f"kernel of extent ({eh}, {ew}) (kernel size with dilation) is larger than the padded "
@@ -284,6 +373,9 @@ def geometry_from_shapes(
         )
     Ho = (Hp - eh) // stride_[0] + 1
     Wo = (Wp - ew) // stride_[1] + 1
+    item = np.dtype(dtype).itemsize
+    check_nbytes((N, K, Ho, Wo), item, "the output", "padding, stride and the input size")
+    check_nbytes((N, C, Hp, Wp), item, "the zero-padded input", "padding")
     return ConvGeometry(
         N,
         C,
@@ -388,6 +480,8 @@ def unfold_geometry(N, C, H, W, kernel_size, stride, padding, dilation, batched,
     ph, pw = pair(padding, "padding", minimum=0)
     dh, dw = pair(dilation, "dilation", minimum=1)
     eh, ew = dh * (kh - 1) + 1, dw * (kw - 1) + 1
+    _check_extent(max(eh, ew), "the kernel extent dilation*(kernel_size - 1) + 1")
+    _check_extent(max(H + 2 * ph, W + 2 * pw), f"the padded {what} ({what} plus padding)")
     if eh > H + 2 * ph or ew > W + 2 * pw:
         raise ValueError(
             f"kernel of extent ({eh}, {ew}) is larger than the padded {what} "
@@ -395,4 +489,8 @@ def unfold_geometry(N, C, H, W, kernel_size, stride, padding, dilation, batched,
         )
     Ho = (H + 2 * ph - eh) // sh + 1
     Wo = (W + 2 * pw - ew) // sw + 1
+    item = np.dtype(dtype).itemsize
+    blame = f"{what}, kernel_size, stride and padding"
+    check_nbytes((N, C * kh * kw, Ho * Wo), item, "the columns (N, C*kh*kw, L)", blame)
+    check_nbytes((N, C, H, W), item, "the image (N, C, H, W)", blame)
     return UnfoldGeometry(N, C, H, W, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo, batched, dtype)
