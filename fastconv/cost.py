@@ -66,6 +66,13 @@ def conv2d_cost(
     nthreads : int, optional
         Thread count of the plan (defaults to `fastconv.get_num_threads()`).
 
+    Raises
+    ------
+    TypeError, ValueError
+        Shapes that are not tuples of ints (naming `x_shape` or `weight_shape`), and every
+        argument `conv2d` would refuse for arrays of these shapes, including outputs larger than
+        the machine's memory (`fastconv._geometry.MAX_BYTES`).
+
     Returns
     -------
     ConvCost
@@ -84,10 +91,22 @@ def conv2d_cost(
     """
     from ._plan import plan_conv2d
 
-    dtype = np.dtype(dtype)
+    try:
+        dtype = np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"dtype must be float32 or float64, got {dtype!r}") from None
     if dtype not in (np.float32, np.float64):
         raise TypeError(f"dtype must be float32 or float64, got {dtype}")
-    g = geometry_from_shapes(x_shape, weight_shape, stride, padding, dilation, groups, dtype)
+    g = geometry_from_shapes(
+        x_shape,
+        weight_shape,
+        stride,
+        padding,
+        dilation,
+        groups,
+        dtype,
+        names=("x_shape", "weight_shape"),
+    )
     item = dtype.itemsize
     plan = plan_conv2d(g, backend, nthreads)
     macs = g.N * g.K * g.P * g.R
