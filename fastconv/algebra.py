@@ -83,7 +83,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ._geometry import as_float_array, padding_amounts, pair, result_float_dtype
+from ._geometry import (
+    INT_MAX,
+    as_float_array,
+    geometry_from_shapes,
+    padding_amounts,
+    pair,
+    result_float_dtype,
+)
 
 __all__ = [
     "CompositionError",
@@ -117,7 +124,8 @@ class CompositionError(ValueError):
     reasons : frozenset of str
         ``"window"``: the later layer's padding reads outputs of the earlier layers whose
         windows overlap the input; ``"bias"``: it reads the earlier layers' bias where the
-        sequence reads padding zeros.
+        sequence reads padding zeros; ``"size"``: the single convolution would accept inputs
+        too small for the earlier layers, which the sequence rejects.
     axes : frozenset of str
         ``"height"`` and/or ``"width"``.
     """
@@ -134,6 +142,8 @@ def _int(value, name, minimum):
         raise TypeError(f"{name} must be an int, got {value!r}")
     if int(value) < minimum:
         raise ValueError(f"{name} must be >= {minimum}, got {value!r}")
+    if int(value) > INT_MAX:  # the kernels' C-int limit (fastconv._geometry)
+        raise ValueError(f"{name} must be at most {INT_MAX} (2**31 - 1, a C int), got {value!r}")
     return int(value)
 
 
@@ -293,6 +303,11 @@ class Conv2d:
                 raise ValueError(
                     f"x must be 3-D (C, H, W) or 4-D (N, C, H, W), got shape {x.shape}"
                 )
+            # validate (sizes and memory limits included) before numpy.pad allocates the copy
+            padded = x.shape[:-2] + (x.shape[-2] + sum(extra[0]), x.shape[-1] + sum(extra[1]))
+            geometry_from_shapes(
+                padded, w.shape, self.stride, sym, self.dilation, self.groups, dtype
+            )
             x = np.pad(x, ((0, 0),) * (x.ndim - 2) + extra)
         return conv2d(x, w, b, self.stride, sym, self.dilation, self.groups, backend=backend)
 
@@ -708,12 +723,61 @@ def compose(a, b, *more, exact=True):
                     r.update(why)
                     ax.add(("height", "width")[axis])
     if exact:
+        small = _smallest_inputs(layers, steps, comp)
+        for k, (axis, n_seq, n_one) in small.items():  # sizes the sequence rejects
+            r, ax = bad.setdefault(k, (set(), set()))
+            r.add("size")
+            ax.add(("height", "width")[axis])
         if bad:
             k = min(bad)
             reasons, axes = bad[k]
-            raise CompositionError(_explain(k + 1, reasons, axes), k + 1, reasons, axes)
+            msg = _explain(k + 1, reasons - {"size"}, axes) if reasons - {"size"} else ""
+            if k in small:
+                axis, n_seq, n_one = small[k]
+                msg = (
+                    f"no single convolution equals layers 0..{k + 1}: the sequence rejects an "
+                    f"input {('height', 'width')[axis]} below {n_seq}, the single convolution "
+                    f"accepts one of {n_one}; " + (msg or "compose(..., exact=False) returns the "
+                    "layer and where it is exact (its mask refuses those sizes)")
+                )
+            raise CompositionError(msg, k + 1, reasons, axes)
         return comp
     return comp, _region(layers, steps)
+
+
+def _smallest(axes_chain, limit):
+    """The smallest input length for which every axis of the chain gives a non-empty output."""
+    for n in range(1, limit):
+        m = n
+        for a in axes_chain:
+            m = a.out_len(m)
+            if m < 1:
+                break
+        else:
+            return n
+    return limit
+
+
+def _smallest_inputs(layers, steps, comp):
+    """Per step k whose composite accepts smaller inputs than the layers 0..k+1 in sequence:
+    (axis, smallest length the sequence accepts, smallest the composite accepts), first axis.
+
+    Output counts of the composite and of the sequence agree wherever the sequence is
+    defined (module docstring), and both are non-decreasing in the input length, so the
+    domains differ exactly when the smallest accepted lengths do.  The composite accepts more
+    when a later layer's padding is at least its extent, so it can run on an input the
+    earlier layers reject."""
+    out = {}
+    prefixes = [p for p, _ in steps[1:]] + [comp]  # composite of layers 0..k+1, per step k
+    for axis in (0, 1):
+        limit = _sizes(layers, axis).stop + 1
+        for k, one in enumerate(prefixes):
+            seq = [_Axis.of(L, axis) for L in layers[: k + 2]]
+            n_seq = _smallest(seq, limit)
+            n_one = _smallest([_Axis.of(one, axis)], limit)
+            if n_one != n_seq and k not in out:
+                out[k] = (axis, n_seq, n_one)
+    return out
 
 
 def _explain(layer, reasons, axes):
@@ -910,6 +974,13 @@ def fuse_bn(conv, gamma, beta, mean, var, eps=1e-5):
         Weight ``w * gamma / sqrt(var + eps)`` per output channel, bias
         ``(b - mean) * gamma / sqrt(var + eps) + beta``.
 
+    Raises
+    ------
+    ValueError
+        A statistic that is not finite (NaN or inf in gamma, beta, mean or var), a negative
+        variance, an eps that is negative or not finite, or var + eps = 0 in some channel:
+        each would give NaN or inf weights silently.
+
     Examples
     --------
     >>> import numpy as np
@@ -929,11 +1000,32 @@ def fuse_bn(conv, gamma, beta, mean, var, eps=1e-5):
                 f"{name} must have shape ({K},) (the layer's output channels), got {v.shape}"
             )
         vals.append(v.astype(np.float64))
+    for name, v in zip(("gamma", "beta", "mean", "var"), vals, strict=True):
+        bad = np.flatnonzero(~np.isfinite(v))
+        if bad.size:
+            raise ValueError(
+                f"{name} must be finite, got {v[bad[0]]} in channel {bad[0]} "
+                f"({bad.size} non-finite value(s))"
+            )
     gamma, beta, mean, var = vals
-    if not isinstance(eps, numbers.Real) or eps < 0:
-        raise ValueError(f"eps must be a non-negative number, got {eps!r}")
-    if np.any(var + eps <= 0):
-        raise ValueError("var + eps must be positive in every channel")
+    bad = np.flatnonzero(var < 0)
+    if bad.size:
+        raise ValueError(
+            f"var must be non-negative (a variance), got {var[bad[0]]} in channel {bad[0]}"
+        )
+    if (
+        not isinstance(eps, numbers.Real)
+        or isinstance(eps, bool)
+        or not math.isfinite(eps)
+        or eps < 0
+    ):
+        raise ValueError(f"eps must be a finite non-negative number, got {eps!r}")
+    bad = np.flatnonzero(var + eps <= 0)
+    if bad.size:
+        raise ValueError(
+            f"var + eps must be positive in every channel; channel {bad[0]} has var "
+            f"{var[bad[0]]} and eps {eps!r} (1/sqrt(0) is not a scale)"
+        )
     scale = gamma / np.sqrt(var + eps)
     b = np.zeros(K) if conv.bias is None else conv.bias.astype(np.float64)
     dtype = conv.dtype

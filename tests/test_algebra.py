@@ -153,11 +153,15 @@ def _check_refusal(layers, err, rng):
     assert isinstance(err, ValueError)
     k = err.layer
     assert 1 <= k < len(layers)
-    assert err.reasons and err.reasons <= {"window", "bias"}
-    assert f"layer {k}" in str(err)
+    assert err.reasons and err.reasons <= {"window", "bias", "size"}
+    assert f"layer {k}" in str(err) or f"layers 0..{k}" in str(err)
     prefix = layers[: k + 1]
     if k > 1:  # the layers before the failing one do compose exactly
         fastconv.compose(*prefix[:-1])
+    if "size" in err.reasons:
+        _check_size_refusal(prefix)
+        if err.reasons == {"size"}:
+            return
     naive, region = fastconv.compose(*prefix, exact=False)
     C = prefix[0].in_channels
     H0, W0 = valid_size(prefix, 0), valid_size(prefix, 1)
@@ -193,7 +197,7 @@ def _check_refusal(layers, err, rng):
     if "window" in err.reasons:
         with pytest.raises(CompositionError) as again:
             fastconv.compose(*plain)
-        assert again.value.reasons == {"window"}
+        assert again.value.reasons - {"size"} == {"window"}
         naive0, region0 = fastconv.compose(*plain, exact=False)
         H, W = next((h, w) for h, w in sizes if not region0.mask(h, w).all())
         x0 = rng.standard_normal((1, C, H, W))
@@ -205,6 +209,95 @@ def _check_refusal(layers, err, rng):
         assert (d0[~m0] > 1e-8 * scale).all()
     else:
         fastconv.compose(*plain)
+
+
+def _accepts(layer, C, H, W):
+    try:
+        layer.output_shape((1, C, H, W))
+    except ValueError:
+        return False
+    return True
+
+
+def _check_size_refusal(prefix):
+    """A "size" refusal: the naive layer accepts a smaller input than the sequence does."""
+    naive, _ = fastconv.compose(*prefix, exact=False)
+    C = prefix[0].in_channels
+    H0, W0 = valid_size(prefix, 0), valid_size(prefix, 1)
+    smaller = [(h, W0) for h in range(1, H0)] + [(H0, w) for w in range(1, W0)]
+    assert any(_accepts(naive, C, h, w) for h, w in smaller)
+
+
+@st.composite
+def hostile_chains(draw):
+    """Small chains where later layers may be padded beyond their extent, all-zero or sparse:
+    the cases where one convolution could run on inputs the sequence rejects."""
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    layers = []
+    for _ in range(draw(st.integers(2, 3))):
+        kh, kw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+        stride = (draw(st.integers(1, 2)), draw(st.integers(1, 2)))
+        dilation = (draw(st.integers(1, 2)), draw(st.integers(1, 2)))
+        padding = tuple(draw(st.integers(0, 3)) for _ in range(4))
+        w = rng.standard_normal((1, 1, kh, kw))
+        kind = draw(st.sampled_from(["dense", "zero", "delta"]))
+        if kind == "zero":
+            w[:] = 0.0
+        elif kind == "delta":
+            w[:] = 0.0
+            w[0, 0, draw(st.integers(0, kh - 1)), draw(st.integers(0, kw - 1))] = 1.0
+        layers.append(Conv2d(w, None, stride, padding, dilation))
+    return layers
+
+
+def _sequence_or_error(layers, x):
+    try:
+        return ref_sequence(layers, x)
+    except AssertionError:  # ref_layer's own size check: the sequence rejects x
+        return None
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=True
+)
+@given(layers=hostile_chains(), H=st.integers(1, 7), W=st.integers(1, 7))
+def test_compose_accepts_exactly_the_inputs_the_sequence_accepts(layers, H, W):
+    """compose(...)(x) raises iff applying the layers one by one raises, and equals it otherwise
+    (issue 13: an all-zero later kernel with stride 2 and padding 2 accepted a 1x1 input)."""
+    x = np.random.default_rng(0).standard_normal((1, 1, H, W))
+    ref = _sequence_or_error(layers, x)
+    try:
+        comp = fastconv.compose(*layers)
+    except CompositionError as err:
+        event("refused: " + " + ".join(sorted(err.reasons)))
+        naive, region = fastconv.compose(*layers, exact=False)
+        if ref is None:  # the region refuses the sizes the sequence rejects
+            with pytest.raises(ValueError):
+                region.mask(H, W)
+        return
+    event("composed")
+    if ref is None:
+        with pytest.raises(ValueError):
+            comp.output_shape(x.shape)
+        with pytest.raises(ValueError):
+            comp(x)
+        return
+    assert comp.output_shape(x.shape) == ref.shape
+    assert_close(comp(x), ref, np.float64)
+
+
+def test_compose_refuses_a_single_layer_that_accepts_smaller_inputs():
+    a = Conv2d(np.ones((1, 1, 3, 3)))
+    b = Conv2d(np.zeros((1, 1, 3, 3)), stride=2, padding=2)  # the fuzz's example
+    with pytest.raises(ValueError):
+        b(a(np.ones((1, 1, 1, 1))))
+    with pytest.raises(CompositionError, match="rejects an input height below 3") as err:
+        fastconv.compose(a, b)
+    assert err.value.reasons == {"size"} and err.value.layer == 1
+    naive, region = fastconv.compose(a, b, exact=False)
+    with pytest.raises(ValueError, match="not defined"):
+        region.mask(1, 1)
+    assert region.mask(3, 3).all()
 
 
 def test_region_slices_are_exact():
@@ -422,6 +515,40 @@ def test_fuse_bn_matches_explicit_batch_norm():
         fastconv.fuse_bn(conv, np.ones(2), *p[1:])
     with pytest.raises(ValueError, match="var"):
         fastconv.fuse_bn(conv, p[0], p[1], p[2], -np.ones(3), eps=0.0)
+
+
+@pytest.mark.parametrize(
+    "which,value,msg",
+    [
+        ("var", np.nan, "var must be finite"),
+        ("var", np.inf, "var must be finite"),
+        ("var", -0.5, "var must be non-negative"),
+        ("mean", np.nan, "mean must be finite"),
+        ("gamma", -np.inf, "gamma must be finite"),
+        ("beta", np.nan, "beta must be finite"),
+    ],
+)
+def test_fuse_bn_refuses_non_finite_statistics(which, value, msg):
+    conv = Conv2d(np.ones((3, 2, 3, 3)))
+    stats = dict(gamma=np.ones(3), beta=np.zeros(3), mean=np.zeros(3), var=np.ones(3))
+    stats[which] = stats[which].copy()
+    stats[which][1] = value
+    before = {k: v.copy() for k, v in stats.items()}
+    with pytest.raises(ValueError, match=msg):
+        fastconv.fuse_bn(conv, **stats)
+    for k in stats:
+        np.testing.assert_array_equal(stats[k], before[k])  # inputs untouched
+
+
+def test_fuse_bn_refuses_zero_variance_without_eps_and_bad_eps():
+    conv = Conv2d(np.ones((2, 1, 1, 1)))
+    args = (np.ones(2), np.zeros(2), np.zeros(2))
+    with pytest.raises(ValueError, match="var \\+ eps must be positive"):
+        fastconv.fuse_bn(conv, *args, np.array([1.0, 0.0]), eps=0.0)
+    for eps in (-1e-5, np.nan, np.inf, True):
+        with pytest.raises(ValueError, match="eps must be"):
+            fastconv.fuse_bn(conv, *args, np.ones(2), eps=eps)
+    assert np.isfinite(fastconv.fuse_bn(conv, *args, np.zeros(2)).weight).all()  # eps saves it
 
 
 @pytest.mark.parametrize("k, groups", [(3, 1), (1, 2), ((2, 4), 4), (5, 4)])
