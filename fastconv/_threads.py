@@ -63,10 +63,16 @@ def get_num_threads():
 
 
 def _check_n(n):
-    if not isinstance(n, (numbers.Integral,)) or isinstance(n, bool):
+    if not isinstance(n, numbers.Integral) or isinstance(n, bool):
         raise TypeError(f"n must be an int, got {n!r}")
     if n < 1:
         raise ValueError(f"n must be >= 1, got {n}")
+    # the bound and why: set_num_threads's docstring
+    cpus = os.cpu_count() or 1
+    if n > 4 * cpus:
+        raise ValueError(
+            f"n must be at most {4 * cpus} (4 x the {cpus} logical CPUs of this machine), got {n}"
+        )
     return int(n)
 
 
@@ -76,7 +82,20 @@ def set_num_threads(n):
     Parameters
     ----------
     n : int
-        Threads to use, >= 1.  More than the CPUs available is allowed but oversubscribes.
+        Threads to use, from 1 to 4 x the machine's logical CPUs.  More than the CPUs
+        available is allowed but oversubscribes.
+
+    Raises
+    ------
+    TypeError
+        `n` not an int (bools are refused).
+    ValueError
+        `n` below 1 or above 4 x ``os.cpu_count()``.  A few threads per CPU is a legitimate
+        experiment (oversubscription; checking that results do not depend on the count); beyond
+        that extra threads only cost: Numba's pool holds at most NUMBA_NUM_THREADS (the CPU count
+        by default) and ignores the rest, OpenMP time-slices them, and every thread gets its own
+        stack and packed-workspace tile, so memory grows with `n` (1000 threads is a typo, not
+        a plan).
 
     Notes
     -----
@@ -90,6 +109,8 @@ def set_num_threads(n):
 @contextlib.contextmanager
 def threads(n):
     """Context manager: use `n` threads for fastconv calls made in this thread inside the block.
+
+    `n` follows `set_num_threads`'s rule (an int from 1 to 4 x the logical CPUs).
 
     Examples
     --------

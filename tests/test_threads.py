@@ -1,5 +1,6 @@
 """The thread knob: one setting for Numba, OpenMP and BLAS; restored after each call."""
 
+import os
 import threading
 
 import numpy as np
@@ -28,7 +29,18 @@ def test_set_get_and_context():
 
 
 @pytest.mark.parametrize(
-    "bad,exc", [(0, ValueError), (-1, ValueError), (1.5, TypeError), (True, TypeError)]
+    "bad,exc",
+    [
+        (0, ValueError),
+        (-1, ValueError),
+        (1.5, TypeError),
+        (True, TypeError),
+        ("2", TypeError),
+        (None, TypeError),
+        (1000, ValueError),  # issue 13: accepted silently before
+        (4 * (os.cpu_count() or 1) + 1, ValueError),
+        (2**64, ValueError),
+    ],
 )
 def test_bad_thread_count(bad, exc):
     with pytest.raises(exc, match="n must be"):
@@ -36,6 +48,21 @@ def test_bad_thread_count(bad, exc):
     with pytest.raises(exc, match="n must be"):
         with fastconv.threads(bad):
             pass
+
+
+def test_thread_count_bound_is_four_per_cpu():
+    before = fastconv.get_num_threads()
+    top = 4 * (os.cpu_count() or 1)
+    try:
+        fastconv.set_num_threads(top)
+        assert fastconv.get_num_threads() == top
+        fastconv.set_num_threads(np.int64(1))  # NumPy ints are ints
+        assert fastconv.get_num_threads() == 1
+        with pytest.raises(ValueError, match="at most"):
+            fastconv.set_num_threads(top + 1)
+        assert fastconv.get_num_threads() == 1  # a refused call changes nothing
+    finally:
+        fastconv.set_num_threads(before)
 
 
 def _blas_threads():
