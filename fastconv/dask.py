@@ -5,6 +5,7 @@ dask is imported inside the functions, so ``import fastconv`` works without it i
 
 from __future__ import annotations
 
+import functools
 import numbers
 import os
 
@@ -15,7 +16,7 @@ from ._geometry import geometry_from_shapes, result_float_dtype
 
 __all__ = ["conv2d", "convolve2d", "correlate2d", "from_npy", "to_npy"]
 
-# scipy's names for the boundaries -> dask's map_overlap boundary of the same meaning.
+# scipy's names for the boundaries -> the name used here.
 # scipy's "symm" repeats the edge sample (numpy's "symmetric"); dask's "reflect" does too.
 _BOUNDARIES = {
     "fill": "fill",
@@ -25,7 +26,6 @@ _BOUNDARIES = {
     "symm": "symm",
     "symmetric": "symm",
 }
-_DASK_BOUNDARY = {"wrap": "periodic", "symm": "reflect"}
 
 
 def _dask_array():
@@ -120,37 +120,310 @@ def _signal_dtype(xdtype, kdtype):
     return _correlate_valid(np.zeros((1, 1), xdtype), np.zeros((1, 1), kdtype)).dtype
 
 
-def _signal_block(block, kernel, crops, full_first, threads, block_info=None):
-    """One output block from its haloed input block.
-
-    crops: per filtered axis (top, bottom) halo rows to drop before the 'valid' correlation.
-    full_first: per filtered axis, the top crop used instead when this is the first chunk
-    (mode 'full' makes the first chunk emit the rows that lie before the image).
-    """
-    loc = block_info[None]["chunk-location"] if block_info else None
-    sl = [slice(None)] * (block.ndim - 2)
-    for i, (top, bottom) in enumerate(crops):
-        ax = block.ndim - 2 + i
-        if full_first is not None and loc is not None and loc[ax] == 0:
-            top = full_first[i]
-        sl.append(slice(top, block.shape[ax] - bottom))
+def _filter_task(block, kernel, threads):
     with _threads.threads(threads):
-        return _correlate_valid(np.ascontiguousarray(block[tuple(sl)]), kernel)
+        return _correlate_valid(block, kernel)
 
 
 def _normalise_axes(axes, ndim):
     try:
-        a0, a1 = (int(a) for a in axes)
-    except Exception:
-        raise TypeError(f"axes must be a pair of ints, got {axes!r}") from None
+        pair = tuple(axes)
+    except TypeError:
+        pair = ()
+    # bools are ints to Python, but axes=(True, False) is a mistake, not (1, 0)
+    if len(pair) != 2 or not all(
+        isinstance(a, (numbers.Integral, np.integer)) and not isinstance(a, (bool, np.bool_))
+        for a in pair
+    ):
+        raise TypeError(f"axes must be a pair of ints, got {axes!r}")
     out = []
-    for a in (a0, a1):
+    for a in pair:
         if not -ndim <= a < ndim:
             raise ValueError(f"axes {axes!r} out of range for in1 with {ndim} dimensions")
-        out.append(a % ndim)
+        out.append(int(a) % ndim)
     if out[0] == out[1]:
         raise ValueError(f"axes must name two different axes, got {axes!r}")
     return tuple(out)
+
+
+# ---------------------------------------------------------------------------------------------
+# One task per output block, reading its own haloed region of the source
+# ---------------------------------------------------------------------------------------------
+# map_overlap builds a block's halo from slices of its neighbours (getitem, concatenate, trim
+# stages), so every source block stays in memory until all its neighbours have run: the memory
+# then depends on the order the writer (da.store, to_zarr, compute) makes the scheduler run
+# tasks, and grows with the image's width.  Here every output block is one task that assembles
+# its haloed input itself: from the array-like under ``da.from_array`` (one read per block, no
+# source block shared by two tasks), or else from the source blocks it overlaps.
+
+
+def _axis_runs(lo, hi, size, boundary):
+    """Positions lo..hi-1 of an axis of length `size` extended past its edges as `boundary`
+    says, as segments (dst0, dst1, src0, src1, flip): source indices [src0, src1) land in the
+    block at [dst0, dst1), reversed if flip; src0 None means the fill value."""
+    idx = np.arange(lo, hi)
+    if boundary == "wrap":
+        src = idx % size
+    elif boundary == "symm":  # the edge sample repeated: -1 -> 0, size -> size - 1
+        src = np.where(idx < 0, -idx - 1, np.where(idx >= size, 2 * size - 1 - idx, idx))
+    else:
+        src = np.where((idx >= 0) & (idx < size), idx, -1)
+    runs = []
+    i = 0
+    while i < len(src):
+        j = i + 1
+        if src[i] < 0:
+            while j < len(src) and src[j] < 0:
+                j += 1
+            runs.append((i, j, None, None, False))
+        else:
+            step = src[j] - src[i] if j < len(src) and src[j] >= 0 else 1
+            step = step if step in (1, -1) else 1
+            while j < len(src) and src[j] >= 0 and src[j] - src[j - 1] == step:
+                j += 1
+            a, b = (
+                (int(src[i]), int(src[j - 1]) + 1)
+                if step == 1
+                else (int(src[j - 1]), int(src[i]) + 1)
+            )
+            runs.append((i, j, a, b, step == -1))
+        i = j
+    return runs
+
+
+def _batch_runs(chunks):
+    """An axis read as it is chunked, no halo: one segment per chunk."""
+    edges = np.cumsum((0,) + tuple(chunks)).tolist()
+    return [[(0, b - a, a, b, False)] for a, b in zip(edges[:-1], edges[1:], strict=True)]
+
+
+def _split_at_chunks(seg, edges):
+    """A segment cut where the source's chunks end: (dst0, dst1, block, lo, hi, flip) with
+    [lo, hi) local to the block."""
+    dst0, dst1, a, b, flip = seg
+    if a is None:
+        return [(dst0, dst1, None, None, None, False)]
+    out = []
+    first = int(np.searchsorted(edges, a, side="right")) - 1
+    for blk in range(first, len(edges) - 1):
+        lo, hi = max(a, edges[blk]), min(b, edges[blk + 1])
+        if lo >= hi:
+            break
+        # a reversed segment's source [lo, hi) lands at the mirrored place of the block
+        d0 = dst0 + (b - hi if flip else lo - a)
+        out.append((d0, d0 + hi - lo, blk, lo - edges[blk], hi - edges[blk], flip))
+    return out
+
+
+class _LeafRead:
+    """Reads a region of the array-like under ``da.from_array`` as that array's own tasks do
+    (same getter, lock and asarray), then puts the axes in the working order."""
+
+    def __init__(self, getter, kwargs, perm):
+        self.getter, self.kwargs, self.perm = getter, kwargs, perm
+
+    def __call__(self, arr, slices):
+        src = [slice(None)] * sum(p is not None for p in self.perm)
+        for s, p in zip(slices, self.perm, strict=True):
+            if p is not None:
+                src[p] = s
+        piece = np.asarray(self.getter(arr, tuple(src), **self.kwargs))
+        kept = [p for p in self.perm if p is not None]
+        if kept != sorted(kept):
+            piece = piece.transpose(np.argsort(np.argsort(kept)))
+        new = [i for i, p in enumerate(self.perm) if p is None]
+        return np.expand_dims(piece, new) if new else piece
+
+
+def _leaf(src):
+    """(key of the array-like, getter, getter kwargs) if `src` is exactly ``da.from_array`` of an
+    array-like held once in the graph (from_npy, zarr, h5py, np.memmap), else None."""
+    from dask.array.core import getter, getter_nofancy
+
+    try:
+        from dask._task_spec import TaskRef
+    except ImportError:  # pragma: no cover - older dask
+        return None
+    graph = src.__dask_graph__()
+    orig = "original-" + src.name
+    layers = getattr(graph, "layers", {})
+    if set(layers) != {orig, src.name}:
+        return None
+    task = dict(layers[src.name]).get((src.name,) + (0,) * src.ndim)
+    func, args = getattr(task, "func", None), getattr(task, "args", ())
+    if func not in (getter, getter_nofancy) or not args or not isinstance(args[0], TaskRef):
+        return None
+    if args[0].key != orig:
+        return None
+    return orig, func, dict(getattr(task, "kwargs", {}))
+
+
+def _haloed_task(fn, shape, dtype, fill, pieces, read, *sources):
+    """Assemble the haloed input of one output block from its pieces, then run `fn` on it.
+
+    Piece (dst, k, sl, flip): ``sources[k][sl]`` (a region of a source block, or one of the
+    cuts a neighbour's edge task made) lands at ``block[dst]``, reversed along flipped axes;
+    k None means the fill value."""
+    block = np.empty(shape, dtype)
+    for dst, k, sl, flip in pieces:
+        if k is None:
+            block[dst] = fill
+            continue
+        piece = read(sources[k], sl) if read is not None else sources[k][sl]
+        if any(flip):
+            piece = piece[tuple(slice(None, None, -1) if f else slice(None) for f in flip)]
+        block[dst] = piece
+    return fn(block)
+
+
+def _cut_edges(block, regions):
+    """The regions of one source block that other output blocks read as their halo (copies,
+    so the block itself can be freed)."""
+    return [np.array(block[sl]) for sl in regions]
+
+
+def _twin_key(key, tag):
+    if isinstance(key, tuple):
+        return (f"{key[0]}-twin-{tag}",) + key[1:]
+    return f"{key}-twin-{tag}"
+
+
+def _twin(src, keys, tag):
+    """The tasks that compute `keys` of `src`, under new keys (see _twin_key): an independent
+    copy, roots included (dask.graph_manipulation.clone keeps the roots shared)."""
+    from dask._task_spec import convert_legacy_graph
+
+    dsk = convert_legacy_graph(dict(src.__dask_graph__()))
+    needed, todo = set(), list(keys)
+    while todo:
+        k = todo.pop()
+        if k in needed:
+            continue
+        needed.add(k)
+        todo.extend(d for d in dsk[k].dependencies if d not in needed)
+    subs = {k: _twin_key(k, tag) for k in needed}
+    return {subs[k]: dsk[k].substitute(subs, key=subs[k]) for k in needed}
+
+
+def _haloed_map(
+    leaf_src, src, perm, axis_runs, out_chunks, fn, work_dtype, out_dtype, fill, prefix
+):
+    """A dask array whose block (i, j, ...) is ``fn(haloed input)``, one task per block.
+
+    axis_runs[d][i]: the segments (see _axis_runs) of working axis d that output chunk i reads.
+    src: the source in the working axis order and dtype; leaf_src: the same data before
+    moveaxis/astype, read directly when it is a plain ``da.from_array`` (perm: the leaf's axis
+    of each working axis, None for an axis of length 1 added to it).
+
+    Any other source is computed twice: each output block takes the source block it overlaps
+    most ("home") whole, and its halo from the other blocks through small edge-cut tasks on a
+    twin of the source graph (see _twin).  Then no source block feeds more than its own output block and
+    one edge-cut task, and each is freed as soon as they have run, whatever order the writer
+    makes the scheduler follow; sharing the blocks instead keeps a wavefront of them alive (a
+    row of blocks or more: about half of a 1 GiB image under ``da.store``).
+    """
+    import itertools
+
+    import dask.array as da
+    from dask._task_spec import DataNode, Task, TaskRef
+    from dask.base import tokenize
+    from dask.highlevelgraph import HighLevelGraph
+
+    leaf = _leaf(leaf_src)
+    name = f"{prefix}-" + tokenize(
+        leaf_src.name, src.name, perm, axis_runs, out_chunks, fn, str(work_dtype), fill
+    )
+    fn_key = name + "-fn"
+    layer = {fn_key: DataNode(fn_key, fn)}
+    blocks = list(itertools.product(*(range(len(c)) for c in out_chunks)))
+    segs_of = {index: [axis_runs[d][i] for d, i in enumerate(index)] for index in blocks}
+    tasks = {}  # output index -> (source keys, pieces)
+    if leaf is not None:
+        orig, getter, kwargs = leaf
+        read = _LeafRead(getter, kwargs, perm)
+        deps = [leaf_src]
+        for index in blocks:
+            pieces = []
+            for combo in itertools.product(*segs_of[index]):
+                dst = tuple(slice(c[0], c[1]) for c in combo)
+                if any(c[2] is None for c in combo):
+                    pieces.append((dst, None, None, None))
+                else:
+                    sl = tuple(slice(c[2], c[3]) for c in combo)
+                    pieces.append((dst, 0, sl, tuple(c[4] for c in combo)))
+            tasks[index] = ([orig], pieces)
+    else:
+        read = None
+        edges = [np.cumsum((0,) + c).tolist() for c in src.chunks]
+        wanted = {}  # output index -> [(dst, source block, local slices, flip)]
+        for index in blocks:
+            split = [
+                [p for seg in s for p in _split_at_chunks(seg, edges[d])]
+                for d, s in enumerate(segs_of[index])
+            ]
+            wanted[index] = [
+                (
+                    tuple(slice(c[0], c[1]) for c in combo),
+                    None if any(c[2] is None for c in combo) else tuple(c[2] for c in combo),
+                    tuple(slice(c[3], c[4]) for c in combo),
+                    tuple(c[5] for c in combo),
+                )
+                for combo in itertools.product(*split)
+            ]
+        # home: the source block giving the most samples; the rest come from edge cuts
+        cuts = {}  # source block -> [local slices]
+        homes = {}
+        for index, pieces in wanted.items():
+            size = {}
+            for dst, blk, _, _ in pieces:
+                if blk is not None:
+                    n = int(np.prod([s.stop - s.start for s in dst]))
+                    size[blk] = size.get(blk, 0) + n
+            homes[index] = max(size, key=size.get) if size else None
+            for _, blk, sl, _ in pieces:
+                if blk is not None and blk != homes[index] and sl not in cuts.setdefault(blk, []):
+                    cuts[blk].append(sl)
+        deps = [src]
+        twin = _twin(src, [(src.name,) + blk for blk in cuts], name)
+        layer.update(twin)
+        cut_name = name + "-edges"
+        for blk, regions in cuts.items():
+            key = (cut_name,) + blk
+            twin_key = _twin_key((src.name,) + blk, name)
+            layer[key] = Task(key, _cut_edges, TaskRef(twin_key), DataNode(None, regions))
+        for index, wanted_pieces in wanted.items():
+            keys, where, pieces = [], {}, []
+            for dst, blk, sl, flip in wanted_pieces:
+                if blk is None:
+                    pieces.append((dst, None, None, None))
+                    continue
+                if blk == homes[index]:
+                    key, sub = (src.name,) + blk, sl
+                else:
+                    key, sub = (cut_name,) + blk, cuts[blk].index(sl)
+                if key not in where:
+                    where[key] = len(keys)
+                    keys.append(key)
+                pieces.append((dst, where[key], sub, flip))
+            tasks[index] = (keys, pieces)
+    for index, (keys, pieces) in tasks.items():
+        segs = segs_of[index]
+        shape = tuple(s[-1][1] for s in segs)
+        key = (name,) + index
+        layer[key] = Task(
+            key,
+            _haloed_task,
+            TaskRef(fn_key),
+            shape,
+            work_dtype,
+            fill,
+            DataNode(None, pieces),
+            read,
+            *(TaskRef(k) for k in keys),
+        )
+    graph = HighLevelGraph.from_collections(name, layer, dependencies=deps)
+    meta = np.empty((0,) * len(out_chunks), dtype=out_dtype)
+    return da.Array(graph, name, out_chunks, meta=meta)
 
 
 def _filter2d(in1, in2, mode, boundary, fillvalue, axes, allow_rechunk, threads, flip, name):
@@ -170,12 +443,15 @@ def _filter2d(in1, in2, mode, boundary, fillvalue, axes, allow_rechunk, threads,
         raise ValueError(f"boundary must be 'fill', 'wrap' or 'symm', got {boundary!r}")
     boundary = _BOUNDARIES[boundary]
     if not isinstance(fillvalue, (numbers.Real, np.integer, np.floating)) or isinstance(
-        fillvalue, bool
+        fillvalue, (bool, np.bool_)
     ):
         raise TypeError(f"fillvalue must be a real scalar, got {fillvalue!r}")
     threads = _check_threads(threads)
     ax = _normalise_axes(axes, in1.ndim)
-    x = da.moveaxis(in1, ax, (-2, -1)) if ax != (in1.ndim - 2, in1.ndim - 1) else in1
+    nd = in1.ndim
+    # working order: the batch axes in their order, then the two filtered axes
+    perm = tuple(i for i in range(nd) if i not in ax) + ax
+    x = da.moveaxis(in1, ax, (-2, -1)) if ax != (nd - 2, nd - 1) else in1
     M, N = x.shape[-2:]
     P, Q = kernel.shape
     if M == 0 or N == 0:
@@ -186,22 +462,19 @@ def _filter2d(in1, in2, mode, boundary, fillvalue, axes, allow_rechunk, threads,
             f"({M}, {N}) on dask arrays"
         )
     out_dtype = _signal_dtype(x.dtype, kernel.dtype)
-    if out_dtype.kind in "fc" and x.dtype != out_dtype:
-        x = x.astype(out_dtype)
+    work_dtype = out_dtype if out_dtype.kind in "fc" else x.dtype
     # convolution is correlation with the flipped kernel; 'same' then centres differently
     # (scipy: convolve2d keeps rows [(P-1)//2, ...) of 'full', correlate2d rows [P//2, ...)).
     keff = np.ascontiguousarray(kernel[::-1, ::-1] if flip else kernel)
     before = [(P - 1) // 2 if not flip else P // 2, (Q - 1) // 2 if not flip else Q // 2]
     after = [P - 1 - before[0], Q - 1 - before[1]]
+    # output o along a filtered axis reads input [o - offset, o - offset + k)
     if mode == "full":
-        depth2 = [P - 1, Q - 1]
-        crops = [(P - 1, 0), (Q - 1, 0)]
-        full_first = (0, 0)
+        depth2, offset = [P - 1, Q - 1], [P - 1, Q - 1]
+    elif mode == "same":
+        depth2, offset = [max(before[0], after[0]), max(before[1], after[1])], before
     else:
-        depth2 = [max(before[0], after[0]), max(before[1], after[1])]
-        crops = [(depth2[i] - before[i], depth2[i] - after[i]) for i in range(2)]
-        full_first = None
-    if mode == "valid":
+        depth2, offset = [0, 0], [0, 0]
         boundary = "fill"  # 'valid' never reads outside the image
     for size, d, axis in zip((M, N), depth2, axes, strict=True):
         if d > size:
@@ -216,60 +489,59 @@ def _filter2d(in1, in2, mode, boundary, fillvalue, axes, allow_rechunk, threads,
             f"in1 has chunks {chunks2} along axes {axes!r}, smaller than the halo {tuple(depth2)} "
             "the kernel needs; rechunk in1 or pass allow_rechunk=True"
         )
-    nd = x.ndim
-    depth = {i: 0 for i in range(nd - 2)}
-    depth.update({nd - 2: depth2[0], nd - 1: depth2[1]})
-    if boundary == "fill":
-        bnd = fillvalue
-    else:
-        bnd = _DASK_BOUNDARY[boundary]
-    bnds = {i: "none" for i in range(nd - 2)}
-    bnds.update({nd - 2: bnd, nd - 1: bnd})
     if any(small):
-        # dask's own rule: merge chunks smaller than the halo into a neighbour (documented)
+        # dask's own rule: merge chunks smaller than the halo into a neighbour (documented); only
+        # the output blocks change, each still reads its region from in1 as it is chunked
         from dask.array.overlap import ensure_minimum_chunksize
 
-        x = x.rechunk(
-            x.chunks[:-2]
-            + tuple(
-                ensure_minimum_chunksize(d, c) if d else c
-                for c, d in zip(chunks2, depth2, strict=True)
-            )
+        chunks2 = tuple(
+            ensure_minimum_chunksize(d, c) if d else c for c, d in zip(chunks2, depth2, strict=True)
         )
-    out_chunks = list(x.chunks)
-    if mode == "full":
-        for i, e in ((nd - 2, P - 1), (nd - 1, Q - 1)):
-            c = list(out_chunks[i])
-            c[0] += e
-            out_chunks[i] = tuple(c)
-    res = da.map_overlap(
-        _signal_block,
+    axis_runs = []
+    out2 = []
+    for i, (size, k, chunks) in enumerate(zip((M, N), (P, Q), chunks2, strict=True)):
+        length = {"full": size + k - 1, "same": size, "valid": size - k + 1}[mode]
+        edges = np.cumsum((0,) + chunks)
+        if mode == "full":
+            edges[1:] += k - 1  # the first chunk also emits the rows before the image
+        elif mode == "valid":
+            edges = np.unique(np.clip(edges - before[i], 0, length))
+        edges = edges.tolist()
+        out2.append(tuple(b - a for a, b in zip(edges[:-1], edges[1:], strict=True)))
+        axis_runs.append(
+            [
+                _axis_runs(a - offset[i], b - offset[i] + k - 1, size, boundary)
+                for a, b in zip(edges[:-1], edges[1:], strict=True)
+            ]
+        )
+    block_fn = functools.partial(_filter_task, kernel=keff, threads=threads)
+    res = _haloed_map(
+        in1,
         x,
-        depth=depth,
-        boundary=bnds,
-        trim=False,
-        allow_rechunk=False,
-        chunks=tuple(out_chunks),
-        dtype=out_dtype,
-        meta=np.empty((0,) * nd, dtype=out_dtype),
-        kernel=keff,
-        crops=crops,
-        full_first=full_first,
-        threads=threads,
-        token=f"fastconv-{name}-{mode}",
+        perm,
+        [_batch_runs(c) for c in x.chunks[:-2]] + axis_runs,
+        x.chunks[:-2] + tuple(out2),
+        block_fn,
+        work_dtype,
+        out_dtype,
+        fillvalue,
+        f"fastconv-{name}-{mode}",
     )
-    if mode == "valid":
-        res = res[..., before[0] : before[0] + M - P + 1, before[1] : before[1] + N - Q + 1]
-    if ax != (in1.ndim - 2, in1.ndim - 1):
+    if ax != (nd - 2, nd - 1):
         res = da.moveaxis(res, (-2, -1), ax)
     return res
 
 
 _FILTER_DOC = """{what} of a dask array with a 2-D kernel, chunk by chunk (scipy.signal semantics).
 
-    Each output chunk is computed from its input chunk plus the halo the kernel needs
-    (``dask.array.map_overlap``); the image boundary is extended as `boundary` says, so the result
-    equals ``fastconv.signal.{name}`` on the computed array for any chunking.
+    Each output chunk is one task that reads its own region of in1, halo included, and
+    extends the image past its edges as `boundary` says, so the result equals
+    ``fastconv.signal.{name}`` on the computed array for any chunking.  No source block is kept
+    for a neighbour, so the memory stays a few blocks per worker however the result is
+    written (``da.store``, ``to_zarr``, `to_npy`, ``compute`` of a slice).  An in1 that is
+    ``da.from_array`` of an array-like (`from_npy`, zarr, h5py, ``np.memmap``) is read once per
+    output block, halo included; any other in1 is computed twice, once whole and once for the
+    halos its neighbours take.
 
     Parameters
     ----------
@@ -282,14 +554,15 @@ _FILTER_DOC = """{what} of a dask array with a 2-D kernel, chunk by chunk (scipy
         "valid" shrinks it by ``k - 1`` (the kernel must not be larger than the image).
     boundary : {{"fill", "wrap", "symm"}}, default "fill"
         How the image is extended past its edges: by `fillvalue`, periodically, or mirrored with
-        the edge sample repeated; these become map_overlap's constant, "periodic" and "reflect".
+        the edge sample repeated.
     fillvalue : float, default 0
         The value past the edges for ``boundary="fill"``.
     axes : pair of int, default (-2, -1)
         The image axes of in1.
     allow_rechunk : bool, default True
-        Chunks along `axes` smaller than the halo (about half the kernel) are merged into a
-        neighbour, as dask's map_overlap does; with False such a chunking raises ValueError.
+        Output chunks along `axes` smaller than the halo (about half the kernel) are merged
+        into a neighbour, as dask's map_overlap does; with False such a chunking of in1 raises
+        ValueError.
     threads : int, default 1
         fastconv threads inside each task.  Dask already runs one task per worker thread, so the
         default keeps the two from oversubscribing the cores.
@@ -362,29 +635,29 @@ convolve2d.__doc__ = _FILTER_DOC.format(what="Convolution", name="convolve2d")
 # ---------------------------------------------------------------------------------------------
 
 
-def _conv_block(block, weight, bias, stride, padding, dilation, groups, threads, backend):
+def _conv_task(block, weight, bias, stride, dilation, groups, threads, backend):
     from .conv import conv2d as eager
 
     with _threads.threads(threads):
-        return eager(block, weight, bias, stride, padding, dilation, groups, backend=backend)
+        return eager(block, weight, bias, stride, 0, dilation, groups, backend=backend)
 
 
-def _strided_chunks(size, chunks, stride, extent, n_out):
-    """Input chunks along a padded axis whose edges fall on the stride, each >= the halo, and the
-    output chunk each one yields (outputs o with o*stride inside the chunk)."""
-    halo = extent - 1
-    c = max(max(chunks), halo, stride)
-    c = -(-c // stride) * stride
-    edges = list(range(0, size, c)) + [size]
-    # the last chunk must yield outputs and be large enough to lend its halo
-    while len(edges) > 2 and (edges[-2] >= n_out * stride or edges[-1] - edges[-2] < halo):
-        del edges[-2]
-    in_chunks = tuple(b - a for a, b in zip(edges[:-1], edges[1:], strict=True))
-    out_chunks = tuple(
-        min(-(-b // stride), n_out) - a // stride
-        for a, b in zip(edges[:-1], edges[1:], strict=True)
-    )
-    return in_chunks, out_chunks
+def _conv_axis(size, chunks, stride, extent, pad_before, n_out):
+    """Output chunks along H or W and the input segments each reads: rows [o0*stride - pad, (o1-1)*stride + extent - pad), zeros
+    outside the image."""
+    # output o's window is centred on input row o*stride + (extent-1)//2 - pad_before: an output
+    # chunk starts at the first window centred at or after an input chunk's start, so "same"
+    # padding keeps the input's chunks
+    edges = np.cumsum((0,) + tuple(chunks))
+    first = -(-(edges + pad_before - (extent - 1) // 2) // stride)
+    out_edges = np.unique(np.clip(first, 0, n_out))
+    out_edges = np.union1d(out_edges, [0, n_out]).tolist()
+    out_chunks = tuple(b - a for a, b in zip(out_edges[:-1], out_edges[1:], strict=True))
+    runs = [
+        _axis_runs(a * stride - pad_before, (b - 1) * stride + extent - pad_before, size, "fill")
+        for a, b in zip(out_edges[:-1], out_edges[1:], strict=True)
+    ]
+    return out_chunks, runs
 
 
 def conv2d(
@@ -392,16 +665,18 @@ def conv2d(
 ):
     """``fastconv.conv2d`` on a dask array (N, C, H, W) or (C, H, W), chunk by chunk.
 
-    Batch chunks run independently (``map_blocks``).  When H or W is split into several chunks,
-    the input is zero-padded, rechunked so that every chunk edge falls on a multiple of the
-    stride, and each chunk gets the halo of ``dilation*(k-1)`` rows/columns that its outputs read
-    from the next chunk (``map_overlap``): the result equals ``fastconv.conv2d`` on the computed
-    array.
+    Each output block is one task that reads its own input region: all channels, and the rows
+    and columns its outputs' windows cover (the halo of ``dilation*(k-1)`` past the block, the
+    stride's step, zeros for the padding), so the result equals ``fastconv.conv2d`` on the
+    computed array for any chunking, and the memory stays a few blocks per worker however the
+    result is written.  Output chunk edges fall where an input chunk edge starts a window.  An
+    x that is ``da.from_array`` of an array-like is read directly; any other x is computed
+    twice (whole, and for the halos its neighbours take).
 
     Parameters
     ----------
     x : dask.array.Array, shape (N, C, H, W) or (C, H, W)
-        Input.  The channel axis is rechunked to one chunk (every output channel reads them all).
+        Input.  Every output block reads all channels, however the channel axis is chunked.
     weight : array_like, shape (K, C/groups, kh, kw)
         Filters (a NumPy array: sent to every task).
     bias : array_like, shape (K,), optional
@@ -437,7 +712,7 @@ def conv2d(
     >>> y.compute()[0, 0, 0]
     array([4., 6., 6., 6., 6., 6., 6., 4.], dtype=float32)
     """
-    da = _require_dask(x, "x")
+    _require_dask(x, "x")
     weight = _small_numpy(weight, "weight")
     bias = _small_numpy(bias, "bias")
     _check_real(x, "x")
@@ -453,51 +728,33 @@ def conv2d(
     x4 = x if g.batched else x[None]
     if x4.dtype != dtype:
         x4 = x4.astype(dtype)
-    if len(x4.chunks[1]) > 1:
-        x4 = x4.rechunk({1: -1})
-    common = dict(
+    H, W = x4.shape[2:]
+    eh, ew = g.dh * (g.kh - 1) + 1, g.dw * (g.kw - 1) + 1
+    oh, runs_h = _conv_axis(H, x4.chunks[2], g.sh, eh, g.pt, g.Ho)
+    ow, runs_w = _conv_axis(W, x4.chunks[3], g.sw, ew, g.pl, g.Wo)
+    block_fn = functools.partial(
+        _conv_task,
         weight=weight,
         bias=bias,
+        stride=(g.sh, g.sw),
         dilation=(g.dh, g.dw),
         groups=g.groups,
         threads=threads,
         backend=backend,
     )
-    meta = np.empty((0, 0, 0, 0), dtype=dtype)
-    if len(x4.chunks[2]) == 1 and len(x4.chunks[3]) == 1:
-        out = x4.map_blocks(
-            _conv_block,
-            stride=(g.sh, g.sw),
-            padding=(g.pt, g.pl) if (g.pt, g.pl) == (g.pb, g.pr) else padding,
-            chunks=(x4.chunks[0], (g.K,), (g.Ho,), (g.Wo,)),
-            dtype=dtype,
-            meta=meta,
-            token="fastconv-conv2d",
-            **common,
-        )
-    else:
-        if g.pt or g.pb or g.pl or g.pr:
-            x4 = da.pad(x4, ((0, 0), (0, 0), (g.pt, g.pb), (g.pl, g.pr)), mode="constant")
-        Hp, Wp = x4.shape[2:]
-        eh, ew = g.dh * (g.kh - 1) + 1, g.dw * (g.kw - 1) + 1
-        ih, oh = _strided_chunks(Hp, x4.chunks[2], g.sh, eh, g.Ho)
-        iw, ow = _strided_chunks(Wp, x4.chunks[3], g.sw, ew, g.Wo)
-        x4 = x4.rechunk((x4.chunks[0], x4.chunks[1], ih, iw))
-        out = da.map_overlap(
-            _conv_block,
-            x4,
-            depth={0: 0, 1: 0, 2: (0, eh - 1), 3: (0, ew - 1)},
-            boundary="none",
-            trim=False,
-            allow_rechunk=False,
-            chunks=(x4.chunks[0], (g.K,), oh, ow),
-            dtype=dtype,
-            meta=meta,
-            stride=(g.sh, g.sw),
-            padding=0,
-            token="fastconv-conv2d",
-            **common,
-        )
+    # every output block reads all input channels (each output channel needs them)
+    out = _haloed_map(
+        x,
+        x4,
+        (0, 1, 2, 3) if g.batched else (None, 0, 1, 2),
+        [_batch_runs(x4.chunks[0]), [[(0, g.C, 0, g.C, False)]], runs_h, runs_w],
+        (x4.chunks[0], (g.K,), oh, ow),
+        block_fn,
+        dtype,
+        dtype,
+        0,
+        "fastconv-conv2d",
+    )
     return out if g.batched else out[0]
 
 
@@ -588,12 +845,11 @@ def to_npy(x, path, band=1, **store_kwargs):
     path : str or path-like
         The .npy file to create (overwritten if it exists).
     band : int or None, default 1
-        Compute and write `band` rows of chunks (along axis 0) per pass.  Within one graph dask's
-        scheduler may read far ahead of what it writes: for a 1 GiB image filtered through
-        map_overlap that held about 0.7 GiB at once, while one-row passes held about 0.2 GiB.
-        A row of chunks is read again as the halo of the next pass (cheap: the OS page cache has
-        it).  Use None for a single pass, e.g. when every block depends on a global reduction
-        (``x / x.max()``), which each pass would otherwise recompute.
+        Compute and write `band` rows of chunks (along axis 0) per pass.  fastconv.dask's own
+        graphs keep their memory bounded in a single pass; the passes bound graphs that do not
+        (dask's map_overlap on a 1 GiB image held about 0.7 GiB at once, one-row passes about
+        0.2 GiB).  Use None for a single pass, e.g. when every block depends on a global
+        reduction (``x / x.max()``), which each pass would otherwise recompute.
     **store_kwargs
         Passed to ``dask.array.store``, e.g. ``scheduler="threads", num_workers=2``.
 

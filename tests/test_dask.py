@@ -39,6 +39,33 @@ def assert_close(got, ref, dtype):
     np.testing.assert_allclose(got, ref, rtol=0, atol=RTOL[dtype] * scale)
 
 
+class ArrayLike:
+    """Not an ndarray, so da.from_array keeps it in the graph and reads it on demand, as it does
+    a np.memmap, a zarr or an h5py array: the path where each block reads its own haloed region."""
+
+    def __init__(self, a):
+        self.a, self.shape, self.dtype, self.ndim = a, a.shape, a.dtype, a.ndim
+
+    def __getitem__(self, key):
+        return self.a[key]
+
+
+SOURCES = ["numpy", "array-like", "computed"]
+
+
+def source(x, chunks, kind):
+    """x as a dask array of the given kind: from_array of NumPy (blocks already in memory), of an
+    array-like (read per block), or a computed graph (blocks exist only once computed)."""
+    if kind == "numpy":
+        return da.from_array(x, chunks=chunks)
+    xd = da.from_array(ArrayLike(x), chunks=chunks)
+    assert fdask._leaf(xd) is not None
+    if kind == "computed":
+        xd = xd + np.zeros((), x.dtype)  # exact: adding zero changes no value
+        assert fdask._leaf(xd) is None
+    return xd
+
+
 def split(draw, n):
     """A random chunking of an axis of length n: chunk edges anywhere, sizes 1..n."""
     cuts = sorted(draw(st.sets(st.integers(1, n - 1), max_size=min(4, n - 1)))) if n > 1 else []
@@ -63,6 +90,7 @@ def filter_case(draw):
         fillvalue=draw(st.sampled_from([0.0, 1.5, -2.0])),
         dtype=draw(st.sampled_from([np.float32, np.float64])),
         flip=draw(st.booleans()),
+        source=draw(st.sampled_from(SOURCES)),
     )
 
 
@@ -76,7 +104,7 @@ def test_filter_matches_eager_for_any_chunking(case):
     x0, k0 = x.copy(), k.copy()
     name = "convolve2d" if case["flip"] else "correlate2d"
     args = dict(mode=case["mode"], boundary=case["boundary"], fillvalue=case["fillvalue"])
-    got = getattr(fdask, name)(da.from_array(x, chunks=case["chunks"]), k, **args)
+    got = getattr(fdask, name)(source(x, case["chunks"], case["source"]), k, **args)
     res = got.compute()
     assert res.shape == got.shape
     assert res.dtype == got.dtype == dtype
@@ -86,14 +114,15 @@ def test_filter_matches_eager_for_any_chunking(case):
     np.testing.assert_array_equal(k, k0)
 
 
-@pytest.mark.parametrize("axes", [(-2, -1), (0, 2), (2, 1)])
+@pytest.mark.parametrize("kind", SOURCES)
+@pytest.mark.parametrize("axes", [(-2, -1), (0, 2), (2, 1), (1, 0)])
 @pytest.mark.parametrize("mode", ["same", "full", "valid"])
-def test_filter_stack_and_axes(axes, mode):
+def test_filter_stack_and_axes(axes, mode, kind):
     rng = np.random.default_rng(1234)
     x = rng.standard_normal((12, 5, 15)).astype(np.float32)
     k = rng.standard_normal((4, 3)).astype(np.float32)
     got = fdask.correlate2d(
-        da.from_array(x, chunks=(5, 2, 4)), k, mode=mode, boundary="symm", axes=axes
+        source(x, (5, 2, 4), kind), k, mode=mode, boundary="symm", axes=axes
     ).compute()
     # reference: move the filtered axes last, filter each image, move back
     a = [ax % 3 for ax in axes]
@@ -132,6 +161,12 @@ def test_filter_bad_input():
         fdask.correlate2d(x, k, mode="middle")
     with pytest.raises(ValueError, match="axes"):
         fdask.correlate2d(x, k, axes=(0, 0))
+    # bools are ints to Python, but not axes
+    for bad in [(True, False), (np.True_, 0), (0, 1.0), (0,), 1, "ab"]:
+        with pytest.raises(TypeError, match="axes"):
+            fdask.correlate2d(x, k, axes=bad)
+    with pytest.raises(TypeError, match="fillvalue"):
+        fdask.correlate2d(x, k, fillvalue=np.True_)
     with pytest.raises(ValueError, match="halo"):
         fdask.correlate2d(x, np.ones((12, 3)), mode="full")
     with pytest.raises(ValueError, match="valid"):
@@ -196,6 +231,8 @@ def conv_case(draw):
         chunks=chunks,
         bias=draw(st.booleans()),
         dtype=draw(st.sampled_from([np.float32, np.float64])),
+        source=draw(st.sampled_from(SOURCES)),
+        batched=draw(st.booleans()) if N == 1 else True,
     )
 
 
@@ -213,7 +250,11 @@ def test_conv2d_matches_eager_for_any_chunking(case):
         dilation=case["dilation"],
         groups=case["groups"],
     )
-    got = fdask.conv2d(da.from_array(x, chunks=case["chunks"]), w, b, **args)
+    if not case["batched"]:  # (C, H, W): the block reads add the batch axis
+        x, chunks = x[0], case["chunks"][1:]
+    else:
+        chunks = case["chunks"]
+    got = fdask.conv2d(source(x, chunks, case["source"]), w, b, **args)
     res = got.compute()
     ref = fastconv.conv2d(x, w, b, **args)
     assert res.shape == got.shape == ref.shape
@@ -273,6 +314,66 @@ def test_conv2d_mixed_dtypes_promote_like_eager():
     ref = fastconv.conv2d(x, w, stride=2)
     assert got.dtype == ref.dtype == np.float64
     assert_close(got.compute(), ref, np.float64)
+
+
+def _dependents(graph):
+    from dask._task_spec import convert_legacy_graph
+
+    dsk = convert_legacy_graph(dict(graph))
+    users = {k: [] for k in dsk}
+    for k, task in dsk.items():
+        for d in task.dependencies:
+            users[d].append(k)
+    return dsk, users
+
+
+@pytest.mark.parametrize("boundary", ["fill", "wrap", "symm"])
+def test_each_output_block_reads_its_own_region(boundary):
+    """The property that keeps memory bounded whatever the writer: no source block is kept for a
+    neighbour (no getitem/concatenate stages, no block shared by two output blocks)."""
+    x = np.arange(48 * 40, dtype=np.float64).reshape(48, 40)
+    k = np.ones((5, 3))
+    leaf = da.from_array(ArrayLike(x), chunks=(16, 10))
+    y = fdask.correlate2d(leaf, k, boundary=boundary)
+    from dask.core import flatten
+
+    dsk, users = _dependents(y.__dask_graph__())
+    orig = "original-" + leaf.name
+    assert set(y.__dask_graph__().layers) == {orig, leaf.name, y.name}
+    for kk in flatten(y.__dask_keys__()):
+        assert dsk[kk].dependencies <= {orig, y.name + "-fn"}
+    assert_close(y.compute(), scipy.signal.correlate2d(x, k, "same", boundary), np.float64)
+
+    computed = leaf + 0.0
+    y = fdask.correlate2d(computed, k, boundary=boundary)
+    dsk, users = _dependents(y.__dask_graph__())
+    outputs = {kk for kk in dsk if isinstance(kk, tuple) and kk[0] == y.name}
+    for kk, who in users.items():
+        if isinstance(kk, tuple) and kk[0] == computed.name:
+            assert len(who) == 1 and who[0] in outputs  # its own output block only
+        elif isinstance(kk, tuple) and "-twin-" in kk[0] and kk[0].startswith("add"):
+            assert len(who) == 1 and who[0][0].endswith("-edges")  # one edge-cut task
+    assert_close(y.compute(), scipy.signal.correlate2d(x, k, "same", boundary), np.float64)
+
+
+@pytest.mark.parametrize("kind", SOURCES)
+def test_every_writer_gives_the_eager_result(tmp_path, kind):
+    rng = np.random.default_rng(1234)
+    x = rng.standard_normal((200, 180)).astype(np.float32)
+    k = rng.standard_normal((7, 6)).astype(np.float32)
+    ref = scipy.signal.convolve2d(x, k, "same", "symm")
+    y = fdask.convolve2d(source(x, 64, kind), k, boundary="symm")
+    out = np.lib.format.open_memmap(tmp_path / "s.npy", mode="w+", dtype=y.dtype, shape=y.shape)
+    da.store(y, out, lock=False, scheduler="threads", num_workers=2)
+    assert_close(np.asarray(out), ref, np.float32)
+    del out
+    fdask.to_npy(y, tmp_path / "n.npy", band=None, scheduler="threads", num_workers=2)
+    assert_close(np.load(tmp_path / "n.npy"), ref, np.float32)
+    assert_close(y[60:130, 1:70].compute(), ref[60:130, 1:70], np.float32)
+    assert_close(y[-1:, ::7].compute(scheduler="sync"), ref[-1:, ::7], np.float32)
+    zarr = pytest.importorskip("zarr")
+    y.to_zarr(str(tmp_path / "z.zarr"))
+    assert_close(np.asarray(zarr.open_array(str(tmp_path / "z.zarr"), mode="r")), ref, np.float32)
 
 
 def test_graph_pickles_and_holds_no_big_arrays(tmp_path):
