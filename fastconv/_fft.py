@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["correlate_valid_fft", "fft_len", "spectra_bytes"]
+__all__ = ["conv2d_fft", "correlate_valid_fft", "fft_chunk", "fft_len", "spectra_bytes"]
 
 
 def fft_len(n):
@@ -70,3 +70,35 @@ def correlate_valid_fft(xp, w, nthreads, wf=None):
         Y = np.matmul(Xf, Wf).transpose(1, 2, 0).reshape(N, K, *X.shape[-2:])
     y = sp_fft.irfft2(Y, s, axes=(-2, -1), workers=nthreads)
     return y[:, :, kh - 1 : Hp, kw - 1 : Wp], wf
+
+
+def fft_chunk(g, workspace_bytes):
+    """Samples per conv2d FFT chunk within the workspace bound (0: not even one fits)."""
+    Hp, Wp = g.H + g.pt + g.pb, g.W + g.pl + g.pr
+    one = spectra_bytes(1, g.Cg, g.Kg, Hp, Wp, g.dtype)
+    kernel = spectra_bytes(0, g.Cg, g.Kg, Hp, Wp, g.dtype)
+    per_sample = one - kernel
+    # x padded copy, output block and irfft buffer are about 3 more planes per channel
+    per_sample += (g.Cg + 2 * g.Kg) * Hp * Wp * g.dtype.itemsize
+    room = workspace_bytes - kernel
+    return int(min(g.N, room // per_sample)) if room > per_sample else 0
+
+
+def conv2d_fft(x4, w2, b, g, res4, nthreads, chunk):
+    """conv2d of geometry g by FFT, `chunk` samples at a time so the spectra stay within the
+    workspace bound; w2 is (K, Cg*kh*kw), b (K,) or None."""
+    w = w2.reshape(g.K, g.Cg, g.kh, g.kw)
+    if g.dh > 1 or g.dw > 1:  # dilation: the kernel with zeros between its taps
+        wd = np.zeros((g.K, g.Cg, g.dh * (g.kh - 1) + 1, g.dw * (g.kw - 1) + 1), g.dtype)
+        wd[:, :, :: g.dh, :: g.dw] = w
+        w = wd
+    pad = ((0, 0), (0, 0), (g.pt, g.pb), (g.pl, g.pr))
+    for grp in range(g.groups):
+        cs, ks = slice(grp * g.Cg, (grp + 1) * g.Cg), slice(grp * g.Kg, (grp + 1) * g.Kg)
+        wf = None
+        for n0 in range(0, g.N, chunk):
+            xp = np.pad(x4[n0 : n0 + chunk, cs], pad)
+            y, wf = correlate_valid_fft(xp, w[ks], nthreads, wf)
+            res4[n0 : n0 + chunk, ks] = y[:, :, :: g.sh, :: g.sw]
+    if b is not None:
+        res4 += b.reshape(1, g.K, 1, 1)

@@ -1,18 +1,34 @@
-"""The planner: picks backend, algorithm, tile size and workspace for a convolution from its geometry.
+"""The planner: the one owner of what runs, with its algorithm registry and cost model.
 
-Cut-overs live here and only here, each with the measurement that set it.
+Every algorithm is one `Algorithm` entry in `ALGORITHMS`: its preconditions for a geometry, backend
+and dtype, its workspace, its cost (constants measured by benchmarks/scripts/calibrate.py, stored in
+fastconv/_costs.py) and how it runs.  `plan_conv2d` takes the cheapest applicable entry and the
+cheaper of one thread and all threads; conv2d, dynamic_conv2d, cost and the algebra ask it, and
+nothing else anywhere chooses.  Adding an algorithm is a kernel in both backends and one entry here.
 """
 
 from __future__ import annotations
 
 import importlib
+import math
+from collections import OrderedDict
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
-from . import _threads
+from . import _costs, _threads
 
-__all__ = ["ConvPlan", "WORKSPACE_BYTES", "kernels", "plan_conv2d", "resolve_backend"]
+__all__ = [
+    "ALGORITHMS",
+    "Algorithm",
+    "ConvPlan",
+    "WORKSPACE_BYTES",
+    "applicable",
+    "kernels",
+    "plan_conv2d",
+    "resolve_backend",
+]
 
 #: Default bound on extra memory a conv2d call may use beyond x, weight and output.
 WORKSPACE_BYTES = 64 * 2**20
@@ -30,8 +46,6 @@ def cpu_level():
     FASTCONV_CPU=baseline|v3|v4 caps it (to test the baseline build on a modern machine).
     """
     import os
-
-    import numpy as np
 
     try:
         feats = np._core._multiarray_umath.__cpu_features__
@@ -69,13 +83,17 @@ def _load(backend, name):
     return _modules[key]
 
 
+def _optional(backend, name):
+    """The kernel module, or None when it is not there (an extension that was not built)."""
+    try:
+        return _load(backend, name)
+    except ImportError:
+        return None
+
+
 def cython_available(name="conv"):
     """True when the compiled Cython module `name` imports."""
-    try:
-        _load("cython", name)
-    except ImportError:
-        return False
-    return True
+    return _optional("cython", name) is not None
 
 
 def resolve_backend(backend, name="conv"):
@@ -83,8 +101,7 @@ def resolve_backend(backend, name="conv"):
 
     auto prefers Cython: it has no JIT compile on first call (the cold-start cost users see) and
     measured at least as fast as Numba on every kernel both have (benchmarks/bench_im2col.py,
-    bench_conv.py); Numba is used when the extension was not built.  In a forked child whose parent
-    had started OpenMP pools, Cython is used with one thread, the only fork-safe combination.
+    bench_conv.py); Numba is used when the extension was not built.
     """
     if backend not in _BACKENDS:
         raise ValueError(f"backend must be one of {_BACKENDS}, got {backend!r}")
@@ -106,217 +123,620 @@ def kernels(backend, name="conv"):
 class ConvPlan:
     """How one conv2d call runs."""
 
-    algorithm: str  # "pointwise" | "depthwise" | "grouped" | "winograd" | "gemm" | "packed" | "fft"
+    algorithm: str  # a key of ALGORITHMS
     backend: str
     nthreads: int
     tile: int = 0  # output pixels per im2col tile (gemm); samples per chunk (fft)
     workspace: int = 0  # elements of workspace, all threads together
+    forced: bool = False  # the caller named the algorithm: no non-finite fallback
+    cost: float = 0.0  # the cost model's estimate, seconds
 
     def workspace_bytes(self, itemsize):
         return self.workspace * itemsize
 
 
-def _grouped_applies(geom, backend):
+@dataclass(frozen=True)
+class Algorithm:
+    """One way to run a convolution.
+
+    applies(g, backend, per_sample) -> bool: preconditions (geometry, backend, dtype, CPU).
+    workspace(g, backend, nthreads, nw, workspace_bytes) -> (elements, tile), or None when it
+        cannot run within workspace_bytes.
+    features(g) -> the terms of its cost model, seconds = coefficients . features (fastconv/_costs.py).
+    run(plan, x4, w3, bias, has_bias, g, res4) -> True when its output holds a non-finite value
+        (only reported by algorithms that are not exact on non-finite data), else None/False.
+    exact_nonfinite: NaN and inf land where direct summation puts them.
+    """
+
+    name: str
+    applies: Callable
+    workspace: Callable
+    features: Callable
+    run: Callable
+    exact_nonfinite: bool = True
+    per_sample: bool = True  # runs per-sample weights (w3 of N weight sets) natively
+
+
+ALGORITHMS: "OrderedDict[str, Algorithm]" = OrderedDict()
+
+
+def _register(alg):
+    ALGORITHMS[alg.name] = alg
+    return alg
+
+
+def _ceil(a, b):
+    return -(-a // b) * b
+
+
+def _io_elems(g):
+    return g.N * g.C * g.H * g.W + g.N * g.K * g.P
+
+
+# --------------------------------------------------------------------------------------------
+# packed: fastconv's register-blocked micro-kernel (8 output channels x 48 pixels), 1x1 included
+
+
+def _packed_applies(g, be, per_sample):
+    mod = _optional(be, "packed")
+    return mod is not None and not per_sample and bool(mod.packed_supported(g.dtype.char))
+
+
+def _packed_workspace(g, be, nt, nw, limit):
+    ws = int(_load(be, "packed").packed_workspace_size(g.as_array(), nt))
+    return (ws, 0) if ws * g.dtype.itemsize <= limit else None
+
+
+def _packed_features(g):
+    # the micro-tile's idle lanes count: Kg rounds up to 8 channels, pixels to 48
+    macs = g.N * g.groups * _ceil(g.Kg, 8) * _ceil(g.P, 48) * g.R
+    return (1.0, macs, g.K * g.R + _io_elems(g))
+
+
+def _packed_run(plan, x4, w3, bias, has_bias, g, res4):
+    ws = np.empty(plan.workspace, dtype=g.dtype)
+    w4 = w3[0].reshape(g.K, g.Cg, g.kh, g.kw)
+    kernels(plan.backend, "packed").conv_packed(
+        x4, w4, bias[0], has_bias, g.as_array(), res4, ws, plan.nthreads
+    )
+
+
+_register(Algorithm("packed", _packed_applies, _packed_workspace, _packed_features, _packed_run,
+                    per_sample=False))
+
+
+# --------------------------------------------------------------------------------------------
+# winograd: F(2x2, 3x3), 16 multiplications per 2x2 outputs instead of 36; dilated layers run as
+# dh*dw undilated convolutions on phase sub-images (ConvGeometry.dilation_phases)
+
+
+def _winograd_phases(g):
+    """[(phase geometry, sample multiplier)] the Winograd kernel runs for g: g itself, the alike
+    phases stacked as one batch, or each phase in turn."""
+    if g.dh == g.dw == 1:
+        return [g], True
+    st = g.stacked_phases()
+    if st is not None:
+        return [st], True
+    return [p for *_, p in g.dilation_phases()], False
+
+
+def _winograd_applies(g, be, per_sample):
+    # limits of the kernel (3x3 stride 1, dilation up to 4 phase by phase) and of the transform:
+    # each of the 16 transform points is a GEMM over the input channels, so fewer than 16 leave
+    # the micro-kernel mostly loading and storing
+    if not (g.kh == g.kw == 3 and g.sh == g.sw == 1 and g.dh <= 4 and g.dw <= 4):
+        return False
+    if not (16 <= g.Cg <= 1024 and g.Kg >= 8):
+        return False
+    mod = _optional(be, "winograd")
+    return mod is not None and bool(mod.winograd_supported(g.dtype.char))
+
+
+def _winograd_workspace(g, be, nt, nw, limit):
+    """Elements: the kernel's own workspace, plus one phase's input and output copies."""
+    mod = _load(be, "winograd")
+    phases, stacked = _winograd_phases(g)
+    ws = 0
+    for p in phases:
+        nwp = nw if nw == 1 or p is g else nw * g.dh * g.dw if stacked else nw
+        own = int(mod.winograd_workspace_size(p.as_array(), nwp, nt))
+        copies = 0 if p is g else p.N * (p.C * p.H * p.W + p.K * p.Ho * p.Wo)
+        ws = max(ws, own + copies)
+    return (ws, 0) if ws * g.dtype.itemsize <= limit else None
+
+
+def _winograd_features(g):
+    phases, _ = _winograd_phases(g)
+    tiles = sum(p.N * ((p.Ho + 1) // 2) * ((p.Wo + 1) // 2) for p in phases)
+    gemm = 16 * tiles * g.groups * _ceil(g.Kg, 8) * g.Cg  # multiply-adds of the 16 GEMMs
+    transforms = 16 * tiles * (g.C + g.K) + 16 * g.K * g.Cg * (len(phases) if len(phases) > 1 else 1)
+    return (1.0 * len(phases), gemm, transforms + _io_elems(g))
+
+
+def winograd_run(plan, x4, w3, bias, has_bias, g, res4):
+    """Run g by Winograd; True when the output holds a non-finite value."""
+    wk = kernels(plan.backend, "winograd")
+    ws = np.empty(plan.workspace, dtype=g.dtype)
+    nt = plan.nthreads
+    if g.dh == g.dw == 1:
+        wk.conv_winograd(x4, w3, bias, has_bias, g.as_array(), res4, ws, nt)
+        return _nonfinite(res4)
+    mod = kernels(plan.backend)
+    phases, stacked = _winograd_phases(g)
+    if stacked:  # alike phases: split, one batch, merge (the conv kernels copy)
+        st = phases[0]
+        n_in, n_out = st.N * st.C * st.H * st.W, st.N * st.K * st.Ho * st.Wo
+        xs = ws[:n_in].reshape(st.N, st.C, st.H, st.W)
+        mod.phase_split(x4, xs, g.dh, g.dw, nt)
+        ys = ws[n_in : n_in + n_out].reshape(st.N, st.K, st.Ho, st.Wo)
+        reps = g.dh * g.dw
+        w3s = w3 if w3.shape[0] == 1 else np.tile(w3, (reps, 1, 1))
+        bs = bias if bias.shape[0] == 1 else np.tile(bias, (reps, 1))
+        wk.conv_winograd(xs, w3s, bs, has_bias, st.as_array(), ys, ws[n_in + n_out :], nt)
+        mod.phase_merge(ys, res4, g.dh, g.dw, nt)
+        return _nonfinite(ys)
+    bad = False
+    for r, a, c, b, p in g.dilation_phases():
+        n_in, n_out = p.N * p.C * p.H * p.W, p.N * p.K * p.Ho * p.Wo
+        xa = ws[:n_in].reshape(p.N, p.C, p.H, p.W)
+        xa[...] = x4[:, :, a :: g.dh, b :: g.dw]
+        ya = ws[n_in : n_in + n_out].reshape(p.N, p.K, p.Ho, p.Wo)
+        wk.conv_winograd(xa, w3, bias, has_bias, p.as_array(), ya, ws[n_in + n_out :], nt)
+        bad = bad or _nonfinite(ya)
+        res4[:, :, r :: g.dh, c :: g.dw] = ya
+    return bad
+
+
+_register(Algorithm("winograd", _winograd_applies, _winograd_workspace, _winograd_features,
+                    winograd_run, exact_nonfinite=False))
+
+
+# --------------------------------------------------------------------------------------------
+# direct kernels: depthwise (one input plane per output plane) and small groups (ResNeXt)
+
+
+def _depthwise_applies(g, be, per_sample):
+    return g.Cg == 1 and g.groups > 1
+
+
+def _depthwise_workspace(g, be, nt, nw, limit):
+    return nt * int(kernels(be).depthwise_workspace(g.as_array())), 0
+
+
+def _depthwise_features(g):
+    return (1.0, g.N * g.K * g.P * g.kh * g.kw, _io_elems(g))
+
+
+def _depthwise_run(plan, x4, w3, bias, has_bias, g, res4):
+    mod = kernels(plan.backend)
+    geo = g.as_array()
+    ws = np.empty((plan.nthreads, mod.depthwise_workspace(geo)), dtype=g.dtype)
+    mod.conv_depthwise(x4, w3, bias, has_bias, geo, res4, ws, plan.nthreads)
+
+
+_register(Algorithm("depthwise", _depthwise_applies, _depthwise_workspace, _depthwise_features,
+                    _depthwise_run))
+
+
+def _grouped_applies(g, be, per_sample):
     """Direct grouped kernel: stride 1, a few channels per group, whole blocks of 8 outputs; only
-    where the AVX-512 Cython kernel runs (the Numba twin is a reference-grade loop, slower than
-    packed/gemm there).  The kernel runs any image size; planes of at least 2 x 16 are where it
-    measured ahead of the packed kernel (on 14x14 and 7x7, 16 and 8 channels per group, the two
-    were even within this machine's noise)."""
-    if not (
-        geom.groups > 1
-        and geom.Cg <= 16
-        and geom.Kg % 8 == 0
-        and geom.sh == geom.sw == 1
-        and geom.Ho >= 2
-        and geom.Wo >= 16
-        and backend == "cython"
-    ):
+    the AVX-512 Cython kernel (the Numba twin is a reference-grade loop)."""
+    if not (g.groups > 1 and g.Cg <= 16 and g.Kg % 8 == 0 and g.sh == g.sw == 1):
         return False
-    return bool(kernels(backend).grouped_supported(geom.dtype.char))
+    return be == "cython" and bool(kernels(be).grouped_supported(g.dtype.char))
 
 
-#: Fewest 2x2 output tiles per weight set for which Winograd pays for transforming the weights
-#: (16*K*C values) each call.  Measured here (2 threads, 32-512 channels, shared weights): 16-64
-#: tiles ran 1.1-2.8x the packed kernel's time, 98-128 tiles 0.9-1.13x, 147 and more 0.5-0.85x.
-WINOGRAD_MIN_TILES = 144
+def _grouped_workspace(g, be, nt, nw, limit):
+    return nt * int(kernels(be).grouped_workspace(g.as_array())), 0
 
 
-def _winograd_applies(geom, backend, per_sample=False):
-    """Winograd F(2x2, 3x3) for 3x3 stride-1 layers, any dilation up to 4 (run per phase).
-
-    Cython: float32 on AVX-512; Numba twin: float32 and float64.  Measured here (2 threads,
-    layers_vs_torch.py): 0.6x torch's time on ResNet 3x3 layers of 64-128 channels, 0.85x at 256
-    channels on 14x14; against the packed kernel, 0.5-0.85x on every layer of 32-512 channels
-    with at least WINOGRAD_MIN_TILES tiles (Numba twin: 2.0-2.4x its packed kernel's speed).
-    Limits: at least 32 input channels per group (each transform point is a GEMM over them; fewer
-    leave the micro-kernel mostly loading and storing), at most 512 (past 256 the tile blocks
-    shrink to 32 to keep their 16 transformed planes in L2), enough tiles per weight set, and
-    outputs mostly covered by whole 2x2 tiles (a 7x7 output wastes 23% of the tile area).
-    """
-    if not (
-        geom.kh == geom.kw == 3
-        and geom.sh == geom.sw == 1
-        and geom.dh <= 4
-        and geom.dw <= 4
-        and 32 <= geom.Cg <= 512
-        and geom.Kg >= 16
-    ):
-        return False
-    # dilated: one undilated convolution per phase sub-image (their tiles are what counts)
-    phases = [geom] if geom.dh == geom.dw == 1 else [p[-1] for p in geom.dilation_phases()]
-    tiles = sum(((p.Ho + 1) // 2) * ((p.Wo + 1) // 2) for p in phases)
-    if geom.Ho * geom.Wo < 0.75 * 4 * tiles:
-        return False
-    if tiles * (1 if per_sample else geom.N) < WINOGRAD_MIN_TILES:
-        return False
-    try:
-        mod = _load(backend, "winograd")
-    except ImportError:
-        return False
-    return bool(mod.winograd_supported(geom.dtype.char))
+def _grouped_features(g):
+    return (1.0, g.N * g.K * g.P * g.R, _io_elems(g) + g.K * g.R)
 
 
-def winograd_plan(geom, backend, nthreads, nw=1):
-    """A Winograd plan for `nw` weight sets (1 shared, N per sample), its workspace sized.
+def pack_grouped_weights(w3, g):
+    """(Nw, K, Cg*kh*kw) -> (Nw, K/8, Cg*kh*kw, 8): each block of 8 output channels tap-major, the
+    layout conv_grouped broadcasts its weights from."""
+    Nw = w3.shape[0]
+    return np.ascontiguousarray(w3.reshape(Nw, g.K // 8, 8, g.R).transpose(0, 1, 3, 2))
 
-    Dilated layers run phase by phase (ConvGeometry.dilation_phases); the workspace then also
-    holds one phase's input and output copies.
-    """
-    mod = _load(backend, "winograd")
-    stacked = None if geom.dh == geom.dw == 1 else geom.stacked_phases()
-    if geom.dh == geom.dw == 1:
-        ws = int(mod.winograd_workspace_size(geom.as_array(), nw, nthreads))
-    elif stacked is not None:  # all phases in one call
-        p, nws = stacked, nw * geom.dh * geom.dw if nw > 1 else 1
-        ws = int(mod.winograd_workspace_size(p.as_array(), nws, nthreads))
-        ws += p.N * (p.C * p.H * p.W + p.K * p.Ho * p.Wo)
-    else:
-        ws = max(
-            int(mod.winograd_workspace_size(p.as_array(), nw, nthreads))
-            + p.N * (p.C * p.H * p.W + p.K * p.Ho * p.Wo)
-            for *_, p in geom.dilation_phases()
+
+def _grouped_run(plan, x4, w3, bias, has_bias, g, res4):
+    mod = kernels(plan.backend)
+    geo = g.as_array()
+    ws = np.empty((plan.nthreads, mod.grouped_workspace(geo)), dtype=g.dtype)
+    mod.conv_grouped(x4, pack_grouped_weights(w3, g), bias, has_bias, geo, res4, ws, plan.nthreads)
+
+
+_register(Algorithm("grouped", _grouped_applies, _grouped_workspace, _grouped_features,
+                    _grouped_run))
+
+
+# --------------------------------------------------------------------------------------------
+# BLAS paths: 1x1 stride 1 straight on the input, and tiled im2col + one GEMM per tile
+
+
+def _pointwise_applies(g, be, per_sample):
+    return g.is_pointwise and g.groups == 1
+
+
+def _pointwise_workspace(g, be, nt, nw, limit):
+    return 0, 0
+
+
+def _pointwise_features(g):
+    return (1.0, g.N * g.K * g.P * g.C, _io_elems(g) + g.K * g.C)
+
+
+def _pointwise_run(plan, x4, w3, bias, has_bias, g, res4):
+    with _threads.blas_threads(plan.nthreads):
+        np.matmul(w3, x4.reshape(g.N, g.C, g.H * g.W), out=res4.reshape(g.N, g.K, g.P))
+    if has_bias:
+        res4 += bias.reshape(bias.shape[0], g.K, 1, 1)
+
+
+_register(Algorithm("pointwise", _pointwise_applies, _pointwise_workspace, _pointwise_features,
+                    _pointwise_run))
+
+
+def _gemm_applies(g, be, per_sample):
+    return True
+
+
+def gemm_tile(g, be, nt, limit=WORKSPACE_BYTES):
+    """Output pixels per im2col tile: the tile in L2, at least two tiles per thread at small
+    batch when the image allows, within the workspace bound."""
+    per_pixel = kernels(be).conv_gemm_workspace(g.R, g.Kg, 1) * g.dtype.itemsize
+    tile = max(1, TILE_BYTES // per_pixel)
+    tiles_per_image = max(1, -(-2 * nt // max(1, g.N * g.groups)))
+    tile = min(tile, -(-g.P // tiles_per_image))
+    tile = min(tile, max(1, limit // (per_pixel * nt)), g.P)
+    return max(1, tile)
+
+
+def _gemm_workspace(g, be, nt, nw, limit):
+    tile = gemm_tile(g, be, nt, limit)
+    return int(kernels(be).conv_gemm_workspace(g.R, g.Kg, tile)) * nt, tile
+
+
+def _gemm_features(g):
+    return (1.0, g.N * g.K * g.P * g.R, g.N * g.groups * g.R * g.P + _io_elems(g))
+
+
+def _gemm_run(plan, x4, w3, bias, has_bias, g, res4):
+    nt = plan.nthreads
+    ws = np.empty((nt, plan.workspace // nt), dtype=g.dtype)
+    with _threads.blas_single():
+        kernels(plan.backend).conv_gemm(
+            x4, w3, bias, has_bias, g.as_array(), res4.reshape(g.N, g.K, g.P), ws, plan.tile, nt
         )
-    return ConvPlan("winograd", backend, nthreads, workspace=ws)
 
 
-def _packed_module(backend):
-    try:
-        mod = _load(backend, "packed")
-    except ImportError:
+_register(Algorithm("gemm", _gemm_applies, _gemm_workspace, _gemm_features, _gemm_run))
+
+
+# --------------------------------------------------------------------------------------------
+# fft: large kernels, channels summed per frequency (fastconv._fft)
+
+
+def _fft_applies(g, be, per_sample):
+    # strides waste the full-resolution output; many groups make many tiny transforms
+    return not per_sample and g.kh * g.kw >= 9 and g.groups <= 4
+
+
+def _fft_workspace(g, be, nt, nw, limit):
+    from ._fft import fft_chunk
+
+    chunk = fft_chunk(g, limit)
+    return (0, chunk) if chunk else None
+
+
+def _fft_features(g):
+    from ._fft import fft_len
+
+    fh, fw = fft_len(g.H + g.pt + g.pb), fft_len(g.W + g.pl + g.pr)
+    real = fh * fw
+    transforms = g.N * g.C + g.N * g.K + g.K * g.Cg
+    fft = transforms * real * max(1.0, math.log2(real))
+    cmm = 4.0 * g.N * g.groups * g.Cg * g.Kg * fh * (fw // 2 + 1)
+    return (1.0, fft + cmm, transforms * real)
+
+
+def _fft_run(plan, x4, w3, bias, has_bias, g, res4):
+    from ._fft import conv2d_fft
+
+    conv2d_fft(x4, w3[0], bias[0] if has_bias else None, g, res4, plan.nthreads, plan.tile)
+    return _nonfinite(res4)
+
+
+_register(Algorithm("fft", _fft_applies, _fft_workspace, _fft_features, _fft_run,
+                    exact_nonfinite=False, per_sample=False))
+
+
+# --------------------------------------------------------------------------------------------
+# choosing
+
+
+def _nonfinite(a):
+    """True when `a` holds a NaN or an inf (one pass; a finite sum of squares proves all finite)."""
+    r = a.reshape(-1)
+    with np.errstate(over="ignore", invalid="ignore"):
+        return not math.isfinite(float(np.dot(r, r)))
+
+
+def _coefficients(name, g, be, nt):
+    """Cost coefficients of `name` for this dtype, backend and thread count (fastconv/_costs.py)."""
+    table = _costs.COSTS.get((name, be, g.dtype.char)) or _costs.COSTS.get(
+        (name, "cython", g.dtype.char)
+    )
+    if table is None:
         return None
-    return mod
+    known = sorted(table)
+    use = max([t for t in known if t <= nt] or [known[0]])
+    c0, c1, c2 = table[use]
+    scale = use / nt  # threads past the measured ones: work terms shrink, overhead does not
+    return c0, c1 * scale, c2 * scale
+
+
+def estimate(name, g, be, nt):
+    """Seconds the cost model gives algorithm `name` on geometry g with nt threads."""
+    coef = _coefficients(name, g, be, nt)
+    if coef is None:
+        return math.inf
+    return float(sum(c * f for c, f in zip(coef, ALGORITHMS[name].features(g))))
+
+
+def applicable(g, backend="auto", per_sample=False):
+    """Names of the algorithms whose preconditions hold for geometry g on this backend."""
+    be = resolve_backend(backend)
+    return [a.name for a in ALGORITHMS.values() if a.applies(g, be, per_sample)]
+
+
+def _thread_options(nthreads):
+    return sorted({1, nthreads})
 
 
 def plan_conv2d(
-    geom, backend="auto", nthreads=None, workspace_bytes=WORKSPACE_BYTES, per_sample=False
+    geom,
+    backend="auto",
+    nthreads=None,
+    workspace_bytes=WORKSPACE_BYTES,
+    per_sample=False,
+    algorithm="auto",
+    exact_nonfinite=False,
 ):
-    """Choose the algorithm for `geom` (a ConvGeometry).
+    """Choose how `geom` (a ConvGeometry) runs: the cheapest applicable algorithm and thread count.
 
     Parameters
     ----------
     geom : ConvGeometry
     backend : {"auto", "numba", "cython"}
     nthreads : int, optional
-        Defaults to fastconv.get_num_threads().
+        Most threads to use; defaults to fastconv.get_num_threads().  Small work runs on fewer
+        when the cost model says one thread is faster.
     workspace_bytes : int
         Upper bound on the workspace (extra memory) of the plan.
     per_sample : bool
         Weights differ per sample (dynamic convolution).
+    algorithm : str
+        "auto", or a key of ALGORITHMS to force (ValueError when it does not apply).
+    exact_nonfinite : bool
+        Only algorithms that put NaN/inf where direct summation does (the recompute after a
+        transform-based path met a non-finite value).
     """
     be = resolve_backend(backend)
     if nthreads is None:
         nthreads = _threads.get_num_threads()
-    itemsize = geom.dtype.itemsize
-    if geom.Cg == 1 and geom.groups > 1:
-        # depthwise (any channel multiplier): GEMM with R = kh*kw is the wrong tool; the packed
-        # micro-kernel measured 5x torch's time there, the direct kernel 0.2-0.5x.
-        ws = nthreads * int(kernels(be).depthwise_workspace(geom.as_array()))
-        return ConvPlan("depthwise", be, nthreads, workspace=ws)
-    if _grouped_applies(geom, be):
-        # small groups (ResNeXt: 32 x 8->8): the packed kernel reuses each packed input only Kg
-        # times, so packing costs as much as the FMAs; the direct kernel keeps 8 channels x 2 rows
-        # x 16 pixels in registers and reads each input once per tap (measured in the commit).
-        ws = nthreads * int(kernels(be).grouped_workspace(geom.as_array()))
-        return ConvPlan("grouped", be, nthreads, workspace=ws)
-    if not per_sample and _fft_wins(geom, nthreads):
-        chunk = _fft_chunk(geom, workspace_bytes)
-        if chunk:
-            return ConvPlan("fft", be, nthreads, tile=chunk, workspace=0)
-    if _winograd_applies(geom, be, per_sample):
-        # 16 multiplications per 2x2 outputs instead of 36, per-sample weights included
-        plan = winograd_plan(geom, be, nthreads, geom.N if per_sample else 1)
-        if plan.workspace * itemsize <= workspace_bytes:
-            return plan
-    packed = _packed_module(be)
-    if packed is not None and not per_sample and packed.packed_supported(geom.dtype.char):
-        # fastconv's own micro-kernel, including 1x1: it reads the input planes directly there and
-        # measured 0.72-0.99x torch's time where OpenBLAS through np.matmul took 0.86-1.41x.
-        ws = int(packed.packed_workspace_size(geom.as_array(), nthreads))
-        if ws * itemsize <= workspace_bytes:
-            return ConvPlan("packed", be, nthreads, workspace=ws)
-    if geom.is_pointwise and geom.groups == 1:
-        # 1x1 stride 1 is a GEMM on the input as it lies: no packing at all.
-        return ConvPlan("pointwise", be, nthreads)
-    mod = kernels(be)
-    R, Kg, P = geom.R, geom.Kg, geom.P
-    per_pixel = mod.conv_gemm_workspace(R, Kg, 1) * itemsize
-    tile = max(1, TILE_BYTES // per_pixel)
-    # keep every thread busy at small batch: at least two tiles per thread when the image allows
-    tasks_wanted = 2 * nthreads
-    tiles_per_image = max(1, -(-tasks_wanted // max(1, geom.N * geom.groups)))
-    tile = min(tile, -(-P // tiles_per_image))
-    tile = min(tile, max(1, workspace_bytes // (per_pixel * nthreads)), P)
-    tile = max(1, tile)
-    ws = mod.conv_gemm_workspace(R, Kg, tile) * nthreads
-    return ConvPlan("gemm", be, nthreads, tile=tile, workspace=ws)
+    per_sample = bool(per_sample)
+    if algorithm != "auto":
+        if algorithm not in ALGORITHMS:
+            raise ValueError(f"algorithm must be 'auto' or one of {tuple(ALGORITHMS)}, got {algorithm!r}")
+        names = [algorithm]
+    else:
+        names = list(ALGORITHMS)
+    best = None
+    for name in names:
+        alg = ALGORITHMS[name]
+        if exact_nonfinite and not alg.exact_nonfinite:
+            continue
+        if not alg.applies(geom, be, per_sample):
+            continue
+        for nt in _thread_options(nthreads):
+            fit = alg.workspace(geom, be, nt, geom.N if per_sample else 1, workspace_bytes)
+            if fit is None:
+                continue
+            cost = estimate(name, geom, be, nt)
+            if best is None or cost < best[0]:
+                best = (cost, ConvPlan(name, be, nt, fit[1], fit[0], algorithm != "auto", cost))
+    if best is None:
+        if algorithm != "auto":
+            raise ValueError(
+                f"algorithm={algorithm!r} does not apply to this convolution on backend {be!r} "
+                f"(applicable: {applicable(geom, be, per_sample)})"
+            )
+        raise AssertionError("no algorithm applies")  # gemm always does
+    return best[1]
 
 
-# FFT cut-over.  Rates measured here (2 threads, benchmarks/conv_fft_cutover.py): the direct path
-# (packed micro-kernel / BLAS tiles) sustains about DIRECT_RATE; scipy.fft about FFT_RATE in
-# 2.5 N log2 N flops; the per-frequency complex matmul about CMM_RATE.
-DIRECT_RATE = {4: 60e9, 8: 25e9}
-FFT_RATE = 3e9
-CMM_RATE = 6e9
+def winograd_plan(geom, backend, nthreads, nw=1):
+    """A Winograd plan for `nw` weight sets (1 shared, N per sample), its workspace sized."""
+    be = resolve_backend(backend)
+    ws, _ = _winograd_workspace(geom, be, nthreads, nw, math.inf)
+    return ConvPlan("winograd", be, nthreads, workspace=ws, forced=True)
 
 
-def fft_seconds(geom):
-    """Estimated time of conv2d by FFT (all groups)."""
+# --------------------------------------------------------------------------------------------
+# repeated calls: the plan of a call depends only on shapes, dtypes and arguments
+
+
+_PLAN_CACHE: "OrderedDict[tuple, tuple]" = OrderedDict()
+_PLAN_CACHE_SIZE = 256
+
+
+def cached(key, make):
+    """make() for a hashable key, remembered for the last _PLAN_CACHE_SIZE distinct keys."""
+    try:
+        hit = _PLAN_CACHE.get(key)
+    except TypeError:  # an unhashable argument (a list as padding): no caching
+        return make()
+    if hit is not None:
+        _PLAN_CACHE.move_to_end(key)
+        return hit
+    value = make()
+    _PLAN_CACHE[key] = value
+    if len(_PLAN_CACHE) > _PLAN_CACHE_SIZE:
+        _PLAN_CACHE.popitem(last=False)
+    return value
+
+
+def clear_cache():
+    """Forget the remembered plans (after set_num_threads or tuning they are recomputed anyway)."""
+    _PLAN_CACHE.clear()
+
+
+# ---- 2-D filters (fastconv.signal) ----
+import functools  # noqa: E402  (this section is appended; the rest of the module does not use it)
+# What runs for signal.correlate2d / convolve2d: method ("direct", "separable", "fft", or "taps",
+# the NumPy loop in the result's own dtype) and thread count, from a FilterGeometry.  The time of
+# each method is  call + work / rate  with work = taps * pixels (direct), (kh + kw) * pixels
+# (separable), or 5 N log2 N per real transform (fft, N the padded transform size).  The
+# constants are fitted by benchmarks/scripts/signal_cutover.py (forced methods over a grid of
+# kernels 1x1-64x64 and images 16^2-8192^2): see FILTER_FIT for the command, machine and date.
+
+#: (method, work itemsize) -> (seconds per call, work units per second) on one thread.
+FILTER_COST = {
+    ("direct", 4): (1.56e-05, 1.69e10),
+    ("direct", 8): (8.49e-06, 9.02e09),
+    ("fft", 4): (9.09e-05, 1.28e10),
+    ("fft", 8): (4.79e-05, 9.14e09),
+    ("separable", 4): (5.09e-05, 9.95e09),
+    ("separable", 8): (2.74e-05, 4.31e09),
+}
+#: Threads: work that one thread does in under FILTER_PARALLEL_S seconds runs on one thread (on a
+#: shared 2-core machine a parallel region can wait a whole time slice, 4-28 ms measured, for its
+#: second thread); above it, each further thread divides the time by FILTER_SPEEDUP ** (1 / 1).
+FILTER_PARALLEL_S = 2e-3
+FILTER_SPEEDUP = 1.5
+FILTER_FIT = "provisional"
+#: Extended images up to this many bytes are built as one padded copy and run in one kernel call;
+#: larger ones run the interior in place plus four border strips (no copy of the whole image).
+FILTER_ONE_COPY_BYTES = 1 << 20
+# Integers are exact through float64 while |x| * sum|k| stays below 2**53 (direct) or, for the
+# paths that round (separable, FFT), far enough below it that rounding errors stay < 0.5.
+EXACT_DIRECT = 2.0**53
+EXACT_ROUNDED = 2.0**36
+
+
+@dataclass(frozen=True)
+class FilterPlan:
+    """How one signal.correlate2d / convolve2d call runs."""
+
+    method: str  # "direct" | "separable" | "fft" | "taps"
+    backend: str
+    nthreads: int
+    reason: str
+    one_copy: bool = True  # one padded copy and one kernel call (else interior + border strips)
+
+
+def filter_work(fgeom, method):
+    """The work units of `method` on `fgeom` (the cost model's abscissa)."""
     from ._fft import fft_len
 
-    Hp, Wp = geom.H + geom.pt + geom.pb, geom.W + geom.pl + geom.pr
-    fh, fw = fft_len(Hp), fft_len(Wp)
-    real = fh * fw
-    cplx = fh * (fw // 2 + 1)
-    transforms = geom.N * geom.C + geom.N * geom.K + geom.K * geom.Cg
-    fft = transforms * 2.5 * real * max(1.0, np.log2(real)) / FFT_RATE
-    cmm = 8.0 * geom.N * geom.groups * geom.Cg * geom.Kg * cplx / CMM_RATE
-    return fft + cmm
+    if method == "direct":
+        return fgeom.taps * fgeom.pixels
+    if method == "separable":
+        # the row pass runs over kh - 1 extra rows per block of output rows
+        return (fgeom.kh + fgeom.kw) * fgeom.pixels
+    ph, pw = fgeom.padded
+    n = fft_len(ph) * fft_len(pw)
+    # forward of each real image and the inverse, the kernel's transform once
+    return (2 * fgeom.batch * fgeom.parts + 1) * 5 * n * max(1.0, float(np.log2(n)))
 
 
-def direct_seconds(geom):
-    """Estimated time of the direct (GEMM-shaped) path.  Few output channels per group leave the
-    micro-kernel's 8-channel tile partly idle and few reduction rows starve it (measured: 1->4
-    channels 21x21 ran at a quarter of the dense rate)."""
-    occupancy = min(1.0, geom.Kg / 16) * min(1.0, geom.R / 64)
-    return geom.flops / (DIRECT_RATE[geom.dtype.itemsize] * occupancy)
+def filter_seconds(fgeom, method, nthreads):
+    """Estimated time of `method` on `nthreads` threads (inf: too little work for them)."""
+    call, rate = FILTER_COST[method, fgeom.work.itemsize]
+    one = call + filter_work(fgeom, method) / rate
+    if nthreads == 1:
+        return one
+    if one < FILTER_PARALLEL_S:
+        return float("inf")
+    return one / (FILTER_SPEEDUP * nthreads / 2)
 
 
-def _fft_wins(geom, nthreads):
-    # FFT pays off for large kernels only; strides waste the FFT's full-resolution output.
-    if geom.kh * geom.kw < 25 or geom.groups > 4:
-        return False
-    return fft_seconds(geom) * geom.sh * geom.sw < 0.7 * direct_seconds(geom)
+def _filter_ranking_uncached(fgeom, nthreads):
+    best = []
+    for method in ("direct", "separable", "fft"):
+        if method == "separable" and fgeom.taps == 1:
+            continue
+        opts = [(filter_seconds(fgeom, method, n), n) for n in sorted({1, nthreads})]
+        t, n = min(opts)
+        best.append((t, method, n))
+    best.sort()
+    return tuple((m, n, t) for t, m, n in best)
 
 
-def _fft_chunk(geom, workspace_bytes):
-    """Samples per FFT chunk within the workspace bound (0: not even one fits)."""
-    from ._fft import spectra_bytes
+_filter_ranking = functools.lru_cache(maxsize=512)(_filter_ranking_uncached)
 
-    Hp, Wp = geom.H + geom.pt + geom.pb, geom.W + geom.pl + geom.pr
-    one = spectra_bytes(1, geom.Cg, geom.Kg, Hp, Wp, geom.dtype)
-    kernel = spectra_bytes(0, geom.Cg, geom.Kg, Hp, Wp, geom.dtype)
-    per_sample = one - kernel
-    # x padded copy, output block and irfft buffer are about 3 more planes per channel
-    per_sample += (geom.Cg + 2 * geom.Kg) * Hp * Wp * geom.dtype.itemsize
-    room = workspace_bytes - kernel
-    return int(min(geom.N, room // per_sample)) if room > per_sample else 0
+
+def plan_filter2d(
+    fgeom, method="auto", backend="auto", nthreads=None, *, rank1=None, finite=None, exact=None
+):
+    """Choose what runs for a FilterGeometry.
+
+    Parameters
+    ----------
+    fgeom : FilterGeometry
+    method : {"auto", "direct", "separable", "fft"}
+        A forced method is kept (only its thread count is chosen).
+    backend : {"auto", "numba", "cython"}
+    nthreads : int, optional
+        At most this many threads (default fastconv.get_num_threads()); fewer when that is faster.
+    rank1, finite, exact : callables, optional
+        Facts about the data, asked only when they decide: ``rank1()`` is the kernel rank 1 (and
+        finite); ``finite()`` are image, kernel and fill value free of NaN/inf; ``exact()`` the
+        bound |x| * sum|k| for integer inputs.  A cost-losing method never triggers its test.
+
+    Returns
+    -------
+    FilterPlan
+    """
+    be = resolve_backend(backend, "signal")
+    if nthreads is None:
+        nthreads = _threads.get_num_threads()
+    dt = fgeom.dtype
+    ph, pw = fgeom.padded
+    one_copy = fgeom.batch * fgeom.parts * ph * pw * fgeom.work.itemsize <= FILTER_ONE_COPY_BYTES
+    if (dt.kind == "f" and dt.itemsize > 8) or (dt.kind == "c" and dt.itemsize > 16):
+        return FilterPlan("taps", be, 1, f"{dt} runs the tap-by-tap loop in its own precision")
+    bound = exact() if dt.kind in "iu" and exact is not None else None
+    if bound is not None and bound >= EXACT_DIRECT:
+        return FilterPlan("taps", be, 1, "integers beyond float64's exact range: exact loop")
+    ranking = _filter_ranking(fgeom, nthreads)
+    if method != "auto":
+        n, t = next((n, t) for m, n, t in ranking if m == method)
+        return FilterPlan(method, be, n, f"method={method!r} forced (est. {t * 1e6:.0f} us)", one_copy)
+    direct_t = next(t for m, _, t in ranking if m == "direct")
+    skipped = []
+    for m, n, t in ranking:
+        if m != "direct" and bound is not None and bound >= EXACT_ROUNDED:
+            skipped.append(f"{m}: integers with |x| * sum|k| >= 2**36 need the exact path")
+            continue
+        if m == "separable" and not (rank1 is not None and rank1()):
+            skipped.append("separable: kernel not rank 1 (or not finite)")
+            continue
+        if m == "fft" and not (finite is not None and finite()):
+            skipped.append("fft: NaN/inf in the inputs, which FFT would spread")
+            continue
+        why = f"{fgeom.kh}x{fgeom.kw} kernel, {fgeom.out_h}x{fgeom.out_w} output: {m}"
+        if m == "separable":
+            why += f" (rank-1 kernel, {fgeom.kh + fgeom.kw} taps per pixel)"
+        why += " est. "
+        why += f"{t * 1e6:.0f} us on {n} thread{'s' if n > 1 else ''}"
+        if m != "direct":
+            why += f" < direct est. {direct_t * 1e6:.0f} us"
+        if skipped:
+            why += " (" + "; ".join(skipped) + ")"
+        return FilterPlan(m, be, n, why, one_copy)
+    raise AssertionError("direct always applies")

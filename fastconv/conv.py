@@ -9,13 +9,23 @@ import numpy as np
 
 from . import _threads
 from ._geometry import check_out, conv_geometry
-from ._plan import kernels, plan_conv2d
+from ._plan import ALGORITHMS, cached, plan_conv2d
 
 __all__ = ["conv2d"]
 
 
 def conv2d(
-    x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, out=None, backend="auto"
+    x,
+    weight,
+    bias=None,
+    stride=1,
+    padding=0,
+    dilation=1,
+    groups=1,
+    *,
+    out=None,
+    backend="auto",
+    algorithm="auto",
 ):
     """2-D convolution (cross-correlation) with ``torch.nn.functional.conv2d``'s semantics.
 
@@ -41,6 +51,10 @@ def conv2d(
         fails.
     backend : {"auto", "numba", "cython"}
         Which compiled kernels to use; both give the same results.
+    algorithm : str, default "auto"
+        "auto" lets the planner choose; or one of ``fastconv.algorithms()`` to force it
+        (ValueError if it does not apply to this call).  A forced transform-based algorithm
+        ("winograd", "fft") keeps its own rounding and NaN/inf behaviour.
 
     Returns
     -------
@@ -82,12 +96,50 @@ def conv2d(
            [6., 9., 9., 6.],
            [4., 6., 6., 4.]], dtype=float32)
     """
-    x4, w, b, g = conv_geometry(x, weight, bias, stride, padding, dilation, groups)
+    plan, g = _planned(x, weight, bias, stride, padding, dilation, groups, backend, algorithm)
+    if plan is None:  # not plain ndarrays, or an unhashable argument: validate the long way
+        x, weight, bias, g = conv_geometry(x, weight, bias, stride, padding, dilation, groups)
+        plan = plan_conv2d(g, backend, algorithm=algorithm)
+    else:
+        x = np.ascontiguousarray(x if g.batched else x[None], dtype=g.dtype)
+        weight = np.ascontiguousarray(weight, dtype=g.dtype)
+        bias = None if bias is None else np.ascontiguousarray(bias, dtype=g.dtype)
     out = check_out(out, g.out_shape, g.dtype)
-    plan = plan_conv2d(g, backend)
-    w3 = w.reshape(1, g.K, -1)
-    b2 = None if b is None else b.reshape(1, g.K)
-    return run_conv(plan, x4, w3, b2, g, out)
+    w3 = weight.reshape(1, g.K, -1)
+    b2 = None if bias is None else bias.reshape(1, g.K)
+    return run_conv(plan, x, w3, b2, g, out)
+
+
+def _key(v):
+    """A hashable key that tells apart what validation tells apart (True from 1, (1, 1) from [1, 1])."""
+    if isinstance(v, (tuple, list)):
+        return (type(v), tuple(_key(e) for e in v))
+    return (type(v), v)
+
+
+def _planned(x, weight, bias, stride, padding, dilation, groups, backend, algorithm):
+    """(plan, geometry) of a call on plain ndarrays, remembered across calls with the same shapes,
+    dtypes and arguments (validation and planning depend on nothing else); (None, None) when the
+    call cannot be keyed."""
+    if type(x) is not np.ndarray or type(weight) is not np.ndarray:
+        return None, None
+    if bias is not None and type(bias) is not np.ndarray:
+        return None, None
+    key = (
+        "conv2d", x.shape, x.dtype, weight.shape, weight.dtype,
+        None if bias is None else (bias.shape, bias.dtype),
+        _key(stride), _key(padding), _key(dilation), _key(groups), _key(backend), _key(algorithm),
+        _threads.get_num_threads(),
+    )
+
+    def make():
+        _, _, _, g = conv_geometry(x, weight, bias, stride, padding, dilation, groups)
+        return plan_conv2d(g, backend, algorithm=algorithm), g
+
+    return cached(key, make)
+
+
+_NO_BIAS = {}
 
 
 def run_conv(plan, x4, w3, b2, g, out=None):
@@ -95,108 +147,29 @@ def run_conv(plan, x4, w3, b2, g, out=None):
 
     w3 is (Nw, K, Cg*kh*kw) with Nw in {1, N} and b2 (Nb, K) or None: per-sample weights serve
     dynamic convolution through the same kernels.  Shared by conv2d and dynamic_conv2d.
+
+    When an algorithm that is not exact on non-finite data (Winograd, FFT) meets a NaN or an inf,
+    the call is recomputed by the best exact one, so NaN and inf land where direct summation puts
+    them; an algorithm the caller forced keeps its own behaviour.
     """
     shape4 = (g.N, g.K, g.Ho, g.Wo)
     direct = out is not None and out.flags.c_contiguous and not np.may_share_memory(out, x4)
     res = out if direct else np.empty(g.out_shape, dtype=g.dtype)
     res4 = res.reshape(shape4)
     if g.N > 0:
-        _dispatch(plan, x4, w3, b2, g, res4)
+        has_bias = b2 is not None
+        if not has_bias:
+            b2 = _NO_BIAS.get(g.dtype)
+            if b2 is None:
+                b2 = _NO_BIAS.setdefault(g.dtype, np.zeros((1, 1), dtype=g.dtype))
+        _threads.mark_pools_started()
+        bad = ALGORITHMS[plan.algorithm].run(plan, x4, w3, b2, has_bias, g, res4)
+        if bad and not plan.forced:
+            exact = plan_conv2d(
+                g, plan.backend, plan.nthreads, per_sample=w3.shape[0] > 1, exact_nonfinite=True
+            )
+            ALGORITHMS[exact.algorithm].run(exact, x4, w3, b2, has_bias, g, res4)
     if out is not None and not direct:
         out[...] = res
         return out
     return res
-
-
-def _dispatch(plan, x4, w3, b2, g, res4):
-    has_bias = b2 is not None
-    bias = b2 if has_bias else np.zeros((1, 1), dtype=g.dtype)
-    nt = plan.nthreads
-    if plan.algorithm == "pointwise":
-        # One GEMM per sample on the input as it lies; BLAS gets fastconv's thread count.
-        with _threads.blas_threads(nt):
-            np.matmul(w3, x4.reshape(g.N, g.C, g.H * g.W), out=res4.reshape(g.N, g.K, g.P))
-        if has_bias:
-            res4 += bias.reshape(bias.shape[0], g.K, 1, 1)
-        return
-    if plan.algorithm == "fft":
-        _conv_fft(x4, w3[0], bias[0] if has_bias else None, g, res4, nt, plan.tile)
-        return
-    mod = kernels(plan.backend)
-    geo = g.as_array()
-    _threads.mark_pools_started()
-    if plan.algorithm == "grouped":
-        wt = pack_grouped_weights(w3, g)
-        ws = np.empty((nt, mod.grouped_workspace(geo)), dtype=g.dtype)
-        mod.conv_grouped(x4, wt, bias, has_bias, geo, res4, ws, nt)
-        return
-    if plan.algorithm == "depthwise":
-        ws = np.empty((nt, mod.depthwise_workspace(geo)), dtype=g.dtype)
-        mod.conv_depthwise(x4, w3, bias, has_bias, geo, res4, ws, nt)
-    elif plan.algorithm == "winograd":
-        ws = np.empty(plan.workspace, dtype=g.dtype)
-        wk = kernels(plan.backend, "winograd")
-        if g.dh == g.dw == 1:
-            wk.conv_winograd(x4, w3, bias, has_bias, geo, res4, ws, nt)
-            return
-        # dilated: each phase sub-image is an undilated convolution (ConvGeometry.dilation_phases);
-        # alike phases run as one batch, split and merged by the conv kernels
-        st = g.stacked_phases()
-        if st is not None:
-            n_in, n_out = st.N * st.C * st.H * st.W, st.N * st.K * st.Ho * st.Wo
-            xs = ws[:n_in].reshape(st.N, st.C, st.H, st.W)
-            mod.phase_split(x4, xs, g.dh, g.dw, nt)
-            ys = ws[n_in : n_in + n_out].reshape(st.N, st.K, st.Ho, st.Wo)
-            reps = (g.dh * g.dw, 1, 1)
-            w3s = w3 if w3.shape[0] == 1 else np.tile(w3, reps)
-            bs = bias if bias.shape[0] == 1 else np.tile(bias, (g.dh * g.dw, 1))
-            wk.conv_winograd(xs, w3s, bs, has_bias, st.as_array(), ys, ws[n_in + n_out :], nt)
-            mod.phase_merge(ys, res4, g.dh, g.dw, nt)
-            return
-        for r, a, c, b, p in g.dilation_phases():
-            n_in, n_out = p.N * p.C * p.H * p.W, p.N * p.K * p.Ho * p.Wo
-            xa = ws[:n_in].reshape(p.N, p.C, p.H, p.W)
-            xa[...] = x4[:, :, a :: g.dh, b :: g.dw]
-            ya = ws[n_in : n_in + n_out].reshape(p.N, p.K, p.Ho, p.Wo)
-            wk.conv_winograd(xa, w3, bias, has_bias, p.as_array(), ya, ws[n_in + n_out :], nt)
-            res4[:, :, r :: g.dh, c :: g.dw] = ya
-    elif plan.algorithm == "packed":
-        ws = np.empty(plan.workspace, dtype=g.dtype)
-        pk = kernels(plan.backend, "packed")
-        pk.conv_packed(
-            x4, w3[0].reshape(g.K, g.Cg, g.kh, g.kw), bias[0], has_bias, geo, res4, ws, nt
-        )
-    else:
-        ws = np.empty((nt, plan.workspace // nt), dtype=g.dtype)
-        with _threads.blas_single():
-            mod.conv_gemm(
-                x4, w3, bias, has_bias, geo, res4.reshape(g.N, g.K, g.P), ws, plan.tile, nt
-            )
-
-
-def _conv_fft(x4, w2, b, g, res4, nthreads, chunk):
-    """conv2d by FFT, `chunk` samples at a time so the spectra stay within the workspace bound."""
-    from ._fft import correlate_valid_fft
-
-    w = w2.reshape(g.K, g.Cg, g.kh, g.kw)
-    if g.dh > 1 or g.dw > 1:  # dilation: the kernel with zeros between its taps
-        wd = np.zeros((g.K, g.Cg, g.dh * (g.kh - 1) + 1, g.dw * (g.kw - 1) + 1), g.dtype)
-        wd[:, :, :: g.dh, :: g.dw] = w
-        w = wd
-    pad = ((0, 0), (0, 0), (g.pt, g.pb), (g.pl, g.pr))
-    for grp in range(g.groups):
-        cs, ks = slice(grp * g.Cg, (grp + 1) * g.Cg), slice(grp * g.Kg, (grp + 1) * g.Kg)
-        wf = None
-        for n0 in range(0, g.N, chunk):
-            xp = np.pad(x4[n0 : n0 + chunk, cs], pad)
-            y, wf = correlate_valid_fft(xp, w[ks], nthreads, wf)
-            res4[n0 : n0 + chunk, ks] = y[:, :, :: g.sh, :: g.sw]
-    if b is not None:
-        res4 += b.reshape(1, g.K, 1, 1)
-
-
-def pack_grouped_weights(w3, g):
-    """(Nw, K, Cg*kh*kw) -> (Nw, K/8, Cg*kh*kw, 8): each block of 8 output channels tap-major, the
-    layout conv_grouped broadcasts its weights from."""
-    Nw = w3.shape[0]
-    return np.ascontiguousarray(w3.reshape(Nw, g.K // 8, 8, g.R).transpose(0, 1, 3, 2))

@@ -1,0 +1,287 @@
+"""Measure every conv2d algorithm on a broad grid and fit the planner's cost model (fastconv/_costs.py).
+
+Run from the repository root:
+    python benchmarks/scripts/calibrate.py [--backend cython] [--points 400] [--write]
+    python benchmarks/scripts/calibrate.py --evaluate          # planner's choice vs fastest, no fit
+
+For each grid point every applicable algorithm (fastconv._plan.ALGORITHMS) runs forced on 1 and on
+all threads, interleaved round-robin so machine load hits them alike; the best of --repeat calls is
+kept.  Each algorithm's time is fitted as seconds = c0*f0 + c1*f1 + c2*f2 over its own features
+(call overhead, multiply-adds as its kernel executes them, elements moved) by non-negative least
+squares on relative error.  --write stores the coefficients, with the command, machine and date,
+in fastconv/_costs.py; the raw times go to benchmarks/results/calibration-<backend>.csv.
+
+The evaluation reads those times: for each point and thread budget, the planner's choice (algorithm
+and thread count) against the fastest measured option, as the fraction of points within 10% and
+the worst ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime
+import math
+import os
+import platform
+import sys
+import time
+
+import numpy as np
+
+_HERE = os.path.dirname(os.path.abspath(__file__))
+_ROOT = os.path.dirname(os.path.dirname(_HERE))
+sys.path.insert(0, _ROOT)
+
+import fastconv  # noqa: E402
+from fastconv import _plan  # noqa: E402
+from fastconv._geometry import geometry_from_shapes  # noqa: E402
+from fastconv.conv import run_conv  # noqa: E402
+
+MAX_MACS = 6e8  # per point: keeps the slowest algorithm of a point under ~0.2 s on one thread
+MAX_ELEMS = 2.5e7  # input or output elements per point
+
+
+def grid(npoints, seed=0):
+    """Random points of the issue's grid (batch 1-32, planes 7-224, channels 3-1024, kernels
+    1x1-7x7 and odd ones, strides 1-2, dilations 1-4, groups 1/few/depthwise), within MAX_MACS,
+    plus the layers users call most (ResNet, MobileNet, DeepLab, tiny calls)."""
+    rng = np.random.default_rng(seed)
+    fixed = [
+        ((8, 64, 56, 56), (64, 64, 3, 3), 1, 1, 1, 1),
+        ((8, 128, 28, 28), (128, 128, 3, 3), 1, 1, 1, 1),
+        ((8, 256, 14, 14), (256, 256, 3, 3), 1, 1, 1, 1),
+        ((1, 512, 7, 7), (512, 512, 3, 3), 1, 1, 1, 1),
+        ((1, 256, 14, 14), (256, 256, 3, 3), 1, 1, 1, 1),
+        ((1, 512, 14, 14), (512, 512, 3, 3), 2, 1, 1, 1),
+        ((1, 256, 33, 33), (256, 256, 3, 3), 1, 4, 4, 1),
+        ((1, 3, 8, 8), (4, 3, 3, 3), 1, 1, 1, 1),
+        ((1, 16, 16, 16), (16, 16, 3, 3), 1, 1, 1, 1),
+        ((8, 256, 56, 56), (64, 256, 1, 1), 1, 0, 1, 1),
+        ((1, 960, 7, 7), (160, 960, 1, 1), 1, 0, 1, 1),
+        ((4, 144, 56, 56), (144, 1, 3, 3), 1, 1, 1, 144),
+        ((4, 144, 56, 56), (144, 1, 3, 3), 2, 1, 1, 144),
+        ((1, 672, 14, 14), (672, 1, 5, 5), 1, 2, 1, 672),
+        ((2, 256, 28, 28), (256, 8, 3, 3), 1, 1, 1, 32),
+        ((1, 3, 224, 224), (64, 3, 7, 7), 2, 3, 1, 1),
+        ((1, 3, 224, 224), (64, 3, 3, 3), 1, 1, 1, 1),
+        ((8, 64, 56, 56), (64, 64, 3, 3), 1, 2, 2, 1),
+        ((2, 16, 64, 64), (16, 16, 11, 11), 1, 5, 1, 1),
+    ]
+    pts = list(fixed)
+    planes = [7, 8, 13, 14, 17, 28, 33, 56, 64, 112, 224]
+    chans = [3, 8, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 1024]
+    kernels = [(1, 1), (3, 3), (3, 3), (3, 3), (5, 5), (7, 7), (1, 7), (7, 1), (2, 2), (4, 4), (11, 11)]
+    tries = 0
+    while len(pts) < npoints and tries < 100 * npoints:
+        tries += 1
+        N = int(rng.choice([1, 1, 2, 4, 8, 16, 32]))
+        H = int(rng.choice(planes))
+        W = H if rng.random() < 0.8 else int(rng.choice(planes))
+        C = int(rng.choice(chans))
+        K = int(rng.choice(chans))
+        kh, kw = kernels[rng.integers(len(kernels))]
+        s = int(rng.choice([1, 1, 1, 2]))
+        d = int(rng.choice([1, 1, 1, 1, 2, 4])) if s == 1 and kh > 1 else 1
+        kind = rng.choice(["dense", "dense", "dense", "grouped", "depthwise"])
+        if kind == "depthwise":
+            G, K, Cg = C, C * int(rng.choice([1, 1, 2])), 1
+        elif kind == "grouped":
+            G = int(rng.choice([2, 4, 8, 32]))
+            if C % G or K % G:
+                continue
+            Cg = C // G
+        else:
+            G, Cg = 1, C
+        p = (d * (kh - 1)) // 2 if rng.random() < 0.8 else 0
+        try:
+            g = geometry_from_shapes((N, C, H, W), (K, Cg, kh, kw), s, p, d, G)
+        except ValueError:
+            continue
+        if g.N * g.K * g.P * g.R > MAX_MACS or max(N * C * H * W, N * K * g.P) > MAX_ELEMS:
+            continue
+        pts.append(((N, C, H, W), (K, Cg, kh, kw), s, p, d, G))
+    return pts
+
+
+def forced_plan(name, g, be, nt):
+    fit = _plan.ALGORITHMS[name].workspace(g, be, nt, 1, _plan.WORKSPACE_BYTES)
+    if fit is None:
+        return None
+    return _plan.ConvPlan(name, be, nt, fit[1], fit[0], forced=True)
+
+
+def measure(points, be, dtype, threads, repeat, budget):
+    """Rows (point index, algorithm, nthreads, best seconds)."""
+    rng = np.random.default_rng(1)
+    rows = []
+    t_start = time.perf_counter()
+    for i, (xs, ws, s, p, d, G) in enumerate(points):
+        if time.perf_counter() - t_start > budget:
+            print(f"time budget reached after {i} points", file=sys.stderr)
+            break
+        g = geometry_from_shapes(xs, ws, s, p, d, G, dtype)
+        x = rng.standard_normal(xs).astype(dtype)
+        w = rng.standard_normal(ws).astype(dtype)
+        w3 = w.reshape(1, g.K, -1)
+        out = np.empty((g.N, g.K, g.Ho, g.Wo), dtype)
+        plans = []
+        for name in _plan.applicable(g, be):
+            for nt in threads:
+                pl = forced_plan(name, g, be, nt)
+                if pl is not None:
+                    plans.append(pl)
+        best = {}
+        for pl in plans:  # warm-up (and Numba compiles) outside the timing
+            run_conv(pl, x, w3, None, g, out)
+        for _ in range(repeat):
+            for pl in plans:
+                t = time.perf_counter()
+                run_conv(pl, x, w3, None, g, out)
+                t = time.perf_counter() - t
+                key = (pl.algorithm, pl.nthreads)
+                best[key] = min(best.get(key, math.inf), t)
+                if t > 0.5:  # a hopeless algorithm here: one timing is enough
+                    best[key] = t
+        for (name, nt), t in best.items():
+            rows.append((i, name, nt, t))
+        if i % 20 == 0:
+            print(f"{i}/{len(points)} points, {time.perf_counter() - t_start:.0f} s", file=sys.stderr)
+    return rows
+
+
+def fit(points, rows, be, dtype):
+    """{(algorithm, backend, dtype char): {nthreads: (c0, c1, c2)}} by NNLS on relative error."""
+    from scipy.optimize import nnls
+
+    by = {}
+    for i, name, nt, t in rows:
+        xs, ws, s, p, d, G = points[i]
+        g = geometry_from_shapes(xs, ws, s, p, d, G, dtype)
+        by.setdefault((name, nt), []).append((_plan.ALGORITHMS[name].features(g), t))
+    out = {}
+    for (name, nt), data in sorted(by.items()):
+        A = np.array([f for f, _ in data], dtype=np.float64)
+        t = np.array([t for _, t in data])
+        scale = A.max(axis=0)
+        scale[scale == 0] = 1
+        coef, _ = nnls((A / scale) / t[:, None], np.ones(len(t)))
+        coef = coef / scale
+        out.setdefault((name, be, np.dtype(dtype).char), {})[nt] = tuple(float(c) for c in coef)
+    return out
+
+
+def evaluate(points, rows, be, dtype, threads):
+    """Per point and thread budget: planner's measured time / fastest measured time."""
+    times = {}
+    for i, name, nt, t in rows:
+        times.setdefault(i, {})[(name, nt)] = t
+    ratios, worst = [], []
+    for i, opts in times.items():
+        xs, ws, s, p, d, G = points[i]
+        g = geometry_from_shapes(xs, ws, s, p, d, G, dtype)
+        for budget in threads:
+            allowed = {k: v for k, v in opts.items() if k[1] in (1, budget)}
+            if not allowed:
+                continue
+            plan = _plan.plan_conv2d(g, be, budget)
+            got = allowed.get((plan.algorithm, plan.nthreads))
+            if got is None:
+                continue
+            fastest = min(allowed.values())
+            r = got / fastest
+            ratios.append(r)
+            worst.append((r, i, budget, plan.algorithm, plan.nthreads, min(allowed, key=allowed.get)))
+    ratios = np.array(ratios)
+    worst.sort(reverse=True)
+    return ratios, worst
+
+
+def write_costs(costs, command):
+    path = os.path.join(_ROOT, "fastconv", "_costs.py")
+    old = {}
+    if os.path.exists(path):
+        ns = {}
+        exec(open(path).read(), ns)
+        old = ns.get("COSTS", {})
+    old.update(costs)
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    lines = [
+        '"""Cost-model coefficients of the planner: seconds = c0*f0 + c1*f1 + c2*f2 per algorithm.',
+        "",
+        "Written by benchmarks/scripts/calibrate.py; do not edit by hand.  The features f of each",
+        "algorithm are defined next to it in fastconv/_plan.py (call overhead, multiply-adds as its",
+        "kernel executes them, elements moved).  Last measured:",
+        f"    {command}",
+        f"    on {cpu}, {os.cpu_count()} CPUs, {datetime.date.today().isoformat()}",
+        '"""',
+        "",
+        "# (algorithm, backend, dtype char): {threads: (c0, c1, c2)}",
+        "COSTS = {",
+    ]
+    for key in sorted(old):
+        inner = ", ".join(f"{nt}: ({', '.join(f'{c:.4g}' for c in v)})" for nt, v in sorted(old[key].items()))
+        lines.append(f"    {key!r}: {{{inner}}},")
+    lines.append("}")
+    with open(path, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    print(f"wrote {path}", file=sys.stderr)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--backend", default="cython", choices=["cython", "numba"])
+    ap.add_argument("--dtype", default="float32,float64", help="comma-separated (default both)")
+    ap.add_argument("--points", type=int, default=300, help="grid points (default 300)")
+    ap.add_argument("--repeat", type=int, default=3, help="timed calls per option (default 3)")
+    ap.add_argument("--budget", type=float, default=900, help="seconds per dtype (default 900)")
+    ap.add_argument("--write", action="store_true", help="store the fit in fastconv/_costs.py")
+    ap.add_argument("--evaluate", action="store_true",
+                    help="only compare the planner's choices with the recorded times")
+    args = ap.parse_args(argv)
+    threads = sorted({1, os.cpu_count() or 1})
+    points = grid(args.points)
+    os.makedirs(os.path.join(_ROOT, "benchmarks", "results"), exist_ok=True)
+    costs = {}
+    for dn in args.dtype.split(","):
+        dtype = np.dtype(dn)
+        path = os.path.join(_ROOT, "benchmarks", "results", f"calibration-{args.backend}-{dn}.csv")
+        if args.evaluate:
+            with open(path) as f:
+                rows = [(int(r[0]), r[1], int(r[2]), float(r[3])) for r in csv.reader(f)]
+        else:
+            with fastconv.threads(max(threads)):
+                rows = measure(points, args.backend, dtype, threads, args.repeat, args.budget)
+            with open(path, "w", newline="") as f:
+                csv.writer(f).writerows(rows)
+            costs.update(fit(points, rows, args.backend, dtype))
+        if args.write and not args.evaluate:
+            write_costs(costs, "python benchmarks/scripts/" + " ".join(
+                [os.path.basename(__file__)] + (argv if argv is not None else sys.argv[1:])))
+            _reload_costs()
+        ratios, worst = evaluate(points, rows, args.backend, dtype, threads)
+        if len(ratios):
+            print(f"{args.backend} {dn}: {len(ratios)} (point, thread budget) cases; planner within "
+                  f"10% of the fastest on {np.mean(ratios <= 1.10):.1%}, within 50% on "
+                  f"{np.mean(ratios <= 1.5):.1%}; median ratio {np.median(ratios):.3f}, "
+                  f"worst {ratios.max():.2f}")
+            for r, i, budget, alg, nt, fast in worst[:8]:
+                print(f"  {r:.2f}x  point {points[i]} budget {budget}: planner {alg}/{nt}, "
+                      f"fastest {fast[0]}/{fast[1]}")
+
+
+def _reload_costs():
+    import importlib
+
+    import fastconv._costs
+
+    importlib.reload(fastconv._costs)
+
+
+if __name__ == "__main__":
+    main()
