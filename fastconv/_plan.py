@@ -12,7 +12,7 @@ from __future__ import annotations
 import importlib
 import math
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable
 
 import numpy as np
@@ -593,6 +593,61 @@ def cached(key, make):
 def clear_cache():
     """Forget the remembered plans (after set_num_threads or tuning they are recomputed anyway)."""
     _PLAN_CACHE.clear()
+
+
+# --------------------------------------------------------------------------------------------
+# dynamic convolution (fastconv.dynamic_conv2d): mix the kernels first, or run the experts
+
+
+@dataclass(frozen=True)
+class DynamicPlan:
+    """How one dynamic_conv2d call runs: the method, both estimates (seconds), the batch chunk."""
+
+    method: str  # "mix" | "experts"
+    mix_cost: float  # mix the kernels per sample, then one convolution per sample
+    experts_cost: float  # run the E experts as one convolution, then mix their outputs
+    chunk: int  # samples per pass (bounds the per-sample kernels or the expert outputs in memory)
+    per_sample_calls: bool  # mix: one shared-weight kernel call per sample (packed)
+
+
+DYNAMIC_METHODS = ("auto", "mix", "experts")
+
+
+def _mix_seconds(macs, elems, dtype, nt):
+    """A memory-bound NumPy matmul (mixing kernels or expert outputs), by the measured rates."""
+    table = _costs.COSTS.get(("mix", "numpy", np.dtype(dtype).char), {1: (5e-6, 2e-10, 4e-10)})
+    c0, c1, c2 = table[min(table)]  # the mixing runs on one BLAS thread (fastconv.dynamic)
+    return c0 + c1 * macs + c2 * elems
+
+
+def plan_dynamic(g, E, backend="auto", method="auto", nthreads=None,
+                 workspace_bytes=WORKSPACE_BYTES):
+    """Pick how a dynamic convolution runs, from the registry's cost of each way.
+
+    g is the geometry of the whole batch with one kernel (K outputs), E the number of experts.
+    mix: (N, E) @ (E, K*R) then the per-sample convolution (one batched call on an entry that
+    takes per-sample weights, or one shared-weight call per sample, whichever is cheaper);
+    experts: one shared-weight convolution with E*K outputs, then (1, E) @ (E, K*P) per sample.
+    """
+    if method not in DYNAMIC_METHODS:
+        raise ValueError(f"method must be one of {DYNAMIC_METHODS}, got {method!r}")
+    be = resolve_backend(backend)
+    if nthreads is None:
+        nthreads = _threads.get_num_threads()
+    N, K, P, R = g.N, g.K, g.P, g.R
+    batched = plan_conv2d(g, be, nthreads, workspace_bytes, per_sample=True).cost
+    calls = N * plan_conv2d(replace(g, N=1), be, nthreads, workspace_bytes).cost
+    per_sample_calls = calls < batched
+    mix = _mix_seconds(N * E * K * R, E * K * R + N * K * R, g.dtype, nthreads) + min(batched, calls)
+    gE = replace(g, K=E * K)
+    experts = plan_conv2d(gE, be, nthreads, workspace_bytes).cost + _mix_seconds(
+        N * E * K * P, N * (E + 1) * K * P, g.dtype, nthreads
+    )
+    if method == "auto":
+        method = "mix" if mix <= experts else "experts"
+    per_sample_bytes = g.dtype.itemsize * (K * R if method == "mix" else E * K * P)
+    chunk = int(max(1, min(N, workspace_bytes // max(1, per_sample_bytes))))
+    return DynamicPlan(method, mix, experts, chunk, per_sample_calls and method == "mix")
 
 
 # ---- 2-D filters (fastconv.signal) ----

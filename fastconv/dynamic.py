@@ -1,6 +1,6 @@
 """Dynamic convolution (DynamicConv, CondConv): per-sample kernels mixed from a bank of experts.
 
-Owns `dynamic_conv2d`, its validation and cost model, and the `DynamicConv2d` NumPy layer.
+Owns `dynamic_conv2d`, its validation, and the `DynamicConv2d` NumPy layer; the planner chooses how it runs.
 """
 
 from __future__ import annotations
@@ -13,39 +13,10 @@ import numpy as np
 
 from . import _threads
 from ._geometry import as_float_array, check_out, conv_geometry, result_float_dtype
-from ._plan import WORKSPACE_BYTES, plan_conv2d
+from ._plan import WORKSPACE_BYTES, DynamicPlan, plan_conv2d, plan_dynamic
 from .conv import run_conv
 
-__all__ = ["DynamicConv2d", "dynamic_conv2d", "dynamic_plan"]
-
-_METHODS = ("auto", "mix", "experts")
-
-# Cost model, in "flop-equivalents" so FLOPs and memory traffic add up.  Measured on this machine
-# (2 cores AMD Zen 4 with AVX-512, float32, quiet moments): the packed kernel runs the b8 c64 56x56 3x3
-# layer at ~180 GFLOP/s on 2 threads, the per-sample im2col+sgemm pass at 66-84 (about half).
-# Memory-bound passes (mixing kernels, mixing expert outputs) are taken to stream ~20 GB/s (an
-# estimate, not measured apart), so one byte moved costs about as much as 8 packed-kernel FLOPs.
-# The picks were checked against both methods forced, on layers of 1, 4, 49 and 3136 output
-# pixels (tests/test_dynamic.py holds two of them).
-_BYTE_COST = 8.0
-_GEMM_EFFICIENCY = 0.5  # per-sample im2col+sgemm relative to the packed kernel
-_CALL_COST = 4e6  # one kernel call's fixed cost (estimated 20-30 us) in flop-equivalents
-# Winograd F(2x2, 3x3) relative to the packed kernel: 1.5-1.8x on 64-128 channel 3x3 layers
-# (benchmarks/scripts/layers_vs_torch.py); it takes per-sample weights natively.
-_WINOGRAD_RATE = 1.6
-_PACKED_TILE = 48  # output pixels per micro-tile of the packed kernel (fastconv/_ext/packed.pyx)
-_CALL_MIN_TILES = 4  # pixel tiles per thread a per-sample packed call needs to pay
-
-
-@dataclasses.dataclass(frozen=True)
-class DynamicPlan:
-    """How one dynamic_conv2d call runs: the method, its estimated costs, the batch chunk."""
-
-    method: str  # "mix" | "experts"
-    mix_cost: float  # flop-equivalents of mixing kernels first
-    experts_cost: float  # flop-equivalents of running the E experts, then mixing outputs
-    chunk: int  # samples per pass (bounds the per-sample kernels or the expert outputs in memory)
-    per_sample_calls: bool  # mix: one shared-weight (packed) kernel call per sample
+__all__ = ["DynamicConv2d", "DynamicPlan", "dynamic_conv2d", "dynamic_plan"]
 
 
 def _check_temperature(temperature):
@@ -118,7 +89,7 @@ def _validate(x, weight_bank, attention, bias_bank, stride, padding, dilation, g
 def dynamic_plan(
     g, E, backend="auto", method="auto", nthreads=None, workspace_bytes=WORKSPACE_BYTES
 ):
-    """Pick how a dynamic convolution runs, from its geometry and the number of experts.
+    """Pick how a dynamic convolution runs (the planner's `plan_dynamic`).
 
     Parameters
     ----------
@@ -128,7 +99,7 @@ def dynamic_plan(
         Number of experts.
     backend : {"auto", "numba", "cython"}
     method : {"auto", "mix", "experts"}
-        Force a method; "auto" takes the cheaper by the cost model.
+        Force a method; "auto" takes the cheaper by the planner's cost model.
     nthreads : int, optional
     workspace_bytes : int
         Bound on the memory for per-sample kernels (mix) or expert outputs (experts).
@@ -137,53 +108,7 @@ def dynamic_plan(
     -------
     DynamicPlan
     """
-    if method not in _METHODS:
-        raise ValueError(f"method must be one of {_METHODS}, got {method!r}")
-    item = g.dtype.itemsize
-    N, K, P, R = g.N, g.K, g.P, g.R
-    conv = 2.0 * N * K * P * R  # one kernel per sample
-    if nthreads is None:
-        nthreads = _threads.get_num_threads()
-    # A shared-weight plan for one sample tells whether the packed kernel is there for this layer.
-    one = plan_conv2d(dataclasses.replace(g, N=1), backend, nthreads)
-    # The packed kernel takes one weight per call: N calls, each packing its weights and opening
-    # a parallel region of its own.  That pays only when each call has several pixel tiles per
-    # thread; measured here (2 threads): at 56x56 per-sample calls ran at 2x the per-sample
-    # im2col+GEMM pass, at 14x14 they were even (1 thread) or behind (2), at 7x7 far behind.
-    # Running the calls sample-parallel instead (one kernel thread each, samples spread over a
-    # thread pool) was tried: it won only while the machine was oversubscribed; in quiet windows
-    # it lost (b8 c64 56x56 E4: 13.7 ms vs 10.4 for calls on 2 threads; torch 10.3-11.9).
-    per_sample_calls = one.algorithm == "packed" and P >= _CALL_MIN_TILES * _PACKED_TILE * nthreads
-    # Rates relative to the packed kernel.  Shared weights (experts) run the planner's algorithm;
-    # per-sample weights run the same one, except that packed falls back to im2col+GEMM when the
-    # per-sample calls do not pay (depthwise, pointwise and winograd take per-sample weights
-    # natively).
-    rate = {"gemm": _GEMM_EFFICIENCY, "winograd": _WINOGRAD_RATE}.get(one.algorithm, 1.0)
-    if per_sample_calls:
-        sample_rate = P / (_PACKED_TILE * -(-P // _PACKED_TILE))  # the last tile's idle lanes
-    elif one.algorithm == "packed":
-        sample_rate = _GEMM_EFFICIENCY
-    else:
-        sample_rate = rate
-    # mix: (N, E) @ (E, K*R) is memory-bound (write and re-read N*K*R weights), then N convolutions
-    mix = (
-        2.0 * N * E * K * R
-        + _BYTE_COST * item * (E * K * R + 2.0 * N * K * R)
-        + conv / sample_rate
-        + (_CALL_COST * N if per_sample_calls else _CALL_COST)
-    )
-    # experts: one shared-weight convolution with E*K outputs, then a memory-bound mix of E outputs
-    experts = (
-        E * conv / rate
-        + 2.0 * N * E * K * P
-        + _BYTE_COST * item * (2.0 * N * E * K * P + N * K * P)
-        + _CALL_COST
-    )
-    if method == "auto":
-        method = "mix" if mix <= experts else "experts"
-    per_sample_bytes = item * (K * R if method == "mix" else E * K * P)
-    chunk = int(max(1, min(N, workspace_bytes // max(1, per_sample_bytes))))
-    return DynamicPlan(method, mix, experts, chunk, per_sample_calls and method == "mix")
+    return plan_dynamic(g, E, backend, method, nthreads, workspace_bytes)
 
 
 def dynamic_conv2d(
@@ -248,20 +173,15 @@ def dynamic_conv2d(
 
     Notes
     -----
-    Cost model (`dynamic_plan`), in FLOP-equivalents with one byte of memory traffic worth
-    ``_BYTE_COST`` FLOPs: mixing first costs ``2*N*E*K*R`` FLOPs and ``2*N*K*R`` values of traffic
-    for the per-sample kernels (R = C/groups*kh*kw), then the convolution's own ``2*N*K*P*R``
-    FLOPs (P output pixels) at the rate of the per-sample kernel; running the experts costs E
-    times the convolution's FLOPs at the shared-weight rate plus writing and re-reading
-    ``E*N*K*P`` expert outputs.  Mixing first wins unless the output is tiny (P of the order of
-    one pixel) and the batch large.  Either way the batch is processed in chunks, so the
-    per-sample kernels or the expert outputs stay within 64 MiB.
-
-    Where fastconv's packed kernel serves the layer (float32, AVX-512) and each image has
-    enough output pixels to keep every thread busy (4 micro-tiles of 48 pixels per thread), the
-    mixed kernels run through it one sample at a time; otherwise one parallel im2col+GEMM pass
-    (or the direct depthwise / pointwise kernels, which take per-sample weights natively)
-    covers the batch.
+    How it runs (`dynamic_plan`, from the planner's measured cost of each way): mixing first
+    costs one memory-bound ``(N, E) @ (E, K*R)`` product (R = C/groups*kh*kw), then the
+    convolution with per-sample kernels, either as one batched call of an algorithm that takes
+    per-sample weights (Winograd, depthwise, im2col+GEMM) or as one call per sample of the
+    shared-weight packed kernel, whichever the cost model puts lower; running the experts costs
+    one shared-weight convolution with E*K outputs, plus writing and re-reading ``E*N*K*P``
+    expert outputs.  Mixing first wins unless the output is tiny (P of the order of one pixel)
+    and the batch large.  Either way the batch is processed in chunks, so the per-sample kernels
+    or the expert outputs stay within 64 MiB.
 
     NaN or infinite attention values propagate into the output like any other weight.
 
