@@ -494,3 +494,69 @@ def unfold_geometry(N, C, H, W, kernel_size, stride, padding, dilation, batched,
     check_nbytes((N, C * kh * kw, Ho * Wo), item, "the columns (N, C*kh*kw, L)", blame)
     check_nbytes((N, C, H, W), item, "the image (N, C, H, W)", blame)
     return UnfoldGeometry(N, C, H, W, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo, batched, dtype)
+
+
+# ---- 2-D filters (fastconv.signal) ----
+
+
+@dataclass(frozen=True)
+class FilterGeometry:
+    """Sizes of one batched scipy.signal-style 2-D filter: a 'valid' correlation of the boundary-
+    extended image, ``out[b, i, j] = sum w[p, q] * ext(x)[b, i + p - top, j + q - left]``.
+
+    Hashable, so plans are cached on it.  `dtype` is the result dtype, `work` the float dtype the
+    kernels run in, `parts` the number of real images per image (2 for complex).
+    """
+
+    batch: int
+    H: int
+    W: int
+    kh: int
+    kw: int
+    mode: str
+    boundary: str
+    out_h: int
+    out_w: int
+    top: int
+    left: int
+    dtype: np.dtype
+    work: np.dtype
+    parts: int
+
+    @property
+    def taps(self):
+        return self.kh * self.kw
+
+    @property
+    def pixels(self):
+        """Output pixels of all real images of the batch."""
+        return self.batch * self.parts * self.out_h * self.out_w
+
+    @property
+    def padded(self):
+        """(rows, cols) of the extended image the 'valid' correlation reads."""
+        return self.out_h + self.kh - 1, self.out_w + self.kw - 1
+
+
+def filter_geometry(batch, image_hw, kernel_hw, mode, boundary, corr, dtype):
+    """FilterGeometry of a filter whose arguments signal.py has validated (mode, boundary names
+    normalised, 'valid' inputs already swapped so the image is the larger).  scipy centres 'same'
+    at (kh - 1) // 2 for correlation and kh // 2 for convolution."""
+    (H, W), (kh, kw) = image_hw, kernel_hw
+    if mode == "full":
+        out, tl = (H + kh - 1, W + kw - 1), (kh - 1, kw - 1)
+    elif mode == "valid":
+        out, tl = (H - kh + 1, W - kw + 1), (0, 0)
+    elif corr:
+        out, tl = (H, W), ((kh - 1) // 2, (kw - 1) // 2)
+    else:
+        out, tl = (H, W), (kh // 2, kw // 2)
+    dtype = np.dtype(dtype)
+    if dtype.kind == "c":
+        work = np.dtype(np.float32) if dtype == np.complex64 else np.dtype(np.float64)
+    else:
+        work = np.dtype(np.float32) if dtype == np.float32 else np.dtype(np.float64)
+    parts = 2 if dtype.kind == "c" else 1
+    return FilterGeometry(
+        int(batch), H, W, kh, kw, mode, boundary, *out, *tl, dtype, work, parts
+    )

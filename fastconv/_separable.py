@@ -25,6 +25,12 @@ def _svd(kernel2d):
         raise TypeError("kernel2d must be real, got a complex array")
     work = np.float32 if k.dtype == np.float32 else np.float64
     k = k.astype(work, copy=False)
+    if not np.isfinite(k).all():
+        # LAPACK's SVD never returns on inf (and fails on NaN after printing to stdout): refuse
+        raise ValueError(
+            "kernel2d must be finite to be separated: it holds NaN or inf "
+            f"(shape {k.shape}); a non-finite kernel has no numerical rank"
+        )
     if k.size == 0:
         kh, kw = k.shape
         return k, np.zeros((kh, 0), work), np.zeros(0, work), np.zeros((0, kw), work)
@@ -46,6 +52,11 @@ def numerical_rank(kernel2d, tol=None):
     Returns
     -------
     int
+
+    Raises
+    ------
+    ValueError
+        `kernel2d` is not 2-D or holds NaN/inf (no LAPACK call is made on non-finite data).
 
     Examples
     --------
@@ -83,6 +94,13 @@ def svd_separate(kernel2d, rank=None, tol=None):
         Row vectors, each scaled by ``sqrt(s[i])``.
     s : ndarray, shape (r,)
         The kept singular values.
+
+    Raises
+    ------
+    ValueError
+        `kernel2d` is not 2-D, holds NaN/inf, or `rank` is negative.
+    TypeError
+        `kernel2d` is complex.
 
     Notes
     -----

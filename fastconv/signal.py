@@ -3,40 +3,27 @@
 Same signature, results, dtypes and errors as scipy.signal; multi-threaded, batched over leading
 axes with `axes`, and run by a direct SIMD kernel, two 1-D passes (rank-1 kernels) or FFT.
 
-How ``method="auto"`` chooses.  Measured on this machine (2 cores AMD Zen 4 with AVX-512, 2 threads,
-float64, 2048x2048 image, kernel calls only, best of 5; the machine was shared, so these are
-lower-load snapshots, not stable figures):
-
-======  ===========  ==============
-kernel  direct (ms)  separable (ms)
-======  ===========  ==============
-3x3          4.2           3.3
-5x5          6.1           4.6
-7x7          9.5           5.4
-15x15      ~125 (f64)     ~10 (f32)
-======  ===========  ==============
-
-scipy.signal.fftconvolve of the same image took 134-136 ms for 5x5 to 31x31 kernels (single
-thread).  The rates below come from these: direct about 35-45 GFLOP/s (2 * taps * pixels / time),
-separable a rank-1 kernel at (kh + kw) taps per pixel.  The FFT rate is an estimate still to be
-measured on a quiet machine with ``benchmarks/scripts/signal_speed.py --cutover``.  Model: direct costs
-``taps * pixels / 20e9`` s, FFT ``5 * N * log2(N) / 3.5e9`` s, separable
-``(kh + kw) * pixels / 12e9`` s; a rank-1 kernel with kh, kw >= 2 is always separable (it beat
-direct from 3x3 up), otherwise the cheaper of direct and FFT runs.
+How ``method="auto"`` chooses: fastconv._plan.plan_filter2d (the "2-D filters" section of the
+planner) ranks direct, separable and FFT by a cost model whose constants were fitted to forced
+runs of each method (benchmarks/scripts/signal_cutover.py), and picks the cheapest that applies:
+separable only for a finite rank-1 kernel (an O(kh * kw) pivot test, run only when separable
+could win), FFT only when no NaN/inf would be spread by it.  Small work runs on one thread, from
+one padded copy, with the plan of repeated shapes cached.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import numbers
 from typing import NamedTuple
 
 import numpy as np
 
-from . import _threads
-from ._fft import correlate_valid_fft, fft_len
+from . import _plan, _threads
+from ._fft import correlate_valid_fft
+from ._geometry import filter_geometry
 from ._plan import kernels, resolve_backend
-from ._separable import svd_separate
 
 __all__ = ["MethodChoice", "choose_method", "convolve2d", "correlate2d"]
 
@@ -45,16 +32,6 @@ _BOUNDARIES = {"fill": "fill", "pad": "fill", "wrap": "wrap", "circular": "wrap"
 _BOUNDARIES.update({"symm": "symm", "symmetric": "symm"})
 _METHODS = ("auto", "direct", "fft", "separable")
 
-# Cost-model rates (see the module docstring for the measurements they come from).
-_DIRECT_RATE = 20e9  # taps * output pixels per second, 2 threads
-_SEPARABLE_RATE = 12e9  # (kh + kw) * output pixels per second
-_FFT_RATE = 3.5e9  # 5 N log2 N flops per second (scipy.fft, 2 workers)
-# float32 runs the direct kernels at about twice the float64 rate (twice the lanes).
-_F32_SPEEDUP = 1.8
-# Integers are exact through float64 while |x| * sum|k| stays below 2**53 (direct) or, for the
-# paths that round (separable, FFT), far enough below it that rounding errors stay < 0.5.
-_EXACT_DIRECT = 2.0**53
-_EXACT_ROUNDED = 2.0**36
 # Below this many multiply-adds a kernel call runs on one thread (border strips, tiny images).
 _SERIAL_WORK = 1 << 18
 # Rows of output per block in the separable kernel's workspace.
@@ -104,11 +81,11 @@ def _check_axes(axes, ndim):
     return tuple(norm)
 
 
-def _typenum(a1, a2, name):
-    dt = np.result_type(a1.dtype, a2.dtype)
+def _typenum_dt(dt1, dt2, name):
+    dt = np.result_type(dt1, dt2)
     if dt.kind not in "iufc" or dt == np.float16:
         raise ValueError(
-            f"{name} not available for this type. (inputs {a1.dtype} and {a2.dtype} compute in "
+            f"{name} not available for this type. (inputs {dt1} and {dt2} compute in "
             f"{dt}; supported: integers, float32/64/longdouble, complex64/128/clongdouble)"
         )
     return dt
@@ -147,75 +124,52 @@ def _swap_needed(mode, s1, s2):
     return not ok1
 
 
-def _geometry(mode, hw, khw, corr):
-    """Output size, (top, left) pad: out[i, j] = sum w[p, q] * ext(x)[i + p - t, j + q - lf]."""
-    (H, W), (kh, kw) = hw, khw
-    if mode == "full":
-        return (H + kh - 1, W + kw - 1), (kh - 1, kw - 1)
-    if mode == "valid":
-        return (H - kh + 1, W - kw + 1), (0, 0)
-    # scipy centres 'same' at kh // 2 for correlation and (kh - 1) // 2 for convolution
-    if corr:
-        return (H, W), ((kh - 1) // 2, (kw - 1) // 2)
-    return (H, W), (kh // 2, kw // 2)
-
-
 # --------------------------------------------------------------------------------------------
-# method choice
+# data facts the planner asks for (each only when it decides)
 
 
-def _work_dtype(dt):
-    if dt.kind in "iu":
-        return np.dtype(np.float64)
-    if dt.kind == "c":
-        return np.dtype(np.float32) if dt == np.complex64 else np.dtype(np.float64)
-    return np.dtype(np.float32) if dt == np.float32 else np.dtype(np.float64)
+def _rank1_factors(w, work):
+    """(col, row) with outer(col, row) == w to the work dtype's precision, or None.
+
+    O(kh * kw), no LAPACK: pivot on the largest |w[i, j]| and compare w with
+    outer(w[:, j], w[i, :]) / w[i, j].  None for a non-finite kernel (never separable) and when
+    the factors would not put w's zeros and signs where w has them: then a NaN/inf in the image
+    lands exactly where direct summation puts it (inf * 0 = NaN at the same taps).
+    """
+    w64 = np.asarray(w, dtype=np.float64)
+    flat = np.abs(w64).ravel()
+    if not np.isfinite(flat.sum()):
+        return None
+    i, j = divmod(int(np.argmax(flat)), w64.shape[1])
+    piv = w64[i, j]
+    if piv == 0:
+        return np.zeros(w64.shape[0], work), np.zeros(w64.shape[1], work)
+    col = w64[:, j] / piv
+    row = w64[i, :]
+    approx = np.multiply.outer(col, row)
+    tol = 16 * np.finfo(work).eps * abs(piv)
+    if np.abs(approx - w64).max() > tol or not np.array_equal(np.sign(approx), np.sign(w64)):
+        return None
+    return col.astype(work), row.astype(work)
 
 
-def _is_rank1(w, work=np.float64):
-    """rank-1 test: both the real and imaginary parts are rank 1 to the work dtype's precision."""
-    parts = [w.real, w.imag] if np.iscomplexobj(w) else [w]
-    for part in parts:
-        if not np.any(part):
-            continue
-        _, _, s = svd_separate(part, rank=2)
-        if s.size > 1 and s[1] > max(part.shape) * np.finfo(work).eps * 16 * s[0]:
-            return False
-    return True
+def _integer_bound(x, w, fill):
+    """An upper bound of |x| * sum |w| (fill included), as a float."""
+    ksum = float(np.abs(w.astype(np.float64)).sum())
+    if x.dtype.kind == "b":
+        xmax = 1
+    elif x.dtype.itemsize <= 2:
+        info = np.iinfo(x.dtype)
+        xmax = max(-int(info.min), int(info.max))
+    else:
+        xmax = max(abs(int(x.max())), abs(int(x.min()))) if x.size else 0
+    return max(xmax, abs(int(fill))) * ksum
 
 
-def _decide(nimg, out_hw, k_hw, padded_hw, dtype, rank1, exact_bound):
-    """(method, reason) for a batch of `nimg` images; costs in seconds from the measured rates."""
-    kh, kw = k_hw
-    pix = nimg * out_hw[0] * out_hw[1]
-    speed = _F32_SPEEDUP if dtype == np.float32 else 1.0
-    direct = kh * kw * pix / (_DIRECT_RATE * speed)
-    fh, fw = fft_len(padded_hw[0]), fft_len(padded_hw[1])
-    n = fh * fw
-    # forward of the image, product, inverse; the kernel's transform is small against them
-    fft = nimg * 2 * 5 * n * math.log2(max(n, 2)) / 2 / _FFT_RATE
-    integer = exact_bound is not None
-    if rank1 and kh >= 2 and kw >= 2 and (not integer or exact_bound < _EXACT_ROUNDED):
-        sep = (kh + kw) * pix / (_SEPARABLE_RATE * speed)
-        return "separable", (
-            f"rank-1 {kh}x{kw} kernel: two 1-D passes ({kh + kw} taps per pixel, est. "
-            f"{sep * 1e3:.2f} ms) instead of {kh * kw} (direct, est. {direct * 1e3:.2f} ms)"
-        )
-    if integer and exact_bound >= _EXACT_ROUNDED:
-        return "direct", (
-            "integer input with |x| * sum|k| >= 2**36: only the direct kernel is exact "
-            "(FFT/separable would need rounding)"
-        )
-    if fft < direct:
-        return "fft", (
-            f"{kh}x{kw} kernel: FFT est. {fft * 1e3:.2f} ms < direct est. {direct * 1e3:.2f} ms "
-            f"({kh * kw} taps per pixel)"
-        )
-    return "direct", (
-        f"{kh}x{kw} kernel: direct est. {direct * 1e3:.2f} ms <= FFT est. {fft * 1e3:.2f} ms"
-        + ("" if kh * kw == 1 or not rank1 else "; rank-1 but too thin for two passes")
-        + ("" if rank1 else "; kernel is not rank-1")
-    )
+def _all_finite(*arrays):
+    # a sum is non-finite iff some term is (or the finite sum overflows: then FFT is no good either)
+    with np.errstate(invalid="ignore", over="ignore"):
+        return all(bool(np.isfinite(np.sum(a))) for a in arrays)
 
 
 # --------------------------------------------------------------------------------------------
@@ -247,34 +201,53 @@ def _extended_block(x, rows, cols, boundary, fill):
     return np.ascontiguousarray(blk)
 
 
-def _extended(x, out_hw, k_hw, tl, boundary, fill):
-    """The whole extended image the 'valid' correlation reads: (B, OH + kh - 1, OW + kw - 1)."""
-    (oh, ow), (kh, kw), (t, lf) = out_hw, k_hw, tl
+def _extended(x, g, fill):
+    """The whole extended image the 'valid' correlation reads: (B, OH + kh - 1, OW + kw - 1).
+
+    Slice copies (np.pad costs 30 us of Python on a small image); the index map only for
+    pads wider than the image.
+    """
     _, H, W = x.shape
-    b = oh + kh - 1 - H - t
-    r = ow + kw - 1 - W - lf
-    if t >= 0 and lf >= 0 and b >= 0 and r >= 0:
-        if t == b == lf == r == 0:
-            return x
-        pad = ((0, 0), (t, b), (lf, r))
-        if boundary == "fill":
-            return np.pad(x, pad, mode="constant", constant_values=fill)
-        return np.pad(x, pad, mode="wrap" if boundary == "wrap" else "symmetric")
-    return _extended_block(x, (-t, oh + kh - 1 - t), (-lf, ow + kw - 1 - lf), boundary, fill)
+    t, lf = g.top, g.left
+    ph, pw = g.padded
+    b, r = ph - H - t, pw - W - lf
+    if t == b == lf == r == 0:
+        return x
+    if min(t, b, lf, r) < 0 or (g.boundary != "fill" and max(t, b) > H or max(lf, r) > W):
+        return _extended_block(x, (-t, ph - t), (-lf, pw - lf), g.boundary, fill)
+    if g.boundary == "fill":
+        xp = np.full((x.shape[0], ph, pw), fill, dtype=x.dtype)
+        xp[:, t : t + H, lf : lf + W] = x
+        return xp
+    xp = np.empty((x.shape[0], ph, pw), dtype=x.dtype)
+    xp[:, t : t + H, lf : lf + W] = x
+    mid = slice(lf, lf + W)
+    if g.boundary == "wrap":
+        xp[:, :t, mid] = xp[:, H : H + t, mid]
+        xp[:, t + H :, mid] = xp[:, t : t + b, mid]
+        xp[:, :, :lf] = xp[:, :, W : W + lf]
+        xp[:, :, lf + W :] = xp[:, :, lf : lf + r]
+    else:  # symm: mirror with the edge repeated
+        xp[:, :t, mid] = xp[:, t : 2 * t, mid][:, ::-1]
+        xp[:, t + H :, mid] = xp[:, t + H - b : t + H, mid][:, ::-1]
+        xp[:, :, :lf] = xp[:, :, lf : 2 * lf][:, :, ::-1]
+        xp[:, :, lf + W :] = xp[:, :, lf + W - r : lf + W][:, :, ::-1]
+    return xp
 
 
-def _run_valid(x, out, k_hw, tl, boundary, fill, call):
+def _run_valid(x, out, g, fill, call, one_copy):
     """Fill `out` (B, OH, OW) with the 'valid' correlation of ext(x), by `call(block, r0, c0)`.
 
-    The interior, whose windows lie inside x, reads x itself (no padded copy of the image); only
-    the border strips are built from extended blocks.
+    one_copy: one padded copy, one kernel call (small images: the copy costs less than the
+    calls).  Otherwise the interior, whose windows lie inside x, reads x itself (no padded copy
+    of a large image) and only the border strips are built from extended blocks.
     """
     _, H, W = x.shape
     _, oh, ow = out.shape
-    (kh, kw), (t, lf) = k_hw, tl
+    kh, kw, t, lf = g.kh, g.kw, g.top, g.left
     ih, iw = H - kh + 1, W - kw + 1
-    if ih <= 0 or iw <= 0 or t < 0 or lf < 0:
-        call(_extended(x, (oh, ow), k_hw, tl, boundary, fill), 0, 0, None)
+    if one_copy or ih <= 0 or iw <= 0 or t < 0 or lf < 0:
+        call(_extended(x, g, fill), 0, 0, None)
         return
     call(x, t, lf, None)
     strips = [
@@ -286,7 +259,7 @@ def _run_valid(x, out, k_hw, tl, boundary, fill, call):
     for r0, r1, c0, c1 in strips:
         if r1 > r0 and c1 > c0:
             blk = _extended_block(
-                x, (r0 - t, r1 + kh - 1 - t), (c0 - lf, c1 + kw - 1 - lf), boundary, fill
+                x, (r0 - t, r1 + kh - 1 - t), (c0 - lf, c1 + kw - 1 - lf), g.boundary, fill
             )
             # border strips are thin: a parallel region per strip costs more than it saves (and
             # on a loaded machine each barrier can wait a whole time slice for a descheduled thread)
@@ -294,18 +267,18 @@ def _run_valid(x, out, k_hw, tl, boundary, fill, call):
             call(blk, r0, c0, 1 if small else None)
 
 
-def _real_correlate(x, w, out_hw, tl, boundary, fill, method, mod, nthreads):
+def _real_correlate(x, w, g, fill, plan, mod, factors=None):
     """'valid' correlation of ext(x) (B, H, W real, work dtype) with real w: (B, OH, OW)."""
     B = x.shape[0]
-    k_hw = w.shape
-    if method == "fft":
-        return _fft_correlate(_extended(x, out_hw, k_hw, tl, boundary, fill), w, nthreads)
-    out = np.empty((B,) + tuple(out_hw), dtype=x.dtype)
-    if method == "separable":
-        cols, rows, _ = svd_separate(w, rank=1)
-        col = np.ascontiguousarray(cols[0], dtype=x.dtype)
-        row = np.ascontiguousarray(rows[0], dtype=x.dtype)
-        kh, kw = k_hw
+    nthreads = plan.nthreads
+    if plan.method == "fft":
+        return _fft_correlate(_extended(x, g, fill), w, nthreads)
+    out = np.empty((B, g.out_h, g.out_w), dtype=x.dtype)
+    kh, kw = g.kh, g.kw
+    if plan.method == "separable":
+        col, row = factors if factors is not None else _rank1_factors(w, x.dtype)
+        col = np.ascontiguousarray(col, dtype=x.dtype)
+        row = np.ascontiguousarray(row, dtype=x.dtype)
 
         def call(blk, r0, c0, nt):
             oh = blk.shape[1] - kh + 1
@@ -321,22 +294,25 @@ def _real_correlate(x, w, out_hw, tl, boundary, fill, method, mod, nthreads):
         def call(blk, r0, c0, nt):
             mod.correlate_valid(blk, wc, out, r0, c0, nt or nthreads)
 
-    _run_valid(x, out, k_hw, tl, boundary, fill, call)
+    _run_valid(x, out, g, fill, call, plan.one_copy)
     return out
 
 
 def _fft_correlate(xp, w, nthreads):
     """'valid' correlation of a stack (B, Hp, Wp) by FFT: the single-channel case of the shared
     multi-channel routine (see fastconv._fft for why this padding length is exact)."""
-    y, _ = correlate_valid_fft(xp[:, None], np.asarray(w, dtype=xp.dtype)[None, None], nthreads)
+    with np.errstate(invalid="ignore", over="ignore"):  # forced on NaN/inf: spread, no warning
+        y, _ = correlate_valid_fft(
+            xp[:, None], np.asarray(w, dtype=xp.dtype)[None, None], nthreads
+        )
     return np.ascontiguousarray(y[:, 0])
 
 
-def _taps_exotic(x, w, out_hw, tl, boundary, fill, dt):
+def _taps_exotic(x, w, g, fill, dt):
     """Tap-by-tap NumPy loop in the output dtype itself (longdouble, clongdouble, and integers
     too large to be exact through float64): the same arithmetic (wrap-around included) as scipy."""
-    xp = _extended(x.astype(dt, copy=False), out_hw, w.shape, tl, boundary, fill)
-    oh, ow = out_hw
+    xp = _extended(x.astype(dt, copy=False), g, fill)
+    oh, ow = g.out_h, g.out_w
     out = np.zeros((x.shape[0], oh, ow), dtype=dt)
     for p in range(w.shape[0]):
         for q in range(w.shape[1]):
@@ -344,80 +320,134 @@ def _taps_exotic(x, w, out_hw, tl, boundary, fill, dt):
     return out
 
 
-def _integer_bound(x, w, fill):
-    """An upper bound of |x| * sum |w| (fill included), as a float."""
-    ksum = float(np.abs(w.astype(np.float64)).sum())
-    if x.dtype.kind == "b":
-        xmax = 1
-    elif x.dtype.itemsize <= 2:
-        info = np.iinfo(x.dtype)
-        xmax = max(-int(info.min), int(info.max))
+def _cmul_c99(a, b):
+    """a * b elementwise as C99 multiplies complex numbers (Annex G, gcc's __muldc3), which is what
+    scipy.signal's direct loop runs: a NaN+NaNj product of an infinite operand is recovered as
+    an infinity (NumPy's multiply leaves it NaN)."""
+    a, b = np.broadcast_arrays(a, b)
+    A, B, C, D = a.real.copy(), a.imag.copy(), b.real.copy(), b.imag.copy()
+    ac, bd, ad, bc = A * C, B * D, A * D, B * C
+    x, y = ac - bd, ad + bc
+    bad = np.isnan(x) & np.isnan(y)
+
+    def pack(re, im):  # not re + 1j * im: 1j * inf is nan + inf j
+        z = np.empty(re.shape, np.complex128)
+        z.real, z.imag = re, im
+        return z
+
+    if not bad.any():
+        return pack(x, y)
+    recalc = np.zeros(bad.shape, bool)
+    zinf = bad & (np.isinf(A) | np.isinf(B))
+    winf = bad & (np.isinf(C) | np.isinf(D))
+    for m, (p, q), (r, t) in ((zinf, (A, B), (C, D)), (winf, (C, D), (A, B))):
+        if m.any():
+            p[m] = np.copysign(np.isinf(p[m]).astype(float), p[m])
+            q[m] = np.copysign(np.isinf(q[m]).astype(float), q[m])
+            for v in (r, t):
+                n = m & np.isnan(v)
+                v[n] = np.copysign(0.0, v[n])
+            recalc |= m
+    rest = bad & ~recalc & (np.isinf(ac) | np.isinf(bd) | np.isinf(ad) | np.isinf(bc))
+    if rest.any():
+        for v in (A, B, C, D):
+            n = rest & np.isnan(v)
+            v[n] = np.copysign(0.0, v[n])
+        recalc |= rest
+    with np.errstate(invalid="ignore"):
+        x = np.where(recalc, np.inf * (A * C - B * D), x)
+        y = np.where(recalc, np.inf * (A * D + B * C), y)
+    return pack(x, y)
+
+
+def _taps_complex_c99(x, w, g, fill, dt):
+    """Complex direct summation with C99 products, tap by tap: only for non-finite data."""
+    xp = _extended(x.astype(dt, copy=False), g, fill)
+    oh, ow = g.out_h, g.out_w
+    out = np.zeros((x.shape[0], oh, ow), dtype=dt)
+    with np.errstate(invalid="ignore", over="ignore"):
+        for p in range(w.shape[0]):
+            for q in range(w.shape[1]):
+                out += _cmul_c99(xp[:, p : p + oh, q : q + ow], w[p, q]).astype(dt)
+    return out
+
+
+def _plan_for(x, w, g, fill, method, backend, nthreads):
+    """Ask the planner, with the data facts as lazy tests: (plan, separable factors or None)."""
+    facts = {}
+
+    def rank1():
+        parts = [w.real, w.imag] if w.dtype.kind == "c" else [w]
+        got = [_rank1_factors(p, g.work) for p in parts]
+        facts["factors"] = got
+        return all(f is not None for f in got)
+
+    def finite():
+        return _all_finite(x, w) and bool(np.isfinite(fill))
+
+    def exact():
+        return _integer_bound(x, w, fill)
+
+    plan = _plan.plan_filter2d(
+        g, method, backend, nthreads, rank1=rank1, finite=finite, exact=exact
+    )
+    return plan, facts.get("factors")
+
+
+def _correlate_stack(x, w, g, fill, method, backend, plan=None):
+    """Correlate every image of x (B, H, W) with w (2-D, already conjugated/flipped).
+
+    `plan` overrides the planner (benchmarks/scripts/signal_cutover.py times forced plans).
+    """
+    dt = g.dtype
+    factors = None
+    if plan is None:
+        plan, factors = _plan_for(x, w, g, fill, method, backend, _threads.get_num_threads())
     else:
-        xmax = max(abs(int(x.max())), abs(int(x.min()))) if x.size else 0
-    return max(xmax, abs(int(fill))) * ksum
-
-
-def _correlate_stack(x, w, mode, boundary, fillvalue, method, backend, corr, dt, name):
-    """Correlate every image of x (B, H, W) with w (2-D, already conjugated/flipped)."""
-    B, H, W = x.shape
-    out_hw, tl = _geometry(mode, (H, W), w.shape, corr)
-    fill = _fill_value(fillvalue, dt) if boundary == "fill" else 0
-    if dt.kind == "f" and dt.itemsize > 8 or dt.kind == "c" and dt.itemsize > 16:
-        return _taps_exotic(x, w.astype(dt), out_hw, tl, boundary, fill, dt)
-    exact_bound = None
-    if dt.kind in "iu":
-        exact_bound = _integer_bound(x, w, fill)
-        if exact_bound >= _EXACT_DIRECT:
-            return _taps_exotic(x, w.astype(dt), out_hw, tl, boundary, fill, dt)
-    work = _work_dtype(dt)
-    chosen = method
-    if method == "auto":
-        chosen, _ = _decide(
-            B * (2 if np.iscomplexobj(x) else 1),
-            out_hw,
-            w.shape,
-            (out_hw[0] + w.shape[0] - 1, out_hw[1] + w.shape[1] - 1),
-            work,
-            _is_rank1(w, work),
-            exact_bound,
-        )
-        if chosen == "fft" and not (np.isfinite(x).all() and np.isfinite(fill)):
-            chosen = "direct"  # FFT would smear a NaN/inf over the whole image
-    elif method == "separable" and not _is_rank1(w, work):
-        raise ValueError(
-            f"method='separable' needs a rank-1 kernel (in2 of shape {w.shape} is not); "
-            "use method='auto', 'direct' or 'fft'"
-        )
-    bk = resolve_backend(backend, "signal")
-    mod = None if chosen == "fft" else kernels(bk, "signal")
-    nthreads = _threads.get_num_threads()
-    if bk == "cython" and chosen != "fft":
-        _threads.mark_pools_started()
-
-    # complex = combinations of real correlations; real and imaginary image parts share one call
-    xr = [x.real, x.imag] if np.iscomplexobj(x) else [x]
-    fills = [complex(fill).real, complex(fill).imag] if np.iscomplexobj(x) else [fill]
-    wr = [w.real, w.imag] if np.iscomplexobj(w) else [w]
-    res = {}
-    for i, xi in enumerate(xr):
-        if i and fills[i] == 0 and not np.any(xi):
-            continue
-        xi = np.ascontiguousarray(xi, dtype=work)
-        for j, wj in enumerate(wr):
-            if not np.any(wj) and len(wr) > 1:
-                continue
-            wj = np.ascontiguousarray(wj, dtype=work)
-            res[i, j] = _real_correlate(
-                xi, wj, out_hw, tl, boundary, fills[i], chosen, mod, nthreads
+        method = plan.method
+    if plan.method == "taps":
+        return _taps_exotic(x, w.astype(dt), g, fill, dt)
+    if plan.method == "separable" and method == "separable" and factors is None:
+        got = [_rank1_factors(p, g.work) for p in ([w.real, w.imag] if w.dtype.kind == "c" else [w])]
+        if any(f is None for f in got):
+            raise ValueError(
+                f"method='separable' needs a finite rank-1 kernel (in2 of shape {w.shape} is "
+                "not); use method='auto', 'direct' or 'fft'"
             )
-    if dt.kind in "iu":
-        r = res[0, 0]
-        if chosen != "direct":
-            np.rint(r, out=r)
-        return r.astype(np.int64).astype(dt)
-    if dt.kind == "f":
-        return res[0, 0]
-    out = np.zeros((B,) + tuple(out_hw), dtype=dt)
+        factors = got
+    work = g.work
+    mod = None if plan.method == "fft" else kernels(plan.backend, "signal")
+    if plan.backend == "cython" and plan.method != "fft":
+        _threads.mark_pools_started()
+    cplx = dt.kind == "c"
+    if not cplx:
+        xi = x if x.dtype == work and x.flags.c_contiguous else np.ascontiguousarray(x, work)
+        r = _real_correlate(xi, w, g, fill, plan, mod, factors and factors[0])
+        if dt.kind in "iu":
+            if plan.method != "direct":
+                np.rint(r, out=r)
+            return r.astype(np.int64).astype(dt)
+        return r
+    # complex = combinations of real correlations; real and imaginary image parts share one call.
+    # Zero parts are skipped only for finite data: scipy multiplies complex numbers, so a zero
+    # imaginary part times inf is NaN there, and must be here too.
+    xr = [x.real, x.imag]
+    fills = [complex(fill).real, complex(fill).imag]
+    wr = [w.real, w.imag]
+    skip = _all_finite(x, w) and bool(np.isfinite(complex(fill)))
+    if not skip and method == "auto":
+        return _taps_complex_c99(x, w.astype(dt), g, fill, dt)
+    res = {}
+    for i, xpart in enumerate(xr):
+        if skip and i and fills[i] == 0 and not np.any(xpart):
+            continue
+        xpart = np.ascontiguousarray(xpart, dtype=work)
+        for j, wpart in enumerate(wr):
+            if skip and j and not np.any(wpart):
+                continue
+            f = None if factors is None else factors[j]
+            res[i, j] = _real_correlate(xpart, wpart, g, fills[i], plan, mod, f)
+    out = np.zeros((g.batch, g.out_h, g.out_w), dtype=dt)
     for (i, j), r in res.items():
         if i == 0 and j == 0:
             out.real += r
@@ -428,60 +458,128 @@ def _correlate_stack(x, w, mode, boundary, fillvalue, method, backend, corr, dt,
     return out
 
 
-def _dispatch(in1, in2, mode, boundary, fillvalue, axes, method, backend, corr):
+class _Setup(NamedTuple):
+    """Everything about a call that depends only on shapes, dtypes and flags (cached)."""
+
+    ax: tuple
+    swap: bool  # 'valid' with the image smaller: in2 becomes the image
+    batched_swap: bool  # ... and with batch axes: one 2-D call per image
+    dt: np.dtype
+    geom: object  # FilterGeometry, None when batched_swap
+
+
+def _axes_arg(axes):
+    """axes as a hashable tuple for the cache; bools are not axes."""
+    try:
+        items = tuple(axes)
+    except TypeError:
+        raise TypeError(f"axes must be a pair of ints, got {axes!r}") from None
+    for a in items:
+        if isinstance(a, (bool, np.bool_)) or not isinstance(a, (numbers.Integral, np.integer)):
+            raise TypeError(f"axes must be a pair of ints (not bools), got {axes!r}")
+    if len(items) != 2:
+        raise ValueError(f"axes must be a pair of ints, got {axes!r}")
+    return tuple(int(a) for a in items)
+
+
+@functools.lru_cache(maxsize=256)
+def _setup(s1_full, dt1, s2, dt2, mode, boundary, axes, method, backend, corr):
     name = "correlate2d" if corr else "convolve2d"
-    a1 = np.asarray(in1)
-    a2 = np.asarray(in2)
+    nd1, nd2 = len(s1_full), len(s2)
     if axes is None:
-        if not a1.ndim == a2.ndim == 2:
+        if not nd1 == nd2 == 2:
             raise ValueError(
-                f"{name} inputs must both be 2-D arrays (got in1.ndim={a1.ndim}, "
-                f"in2.ndim={a2.ndim}; pass axes=(-2, -1) to filter a stack of images)"
+                f"{name} inputs must both be 2-D arrays (got in1.ndim={nd1}, "
+                f"in2.ndim={nd2}; pass axes=(-2, -1) to filter a stack of images)"
             )
         ax = (0, 1)
     else:
-        if a2.ndim != 2:
-            raise ValueError(f"{name}: in2 must be a 2-D kernel, got in2.ndim={a2.ndim}")
-        if a1.ndim < 2:
-            raise ValueError(f"{name}: in1 must have at least 2 dimensions, got {a1.ndim}")
-        ax = _check_axes(axes, a1.ndim)
+        if nd2 != 2:
+            raise ValueError(f"{name}: in2 must be a 2-D kernel, got in2.ndim={nd2}")
+        if nd1 < 2:
+            raise ValueError(f"{name}: in1 must have at least 2 dimensions, got {nd1}")
+        ax = _check_axes(axes, nd1)
     mode = _check_mode(mode)
     bnd = _check_boundary(boundary)
     if method not in _METHODS:
         raise ValueError(f"method must be one of {_METHODS}, got {method!r}")
-    resolve_backend(backend, "signal") if backend != "auto" else None
-    dt = _typenum(a1, a2, name)
-    if a1.size == 0 or a2.size == 0:
-        which = "in1" if a1.size == 0 else "in2"
-        raise ValueError(f"{name}: {which} is empty (shape {(a1 if which == 'in1' else a2).shape})")
+    resolve_backend(backend, "signal")
+    dt = _typenum_dt(dt1, dt2, name)
+    n1 = math.prod(s1_full)
+    n2 = math.prod(s2)
+    if n1 == 0 or n2 == 0:
+        which, shp = ("in1", s1_full) if n1 == 0 else ("in2", s2)
+        raise ValueError(f"{name}: {which} is empty (shape {shp})")
+    s1 = (s1_full[ax[0]], s1_full[ax[1]])
+    lead = math.prod(s1_full) // (s1[0] * s1[1])
+    swap = _swap_needed(mode, s1, s2)
+    if swap and nd1 > 2:
+        return _Setup(ax, True, True, dt, None)
+    img_hw, k_hw = (s2, s1) if swap else (s1, s2)
+    geom = filter_geometry(lead, img_hw, k_hw, mode, bnd, corr, dt)
+    return _Setup(ax, swap, False, dt, geom)
 
-    img = np.moveaxis(a1, ax, (-2, -1))
-    lead = img.shape[:-2]
-    s1 = img.shape[-2:]
-    if _swap_needed(mode, s1, a2.shape):
-        if lead:
-            # each image becomes the kernel slid over in2: one 2-D call per image
-            outs = [
-                _dispatch(im, a2, mode, boundary, fillvalue, None, method, backend, corr)
-                for im in img.reshape((-1,) + s1)
-            ]
-            res = np.stack(outs).reshape(lead + outs[0].shape)
-            return np.moveaxis(res, (-2, -1), ax)
-        img, a2 = a2, img
-        s1 = img.shape
-        swapped = True
+
+def _prepare(in1, in2, mode, boundary, fillvalue, axes, method, backend, corr):
+    """Validate (cached on shapes, dtypes and flags) and bring the data into the kernels' layout:
+    (setup, x (B, H, W), w (kh, kw) conjugated/flipped, fill); x is None for a batched swap."""
+    a1 = np.asarray(in1)
+    a2 = np.asarray(in2)
+    key_axes = None if axes is None else _axes_arg(axes)
+    try:
+        st = _setup(
+            a1.shape, a1.dtype, a2.shape, a2.dtype, mode, boundary, key_axes, method, backend, corr
+        )
+    except TypeError as e:  # an unhashable flag: validate uncached (raises the right error)
+        if "unhashable" not in str(e):
+            raise
+        st = _setup.__wrapped__(
+            a1.shape, a1.dtype, a2.shape, a2.dtype, mode, boundary, key_axes, method, backend, corr
+        )
+    if st.batched_swap:
+        return st, a1, a2, None
+    dt, g = st.dt, st.geom
+    fill = _fill_value(fillvalue, dt) if g.boundary == "fill" else 0
+    last = st.ax == (a1.ndim - 2, a1.ndim - 1)
+    img = a1 if last else np.moveaxis(a1, st.ax, (-2, -1))
+    if st.swap:
+        img, ker = a2, img
     else:
-        swapped = False
-    k = a2.astype(dt, copy=False)
-    w = np.conj(k) if corr else k[::-1, ::-1]
-    x = img.reshape((-1,) + tuple(s1))
+        ker = a2
+    k = ker.astype(dt, copy=False)
+    if corr:
+        w = np.conj(k) if dt.kind == "c" else k
+    else:
+        w = k[::-1, ::-1]
+    x = img.reshape((-1,) + img.shape[-2:])
     if dt.kind in "fc" and dt.itemsize <= (16 if dt.kind == "c" else 8):
         x = x.astype(dt, copy=False)
-    res = _correlate_stack(x, w, mode, bnd, fillvalue, method, backend, corr, dt, name)
+    return st, x, w, fill
+
+
+def _dispatch(in1, in2, mode, boundary, fillvalue, axes, method, backend, corr):
+    st, x, w, fill = _prepare(in1, in2, mode, boundary, fillvalue, axes, method, backend, corr)
+    if st.batched_swap:
+        # each image becomes the kernel slid over in2: one 2-D call per image
+        img = np.moveaxis(x, st.ax, (-2, -1))
+        lead = img.shape[:-2]
+        outs = [
+            _dispatch(im, w, mode, boundary, fillvalue, None, method, backend, corr)
+            for im in img.reshape((-1,) + img.shape[-2:])
+        ]
+        res = np.stack(outs).reshape(lead + outs[0].shape)
+        return np.moveaxis(res, (-2, -1), st.ax)
+    res = _correlate_stack(x, w, st.geom, fill, method, backend)
+    a1 = np.asarray(in1)
+    last = st.ax == (a1.ndim - 2, a1.ndim - 1)
+    if a1.ndim == 2:
+        res = res[0]
+        if st.swap and corr:
+            res = res[::-1, ::-1].copy()
+        return res if last else res.T
+    lead = tuple(s for i, s in enumerate(a1.shape) if i not in st.ax)
     res = res.reshape(lead + res.shape[-2:])
-    if swapped and corr:
-        res = res[::-1, ::-1].copy()
-    return np.moveaxis(res, (-2, -1), ax) if lead else res
+    return res if last else np.moveaxis(res, (-2, -1), st.ax)
 
 
 _DOC_COMMON = """
@@ -605,9 +703,9 @@ def choose_method(
 
     Notes
     -----
-    A rank-1 kernel (both sizes >= 2) runs as two 1-D passes; otherwise the cheaper of the direct
-    kernel and the FFT by a cost model whose rates were measured on this machine (module
-    docstring).  Inputs with NaN/inf never go to FFT, and integer inputs only where rounding the
+    The same planner call as the real path (fastconv._plan.plan_filter2d): the cheapest of the
+    direct kernel, two 1-D passes (finite rank-1 kernels) and FFT by a cost model fitted on this
+    machine.  Inputs with NaN/inf (fill value included) never go to FFT, and integer inputs only where rounding the
     floating result is provably exact.  longdouble/clongdouble and integers too large for float64
     run a tap-by-tap loop in their own dtype (reported as ``'direct'``).
 
@@ -621,43 +719,22 @@ def choose_method(
     >>> choose_method(img, np.eye(3), mode="same").method
     'direct'
     """
-    a1 = np.asarray(in1)
-    a2 = np.asarray(in2)
-    name = "correlate2d" if correlate else "convolve2d"
-    if axes is None:
-        if not a1.ndim == a2.ndim == 2:
-            raise ValueError(f"{name} inputs must both be 2-D arrays")
-        ax = (0, 1)
-    else:
-        ax = _check_axes(axes, a1.ndim)
-    mode = _check_mode(mode)
-    bnd = _check_boundary(boundary)
-    dt = _typenum(a1, a2, name)
-    if a1.size == 0 or a2.size == 0:
-        raise ValueError(f"{name}: empty input")
-    img = np.moveaxis(a1, ax, (-2, -1))
-    s1 = img.shape[-2:]
-    nimg = int(np.prod(img.shape[:-2], dtype=np.int64))
-    if _swap_needed(mode, s1, a2.shape):
-        return MethodChoice("direct", "'valid' mode with in1 smaller than in2: inputs swapped")
-    if dt.kind == "f" and dt.itemsize > 8 or dt.kind == "c" and dt.itemsize > 16:
-        return MethodChoice("direct", f"{dt} runs the tap-by-tap loop in its own precision")
-    fill = _fill_value(fillvalue, dt) if bnd == "fill" else 0
-    bound = None
-    if dt.kind in "iu":
-        bound = _integer_bound(img.reshape((-1,) + tuple(s1)).astype(dt), a2.astype(dt), fill)
-        if bound >= _EXACT_DIRECT:
-            return MethodChoice("direct", "integers beyond float64's exact range: exact loop")
-    out_hw, _ = _geometry(mode, s1, a2.shape, correlate)
-    method, reason = _decide(
-        nimg * (2 if dt.kind == "c" else 1),
-        out_hw,
-        a2.shape,
-        (out_hw[0] + a2.shape[0] - 1, out_hw[1] + a2.shape[1] - 1),
-        _work_dtype(dt),
-        _is_rank1(a2, _work_dtype(dt)),
-        bound,
-    )
-    if method == "fft" and not np.isfinite(a1).all():
-        return MethodChoice("direct", "in1 has NaN or inf, which FFT would spread: " + reason)
+    st, x, w, fill = _prepare(in1, in2, mode, boundary, fillvalue, axes, "auto", "auto", correlate)
+    if st.batched_swap:
+        # 'valid' with each image smaller than in2: every image is slid over in2 as the kernel
+        img = np.moveaxis(x, st.ax, (-2, -1))
+        got = [
+            choose_method(im, w, mode, boundary, fillvalue, correlate=correlate)
+            for im in img.reshape((-1,) + img.shape[-2:])
+        ]
+        methods = sorted({c.method for c in got})
+        if len(methods) == 1:
+            return MethodChoice(methods[0], "per image, in2 as the image: " + got[0].reason)
+        counts = ", ".join(f"{m}: {sum(c.method == m for c in got)}" for m in methods)
+        return MethodChoice(got[0].method, f"per image, in2 as the image; images differ ({counts})")
+    plan, _ = _plan_for(x, w, st.geom, fill, "auto", "auto", _threads.get_num_threads())
+    method = "direct" if plan.method == "taps" else plan.method
+    reason = plan.reason
+    if st.swap:
+        reason = "'valid' mode with in1 smaller than in2: inputs swapped; " + reason
     return MethodChoice(method, reason)

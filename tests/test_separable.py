@@ -70,3 +70,16 @@ def test_integer_zero_and_errors():
         svd_separate(np.ones((2, 2), complex))
     with pytest.raises(ValueError, match="rank"):
         svd_separate(np.ones((2, 2)), rank=-1)
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("bad", [np.inf, -np.inf, np.nan])
+def test_nonfinite_kernel_refused_without_lapack(bad, capfd):
+    import fastconv
+
+    k = np.ones((3, 3))
+    k[2, 0] = bad
+    for fn in (svd_separate, numerical_rank, fastconv.separate):
+        with pytest.raises(ValueError, match="kernel2d must be finite"):
+            fn(k)
+    assert capfd.readouterr().out == ""  # LAPACK printed to stdout on inf

@@ -71,7 +71,6 @@ def test_separable_method(fn, mode, boundary, backend):
     f, g = fn
     out = f(x, k, mode, boundary, 1.25, method="separable", backend=backend)
     _close(out, g(x, k, mode, boundary, 1.25), np.float64)
-    assert fs.choose_method(x, k, mode).method == "separable"
     with pytest.raises(ValueError, match="rank-1"):
         f(x, rng.standard_normal((3, 3)), method="separable")
 
@@ -256,3 +255,185 @@ def test_errors(fn):
         fn(np.ones((2, 3, 3)), a, axes=(1, 1))
     with pytest.raises(np.exceptions.AxisError):
         fn(np.ones((2, 3, 3)), a, axes=(1, 3))
+
+
+# --------------------------------------------------------------------------------------------
+# non-finite values (issue 13), the planner's choice reported as run (issue 12), axes
+
+
+def _same_nonfinite(out, ref):
+    np.testing.assert_array_equal(np.isnan(out), np.isnan(ref))
+    np.testing.assert_array_equal(np.isposinf(out.real), np.isposinf(ref.real))
+    np.testing.assert_array_equal(np.isneginf(out.real), np.isneginf(ref.real))
+    if np.iscomplexobj(ref):
+        np.testing.assert_array_equal(np.isinf(out.imag), np.isinf(ref.imag))
+        np.testing.assert_array_equal(np.isnan(out.imag), np.isnan(ref.imag))
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("bad", [np.inf, -np.inf, np.nan])
+def test_nonfinite_kernel_returns_and_matches_scipy(bad):
+    k = np.ones((3, 3))
+    k[2, 0] = bad
+    x = np.ones((20, 20))
+    for f, g in FUNCS:
+        for mode in ["full", "same", "valid"]:
+            _same_nonfinite(f(x, k, mode=mode), g(x, k, mode=mode))
+    assert fs.choose_method(x, k, mode="same").method == "direct"
+    # 'valid' swaps a NaN image into the kernel role
+    small = np.ones((3, 3))
+    small[1, 1] = bad
+    _same_nonfinite(fs.correlate2d(small, x, "valid"), ss.correlate2d(small, x, "valid"))
+
+
+@pytest.mark.timeout(120)
+def test_nonfinite_large_kernel_and_rank1_kernel_with_inf():
+    """The issue's case (was all-NaN through the separable path): 31x31, one inf, 300x300."""
+    rng = np.random.default_rng(11)
+    g = np.exp(-0.5 * (np.arange(-15, 16) / 4.0) ** 2)
+    k = np.outer(g, g)
+    k[3, 4] = np.inf
+    x = rng.standard_normal((300, 300))
+    for f, ref in FUNCS:
+        _same_nonfinite(f(x, k, "same"), ref(x, k, "same"))
+    # finite rank-1 kernel (runs separable where it wins) over an image with NaN and +-inf
+    k = np.outer(g, g * np.sign(np.arange(31) - 15.5))
+    k[:, 10] = 0.0
+    x[10, 20], x[100, 200], x[150, 150] = np.nan, np.inf, -np.inf
+    for mode in ["same", "full", "valid"]:
+        for f, ref in FUNCS:
+            _same_nonfinite(f(x, k, mode), ref(x, k, mode))
+    x = np.zeros((1024, 1024))
+    x[5, 5] = np.inf
+    assert fs.choose_method(x, k).method in ("separable", "direct")
+    _same_nonfinite(fs.correlate2d(x, k, "same"), ss.correlate2d(x, k, "same"))
+
+
+@pytest.mark.timeout(120)
+@settings(max_examples=60, deadline=None)
+@given(
+    H=st.integers(1, 9),
+    W=st.integers(1, 9),
+    kh=st.integers(1, 5),
+    kw=st.integers(1, 5),
+    mode=st.sampled_from(["full", "same", "valid"]),
+    boundary=st.sampled_from(["fill", "wrap", "symm"]),
+    kinds=st.sampled_from(["cc", "cr", "rc", "czi"]),
+    where=st.lists(st.tuples(st.integers(0, 1), st.integers(0, 99), st.sampled_from(
+        [np.inf, -np.inf, np.nan, complex(0, np.inf), complex(np.nan, np.inf), complex(-np.inf, 1)])),
+        min_size=1, max_size=3),
+    which=st.integers(0, 1),
+)
+def test_complex_nonfinite_placement_like_scipy(H, W, kh, kw, mode, boundary, kinds, where, which):
+    """scipy.signal multiplies complex numbers tap by tap: a zero imaginary part times inf is NaN."""
+    if mode == "valid" and not ((kh <= H and kw <= W) or (kh >= H and kw >= W)):
+        kh, kw = min(kh, H), min(kw, W)
+    rng = np.random.default_rng(H * 100 + W * 10 + kh)
+    x = rng.standard_normal((H, W)) + (0 if kinds in ("rc", "czi") else 1j) * rng.standard_normal(
+        (H, W)
+    )
+    k = rng.standard_normal((kh, kw)) + (0 if kinds == "cr" else 1j) * rng.standard_normal((kh, kw))
+    if kinds == "czi":
+        x = x.astype(complex)  # complex with a zero imaginary part
+    elif kinds == "rc":
+        x = x.real
+    elif kinds == "cr":
+        k = k.real
+    for arr_i, pos, val in where:
+        a = x if arr_i == 0 else k
+        if np.iscomplexobj(val) and not np.iscomplexobj(a):
+            val = np.inf
+        a.flat[pos % a.size] = val
+    f, g = FUNCS[which]
+    out = f(x, k, mode, boundary)
+    ref = g(x, k, mode, boundary)
+    _same_nonfinite(out, ref)
+
+
+@pytest.mark.timeout(60)
+def test_nonfinite_fill_and_fft_kernel():
+    rng = np.random.default_rng(12)
+    x = rng.standard_normal((64, 64))
+    k = rng.standard_normal((31, 31))
+    for fv in [np.nan, np.inf]:
+        _same_nonfinite(fs.correlate2d(x, k, "same", fillvalue=fv), ss.correlate2d(x, k, "same", fillvalue=fv))
+    k[0, 0] = np.inf
+    _same_nonfinite(fs.correlate2d(x, k, "same"), ss.correlate2d(x, k, "same"))
+    # a forced FFT keeps its documented behaviour: the NaN/inf spread
+    assert np.isnan(fs.correlate2d(x, k, "same", method="fft")).all()
+
+
+def _spy_methods(monkeypatch):
+    ran = []
+    real = fs._plan.plan_filter2d
+
+    def spy(*args, **kwargs):
+        plan = real(*args, **kwargs)
+        ran.append("direct" if plan.method == "taps" else plan.method)
+        return plan
+
+    monkeypatch.setattr(fs._plan, "plan_filter2d", spy)
+    return ran
+
+
+def test_choose_method_reports_what_runs(monkeypatch):
+    """The two cases the old choose_method got wrong, and the usual ones."""
+    rng = np.random.default_rng(13)
+    big = rng.standard_normal((512, 512))
+    k31 = rng.standard_normal((31, 31))
+    g = np.exp(-0.5 * (np.arange(-7, 8) / 2.5) ** 2)
+    cases = [
+        ((k31, big), dict(mode="valid")),  # 'valid' swap: the big image is the image (was "direct")
+        ((big, k31), dict(mode="same", fillvalue=np.nan)),  # NaN fill: no FFT (was "fft")
+        ((big, k31), dict(mode="same")),
+        ((big, np.outer(g, g)), dict(mode="same")),
+        ((np.ones((32, 32)), np.ones((3, 3))), dict(mode="same")),
+    ]
+    for (a, b), kw in cases:
+        chosen = fs.choose_method(a, b, **kw).method
+        ran = _spy_methods(monkeypatch)
+        fs.correlate2d(a, b, **kw)
+        monkeypatch.undo()
+        assert ran == [chosen], (kw, ran, chosen)
+    assert fs.choose_method(k31, big, mode="valid").method == "fft"
+    assert fs.choose_method(big, k31, mode="same", fillvalue=np.nan).method == "direct"
+
+
+def test_rank_test_runs_only_when_separable_could_win(monkeypatch):
+    calls = []
+    real = fs._rank1_factors
+    monkeypatch.setattr(fs, "_rank1_factors", lambda *a: calls.append(1) or real(*a))
+    fs.correlate2d(np.ones((32, 32)), np.ones((3, 3)), "same")
+    assert calls == []
+    fs.correlate2d(np.ones((1024, 1024)), np.ones((15, 15)), "same")
+    assert calls
+
+
+def test_pivot_factors_match_scipy():
+    rng = np.random.default_rng(14)
+    x = rng.standard_normal((300, 280))
+    for dtype in [np.float32, np.float64]:
+        k = np.outer(rng.standard_normal(9), rng.standard_normal(13)).astype(dtype)
+        xd = x.astype(dtype)
+        out = fs.correlate2d(xd, k, "same", method="separable")
+        _close(out, ss.correlate2d(xd, k, "same"), dtype)
+    with pytest.raises(ValueError, match="rank-1"):
+        k = np.outer(np.ones(3), np.ones(3))
+        k[0, 0] = np.inf
+        fs.correlate2d(x, k, method="separable")
+
+
+@pytest.mark.parametrize("axes", [(True, False), (np.True_, 1), (0.0, 1), "ab"])
+def test_axes_must_be_ints_not_bools(axes):
+    with pytest.raises(TypeError, match="axes"):
+        fs.correlate2d(np.ones((2, 3, 3)), np.ones((2, 2)), axes=axes)
+
+
+def test_axes_swapped_on_2d_and_plan_cache():
+    rng = np.random.default_rng(15)
+    x = rng.standard_normal((12, 17))
+    k = rng.standard_normal((3, 4))
+    out = fs.correlate2d(x, k, "same", axes=(1, 0))
+    _close(out, ss.correlate2d(x.T, k, "same").T, np.float64)
+    for _ in range(3):  # cached setup: same result, inputs untouched
+        _close(fs.correlate2d(x, k, "same"), ss.correlate2d(x, k, "same"), np.float64)
