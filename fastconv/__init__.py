@@ -16,7 +16,7 @@ from .algebra import (
     identity_conv,
     separate,
 )
-from .conv import conv2d
+from .conv import algorithms, conv2d, tune
 from .dynamic import DynamicConv2d, dynamic_conv2d
 from .im2col import col2im, im2col
 
@@ -28,6 +28,7 @@ __all__ = [
     "dynamic_conv2d",
     "Conv2d",
     "add",
+    "algorithms",
     "avgpool_conv",
     "compose",
     "compose_kernels",
@@ -42,4 +43,5 @@ __all__ = [
     "set_num_threads",
     "signal",
     "threads",
+    "tune",
 ]

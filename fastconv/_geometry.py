@@ -218,8 +218,13 @@ class ConvGeometry:
         return 2 * self.N * self.K * self.P * self.R
 
     def as_array(self):
-        """The int64 vector every conv kernel takes (layout: GEO_FIELDS)."""
-        return np.array([getattr(self, f) for f in GEO_FIELDS], dtype=np.int64)
+        """The int64 vector every conv kernel takes (layout: GEO_FIELDS), built once per geometry
+        (planned geometries are reused across calls; kernels only read it)."""
+        geo = self.__dict__.get("_geo")
+        if geo is None:
+            geo = np.array([getattr(self, f) for f in GEO_FIELDS], dtype=np.int64)
+            object.__setattr__(self, "_geo", geo)
+        return geo
 
     def dilation_phases(self):
         """A stride-1 dilated convolution as dh*dw undilated ones on phase sub-images.

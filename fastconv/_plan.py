@@ -17,7 +17,7 @@ from typing import Callable
 
 import numpy as np
 
-from . import _costs, _threads
+from . import _costs, _threads, _wisdom
 
 __all__ = [
     "ALGORITHMS",
@@ -484,7 +484,7 @@ def estimate(name, g, be, nt):
     coef = _coefficients(name, g, be, nt)
     if coef is None:
         return math.inf
-    return float(sum(c * f for c, f in zip(coef, ALGORITHMS[name].features(g))))
+    return float(sum(c * f for c, f in zip(coef, ALGORITHMS[name].features(g), strict=True)))
 
 
 def applicable(g, backend="auto", per_sample=False):
@@ -536,6 +536,15 @@ def plan_conv2d(
     else:
         names = list(ALGORITHMS)
     best = None
+    if algorithm == "auto" and not exact_nonfinite:
+        tuned = _wisdom.lookup(geom, be, nthreads, per_sample)  # fastconv.tune's measurement
+        if tuned is not None and tuned[0] in ALGORITHMS:
+            alg = ALGORITHMS[tuned[0]]
+            fit = alg.applies(geom, be, per_sample) and alg.workspace(
+                geom, be, tuned[1], geom.N if per_sample else 1, workspace_bytes
+            )
+            if fit:
+                return ConvPlan(tuned[0], be, tuned[1], fit[1], fit[0], False, 0.0)
     for name in names:
         alg = ALGORITHMS[name]
         if exact_nonfinite and not alg.exact_nonfinite:
@@ -648,153 +657,6 @@ def plan_dynamic(g, E, backend="auto", method="auto", nthreads=None,
     per_sample_bytes = g.dtype.itemsize * (K * R if method == "mix" else E * K * P)
     chunk = int(max(1, min(N, workspace_bytes // max(1, per_sample_bytes))))
     return DynamicPlan(method, mix, experts, chunk, per_sample_calls and method == "mix")
-
-
-# ---- 2-D filters (fastconv.signal) ----
-import functools  # noqa: E402  (this section is appended; the rest of the module does not use it)
-# What runs for signal.correlate2d / convolve2d: method ("direct", "separable", "fft", or "taps",
-# the NumPy loop in the result's own dtype) and thread count, from a FilterGeometry.  The time of
-# each method is  call + work / rate  with work = taps * pixels (direct), (kh + kw) * pixels
-# (separable), or 5 N log2 N per real transform (fft, N the padded transform size).  The
-# constants are fitted by benchmarks/scripts/signal_cutover.py (forced methods over a grid of
-# kernels 1x1-64x64 and images 16^2-8192^2): see FILTER_FIT for the command, machine and date.
-
-#: (method, work itemsize) -> (seconds per call, work units per second) on one thread.
-FILTER_COST = {
-    ("direct", 4): (1.56e-05, 1.69e10),
-    ("direct", 8): (8.49e-06, 9.02e09),
-    ("fft", 4): (9.09e-05, 1.28e10),
-    ("fft", 8): (4.79e-05, 9.14e09),
-    ("separable", 4): (5.09e-05, 9.95e09),
-    ("separable", 8): (2.74e-05, 4.31e09),
-}
-#: Threads: work that one thread does in under FILTER_PARALLEL_S seconds runs on one thread (on a
-#: shared 2-core machine a parallel region can wait a whole time slice, 4-28 ms measured, for its
-#: second thread); above it, each further thread divides the time by FILTER_SPEEDUP ** (1 / 1).
-FILTER_PARALLEL_S = 2e-3
-FILTER_SPEEDUP = 1.5
-FILTER_FIT = "provisional"
-#: Extended images up to this many bytes are built as one padded copy and run in one kernel call;
-#: larger ones run the interior in place plus four border strips (no copy of the whole image).
-FILTER_ONE_COPY_BYTES = 1 << 20
-# Integers are exact through float64 while |x| * sum|k| stays below 2**53 (direct) or, for the
-# paths that round (separable, FFT), far enough below it that rounding errors stay < 0.5.
-EXACT_DIRECT = 2.0**53
-EXACT_ROUNDED = 2.0**36
-
-
-@dataclass(frozen=True)
-class FilterPlan:
-    """How one signal.correlate2d / convolve2d call runs."""
-
-    method: str  # "direct" | "separable" | "fft" | "taps"
-    backend: str
-    nthreads: int
-    reason: str
-    one_copy: bool = True  # one padded copy and one kernel call (else interior + border strips)
-
-
-def filter_work(fgeom, method):
-    """The work units of `method` on `fgeom` (the cost model's abscissa)."""
-    from ._fft import fft_len
-
-    if method == "direct":
-        return fgeom.taps * fgeom.pixels
-    if method == "separable":
-        # the row pass runs over kh - 1 extra rows per block of output rows
-        return (fgeom.kh + fgeom.kw) * fgeom.pixels
-    ph, pw = fgeom.padded
-    n = fft_len(ph) * fft_len(pw)
-    # forward of each real image and the inverse, the kernel's transform once
-    return (2 * fgeom.batch * fgeom.parts + 1) * 5 * n * max(1.0, float(np.log2(n)))
-
-
-def filter_seconds(fgeom, method, nthreads):
-    """Estimated time of `method` on `nthreads` threads (inf: too little work for them)."""
-    call, rate = FILTER_COST[method, fgeom.work.itemsize]
-    one = call + filter_work(fgeom, method) / rate
-    if nthreads == 1:
-        return one
-    if one < FILTER_PARALLEL_S:
-        return float("inf")
-    return one / (FILTER_SPEEDUP * nthreads / 2)
-
-
-def _filter_ranking_uncached(fgeom, nthreads):
-    best = []
-    for method in ("direct", "separable", "fft"):
-        if method == "separable" and fgeom.taps == 1:
-            continue
-        opts = [(filter_seconds(fgeom, method, n), n) for n in sorted({1, nthreads})]
-        t, n = min(opts)
-        best.append((t, method, n))
-    best.sort()
-    return tuple((m, n, t) for t, m, n in best)
-
-
-_filter_ranking = functools.lru_cache(maxsize=512)(_filter_ranking_uncached)
-
-
-def plan_filter2d(
-    fgeom, method="auto", backend="auto", nthreads=None, *, rank1=None, finite=None, exact=None
-):
-    """Choose what runs for a FilterGeometry.
-
-    Parameters
-    ----------
-    fgeom : FilterGeometry
-    method : {"auto", "direct", "separable", "fft"}
-        A forced method is kept (only its thread count is chosen).
-    backend : {"auto", "numba", "cython"}
-    nthreads : int, optional
-        At most this many threads (default fastconv.get_num_threads()); fewer when that is faster.
-    rank1, finite, exact : callables, optional
-        Facts about the data, asked only when they decide: ``rank1()`` is the kernel rank 1 (and
-        finite); ``finite()`` are image, kernel and fill value free of NaN/inf; ``exact()`` the
-        bound |x| * sum|k| for integer inputs.  A cost-losing method never triggers its test.
-
-    Returns
-    -------
-    FilterPlan
-    """
-    be = resolve_backend(backend, "signal")
-    if nthreads is None:
-        nthreads = _threads.get_num_threads()
-    dt = fgeom.dtype
-    ph, pw = fgeom.padded
-    one_copy = fgeom.batch * fgeom.parts * ph * pw * fgeom.work.itemsize <= FILTER_ONE_COPY_BYTES
-    if (dt.kind == "f" and dt.itemsize > 8) or (dt.kind == "c" and dt.itemsize > 16):
-        return FilterPlan("taps", be, 1, f"{dt} runs the tap-by-tap loop in its own precision")
-    bound = exact() if dt.kind in "iu" and exact is not None else None
-    if bound is not None and bound >= EXACT_DIRECT:
-        return FilterPlan("taps", be, 1, "integers beyond float64's exact range: exact loop")
-    ranking = _filter_ranking(fgeom, nthreads)
-    if method != "auto":
-        n, t = next((n, t) for m, n, t in ranking if m == method)
-        return FilterPlan(method, be, n, f"method={method!r} forced (est. {t * 1e6:.0f} us)", one_copy)
-    direct_t = next(t for m, _, t in ranking if m == "direct")
-    skipped = []
-    for m, n, t in ranking:
-        if m != "direct" and bound is not None and bound >= EXACT_ROUNDED:
-            skipped.append(f"{m}: integers with |x| * sum|k| >= 2**36 need the exact path")
-            continue
-        if m == "separable" and not (rank1 is not None and rank1()):
-            skipped.append("separable: kernel not rank 1 (or not finite)")
-            continue
-        if m == "fft" and not (finite is not None and finite()):
-            skipped.append("fft: NaN/inf in the inputs, which FFT would spread")
-            continue
-        why = f"{fgeom.kh}x{fgeom.kw} kernel, {fgeom.out_h}x{fgeom.out_w} output: {m}"
-        if m == "separable":
-            why += f" (rank-1 kernel, {fgeom.kh + fgeom.kw} taps per pixel)"
-        why += " est. "
-        why += f"{t * 1e6:.0f} us on {n} thread{'s' if n > 1 else ''}"
-        if m != "direct":
-            why += f" < direct est. {direct_t * 1e6:.0f} us"
-        if skipped:
-            why += " (" + "; ".join(skipped) + ")"
-        return FilterPlan(m, be, n, why, one_copy)
-    raise AssertionError("direct always applies")
 
 
 # ---- 2-D filters (fastconv.signal) ----

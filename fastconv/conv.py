@@ -5,13 +5,27 @@ Validation happens once in _geometry; this module allocates, plans, calls the ke
 
 from __future__ import annotations
 
+import math
+import numbers
+import time
+from dataclasses import dataclass
+
 import numpy as np
 
-from . import _threads
-from ._geometry import check_out, conv_geometry
-from ._plan import ALGORITHMS, cached, plan_conv2d
+from . import _threads, _wisdom
+from ._geometry import check_out, conv_geometry, geometry_from_shapes
+from ._plan import (
+    ALGORITHMS,
+    WORKSPACE_BYTES,
+    ConvPlan,
+    applicable,
+    cached,
+    clear_cache,
+    plan_conv2d,
+    resolve_backend,
+)
 
-__all__ = ["conv2d"]
+__all__ = ["TuneResult", "algorithms", "conv2d", "tune"]
 
 
 def conv2d(
@@ -112,7 +126,10 @@ def conv2d(
 
 def _key(v):
     """A hashable key that tells apart what validation tells apart (True from 1, (1, 1) from [1, 1])."""
-    if isinstance(v, (tuple, list)):
+    t = type(v)
+    if t is int or t is str:
+        return v
+    if t is tuple or t is list:
         return (type(v), tuple(_key(e) for e in v))
     return (type(v), v)
 
@@ -173,3 +190,110 @@ def run_conv(plan, x4, w3, b2, g, out=None):
         out[...] = res
         return out
     return res
+
+
+@dataclass(frozen=True)
+class TuneResult:
+    """What `tune` measured: the winner and the best time of every option tried."""
+
+    algorithm: str
+    nthreads: int
+    seconds: dict  # {(algorithm, nthreads): best seconds}
+
+
+def algorithms(x_shape, weight_shape, stride=1, padding=0, dilation=1, groups=1,
+               dtype=np.float32, *, backend="auto"):
+    """The algorithms that can run a conv2d of these shapes (values for ``conv2d(algorithm=...)``).
+
+    Parameters
+    ----------
+    x_shape, weight_shape : tuple of int
+        As the shapes of `conv2d`'s x and weight.
+    stride, padding, dilation, groups
+        As for `conv2d`.
+    dtype : {numpy.float32, numpy.float64}
+        The computing dtype.
+    backend : {"auto", "numba", "cython"}
+
+    Returns
+    -------
+    tuple of str
+        Names from the planner's registry whose preconditions hold, in registry order.
+
+    Examples
+    --------
+    >>> import fastconv
+    >>> "gemm" in fastconv.algorithms((1, 8, 16, 16), (8, 8, 3, 3), padding=1)
+    True
+    """
+    from .cost import conv2d_cost  # validates the shapes and arguments like conv2d
+
+    conv2d_cost(x_shape, weight_shape, stride, padding, dilation, groups, dtype, backend=backend)
+    g = geometry_from_shapes(x_shape, weight_shape, stride, padding, dilation, groups, dtype)
+    return tuple(applicable(g, backend))
+
+
+def tune(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, backend="auto",
+         repeat=5, remember=True):
+    """Time every algorithm that applies to this conv2d call and make the fastest the plan for it.
+
+    Like FFTW's wisdom or cuDNN's benchmark mode: the planner's cost model is measured on one
+    machine and is right for most shapes; `tune` measures this shape on this machine.  The
+    winner (algorithm and thread count) is used by every later `conv2d` call with the same
+    shapes, dtype, arguments, backend and thread setting, in this process and, with
+    ``remember=True``, in later ones (a small JSON file in the user's cache directory, or
+    ``$FASTCONV_CACHE_DIR``; written atomically, ignored if unreadable).
+
+    Parameters
+    ----------
+    x, weight, bias, stride, padding, dilation, groups
+        As for `conv2d` (the data is used for timing only).
+    backend : {"auto", "numba", "cython"}
+    repeat : int, default 5
+        Timed calls per option and pass (two passes in opposite orders); the best counts.
+    remember : bool, default True
+        Store the winner in the cache file (else only for this process).
+
+    Returns
+    -------
+    TuneResult
+        ``algorithm``, ``nthreads`` and ``seconds``, the best time of each option tried.
+
+    Examples
+    --------
+    >>> import numpy as np, fastconv
+    >>> x = np.ones((1, 8, 16, 16), np.float32); w = np.ones((8, 8, 3, 3), np.float32)
+    >>> r = fastconv.tune(x, w, padding=1, remember=False)
+    >>> r.algorithm in fastconv.algorithms(x.shape, w.shape, padding=1)
+    True
+    """
+    if isinstance(repeat, bool) or not isinstance(repeat, numbers.Integral) or repeat < 1:
+        raise ValueError(f"repeat must be a positive int, got {repeat!r}")
+    x4, w, b, g = conv_geometry(x, weight, bias, stride, padding, dilation, groups)
+    be = resolve_backend(backend)
+    budget = _threads.get_num_threads()
+    w3 = w.reshape(1, g.K, -1)
+    b2 = None if b is None else b.reshape(1, g.K)
+    plans = [
+        ConvPlan(name, be, nt, fit[1], fit[0], forced=True)
+        for name in applicable(g, be)
+        for nt in sorted({1, budget})
+        for fit in [ALGORITHMS[name].workspace(g, be, nt, 1, WORKSPACE_BYTES)]
+        if fit is not None
+    ]
+    res = np.empty((g.N, g.K, g.Ho, g.Wo), g.dtype)
+    best = {}
+    # each option's calls back to back after a warm-up call (a Numba kernel may compile, a
+    # sleeping thread pool wakes), in two passes of opposite order so drifting load hits all
+    for order in (plans, plans[::-1]):
+        for p in order:
+            run_conv(p, x4, w3, b2, g, res)
+            k = (p.algorithm, p.nthreads)
+            for _ in range(int(repeat)):
+                t = time.perf_counter()
+                run_conv(p, x4, w3, b2, g, res)
+                best[k] = min(best.get(k, math.inf), time.perf_counter() - t)
+    algorithm, nthreads = min(best, key=best.get)
+    _wisdom.record(g, be, budget, False, algorithm, nthreads, persist=remember)
+    clear_cache()
+    return TuneResult(algorithm, nthreads, best)

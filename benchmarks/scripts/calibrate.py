@@ -5,8 +5,8 @@ Run from the repository root:
     python benchmarks/scripts/calibrate.py --evaluate          # planner's choice vs fastest, no fit
 
 For each grid point every applicable algorithm (fastconv._plan.ALGORITHMS) runs forced on 1 and on
-all threads, interleaved round-robin so machine load hits them alike; the best of --repeat calls is
-kept.  Each algorithm's time is fitted as seconds = c0*f0 + c1*f1 + c2*f2 over its own features
+all threads, each option's calls back to back, in two passes of opposite order; the best of
+--repeat calls is kept.  Each algorithm's time is fitted as seconds = c0*f0 + c1*f1 + c2*f2 over its own features
 (call overhead, multiply-adds as its kernel executes them, elements moved) by non-negative least
 squares on relative error.  --write stores the coefficients, with the command, machine and date,
 in fastconv/_costs.py; the raw times go to benchmarks/results/calibration-<backend>.csv.
@@ -132,17 +132,21 @@ def measure(points, be, dtype, threads, repeat, budget):
                 if pl is not None:
                     plans.append(pl)
         best = {}
-        for pl in plans:  # warm-up (and Numba compiles) outside the timing
-            run_conv(pl, x, w3, None, g, out)
-        for _ in range(repeat):
-            for pl in plans:
-                t = time.perf_counter()
+        # Each option runs its calls back to back after a warm-up call: a pool that slept
+        # through a one-thread call wakes slowly on a loaded machine, which would charge the
+        # multi-threaded options for the alternation rather than for their own cost.  Two passes
+        # over the options, in opposite orders, spread drifting load over all of them.
+        for order in (plans, plans[::-1]):
+            for pl in order:
                 run_conv(pl, x, w3, None, g, out)
-                t = time.perf_counter() - t
                 key = (pl.algorithm, pl.nthreads)
-                best[key] = min(best.get(key, math.inf), t)
-                if t > 0.5:  # a hopeless algorithm here: one timing is enough
-                    best[key] = t
+                for _ in range(repeat):
+                    t = time.perf_counter()
+                    run_conv(pl, x, w3, None, g, out)
+                    t = time.perf_counter() - t
+                    best[key] = min(best.get(key, math.inf), t)
+                    if t > 0.3:  # a hopeless option here: one timing is enough
+                        break
         for (name, nt), t in best.items():
             rows.append((i, name, nt, t))
         if i % 20 == 0:

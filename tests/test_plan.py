@@ -1,0 +1,211 @@
+"""The planner's registry: every entry forced against torch / the float64 reference, the plan cache,
+tuning across processes, and the thread choice."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import fastconv
+from fastconv import _plan, _wisdom
+from fastconv._geometry import geometry_from_shapes
+
+from conftest import BACKENDS
+
+torch = pytest.importorskip("torch")
+
+
+def torch_conv(x, w, b, s, p, d, g):
+    tb = None if b is None else torch.from_numpy(b.astype(np.float64))
+    return torch.nn.functional.conv2d(
+        torch.from_numpy(x.astype(np.float64)), torch.from_numpy(w.astype(np.float64)), tb,
+        stride=s, padding=p, dilation=d, groups=g,
+    ).numpy()
+
+
+# Shapes that between them make every registry entry applicable on at least one backend.
+LAYERS = [
+    ((2, 32, 12, 12), (32, 32, 3, 3), 1, 1, 1, 1),  # packed, winograd, gemm, fft
+    ((1, 32, 13, 11), (16, 32, 3, 3), 1, 4, 4, 1),  # dilated: winograd phases one by one
+    ((2, 16, 12, 12), (16, 16, 3, 3), 1, 2, 2, 1),  # dilated: alike phases stacked
+    ((2, 12, 9, 9), (12, 1, 3, 3), 2, 1, 1, 12),  # depthwise, strided
+    ((2, 32, 10, 18), (32, 4, 3, 3), 1, 1, 1, 8),  # grouped
+    ((2, 8, 7, 9), (8, 8, 1, 1), 1, 0, 1, 1),  # pointwise
+    ((1, 3, 20, 20), (4, 3, 7, 7), 1, 3, 1, 1),  # large kernel: fft
+]
+
+
+def test_every_entry_is_exercised_by_the_layers_here():
+    seen = set()
+    for xs, ws, s, p, d, G in LAYERS:
+        g = geometry_from_shapes(xs, ws, s, p, d, G)
+        for be in BACKENDS:
+            seen.update(_plan.applicable(g, be))
+    # the grouped kernel exists only where the AVX-512 Cython build runs; winograd/packed need a
+    # build for this CPU too
+    expected = set(_plan.ALGORITHMS) - {"grouped", "packed", "winograd"}
+    assert expected <= seen, expected - seen
+
+
+@pytest.mark.parametrize("layer", LAYERS, ids=[str(lay[:2]) for lay in LAYERS])
+@pytest.mark.parametrize("dt", [np.float32, np.float64], ids=["f32", "f64"])
+def test_every_applicable_entry_forced_matches_torch(layer, dt, backend):
+    xs, ws, s, p, d, G = layer
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(xs).astype(dt)
+    w = rng.standard_normal(ws).astype(dt)
+    b = rng.standard_normal(ws[0]).astype(dt)
+    ref = torch_conv(x, w, b, s, p, d, G)
+    g = geometry_from_shapes(xs, ws, s, p, d, G, dt)
+    names = _plan.applicable(g, backend)
+    assert "gemm" in names
+    assert names == list(fastconv.algorithms(xs, ws, s, p, d, G, dt, backend=backend))
+    tol = 2e-5 if dt == np.float32 else 1e-12
+    for name in names:
+        got = fastconv.conv2d(x, w, b, s, p, d, G, backend=backend, algorithm=name)
+        assert got.dtype == dt
+        err = np.abs(got - ref).max() / np.abs(ref).max()
+        assert err <= tol, (name, err)
+
+
+def test_forcing_an_entry_that_does_not_apply_names_it():
+    x = np.ones((1, 4, 8, 8), np.float32)
+    w = np.ones((4, 4, 3, 3), np.float32)
+    with pytest.raises(ValueError, match="algorithm='pointwise' does not apply"):
+        fastconv.conv2d(x, w, algorithm="pointwise")
+    with pytest.raises(ValueError, match="algorithm must be 'auto' or one of"):
+        fastconv.conv2d(x, w, algorithm="im2col")
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    n=st.integers(1, 3), c=st.integers(1, 20), k=st.integers(1, 20), h=st.integers(1, 16),
+    kh=st.integers(1, 5), s=st.integers(1, 2), p=st.integers(0, 2), d=st.integers(1, 2),
+    nt=st.integers(1, 4),
+)
+def test_plan_is_applicable_and_within_the_thread_budget(n, c, k, h, kh, s, p, d, nt):
+    try:
+        g = geometry_from_shapes((n, c, h, h), (k, c, kh, kh), s, p, d, 1)
+    except ValueError:
+        return
+    plan = _plan.plan_conv2d(g, nthreads=nt)
+    assert plan.algorithm in _plan.applicable(g)
+    assert 1 <= plan.nthreads <= nt
+    # the plan is the cheapest by the planner's own estimates
+    for name in _plan.applicable(g):
+        for t in {1, nt}:
+            if _plan.ALGORITHMS[name].workspace(g, plan.backend, t, 1, _plan.WORKSPACE_BYTES):
+                assert plan.cost <= _plan.estimate(name, g, plan.backend, t) * (1 + 1e-12)
+
+
+def test_small_work_runs_on_one_thread():
+    g = geometry_from_shapes((1, 3, 8, 8), (4, 3, 3, 3), 1, 1, 1, 1)
+    assert _plan.plan_conv2d(g, nthreads=2).nthreads == 1
+
+
+def test_repeated_calls_reuse_the_plan_and_tell_arguments_apart():
+    _plan.clear_cache()
+    x = np.random.default_rng(0).standard_normal((1, 2, 6, 6)).astype(np.float32)
+    w = np.ones((2, 2, 3, 3), np.float32)
+    a = fastconv.conv2d(x, w, padding=1)
+    n = len(_plan._PLAN_CACHE)
+    fastconv.conv2d(x, w, padding=1)
+    assert len(_plan._PLAN_CACHE) == n
+    # True is not a padding even though True == 1 and hash(True) == hash(1)
+    with pytest.raises(TypeError):
+        fastconv.conv2d(x, w, padding=True)
+    # a list and a tuple are both accepted; a different padding is a different plan
+    np.testing.assert_array_equal(fastconv.conv2d(x, w, padding=[1, 1]), a)
+    assert fastconv.conv2d(x, w, padding=(0, 1)).shape == (1, 2, 4, 6)
+    # the cache is bounded
+    for i in range(_plan._PLAN_CACHE_SIZE + 10):
+        fastconv.conv2d(np.ones((1, 1, 3, 3 + i), np.float32), np.ones((1, 1, 1, 1), np.float32))
+    assert len(_plan._PLAN_CACHE) == _plan._PLAN_CACHE_SIZE
+
+
+def test_cached_call_still_validates_dtype_and_out():
+    x = np.ones((1, 2, 6, 6), np.float32)
+    w = np.ones((2, 2, 3, 3), np.float32)
+    fastconv.conv2d(x, w)
+    with pytest.raises(ValueError, match="out must have shape"):
+        fastconv.conv2d(x, w, out=np.empty((1, 2, 3, 3), np.float32))
+    assert fastconv.conv2d(x.astype(np.float64), w).dtype == np.float64
+
+
+def test_tune_records_the_winner_and_a_new_process_uses_it(tmp_path, monkeypatch):
+    monkeypatch.setenv("FASTCONV_CACHE_DIR", str(tmp_path))
+    _wisdom.clear()
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((1, 16, 12, 12)).astype(np.float32)
+    w = rng.standard_normal((16, 16, 3, 3)).astype(np.float32)
+    r = fastconv.tune(x, w, padding=1, repeat=2)
+    assert (r.algorithm, r.nthreads) == min(r.seconds, key=r.seconds.get)
+    assert set(a for a, _ in r.seconds) == set(fastconv.algorithms(x.shape, w.shape, padding=1))
+    g = geometry_from_shapes(x.shape, w.shape, 1, 1, 1, 1)
+    plan = _plan.plan_conv2d(g)
+    assert (plan.algorithm, plan.nthreads) == (r.algorithm, r.nthreads)
+    data = json.loads((tmp_path / "wisdom.json").read_text())
+    assert data["version"] == 1
+    code = (
+        "import fastconv; from fastconv import _plan; from fastconv._geometry import "
+        "geometry_from_shapes as G; p = _plan.plan_conv2d(G((1, 16, 12, 12), (16, 16, 3, 3), 1, 1, 1, 1));"
+        "print(p.algorithm, p.nthreads)"
+    )
+    env = dict(os.environ, FASTCONV_CACHE_DIR=str(tmp_path))
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         check=True, timeout=120)
+    assert out.stdout.split() == [r.algorithm, str(r.nthreads)]
+    _wisdom.clear()
+
+
+def test_a_corrupt_wisdom_file_is_ignored(tmp_path, monkeypatch):
+    monkeypatch.setenv("FASTCONV_CACHE_DIR", str(tmp_path))
+    (tmp_path / "wisdom.json").write_text("{not json")
+    _wisdom._loaded = None
+    g = geometry_from_shapes((1, 16, 12, 12), (16, 16, 3, 3), 1, 1, 1, 1)
+    assert _plan.plan_conv2d(g).algorithm in _plan.applicable(g)
+    x = np.ones((1, 16, 12, 12), np.float32)
+    w = np.ones((16, 16, 3, 3), np.float32)
+    fastconv.tune(x, w, padding=1, repeat=1)  # rewrites it whole
+    assert json.loads((tmp_path / "wisdom.json").read_text())["version"] == 1
+    _wisdom.clear()
+
+
+def test_tune_validates_its_arguments():
+    x = np.ones((1, 2, 6, 6), np.float32)
+    w = np.ones((2, 2, 3, 3), np.float32)
+    with pytest.raises(ValueError, match="repeat"):
+        fastconv.tune(x, w, repeat=0)
+    with pytest.raises(ValueError, match="groups"):
+        fastconv.tune(x, w, groups=3)
+
+
+def test_winograd_meeting_an_inf_is_recomputed_exactly_unless_forced():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((4, 32, 24, 24)).astype(np.float32)
+    w = rng.standard_normal((32, 32, 3, 3)).astype(np.float32)
+    x[1, 3, 5, 7] = np.inf
+    w[2, 1, 0, 0] = np.nan
+    if "winograd" not in fastconv.algorithms(x.shape, w.shape, padding=1):
+        pytest.skip("no Winograd kernel on this build")
+    ref = torch.nn.functional.conv2d(torch.from_numpy(x), torch.from_numpy(w), padding=1).numpy()
+    _wisdom._loaded = {}
+    g = geometry_from_shapes(x.shape, w.shape, 1, 1, 1, 1)
+    key = _wisdom.key(g, _plan.resolve_backend("auto"), fastconv.get_num_threads(), False)
+    _wisdom._loaded[key] = ["winograd", 1]  # make the planner pick it
+    _plan.clear_cache()
+    try:
+        got = fastconv.conv2d(x, w, padding=1)
+    finally:
+        _wisdom._loaded = None
+        _plan.clear_cache()
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(ref))
+    np.testing.assert_array_equal(np.isposinf(got), np.isposinf(ref))
+    np.testing.assert_array_equal(np.isneginf(got), np.isneginf(ref))
+    forced = fastconv.conv2d(x, w, padding=1, algorithm="winograd")
+    assert np.isnan(forced).sum() > np.isnan(ref).sum()  # its own behaviour, documented
