@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from tolerance import assert_close
+from tolerance import TERMS_SCALED, assert_close, transform_scale
 
 import fastconv
 from conftest import BACKENDS
@@ -80,10 +80,20 @@ def make(case, dtype, seed=0):
 
 
 def fits(case):
+    """Whether conv2d must accept the case, by an oracle independent of fastconv._geometry:
+    torch where it is installed, else the reference's own size formula."""
+    x, w, b, kw = make(case, np.float64)
     try:
-        x, w, b, kw = make(case, np.float32)
-        conv_geometry(x, w, b, **kw)
-    except ValueError:
+        import torch  # noqa: F401
+    except ImportError:
+        try:
+            ref.conv2d(x, w, b, **kw)
+        except ValueError:
+            return False
+        return True
+    try:
+        torch_conv2d(x, w, b, **kw)
+    except (RuntimeError, ValueError):
         return False
     return True
 
@@ -133,20 +143,45 @@ def test_conv2d_matches_reference(case, dt):
             fastconv.conv2d(x, w, b, **kw)
         return
     expected = ref.conv2d(x, w, b, **kw)
+    assert expected.shape == fastconv.cost.conv2d_cost(x.shape, w.shape, dtype=dt, **kw).out_shape
+    tscale = transform_scale(x, w, b)
     x0, w0 = x.copy(), w.copy()
     for be in BACKENDS:
         got = fastconv.conv2d(x, w, b, backend=be, **kw)
         assert got.dtype == dt
-        assert_close(got, expected, dt)
-        # every other algorithm that applies, forced
         x4, w4, b4, g = conv_geometry(x, w, b, **kw)
+        auto = plan_conv2d(g, be).algorithm
+        assert_close(got, expected, dt, scale=tscale if auto in TERMS_SCALED else None)
+        # every other algorithm that applies, forced
         for plan in all_plans(g, be):
             res = run_conv(
                 plan, x4, w4.reshape(1, g.K, -1), None if b4 is None else b4.reshape(1, -1), g
             )
-            assert_close(res, expected, dt)
+            scaled = plan.algorithm in TERMS_SCALED
+            assert_close(res, expected, dt, scale=tscale if scaled else None)
     np.testing.assert_array_equal(x, x0)
     np.testing.assert_array_equal(w, w0)
+
+
+@settings(max_examples=60, deadline=None)
+@given(case=conv_cases(max_hw=9), data=st.data())
+def test_reference_places_nan_and_inf_like_torch(case, data):
+    """The float64 reference loop is itself checked against torch: sizes, padding, "same",
+    errors, and NaN/inf where direct summation over in-image taps puts them."""
+    pytest.importorskip("torch")
+    x, w, b, kw = make(case, np.float64)
+    for a in (x, w):
+        if a.size:
+            idx = data.draw(st.lists(st.integers(0, a.size - 1), max_size=3))
+            vals = data.draw(st.lists(st.sampled_from([np.nan, np.inf, -np.inf]), min_size=3))
+            a.flat[idx] = vals[: len(idx)]
+    try:
+        expected = torch_conv2d(x, w, b, **kw)
+    except RuntimeError:
+        with pytest.raises(ValueError):
+            ref.conv2d(x, w, b, **kw)
+        return
+    assert_close(ref.conv2d(x, w, b, **kw), expected, np.float64)
 
 
 @settings(max_examples=40, deadline=None)
