@@ -108,7 +108,7 @@ def require_backend(name):
 
 
 def load_layers():
-    """The public layer suite: ../shared/bench/layers.py from the repo root, else fastconv's copy.
+    """The public layer suite (fastconv._bench.PUBLIC_LAYERS).
 
     Returns
     -------

@@ -11,8 +11,8 @@ import time
 
 import numpy as np
 
-# A copy of the public layer suite (shared/bench/layers.py), used where that file is not reachable
-# (an installed wheel, asv's own checkout): name -> (N, C, H, W, K, kh, kw, stride, pad, dil, groups)
+# The public layer suite: real CNN layer shapes, float32, NCHW, the performance goals' yardstick
+# against torch at the same thread count: name -> (N, C, H, W, K, kh, kw, stride, pad, dil, groups)
 PUBLIC_LAYERS = {
     "r50_3x3_c64": (4, 64, 56, 56, 64, 3, 3, 1, 1, 1, 1),
     "r50_3x3_c128": (4, 128, 28, 28, 128, 3, 3, 1, 1, 1, 1),
@@ -36,22 +36,7 @@ EXTRA_LAYERS = {
 
 
 def load_public_layers():
-    """The public layer suite: shared/bench/layers.py beside the repository (or the working
-    directory) when there, else the copy above.  Returns (layers, where they came from)."""
-    import importlib.util
-    import os
-
-    here = os.path.dirname(os.path.abspath(__file__))
-    for root in (os.path.dirname(here), os.getcwd()):
-        path = os.path.normpath(os.path.join(root, "..", "shared", "bench", "layers.py"))
-        if os.path.exists(path):
-            try:
-                spec = importlib.util.spec_from_file_location("_fastconv_layers_suite", path)
-                mod = importlib.util.module_from_spec(spec)
-                spec.loader.exec_module(mod)
-                return {k: tuple(v) for k, v in mod.PUBLIC.items()}, path
-            except Exception:  # a broken shared file must not take the benchmarks down
-                break
+    """The public layer suite (PUBLIC_LAYERS above) and where it came from."""
     return dict(PUBLIC_LAYERS), "fastconv._bench.PUBLIC_LAYERS"
 
 
