@@ -95,6 +95,74 @@ cdef inline Py_ssize_t _wo_hi(Py_ssize_t off, Py_ssize_t sw, Py_ssize_t W) noexc
     return (W - 1 - off) // sw + 1
 
 
+cdef inline bint _all_finite(const floating *v, Py_ssize_t n, Py_ssize_t stride) noexcept nogil:
+    # v * 0 is 0 for finite v and NaN for NaN or +-inf: one multiply-add per weight, no branch
+    cdef floating s = 0
+    cdef Py_ssize_t i
+    for i in range(n):
+        s += v[i * stride] * 0
+    return s == 0
+
+
+cdef inline bint _padded(const int64_t *g) noexcept nogil:
+    # some tap of some output falls on the zero padding (top, left, bottom or right)
+    cdef int64_t pb = (g[G_HO] - 1) * g[G_SH] + g[G_DH] * (g[G_KH] - 1) + 1 - g[G_PT] - g[G_H]
+    cdef int64_t pr = (g[G_WO] - 1) * g[G_SW] + g[G_DW] * (g[G_KW] - 1) + 1 - g[G_PL] - g[G_W]
+    return g[G_PT] > 0 or g[G_PL] > 0 or pb > 0 or pr > 0
+
+
+cdef void _direct_out(const floating *xs, Py_ssize_t Cg, const int64_t *g, const floating *wk,
+                      Py_ssize_t ws, floating b, floating *o, Py_ssize_t p0,
+                      Py_ssize_t T) noexcept nogil:
+    """o[t] = b + sum of wk[((c*kh + i)*kw + j)*ws] * x over the taps that fall inside the image,
+    for output pixels p0 + t (t < T) of one output channel; xs are its Cg input planes.
+
+    Direct summation over in-image taps, which is what torch computes: kernels that read a
+    zero-padded copy turn an inf or NaN weight times a padding zero into NaN, so they come here
+    when a weight is not finite.  Whole output rows, tap by tap (vectorised along the row)."""
+    cdef Py_ssize_t H = g[G_H], W = g[G_W], kh = g[G_KH], kw = g[G_KW]
+    cdef Py_ssize_t sh = g[G_SH], sw = g[G_SW], pt = g[G_PT], pl = g[G_PL]
+    cdef Py_ssize_t dh = g[G_DH], dw = g[G_DW], Wo = g[G_WO]
+    cdef Py_ssize_t t, p, ho, wo, seg, c, i, j, hi, off, lo, hw, q
+    cdef const floating *xr
+    cdef floating *orow
+    cdef floating wv
+    for t in range(T):
+        o[t] = b
+    t = 0
+    p = p0
+    while t < T:
+        ho = p // Wo
+        wo = p - ho * Wo
+        seg = Wo - wo
+        if seg > T - t:
+            seg = T - t
+        orow = o + t - wo  # orow[q] is output column q of this row
+        for c in range(Cg):
+            for i in range(kh):
+                hi = ho * sh - pt + i * dh
+                if hi < 0 or hi >= H:
+                    continue
+                xr = xs + (c * H + hi) * W
+                for j in range(kw):
+                    wv = wk[((c * kh + i) * kw + j) * ws]
+                    off = j * dw - pl
+                    lo = _wo_lo(off, sw)
+                    hw = _wo_hi(off, sw, W)
+                    if lo < wo:
+                        lo = wo
+                    if hw > wo + seg:
+                        hw = wo + seg
+                    if sw == 1:
+                        for q in range(lo, hw):
+                            orow[q] += wv * xr[q + off]
+                    else:
+                        for q in range(lo, hw):
+                            orow[q] += wv * xr[q * sw + off]
+        t = t + seg
+        p = p + seg
+
+
 cdef void _pack(const floating *xs, Py_ssize_t Cn, const int64_t *g, Py_ssize_t p0,
                 Py_ssize_t T, floating *dst, Py_ssize_t ld) noexcept nogil:
     """im2col of output pixels [p0, p0+T) of one sample and Cn channels into dst (rows c,i,j; stride ld)."""
@@ -221,7 +289,9 @@ def conv_gemm(const floating[:, :, :, ::1] x, const floating[:, :, ::1] w, const
     cdef Py_ssize_t task, n, grp, tl, p0, T, k, t, tid
     cdef floating *col
     cdef floating *o
+    cdef const floating *wb
     cdef floating b
+    cdef bint padded = _padded(g)
     if ntasks == 0:
         return
     with nogil, parallel(num_threads=nthreads):
@@ -235,15 +305,22 @@ def conv_gemm(const floating[:, :, :, ::1] x, const floating[:, :, ::1] w, const
             T = P - p0
             if T > tile:
                 T = tile
-            _pack(&x[n, grp * Cg, 0, 0], Cg, g, p0, T, col, T)
             o = &out[n, grp * Kg, p0]
-            _gemm(col, <floating *>&w[n if Nw > 1 else 0, grp * Kg, 0], o, <int>T, <int>Kg, <int>R,
-                  <int>T, <int>R, <int>P)
-            if has_bias:
+            wb = &w[n if Nw > 1 else 0, grp * Kg, 0]
+            if padded and not _all_finite(wb, Kg * R, 1):
+                # the packed tile's padding zeros would meet a non-finite weight (NaN, not torch's
+                # sum over in-image taps): this tile by direct summation
                 for k in range(Kg):
-                    b = bias[n if Nb > 1 else 0, grp * Kg + k]
-                    for t in range(T):
-                        o[k * P + t] += b
+                    b = bias[n if Nb > 1 else 0, grp * Kg + k] if has_bias else 0
+                    _direct_out(&x[n, grp * Cg, 0, 0], Cg, g, wb + k * R, 1, b, o + k * P, p0, T)
+            else:
+                _pack(&x[n, grp * Cg, 0, 0], Cg, g, p0, T, col, T)
+                _gemm(col, <floating *>wb, o, <int>T, <int>Kg, <int>R, <int>T, <int>R, <int>P)
+                if has_bias:
+                    for k in range(Kg):
+                        b = bias[n if Nb > 1 else 0, grp * Kg + k]
+                        for t in range(T):
+                            o[k * P + t] += b
 
 
 cdef inline void _pad_plane(const floating *src, Py_ssize_t H, Py_ssize_t W, Py_ssize_t pt,
@@ -296,17 +373,39 @@ cdef inline void _dw_block(const floating *xp, Py_ssize_t Wp, const floating *wk
 def conv_depthwise(const floating[:, :, :, ::1] x, const floating[:, :, ::1] w, const floating[:, ::1] bias,
                    bint has_bias, const int64_t[::1] geo, floating[:, :, :, ::1] out,
                    floating[:, ::1] ws, int nthreads):
-    """Direct grouped convolution with one input channel per group (depthwise, channel multiplier K/C).
+    """Direct depthwise convolution, choosing between conv_depthwise16 and conv_depthwise_planes.
 
-    w is (Nw, K, kh*kw).  float32 with AVX-512, strided or on planes under 32 columns (MobileNet's
-    downsampling and late layers): each task takes one sample's 16 output channels, transposed so
-    the channels fill the vector lanes (_depthwise_kernel.h).  Otherwise each task owns one output
-    plane.  Stride 1 with output planes at least 2 x 16 (and ws of depthwise_workspace elements per
-    thread): the plane is copied once into the thread's zero-padded buffer and computed in
+    Kept until the planner chooses between the two entries itself (then this cut-over goes): the
+    16-lane path where depthwise16_supported, its buffer is at most 4 MiB, ws holds
+    depthwise_workspace elements per thread and the layer is strided or under 32 columns wide.
+    """
+    if floating is float:
+        if _dw16_size(geo) > 0 and ws.shape[1] >= _dw16_size(geo) and _dw16_wins(geo):
+            _depthwise16(x, w, bias, has_bias, geo, out, ws, nthreads)
+            return
+    _depthwise_planes(x, w, bias, has_bias, geo, out, ws, nthreads)
+
+
+def conv_depthwise_planes(const floating[:, :, :, ::1] x, const floating[:, :, ::1] w,
+                          const floating[:, ::1] bias, bint has_bias, const int64_t[::1] geo,
+                          floating[:, :, :, ::1] out, floating[:, ::1] ws, int nthreads):
+    """Direct grouped convolution with one input channel per group (depthwise, channel multiplier
+    K/C), one output plane per task; w is (Nw, K, kh*kw), bias (Nb, K).
+
+    Stride 1 with output planes at least 2 x 16 (and ws of depthwise_planes_workspace elements
+    per thread): the plane is copied once into the thread's zero-padded buffer and computed in
     register-held blocks of 2 rows x 32 columns (16 on planes narrower than 32), the last block of
     a row or the last row pair overlapping the previous one instead of a scalar tail (recomputed
-    outputs are identical).  Other cases accumulate whole rows tap by tap.
+    outputs are identical).  Other cases, and planes whose weights hold a NaN or inf where some
+    tap falls on padding (a padding zero times inf is NaN, torch skips those taps), accumulate
+    whole rows tap by tap over the in-image taps only.
     """
+    _depthwise_planes(x, w, bias, has_bias, geo, out, ws, nthreads)
+
+
+cdef void _depthwise_planes(const floating[:, :, :, ::1] x, const floating[:, :, ::1] w,
+                            const floating[:, ::1] bias, bint has_bias, const int64_t[::1] geo,
+                            floating[:, :, :, ::1] out, floating[:, ::1] ws, int nthreads):
     cdef const int64_t *g = &geo[0]
     cdef Py_ssize_t N = g[G_N], C = g[G_C], H = g[G_H], W = g[G_W], K = g[G_K]
     cdef Py_ssize_t kh = g[G_KH], kw = g[G_KW], sh = g[G_SH], sw = g[G_SW]
@@ -317,29 +416,13 @@ def conv_depthwise(const floating[:, :, :, ::1] x, const floating[:, :, ::1] w, 
     # register blocks 32 columns wide, 16 on narrower planes (MobileNet's 28 and 14 pixel maps)
     cdef Py_ssize_t bw = 32 if Wo >= 32 else 16
     cdef bint blocked = sh == 1 and sw == 1 and Ho >= 2 and Wo >= 16 and ws.shape[1] >= Hp * Wp
-    cdef Py_ssize_t task, n, k, ho, i, j, hi, off, lo, hw, q, tid
-    cdef floating *orow
+    cdef bint padded = _padded(g)
+    cdef Py_ssize_t task, n, k, ho, q, tid
     cdef floating *buf
-    cdef const floating *xr
     cdef const floating *wk
-    cdef floating wv, b
-    cdef Py_ssize_t nkb = (K + 15) // 16, k0, nk
+    cdef floating b
     if N * K == 0:
         return
-    if floating is float:
-        if _dw16_size(geo) > 0 and ws.shape[1] >= _dw16_size(geo) and _dw16_wins(geo):
-            dw_init_perm()
-            with nogil, parallel(num_threads=nthreads):
-                tid = threadid()
-                for task in prange(N * nkb, schedule="dynamic"):
-                    n = task // nkb
-                    k0 = (task - n * nkb) * 16
-                    nk = K - k0 if K - k0 < 16 else 16
-                    dw16_task(&x[n, 0, 0, 0], H, W, &w[n if Nw > 1 else 0, 0, 0],
-                              &bias[n if Nb > 1 else 0, 0] if has_bias else NULL,
-                              &out[n, 0, 0, 0], k0, nk, m, kh, kw, sh, sw, pt, pl, dh, dw,
-                              Ho, Wo, &ws[tid, 0])
-            return
     with nogil, parallel(num_threads=nthreads):
         tid = threadid()
         buf = &ws[tid, 0]
@@ -348,7 +431,7 @@ def conv_depthwise(const floating[:, :, :, ::1] x, const floating[:, :, ::1] w, 
             k = task - n * K
             wk = &w[n if Nw > 1 else 0, k, 0]
             b = bias[n if Nb > 1 else 0, k] if has_bias else 0
-            if blocked:
+            if blocked and (not padded or _all_finite(wk, kh * kw, 1)):
                 _pad_plane(&x[n, k // m, 0, 0], H, W, pt, pl, buf, Hp, Wp)
                 ho = 0
                 while ho < Ho:
@@ -366,29 +449,79 @@ def conv_depthwise(const floating[:, :, :, ::1] x, const floating[:, :, ::1] w, 
                                       &out[n, k, ho, q], Wo, b, 16)
                         q = q + bw
                     ho = ho + 2
-                continue
-            for ho in range(Ho):
-                orow = &out[n, k, ho, 0]
-                for q in range(Wo):
-                    orow[q] = b
-                for i in range(kh):
-                    hi = ho * sh - pt + i * dh
-                    if hi < 0 or hi >= H:
-                        continue
-                    xr = &x[n, k // m, hi, 0]
-                    for j in range(kw):
-                        wv = wk[i * kw + j]
-                        off = j * dw - pl
-                        lo = _wo_lo(off, sw)
-                        hw = _wo_hi(off, sw, W)
-                        if hw > Wo:
-                            hw = Wo
-                        if sw == 1:
-                            for q in range(lo, hw):
-                                orow[q] += wv * xr[q + off]
-                        else:
-                            for q in range(lo, hw):
-                                orow[q] += wv * xr[q * sw + off]
+            else:
+                _direct_out(&x[n, k // m, 0, 0], 1, g, wk, 1, b, &out[n, k, 0, 0], 0, Ho * Wo)
+
+
+def depthwise_planes_workspace(const int64_t[::1] geo):
+    """Elements of workspace one thread of conv_depthwise_planes needs: one zero-padded plane."""
+    return (geo[G_HO] + geo[G_DH] * (geo[G_KH] - 1)) * (geo[G_WO] + geo[G_DW] * (geo[G_KW] - 1))
+
+
+def depthwise16_supported(dtype_char):
+    """True when conv_depthwise16 runs here: float32 on a CPU with AVX-512F."""
+    return dtype_char == "f" and dw16_supported() == 1
+
+
+def depthwise16_workspace(const int64_t[::1] geo):
+    """Elements of workspace one thread of conv_depthwise16 needs: the 16 channels' zero-padded
+    pixel-major planes and their weights (_depthwise_kernel.h)."""
+    return _dw16_buffer(&geo[0])
+
+
+def conv_depthwise16(const float[:, :, :, ::1] x, const float[:, :, ::1] w,
+                     const float[:, ::1] bias, bint has_bias, const int64_t[::1] geo,
+                     float[:, :, :, ::1] out, float[:, ::1] ws, int nthreads):
+    """Depthwise convolution (any channel multiplier, stride, dilation) with 16 channels in the
+    AVX-512 lanes, float32: each task takes one sample's 16 output channels, transposed so the
+    channels fill the vector lanes (_depthwise_kernel.h).  ws is (threads, depthwise16_workspace).
+    Needs depthwise16_supported('f') (the planner checks).  Channel blocks whose weights hold a
+    NaN or inf where some tap falls on padding are summed over in-image taps plane by plane."""
+    # a memory-safety guard, not validation: the task fills a buffer of this size
+    if (dw16_supported() != 1 or ws.shape[1] < _dw16_buffer(&geo[0])
+            or ws.shape[0] < nthreads):
+        raise ValueError("conv_depthwise16: CPU or workspace outside the kernel's preconditions")
+    _depthwise16(x, w, bias, has_bias, geo, out, ws, nthreads)
+
+
+cdef inline Py_ssize_t _dw16_buffer(const int64_t *g) noexcept nogil:
+    cdef Py_ssize_t Hp = (g[G_HO] - 1) * g[G_SH] + g[G_DH] * (g[G_KH] - 1) + 1
+    cdef Py_ssize_t Wp = (g[G_WO] - 1) * g[G_SW] + g[G_DW] * (g[G_KW] - 1) + 1
+    return dw16_buffer_size(Hp, Wp, g[G_KH] * g[G_KW])
+
+
+cdef void _depthwise16(const float[:, :, :, ::1] x, const float[:, :, ::1] w,
+                       const float[:, ::1] bias, bint has_bias, const int64_t[::1] geo,
+                       float[:, :, :, ::1] out, float[:, ::1] ws, int nthreads):
+    cdef const int64_t *g = &geo[0]
+    cdef Py_ssize_t N = g[G_N], C = g[G_C], H = g[G_H], W = g[G_W], K = g[G_K]
+    cdef Py_ssize_t kh = g[G_KH], kw = g[G_KW], sh = g[G_SH], sw = g[G_SW]
+    cdef Py_ssize_t pt = g[G_PT], pl = g[G_PL], dh = g[G_DH], dw = g[G_DW]
+    cdef Py_ssize_t Ho = g[G_HO], Wo = g[G_WO]
+    cdef Py_ssize_t m = K // C, Nw = w.shape[0], Nb = bias.shape[0], taps = kh * kw
+    cdef Py_ssize_t nkb = (K + 15) // 16, k0, nk, task, n, l, tid
+    cdef bint padded = _padded(g)
+    cdef const float *wn
+    if N * K == 0:
+        return
+    dw_init_perm()
+    with nogil, parallel(num_threads=nthreads):
+        tid = threadid()
+        for task in prange(N * nkb, schedule="dynamic"):
+            n = task // nkb
+            k0 = (task - n * nkb) * 16
+            nk = K - k0 if K - k0 < 16 else 16
+            wn = &w[n if Nw > 1 else 0, 0, 0]
+            if padded and not _all_finite(wn + k0 * taps, nk * taps, 1):
+                for l in range(nk):
+                    _direct_out(&x[n, (k0 + l) // m, 0, 0], 1, g, wn + (k0 + l) * taps, 1,
+                                bias[n if Nb > 1 else 0, k0 + l] if has_bias else 0,
+                                &out[n, k0 + l, 0, 0], 0, Ho * Wo)
+            else:
+                dw16_task(&x[n, 0, 0, 0], H, W, wn,
+                          &bias[n if Nb > 1 else 0, 0] if has_bias else NULL,
+                          &out[n, 0, 0, 0], k0, nk, m, kh, kw, sh, sw, pt, pl, dh, dw,
+                          Ho, Wo, &ws[tid, 0])
 
 
 def grouped_supported(dtype_char):
@@ -405,7 +538,9 @@ def conv_grouped(const float[:, :, :, ::1] x, const float[:, :, :, ::1] wt,
     ws (threads, grouped_workspace) takes, per task (sample, group), the group's Cg zero-padded
     planes and the virtual output rows of 8 channels.  Blocks of 8 channels x 48 pixels of the
     output flattened at the padded width run in _grouped_kernel.h; the valid Wo columns of each
-    row are then copied out.  Needs grouped_supported('f') (the planner checks).
+    row are then copied out.  Blocks of 8 channels whose weights hold a NaN or inf where some tap
+    falls on padding are summed over in-image taps instead (torch's result; inf times a padding
+    zero is NaN).  Needs grouped_supported('f') (the planner checks).
     """
     cdef const int64_t *g = &geo[0]
     cdef Py_ssize_t N = g[G_N], C = g[G_C], H = g[G_H], W = g[G_W], K = g[G_K], G = g[G_G]
@@ -421,6 +556,8 @@ def conv_grouped(const float[:, :, :, ::1] x, const float[:, :, :, ::1] wt,
     cdef float *buf
     cdef float *zeros
     cdef float *vout
+    cdef const float *wb
+    cdef bint padded = _padded(g)
     if N * G == 0:
         return
     # a memory-safety guard, not validation: blocks write 8 channels of whole virtual rows
@@ -441,6 +578,14 @@ def conv_grouped(const float[:, :, :, ::1] x, const float[:, :, :, ::1] wt,
                 _pad_plane(&x[n, grp * Cg + c, 0, 0], H, W, pt, gap, buf + c * plane, Hp, Wp)
             for kb in range(Kg // 8):
                 k0 = grp * Kg + kb * 8
+                wb = &wt[n if Nw > 1 else 0, k0 // 8, 0, 0]
+                if padded and not _all_finite(wb, Cg * kh * kw * 8, 1):
+                    # a non-finite weight would meet the padding zeros: direct summation
+                    for kk in range(8):
+                        _direct_out(&x[n, grp * Cg, 0, 0], Cg, g, wb + kk, 8,
+                                    bias[n if Nb > 1 else 0, k0 + kk] if has_bias else 0,
+                                    &out[n, k0 + kk, 0, 0], 0, Ho * Wo)
+                    continue
                 for vb in range(nvb):
                     fc_grouped_vblock(buf + (gap - pl) + vb * 48, plane, Wp,
                                       &wt[n if Nw > 1 else 0, k0 // 8, 0, 0], Cg, kh, kw, dh, dw,

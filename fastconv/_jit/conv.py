@@ -53,6 +53,55 @@ def _pack(xs, c0, Cn, g, p0, T, dst, base, ld):
                     p += seg
 
 
+@kernel
+def _all_finite(v):
+    # v (2-D) * 0 is 0 for finite v and NaN for NaN or +-inf: one multiply-add per weight
+    s = v.dtype.type(0)
+    for i in range(v.shape[0]):
+        for j in range(v.shape[1]):
+            s += v[i, j] * 0
+    return s == 0
+
+
+@kernel
+def _padded(g):
+    # some tap of some output falls on the zero padding (top, left, bottom or right)
+    pb = (g[G_HO] - 1) * g[G_SH] + g[G_DH] * (g[G_KH] - 1) + 1 - g[G_PT] - g[G_H]
+    pr = (g[G_WO] - 1) * g[G_SW] + g[G_DW] * (g[G_KW] - 1) + 1 - g[G_PL] - g[G_W]
+    return g[G_PT] > 0 or g[G_PL] > 0 or pb > 0 or pr > 0
+
+
+@kernel
+def _direct_out(xs, c0, Cg, g, wk, b, o, p0, T):
+    """o[t] = b + sum of wk[(c*kh + i)*kw + j] * xs[c0 + c] over the taps inside the image, for
+    output pixels p0 + t (t < T) of one output channel: direct summation over in-image taps
+    (torch's result), which packing zeros for the padding turns into NaN when a weight is inf."""
+    H, W, kh, kw = g[G_H], g[G_W], g[G_KH], g[G_KW]
+    sh, sw, pt, pl, dh, dw, Wo = g[G_SH], g[G_SW], g[G_PT], g[G_PL], g[G_DH], g[G_DW], g[G_WO]
+    o[:T] = b
+    t = 0
+    p = p0
+    while t < T:
+        ho = p // Wo
+        wo = p - ho * Wo
+        seg = min(Wo - wo, T - t)
+        for c in range(Cg):
+            for i in range(kh):
+                hi = ho * sh - pt + i * dh
+                if hi < 0 or hi >= H:
+                    continue
+                for j in range(kw):
+                    wv = wk[(c * kh + i) * kw + j]
+                    off = j * dw - pl
+                    lo, hw = _wo_range(off, sw, W, Wo)
+                    lo = max(lo, wo)
+                    hw = min(hw, wo + seg)
+                    for q in range(lo, hw):
+                        o[t + q - wo] += wv * xs[c0 + c, hi, q * sw + off]
+        t += seg
+        p += seg
+
+
 @parallel_kernel
 def im2col(x, geo, cols, nthreads):
     """cols[n] = unfold(x[n]); parallel over (sample, channel)."""
@@ -101,6 +150,7 @@ def conv_gemm(x, w, bias, has_bias, geo, out, ws, tile, nthreads):
     Nw, Nb = w.shape[0], bias.shape[0]
     ntiles = (P + tile - 1) // tile
     ntasks = N * G * ntiles
+    padded = _padded(geo)
     for tid in prange(nthreads):
         buf = ws[tid]
         for task in range(tid, ntasks, nthreads):
@@ -108,10 +158,17 @@ def conv_gemm(x, w, bias, has_bias, geo, out, ws, tile, nthreads):
             grp = (task // ntiles) % G
             p0 = (task % ntiles) * tile
             T = min(tile, P - p0)
+            wb = w[n if Nw > 1 else 0, grp * Kg : (grp + 1) * Kg]
+            if padded and not _all_finite(wb):
+                # the packed tile's padding zeros would meet a non-finite weight: direct summation
+                for k in range(Kg):
+                    b = bias[n if Nb > 1 else 0, grp * Kg + k] if has_bias else 0.0
+                    _direct_out(x[n], grp * Cg, Cg, geo, wb[k], b, out[n, grp * Kg + k, p0:], p0, T)
+                continue
             _pack(x[n], grp * Cg, Cg, geo, p0, T, buf, 0, T)
             col = buf[: R * T].reshape((R, T))
             res = buf[R * tile : R * tile + Kg * T].reshape((Kg, T))
-            np.dot(w[n if Nw > 1 else 0, grp * Kg : (grp + 1) * Kg], col, res)
+            np.dot(wb, col, res)
             for k in range(Kg):
                 b = bias[n if Nb > 1 else 0, grp * Kg + k] if has_bias else 0.0
                 out[n, grp * Kg + k, p0 : p0 + T] = res[k] + b
@@ -150,6 +207,28 @@ def conv_depthwise(x, w, bias, has_bias, geo, out, ws, nthreads):
                     lo, hw = _wo_range(off, sw, W, Wo)
                     for q in range(lo, hw):
                         orow[q] += wv * xr[q * sw + off]
+
+
+#: The plane-by-plane kernel under the name the Cython backend gives its plane path.
+conv_depthwise_planes = conv_depthwise
+#: No 16-lane kernel here (depthwise16_supported is False); the name runs the plane kernel, so a
+#: forced call still gives the right answer.
+conv_depthwise16 = conv_depthwise
+
+
+def depthwise16_supported(dtype_char):
+    """False: the Numba backend has no 16-channels-in-lanes depthwise kernel."""
+    return False
+
+
+def depthwise16_workspace(geo):
+    """Elements of workspace one thread of this backend's conv_depthwise16 needs."""
+    return 1
+
+
+def depthwise_planes_workspace(geo):
+    """Elements of workspace one thread of this backend's conv_depthwise_planes needs."""
+    return 1
 
 
 def grouped_supported(dtype_char):
