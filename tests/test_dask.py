@@ -14,14 +14,13 @@ import pytest
 import scipy.signal
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from tolerance import assert_close
 
 da = pytest.importorskip("dask.array")
 
 import fastconv  # noqa: E402
 import fastconv.dask as fdask  # noqa: E402
 from fastconv import _reference  # noqa: E402
-
-RTOL = {np.float32: 1e-4, np.float64: 1e-10}
 
 
 def signal_reference():
@@ -31,12 +30,6 @@ def signal_reference():
         return signal
     except ImportError:
         return scipy.signal
-
-
-def assert_close(got, ref, dtype):
-    assert got.shape == ref.shape
-    scale = max(float(np.max(np.abs(ref))), 1.0) if ref.size else 1.0
-    np.testing.assert_allclose(got, ref, rtol=0, atol=RTOL[dtype] * scale)
 
 
 class ArrayLike:
