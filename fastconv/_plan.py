@@ -210,15 +210,38 @@ _register(Algorithm("packed", _packed_applies, _packed_workspace, _packed_featur
 # dh*dw undilated convolutions on phase sub-images (ConvGeometry.dilation_phases)
 
 
-def _winograd_phases(g):
-    """[(phase geometry, sample multiplier)] the Winograd kernel runs for g: g itself, the alike
-    phases stacked as one batch, or each phase in turn."""
+def _winograd_frame(g):
+    """A dilated g as an alike-phase problem: (ge, eh, ew), ge the convolution of x placed at row
+    eh, column ew of a zero frame whose size, padding and output are multiples of the dilation.
+
+    Then every phase sub-image has one geometry and the dh*dw phases run as one batch
+    (ConvGeometry.stacked_phases).  Output row o reads frame rows o + i*dh - (pt - eh), that is x
+    rows o + i*dh - pt, as in g; the frame's extra bottom/right outputs are cropped off.
+    """
+    dh, dw = g.dh, g.dw
+    eh, ew = g.pt % dh, g.pl % dw
+    H2, W2 = _ceil(eh + g.H, dh), _ceil(ew + g.W, dw)
+    pt2, pl2 = g.pt - eh, g.pl - ew
+    xh, xw = dh * (g.kh - 1), dw * (g.kw - 1)
+    pb2 = max(0, _ceil(g.Ho + xh - H2 - pt2, dh))
+    pr2 = max(0, _ceil(g.Wo + xw - W2 - pl2, dw))
+    ge = replace(g, H=H2, W=W2, pt=pt2, pb=pb2, pl=pl2, pr=pr2,
+                 Ho=H2 + pt2 + pb2 - xh, Wo=W2 + pl2 + pr2 - xw)
+    return ge, eh, ew
+
+
+def _winograd_layout(g):
+    """(frame geometry or None, stacked phase geometry or None): what the Winograd run of g holds.
+
+    Undilated: neither.  Dilated: the phases as one batch, after embedding x in a zero frame when
+    g's own phases are not alike (33x33 with dilation 4: a 36x36 frame, 16 phases of 9x9)."""
     if g.dh == g.dw == 1:
-        return [g], True
+        return None, None
     st = g.stacked_phases()
     if st is not None:
-        return [st], True
-    return [p for *_, p in g.dilation_phases()], False
+        return None, st
+    ge, _, _ = _winograd_frame(g)
+    return ge, ge.stacked_phases()
 
 
 def _winograd_applies(g, be, per_sample):
@@ -234,24 +257,29 @@ def _winograd_applies(g, be, per_sample):
 
 
 def _winograd_workspace(g, be, nt, nw, limit):
-    """Elements: the kernel's own workspace, plus one phase's input and output copies."""
+    """Elements: the kernel's own workspace, plus the frame and the stacked phases' copies."""
     mod = _load(be, "winograd")
-    phases, stacked = _winograd_phases(g)
-    ws = 0
-    for p in phases:
-        nwp = nw if nw == 1 or p is g else nw * g.dh * g.dw if stacked else nw
-        own = int(mod.winograd_workspace_size(p.as_array(), nwp, nt))
-        copies = 0 if p is g else p.N * (p.C * p.H * p.W + p.K * p.Ho * p.Wo)
-        ws = max(ws, own + copies)
+    frame, st = _winograd_layout(g)
+    if st is None:
+        ws = int(mod.winograd_workspace_size(g.as_array(), nw, nt))
+    else:
+        nws = nw * g.dh * g.dw if nw > 1 else 1
+        ws = int(mod.winograd_workspace_size(st.as_array(), nws, nt))
+        ws += st.N * (st.C * st.H * st.W + st.K * st.Ho * st.Wo)
+        if frame is not None:
+            ws += frame.N * (frame.C * frame.H * frame.W + frame.K * frame.Ho * frame.Wo)
     return (ws, 0) if ws * g.dtype.itemsize <= limit else None
 
 
 def _winograd_features(g):
-    phases, _ = _winograd_phases(g)
-    tiles = sum(p.N * ((p.Ho + 1) // 2) * ((p.Wo + 1) // 2) for p in phases)
+    frame, st = _winograd_layout(g)
+    p = st if st is not None else g
+    tiles = p.N * ((p.Ho + 1) // 2) * ((p.Wo + 1) // 2)
     gemm = 16 * tiles * g.groups * _ceil(g.Kg, 8) * g.Cg  # multiply-adds of the 16 GEMMs
-    transforms = 16 * tiles * (g.C + g.K) + 16 * g.K * g.Cg * (len(phases) if len(phases) > 1 else 1)
-    return (1.0 * len(phases), gemm, transforms + _io_elems(g))
+    moved = 16 * tiles * (g.C + g.K) + 16 * g.K * g.Cg + _io_elems(g)
+    if st is not None:  # phase split and merge (and the frame) copy input and output again
+        moved += 2 * _io_elems(frame if frame is not None else g)
+    return (1.0, gemm, moved)
 
 
 def winograd_run(plan, x4, w3, bias, has_bias, g, res4):
@@ -259,33 +287,35 @@ def winograd_run(plan, x4, w3, bias, has_bias, g, res4):
     wk = kernels(plan.backend, "winograd")
     ws = np.empty(plan.workspace, dtype=g.dtype)
     nt = plan.nthreads
-    if g.dh == g.dw == 1:
+    frame, st = _winograd_layout(g)
+    if st is None:
         wk.conv_winograd(x4, w3, bias, has_bias, g.as_array(), res4, ws, nt)
         return _nonfinite(res4)
     mod = kernels(plan.backend)
-    phases, stacked = _winograd_phases(g)
-    if stacked:  # alike phases: split, one batch, merge (the conv kernels copy)
-        st = phases[0]
-        n_in, n_out = st.N * st.C * st.H * st.W, st.N * st.K * st.Ho * st.Wo
-        xs = ws[:n_in].reshape(st.N, st.C, st.H, st.W)
-        mod.phase_split(x4, xs, g.dh, g.dw, nt)
-        ys = ws[n_in : n_in + n_out].reshape(st.N, st.K, st.Ho, st.Wo)
-        reps = g.dh * g.dw
-        w3s = w3 if w3.shape[0] == 1 else np.tile(w3, (reps, 1, 1))
-        bs = bias if bias.shape[0] == 1 else np.tile(bias, (reps, 1))
-        wk.conv_winograd(xs, w3s, bs, has_bias, st.as_array(), ys, ws[n_in + n_out :], nt)
-        mod.phase_merge(ys, res4, g.dh, g.dw, nt)
-        return _nonfinite(ys)
-    bad = False
-    for r, a, c, b, p in g.dilation_phases():
-        n_in, n_out = p.N * p.C * p.H * p.W, p.N * p.K * p.Ho * p.Wo
-        xa = ws[:n_in].reshape(p.N, p.C, p.H, p.W)
-        xa[...] = x4[:, :, a :: g.dh, b :: g.dw]
-        ya = ws[n_in : n_in + n_out].reshape(p.N, p.K, p.Ho, p.Wo)
-        wk.conv_winograd(xa, w3, bias, has_bias, p.as_array(), ya, ws[n_in + n_out :], nt)
-        bad = bad or _nonfinite(ya)
-        res4[:, :, r :: g.dh, c :: g.dw] = ya
-    return bad
+    if frame is not None:  # x into a zero frame whose phases are alike; crop the output after
+        _, eh, ew = _winograd_frame(g)
+        n_x, n_y = frame.N * frame.C * frame.H * frame.W, frame.N * frame.K * frame.Ho * frame.Wo
+        xf = ws[:n_x].reshape(frame.N, frame.C, frame.H, frame.W)
+        xf[...] = 0
+        xf[:, :, eh : eh + g.H, ew : ew + g.W] = x4
+        yf = ws[n_x : n_x + n_y].reshape(frame.N, frame.K, frame.Ho, frame.Wo)
+        ws = ws[n_x + n_y :]
+        x_in, y_out, gp = xf, yf, frame
+    else:
+        x_in, y_out, gp = x4, res4, g
+    # alike phases: split into one batch, one Winograd call, merge (the conv kernels copy)
+    n_in, n_out = st.N * st.C * st.H * st.W, st.N * st.K * st.Ho * st.Wo
+    xs = ws[:n_in].reshape(st.N, st.C, st.H, st.W)
+    mod.phase_split(x_in, xs, gp.dh, gp.dw, nt)
+    ys = ws[n_in : n_in + n_out].reshape(st.N, st.K, st.Ho, st.Wo)
+    reps = g.dh * g.dw
+    w3s = w3 if w3.shape[0] == 1 else np.tile(w3, (reps, 1, 1))
+    bs = bias if bias.shape[0] == 1 else np.tile(bias, (reps, 1))
+    wk.conv_winograd(xs, w3s, bs, has_bias, st.as_array(), ys, ws[n_in + n_out :], nt)
+    mod.phase_merge(ys, y_out, gp.dh, gp.dw, nt)
+    if frame is not None:
+        res4[...] = y_out[:, :, : g.Ho, : g.Wo]
+    return _nonfinite(ys)
 
 
 _register(Algorithm("winograd", _winograd_applies, _winograd_workspace, _winograd_features,
