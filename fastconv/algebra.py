@@ -724,7 +724,7 @@ def compose(a, b, *more, exact=True):
                     ax.add(("height", "width")[axis])
     if exact:
         small = _smallest_inputs(layers, steps, comp)
-        for k, (axis, n_seq, n_one) in small.items():  # sizes the sequence rejects
+        for k, (axis, _, _) in small.items():  # sizes the sequence rejects
             r, ax = bad.setdefault(k, (set(), set()))
             r.add("size")
             ax.add(("height", "width")[axis])
@@ -737,8 +737,12 @@ def compose(a, b, *more, exact=True):
                 msg = (
                     f"no single convolution equals layers 0..{k + 1}: the sequence rejects an "
                     f"input {('height', 'width')[axis]} below {n_seq}, the single convolution "
-                    f"accepts one of {n_one}; " + (msg or "compose(..., exact=False) returns the "
-                    "layer and where it is exact (its mask refuses those sizes)")
+                    f"accepts one of {n_one}; "
+                    + (
+                        msg
+                        or "compose(..., exact=False) returns the "
+                        "layer and where it is exact (its mask refuses those sizes)"
+                    )
                 )
             raise CompositionError(msg, k + 1, reasons, axes)
         return comp
