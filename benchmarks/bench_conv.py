@@ -431,3 +431,66 @@ class Depthwise(_AllThreads):
 
     def time_depthwise(self, layer, backend):
         self.fn()
+
+
+# Calls users make outside the suite (issue: the planner on every shape): a DeepLab dilated layer,
+# ResNet-50's small planes at batch 1 and two tiny calls where per-call overhead is the cost.
+PLANNER_SHAPES = {
+    "deeplab_d4_33": (1, 256, 33, 33, 256, 3, 3, 1, 4, 4, 1),
+    "r50_b1_c512_7": (1, 512, 7, 7, 512, 3, 3, 1, 1, 1, 1),
+    "r50_b1_c256_14": (1, 256, 14, 14, 256, 3, 3, 1, 1, 1, 1),
+    "r50_b1_c512_14_s2": (1, 512, 14, 14, 512, 3, 3, 2, 1, 1, 1),
+    "tiny_3to4_8": (1, 3, 8, 8, 4, 3, 3, 1, 1, 1, 1),
+    "small_16_16": (1, 16, 16, 16, 16, 3, 3, 1, 1, 1, 1),
+}
+
+
+class PlannerCases(_Timed):
+    """The planner's choice (algorithm and thread count) on off-suite shapes, 1 and all threads,
+    torch alongside (benchmarks/scripts/planner_cases.py prints the same as interleaved ratios)."""
+
+    params = (list(PLANNER_SHAPES), list(FASTCONV) + ["torch"], list(THREADS))
+    param_names = ["layer", "backend", "threads"]
+    timeout = 120
+
+    def setup(self, layer, backend, threads):
+        if backend == "torch":
+            require_torch()
+        x, w, kw = layer_arrays(PLANNER_SHAPES[layer], np.float32)
+        self._start(conv_callable(backend, x, w, *kw.values()), threads, backend)
+
+    def time_case(self, layer, backend, threads):
+        self.fn()
+
+
+class Tuned(_Timed):
+    """conv2d after fastconv.tune measured the shape (remembered for this process only), against
+    the cost model's plan: the two should be within noise where the model is right."""
+
+    params = (["r50_b1_c512_7", "deeplab_d4_33", "small_16_16"], ["model", "tuned"])
+    param_names = ["layer", "plan"]
+    timeout = 180
+
+    def setup(self, layer, plan):
+        x, w, kw = layer_arrays(PLANNER_SHAPES[layer], np.float32)
+        restore = use_threads(THREADS[-1])
+        try:
+            from fastconv import _plan, _wisdom
+
+            _wisdom._loaded = {}  # never the user's file: this benchmark's own in-memory wisdom
+            _plan.clear_cache()
+            if plan == "tuned":
+                fastconv.tune(x, w, **kw, repeat=3, remember=False)
+        finally:
+            restore()
+        self._start(lambda: fastconv.conv2d(x, w, **kw))
+
+    def teardown(self, layer, plan):
+        from fastconv import _plan, _wisdom
+
+        _wisdom._loaded = None
+        _plan.clear_cache()
+        super().teardown(layer, plan)
+
+    def time_conv2d(self, layer, plan):
+        self.fn()
