@@ -143,16 +143,61 @@ def test_winograd_portable_path():
         "geo = g.as_array()\n"
         "ws = np.full(wk.winograd_workspace_size(geo, 2, 2), np.nan, np.float32)\n"
         "out = np.empty((2, 40, 15, 22), np.float32)\n"
-        "wk.conv_winograd(x4, w.reshape(2, 40, -1), b, True, geo, out, ws, 2)\n"
+        "assert wk.conv_winograd(x4, w.reshape(2, 40, -1), b, True, geo, out, ws, 2) is False\n"
         "exp = np.concatenate([ref.conv2d(x[n:n+1], w[n], b[n], padding=1) for n in range(2)])\n"
         "err = np.abs(out - exp).max() / np.abs(exp).max()\n"
         "assert err < 1e-5, err\n"
+        "x4[1, 7, 14, 21] = np.inf  # the last pixel: a tile's edge, a masked store\n"
+        "assert wk.conv_winograd(x4, w.reshape(2, 40, -1), b, True, geo, out, ws, 2) is True\n"
         "print('ok')\n"
     )
     r = subprocess.run(
         [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120
     )
     assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    N=st.integers(1, 2),
+    C=st.sampled_from([8, 32]),
+    K=st.sampled_from([8, 24]),
+    H=st.integers(1, 12),
+    W=st.integers(1, 20),
+    padding=st.integers(0, 2),
+    where=st.sampled_from(["none", "x", "w", "bias", "overflow"]),
+    value=st.sampled_from([np.nan, np.inf, -np.inf]),
+    dtype=st.sampled_from([np.float32, np.float64]),
+    nthreads=st.integers(1, 2),
+    seed=st.integers(0, 2**16),
+    backend=st.sampled_from(WG_BACKENDS or ["numba"]),
+)
+def test_winograd_reports_nonfinite_outputs(
+    N, C, K, H, W, padding, where, value, dtype, nthreads, seed, backend
+):
+    """conv_winograd returns True exactly when some output it wrote is NaN or +-inf (computed
+    while the outputs are in registers, so the caller's recompute-on-non-finite costs nothing),
+    on the AVX-512 float32 path and the portable float64 one; finite overflow counts too."""
+    if H + 2 * padding < 3 or W + 2 * padding < 3:
+        return
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((N, C, H, W)).astype(dtype)
+    w = rng.standard_normal((K, C, 3, 3)).astype(dtype)
+    b = rng.standard_normal(K).astype(dtype)
+    target = {"x": x, "w": w, "bias": b}.get(where)
+    if target is not None:
+        target.flat[rng.integers(target.size)] = value
+    if where == "overflow":
+        x *= np.finfo(dtype).max / 8
+    x4, _, _, g = conv_geometry(x, w, None, 1, padding, 1, 1)
+    mod = kernels(backend, "winograd")
+    geo = g.as_array()
+    ws = np.full(mod.winograd_workspace_size(geo, 1, nthreads), np.nan, dtype)
+    out = np.full(g.out_shape, 7.0, dtype)
+    with np.errstate(all="ignore"):
+        flag = mod.conv_winograd(x4, w.reshape(1, K, -1), b.reshape(1, K), True, geo, out, ws,
+                                 nthreads)
+    assert flag is (not bool(np.isfinite(out).all()))
 
 
 @settings(max_examples=40, deadline=None)

@@ -139,9 +139,9 @@ static void wg_transform_weights_##SFX(const T *w, T *u, const int64_t *g, int64
     }                                                                                              \
 }                                                                                                  \
                                                                                                    \
-static void wg_task_generic_##SFX(const T *x, const T *u, const T *bias, int64_t nb,              \
-                                  int has_bias, const int64_t *g, int64_t nw, T *out, T *scratch, \
-                                  int64_t task, int64_t ksplit) {                                  \
+static int wg_task_generic_##SFX(const T *x, const T *u, const T *bias, int64_t nb,               \
+                                 int has_bias, const int64_t *g, int64_t nw, T *out, T *scratch,  \
+                                 int64_t task, int64_t ksplit) {                                   \
     int64_t C = g[FC_C], H = g[FC_H], W = g[FC_W], G = g[FC_G], Cg = C / G, Kg = fc_Kg(g);        \
     int64_t Ho = g[FC_HO], Wo = g[FC_WO], tn = wg_tn(g), mb_n = fc_mblocks(g);                     \
     int64_t nblk = wg_blocks(g, nw), ub = wg_ublock(g), vp = wg_vplane(g);                         \
@@ -150,7 +150,8 @@ static void wg_task_generic_##SFX(const T *x, const T *u, const T *bias, int64_t
     T *V = scratch, *M = scratch + 16 * vp;                                                        \
     wg_runs r;                                                                                     \
     wg_block_runs(g, seq, nw, blk, &r);                                                            \
-    if (r.n == 0) return;                                                                          \
+    if (r.n == 0) return 0;                                                                        \
+    T chk = 0; /* v - v: 0 for finite outputs, NaN once one is NaN or inf */                        \
     for (int64_t c = 0; c < Cg; c++)                                                               \
         for (int64_t q = 0; q < r.n; q++) {                                                        \
             const T *plane = x + (r.smp[q] * C + grp * Cg + c) * H * W;                            \
@@ -215,13 +216,19 @@ static void wg_task_generic_##SFX(const T *x, const T *u, const T *bias, int64_t
                     for (int j = 0; j < 2; j++) {                                                  \
                         T y0 = s[0][j] + s[1][j] + s[2][j], y1 = s[1][j] - s[2][j] - s[3][j];     \
                         if (ox + j >= Wo) continue;                                                \
-                        op[oy * Wo + ox + j] = y0 + add;                                           \
-                        if (oy + 1 < Ho) op[(oy + 1) * Wo + ox + j] = y1 + add;                    \
+                        T v0 = y0 + add, v1 = y1 + add;                                            \
+                        op[oy * Wo + ox + j] = v0;                                                 \
+                        chk += v0 - v0;                                                            \
+                        if (oy + 1 < Ho) {                                                         \
+                            op[(oy + 1) * Wo + ox + j] = v1;                                       \
+                            chk += v1 - v1;                                                        \
+                        }                                                                          \
                     }                                                                              \
                 }                                                                                  \
             }                                                                                      \
         }                                                                                          \
     }                                                                                              \
+    return chk != chk;                                                                             \
 }
 
 WG_GENERIC(float, f32)
@@ -317,10 +324,12 @@ static FC_TARGET void wg_input_16(const float *x, int64_t nc, int64_t H, int64_t
     }
 }
 
-/* outputs of 16 tiles (nt valid) of channel row kl of M: rows oy, oy+1 from column ox */
+/* outputs of 16 tiles (nt valid) of channel row kl of M: rows oy, oy+1 from column ox; *chk
+ * gathers v - v of every value stored (0 while all are finite, NaN after a NaN or inf), so the
+ * caller learns for the cost of a subtract and an add per vector whether to recompute */
 static inline FC_TARGET void wg_output_16(const float *m, int64_t mp, float *op, int64_t Ho,
                                           int64_t Wo, int64_t oy, int64_t ox, int64_t nt,
-                                          __m512 bias) {
+                                          __m512 bias, __m512 *chk) {
     const __m512i lo = _mm512_set_epi32(23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
     const __m512i hi = _mm512_set_epi32(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8);
     __m512 s[4][2];
@@ -347,20 +356,27 @@ static inline FC_TARGET void wg_output_16(const float *m, int64_t mp, float *op,
         __m512 e0 = _mm512_permutex2var_ps(y0, lo, y1), e1 = _mm512_permutex2var_ps(y0, hi, y1);
         float *dst = op + (oy + r) * Wo + ox;
         /* masked stores only at a row's end (they are slow on Zen 4) */
-        if (nf >= 16)
+        if (nf >= 16) {
             _mm512_storeu_ps(dst, e0);
-        else
+            *chk = _mm512_add_ps(*chk, _mm512_sub_ps(e0, e0));
+        } else {
             _mm512_mask_storeu_ps(dst, fc_lanes(0, nf), e0);
-        if (nf >= 32)
+            *chk = _mm512_mask_add_ps(*chk, fc_lanes(0, nf), *chk, _mm512_sub_ps(e0, e0));
+        }
+        if (nf >= 32) {
             _mm512_storeu_ps(dst + 16, e1);
-        else if (nf > 16)
+            *chk = _mm512_add_ps(*chk, _mm512_sub_ps(e1, e1));
+        } else if (nf > 16) {
             _mm512_mask_storeu_ps(dst + 16, fc_lanes(0, nf - 16), e1);
+            *chk = _mm512_mask_add_ps(*chk, fc_lanes(0, nf - 16), *chk, _mm512_sub_ps(e1, e1));
+        }
     }
 }
 
-static FC_TARGET void wg_task_avx512_f32(const float *x, const float *u, const float *bias,
-                                         int64_t nb, int has_bias, const int64_t *g, int64_t nw,
-                                         float *out, float *scratch, int64_t task, int64_t ksplit) {
+/* returns 1 when some output it stored is NaN or +-inf */
+static FC_TARGET int wg_task_avx512_f32(const float *x, const float *u, const float *bias,
+                                        int64_t nb, int has_bias, const int64_t *g, int64_t nw,
+                                        float *out, float *scratch, int64_t task, int64_t ksplit) {
     int64_t C = g[FC_C], H = g[FC_H], W = g[FC_W], G = g[FC_G], Cg = C / G, Kg = fc_Kg(g);
     int64_t Ho = g[FC_HO], Wo = g[FC_WO], tn = wg_tn(g), nv = wg_nv(g), mb_n = fc_mblocks(g);
     int64_t nblk = wg_blocks(g, nw), ub = wg_ublock(g), vp = wg_vplane(g), mp = wg_mplane(g);
@@ -369,7 +385,8 @@ static FC_TARGET void wg_task_avx512_f32(const float *x, const float *u, const f
     float *V = scratch, *M = scratch + 16 * vp;
     wg_runs r;
     wg_block_runs(g, seq, nw, blk, &r);
-    if (r.n == 0) return;
+    if (r.n == 0) return 0;
+    __m512 chk = _mm512_setzero_ps();
     int64_t ntile = r.d[r.n - 1] + r.len[r.n - 1], ldv = wg_vrow(g);
     if (ntile < tn)  /* a short last block: junk columns finite (never denormal garbage) */
         for (int a = 0; a < 16; a++)
@@ -422,30 +439,31 @@ static FC_TARGET void wg_task_avx512_f32(const float *x, const float *u, const f
                 for (int64_t t = 0; t < r.len[q]; t += 16) {
                     int64_t nt = r.len[q] - t < 16 ? r.len[q] - t : 16;
                     wg_output_16(M + kl * tn + r.d[q] + t, mp, op, Ho, Wo, 2 * r.ty[q],
-                                 2 * (r.tx[q] + t), nt, bv);
+                                 2 * (r.tx[q] + t), nt, bv, &chk);
                 }
             }
         }
     }
+    return _mm512_cmp_ps_mask(chk, chk, _CMP_UNORD_Q) != 0;
 }
 #endif /* FC_HAVE_X86 */
 
-static inline void wg_task_f32(const float *x, const float *u, const float *bias, int64_t nb,
-                               int has_bias, const int64_t *g, int64_t nw, float *out,
-                               float *scratch, int64_t task, int64_t ksplit) {
+/* One task; returns 1 when some output it wrote is NaN or +-inf (the transforms turn one inf
+ * into NaN and inf where direct summation gives inf, so the caller recomputes those calls). */
+static inline int wg_task_f32(const float *x, const float *u, const float *bias, int64_t nb,
+                              int has_bias, const int64_t *g, int64_t nw, float *out,
+                              float *scratch, int64_t task, int64_t ksplit) {
 #if FC_HAVE_X86
-    if (fc_have_avx512()) {
-        wg_task_avx512_f32(x, u, bias, nb, has_bias, g, nw, out, scratch, task, ksplit);
-        return;
-    }
+    if (fc_have_avx512())
+        return wg_task_avx512_f32(x, u, bias, nb, has_bias, g, nw, out, scratch, task, ksplit);
 #endif
-    wg_task_generic_f32(x, u, bias, nb, has_bias, g, nw, out, scratch, task, ksplit);
+    return wg_task_generic_f32(x, u, bias, nb, has_bias, g, nw, out, scratch, task, ksplit);
 }
 
-static inline void wg_task_f64(const double *x, const double *u, const double *bias, int64_t nb,
-                               int has_bias, const int64_t *g, int64_t nw, double *out,
-                               double *scratch, int64_t task, int64_t ksplit) {
-    wg_task_generic_f64(x, u, bias, nb, has_bias, g, nw, out, scratch, task, ksplit);
+static inline int wg_task_f64(const double *x, const double *u, const double *bias, int64_t nb,
+                              int has_bias, const int64_t *g, int64_t nw, double *out,
+                              double *scratch, int64_t task, int64_t ksplit) {
+    return wg_task_generic_f64(x, u, bias, nb, has_bias, g, nw, out, scratch, task, ksplit);
 }
 
 #endif /* FASTCONV_WINOGRAD_KERNEL_H */

@@ -25,10 +25,10 @@ cdef extern from "_winograd_kernel.h" nogil:
                                   int64_t item)
     void wg_transform_weights_f64(const double *w, double *u, const int64_t *g, int64_t nw,
                                   int64_t item)
-    void wg_task_f32(const float *x, const float *u, const float *bias, int64_t nb, int has_bias,
+    int wg_task_f32(const float *x, const float *u, const float *bias, int64_t nb, int has_bias,
                      const int64_t *g, int64_t nw, float *out, float *scratch, int64_t task,
                      int64_t ksplit)
-    void wg_task_f64(const double *x, const double *u, const double *bias, int64_t nb,
+    int wg_task_f64(const double *x, const double *u, const double *bias, int64_t nb,
                      int has_bias, const int64_t *g, int64_t nw, double *out, double *scratch,
                      int64_t task, int64_t ksplit)
 
@@ -50,9 +50,13 @@ def conv_winograd(const floating[:, :, :, ::1] x, const floating[:, :, ::1] w,
     """out = conv2d(x, w) (+ bias) for 3x3 stride-1 undilated kernels, by Winograd F(2x2, 3x3).
 
     w is (Nw, K, C/groups*9) with Nw 1 (shared) or N (sample n uses w[n]); bias (Nb, K) likewise.
+    Returns True when some output it wrote is NaN or +-inf, found while the outputs are still in
+    registers (no second pass): the transforms put NaN where direct summation puts inf, so a
+    caller that wants direct summation's placement recomputes exactly those calls.
     """
     cdef const int64_t *g = &geo[0]
     cdef int64_t nw = w.shape[0], nb = bias.shape[0], nu, ntasks, ksplit, i, t
+    cdef int64_t nonfinite = 0
     cdef int tid, hb = 1 if (has_bias and bias.shape[1] > 0) else 0
     cdef floating *base
     if nthreads < 1:
@@ -88,8 +92,11 @@ def conv_winograd(const floating[:, :, :, ::1] x, const floating[:, :, ::1] w,
         for t in prange(ntasks, schedule="dynamic", chunksize=1):
             tid = threadid()
             if floating is float:
-                wg_task_f32(&x[0, 0, 0, 0], base, &bias[0, 0], nb, hb, g, nw, &out[0, 0, 0, 0],
-                            base + wg_thread_offset(g, nw, tid), t, ksplit)
+                nonfinite += wg_task_f32(&x[0, 0, 0, 0], base, &bias[0, 0], nb, hb, g, nw,
+                                         &out[0, 0, 0, 0], base + wg_thread_offset(g, nw, tid),
+                                         t, ksplit)
             else:
-                wg_task_f64(&x[0, 0, 0, 0], base, &bias[0, 0], nb, hb, g, nw, &out[0, 0, 0, 0],
-                            base + wg_thread_offset(g, nw, tid), t, ksplit)
+                nonfinite += wg_task_f64(&x[0, 0, 0, 0], base, &bias[0, 0], nb, hb, g, nw,
+                                         &out[0, 0, 0, 0], base + wg_thread_offset(g, nw, tid),
+                                         t, ksplit)
+    return nonfinite > 0

@@ -306,10 +306,12 @@ def _multiply(ws, ub, vb, mb, K4, C4, TB, nt):
 def _transform_output(ws, mb, step, out, g0, nt, T, tw, k0, Kg, TB, Ho, Wo, bias, hb):
     """Y = A^T M A for each tile (M[a][k][t] at ws[mb + a * step + k * TB + t]), written to
     out[n, k0 + k] (+ bias); the second row or column of a tile that sticks out past an odd Ho or Wo
-    is dropped."""
+    is dropped.  Returns 1 when some value written is NaN or +-inf (v - v, gathered as it is
+    written, is 0 for finite v and NaN otherwise), else 0."""
     th = T // tw
     per_sample_bias = bias.shape[0] > 1
     z = out.dtype.type(0)
+    chk = z
     for k in range(Kg):
         src = mb + k * TB
         n = g0 // T
@@ -337,13 +339,21 @@ def _transform_output(ws, mb, step, out, g0, nt, T, tw, k0, Kg, TB, Ho, Wo, bias
             q3 = m13 - m23 - m33
             oh = 2 * ty
             ow = 2 * tx
-            plane[oh, ow] = p0 + p1 + p2 + bv
+            v = p0 + p1 + p2 + bv
+            plane[oh, ow] = v
+            chk += v - v
             if ow + 1 < Wo:
-                plane[oh, ow + 1] = p1 - p2 - p3 + bv
+                v = p1 - p2 - p3 + bv
+                plane[oh, ow + 1] = v
+                chk += v - v
             if oh + 1 < Ho:
-                plane[oh + 1, ow] = q0 + q1 + q2 + bv
+                v = q0 + q1 + q2 + bv
+                plane[oh + 1, ow] = v
+                chk += v - v
                 if ow + 1 < Wo:
-                    plane[oh + 1, ow + 1] = q1 - q2 - q3 + bv
+                    v = q1 - q2 - q3 + bv
+                    plane[oh + 1, ow + 1] = v
+                    chk += v - v
             tx += 1
             if tx == tw:
                 tx = 0
@@ -351,6 +361,7 @@ def _transform_output(ws, mb, step, out, g0, nt, T, tw, k0, Kg, TB, Ho, Wo, bias
                 if ty == th:
                     ty = 0
                     n += 1
+    return 0 if chk == 0 else 1
 
 
 @parallel_kernel
@@ -361,7 +372,9 @@ def conv_winograd(x, w, bias, has_bias, geo, out, ws, nthreads):
     (Nb, K) with Nb 1 or N, ignored unless `has_bias`; out (N, K, Ho, Wo), fully overwritten; all
     C-contiguous. geo the int64 vector of fastconv._geometry.GEO_FIELDS (kh = kw = 3, unit stride
     and dilation, any groups and padding); ws of `winograd_workspace_size(geo, Nw, nthreads)`
-    elements, whose contents do not matter.
+    elements, whose contents do not matter.  Returns True when some output it wrote is NaN or
+    +-inf (found as the outputs are written): the transforms put NaN where direct summation puts
+    inf, so a caller that wants direct summation's placement recomputes those calls.
 
     Examples
     --------
@@ -373,6 +386,7 @@ def conv_winograd(x, w, bias, has_bias, geo, out, ws, nthreads):
     >>> geo = g.as_array(); out = np.empty((1, 3, 4, 4), np.float32)
     >>> ws = np.empty(winograd_workspace_size(geo, 1, 1), np.float32)
     >>> conv_winograd(x4, w4.reshape(1, 3, 18), np.zeros((1, 1), np.float32), False, geo, out, ws, 1)
+    False
     >>> float(out[0, 0, 1, 1]), float(out[0, 0, 0, 0])
     (18.0, 8.0)
     """
@@ -398,6 +412,7 @@ def conv_winograd(x, w, bias, has_bias, geo, out, ws, nthreads):
     hb = has_bias and bias.shape[1] > 0
     for row in prange(Nw * G * K4):
         _transform_weights(w, ws, row, G, Kg, Cg, K4, C4)
+    nonfinite = 0
     for task in prange(Nw * G * nb):
         vb = ulen + numba.get_thread_id() * 16 * (vstep + mstep)
         mb = vb + 16 * vstep
@@ -411,4 +426,7 @@ def conv_winograd(x, w, bias, has_bias, geo, out, ws, nthreads):
         ub = (s * G + grp) * 16 * ustep
         for a in range(16):
             _multiply(ws, ub + a * ustep, vb + a * vstep, mb + a * mstep, K4, C4, TB, nt)
-        _transform_output(ws, mb, mstep, out, g0, nt, T, tw, grp * Kg, Kg, TB, Ho, Wo, bias, hb)
+        nonfinite += _transform_output(
+            ws, mb, mstep, out, g0, nt, T, tw, grp * Kg, Kg, TB, Ho, Wo, bias, hb
+        )
+    return nonfinite > 0
