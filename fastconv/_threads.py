@@ -16,7 +16,11 @@ import threading
 
 __all__ = ["get_num_threads", "set_num_threads", "threads"]
 
-_state = threading.local()
+class _State(threading.local):
+    override = None  # a class default: a missing attribute would cost an exception per lookup
+
+
+_state = _State()
 _num_threads = None  # None: all CPUs this process may use
 _pools_started = False  # has this process entered an OpenMP / Numba parallel region?
 _forked_after_pools = False
@@ -26,15 +30,22 @@ _blas_saved = None
 _controller = None
 
 
+_cpus = None  # CPUs this process may use, read once (a syscall per call cost 2-3 us)
+
+
 def _available_cpus():
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
+    global _cpus
+    if _cpus is None:
+        try:
+            _cpus = len(os.sched_getaffinity(0))
+        except AttributeError:  # not Linux
+            _cpus = os.cpu_count() or 1
+    return _cpus
 
 
 def _after_fork_in_child():
-    global _forked_after_pools, _blas_lock, _blas_depth, _blas_saved, _controller
+    global _forked_after_pools, _blas_lock, _blas_depth, _blas_saved, _controller, _cpus
+    _cpus = None  # a child may be pinned elsewhere
     _forked_after_pools = _pools_started
     _blas_lock = threading.Lock()
     _blas_depth = 0
