@@ -1,6 +1,7 @@
 """Filter an image larger than you want in memory: .npy file in, .npy file out, with fastconv.dask.
 
 Run: python examples/out_of_core.py --size 16384   (a 1 GiB float32 image; default 4096)
+     [--writer to_npy | da.store | to_zarr] [--check]
 """
 
 import argparse
@@ -9,6 +10,8 @@ import tempfile
 import threading
 import time
 
+import dask
+import dask.array as da
 import numpy as np
 
 import fastconv.dask
@@ -88,6 +91,13 @@ def main(argv=None):
     p.add_argument("--chunk", type=int, default=1024, help="dask chunk side")
     p.add_argument("--workers", type=int, default=2, help="threads of dask's threaded scheduler")
     p.add_argument("--dir", default=None, help="where the .npy files go (default: a temp dir)")
+    p.add_argument(
+        "--writer",
+        default="to_npy",
+        choices=["to_npy", "da.store", "to_zarr"],
+        help="how the result is written (each output block reads its own haloed region, so all "
+        "three hold a few blocks per worker; to_zarr needs zarr)",
+    )
     p.add_argument("--check", action="store_true", help="compare patches with scipy.signal")
     args = p.parse_args(argv)
 
@@ -105,12 +115,23 @@ def main(argv=None):
         # --- the README example -------------------------------------------------------------
         image = fastconv.dask.from_npy(src, chunks=args.chunk)  # lazy: reads blocks on demand
         smooth = fastconv.dask.correlate2d(image, kernel, mode="same", boundary="symm")
-        fastconv.dask.to_npy(smooth, dst, scheduler="threads", num_workers=args.workers)
+        if args.writer == "to_npy":
+            fastconv.dask.to_npy(smooth, dst, scheduler="threads", num_workers=args.workers)
+        elif args.writer == "da.store":  # the standard dask idiom, into a memory-mapped .npy
+            out = np.lib.format.open_memmap(dst, "w+", smooth.dtype, smooth.shape)
+            da.store(smooth, out, lock=False, scheduler="threads", num_workers=args.workers)
+            del out
+        else:
+            with dask.config.set(scheduler="threads", num_workers=args.workers):
+                smooth.to_zarr(dst[:-4] + ".zarr", overwrite=True)
         # -------------------------------------------------------------------------------------
     dt = time.perf_counter() - t0
     hwm = _status().get("VmHWM", float("nan"))
     gib = args.size * args.size * 4 / 2**30
-    print(f"image {args.size}x{args.size} float32 ({gib:.2f} GiB) chunks {args.chunk}: {dt:.1f} s")
+    print(
+        f"image {args.size}x{args.size} float32 ({gib:.2f} GiB) chunks {args.chunk}, "
+        f"written by {args.writer}: {dt:.1f} s"
+    )
     print(
         f"peak RSS {hwm:.0f} MiB (VmHWM{', reset before filtering' if reset else ''}); "
         f"peak anonymous {peak.anon:.0f} MiB (before: {base_anon:.0f}); "
@@ -120,7 +141,12 @@ def main(argv=None):
         import scipy.signal
 
         img = np.load(src, mmap_mode="r")
-        out = np.load(dst, mmap_mode="r")
+        if args.writer == "to_zarr":
+            import zarr
+
+            out = zarr.open_array(dst[:-4] + ".zarr", mode="r")
+        else:
+            out = np.load(dst, mmap_mode="r")
         for r, c in [(0, 0), (args.chunk - 20, args.chunk - 20), (args.size - 40, args.size - 40)]:
             r0, c0 = max(r - 7, 0), max(c - 7, 0)
             patch = np.array(img[r0 : r + 47, c0 : c + 47])
