@@ -74,6 +74,96 @@ def test_against_reference(backend, dtype, case, seed):
     np.testing.assert_array_equal(w, w0)
 
 
+@st.composite
+def small_plane_cases(draw):
+    """Few output pixels and many output channels: the K-lanes path (64 channels in the lanes)."""
+    groups = draw(st.sampled_from([1, 1, 2]))
+    cg = draw(st.integers(1, 24))
+    kg = draw(st.integers(48, 140))  # whole and partial 64-channel blocks
+    kh, kw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    sh, sw = draw(st.integers(1, 2)), draw(st.integers(1, 2))
+    dh, dw = draw(st.integers(1, 2)), draw(st.integers(1, 2))
+    ph, pw = draw(st.integers(0, 2)), draw(st.integers(0, 2))
+    ekh, ekw = dh * (kh - 1) + 1, dw * (kw - 1) + 1
+    H = draw(st.integers(max(1, ekh - 2 * ph), 14))
+    W = draw(st.integers(max(1, ekw - 2 * pw), 14))
+    N = draw(st.integers(1, 3))
+    nthreads = draw(st.integers(1, 3))
+    return N, cg * groups, H, W, kg * groups, kh, kw, (sh, sw), (ph, pw), (dh, dw), groups, nthreads
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])  # float64 shares the workspace size
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(case=small_plane_cases(), seed=st.integers(0, 2**31 - 1))
+def test_small_planes_against_reference(backend, dtype, case, seed):
+    N, C, H, W, K, kh, kw, s, p, d, g, nthreads = case
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((N, C, H, W)).astype(dtype)
+    w = rng.standard_normal((K, C // g, kh, kw)).astype(dtype)
+    b = rng.standard_normal(K).astype(dtype)
+    out = _run(_kernels(backend), x, w, b, s, p, d, g, nthreads)
+    _check(out, _reference.conv2d(x, w, b, s, p, d, g), dtype)
+
+
+def _direct_in_image(x, w, stride, padding, dilation, groups):
+    """float64 direct summation over the in-image taps only (padding taps skipped, never
+    multiplied by zero): how oneDNN, torch's CPU convolution, places infs and NaNs."""
+    x4, w4, _, g = conv_geometry(x, w, None, stride, padding, dilation, groups)
+    x4, w4 = x4.astype(np.float64), w4.astype(np.float64)
+    out = np.zeros((g.N, g.K, g.Ho, g.Wo))
+    oh, ow = np.arange(g.Ho), np.arange(g.Wo)
+    for grp in range(g.groups):
+        ks = slice(grp * g.Kg, (grp + 1) * g.Kg)
+        for c in range(g.Cg):
+            for i in range(g.kh):
+                ih = oh * g.sh - g.pt + i * g.dh
+                rows = np.flatnonzero((ih >= 0) & (ih < g.H))
+                for j in range(g.kw):
+                    iw = ow * g.sw - g.pl + j * g.dw
+                    cols = np.flatnonzero((iw >= 0) & (iw < g.W))
+                    if rows.size == 0 or cols.size == 0:
+                        continue
+                    win = x4[:, grp * g.Cg + c][:, ih[rows]][:, :, iw[cols]]
+                    wt = w4[ks, c, i, j]
+                    out[:, ks, rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1] += (
+                        wt[None, :, None, None] * win[:, None]
+                    )
+    return out
+
+
+NONFINITE_LAYERS = [
+    # N, C, H, W, K, kh, kw, stride, pad, dil, groups: one per B mode of the C kernel
+    (1, 64, 7, 7, 128, 3, 3, 1, 1, 1, 1),  # K-lanes
+    (1, 16, 30, 40, 16, 3, 3, 1, 1, 1, 1),  # padded-input (implicit) mode
+    (1, 8, 20, 21, 20, 5, 3, 2, 2, 1, 1),  # packed stripes
+    (2, 6, 9, 11, 10, 3, 3, 1, (2, 1), (2, 1), 2),  # groups, dilation, uneven padding
+]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("layer", NONFINITE_LAYERS)
+def test_nonfinite_weights_over_padding(backend, dtype, layer):
+    """An inf weight on a tap that lies in the padding adds nothing there, as in torch's direct
+    convolution: the border pixels stay finite instead of inf * 0 = NaN."""
+    N, C, H, W, K, kh, kw, s, p, d, g = layer
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((N, C, H, W)).astype(dtype)
+    w = rng.standard_normal((K, C // g, kh, kw)).astype(dtype)
+    w[0, 0, 0, 0] = np.inf  # top-left tap: in the padding for the first row and column
+    w[K - 1, 0, kh - 1, kw - 1] = -np.inf
+    w[K // 2, 0, 0, kw - 1] = np.nan
+    ref = _direct_in_image(x, w, s, p, d, g)
+    out = _run(_kernels(backend), x, w, None, s, p, d, g)
+    np.testing.assert_array_equal(np.isnan(out), np.isnan(ref))
+    np.testing.assert_array_equal(np.isposinf(out), np.isposinf(ref))
+    np.testing.assert_array_equal(np.isneginf(out), np.isneginf(ref))
+    fin = np.isfinite(ref)
+    scale = np.abs(ref[fin]).max()
+    np.testing.assert_allclose(out[fin], ref[fin], rtol=0, atol=RTOL[dtype] * scale)
+
+
 LAYERS = [
     # N, C, H, W, K, kh, kw, stride, pad, dil, groups: the paths the planner routes here
     (2, 64, 14, 14, 32, 3, 3, 1, 1, 1, 1),  # pixel remainder (196 = 4 * 48 + 4)
@@ -88,6 +178,9 @@ LAYERS = [
     (1, 32, 7, 7, 140, 3, 3, 1, 1, 1, 1),  # few tiles: output channels split across tasks
     (1, 8, 2, 94, 136, 3, 3, 1, 1, 1, 1),  # the same on the padded-input path
     (2, 64, 56, 56, 64, 3, 3, 1, 1, 1, 1),  # the 64-channel ResNet layer (padded-input path)
+    (1, 512, 7, 7, 512, 3, 3, 1, 1, 1, 1),  # K-lanes: 7 pixels x 64 channels, R > KC
+    (1, 64, 14, 14, 100, 3, 3, 2, 1, 1, 1),  # K-lanes, strided, a partial channel block
+    (2, 24, 5, 5, 64, 3, 3, 1, 0, 1, 1),  # K-lanes, stripes across samples, no padding
 ]
 
 

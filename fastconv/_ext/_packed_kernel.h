@@ -117,7 +117,64 @@ static inline int fc_implicit(const int64_t *g) {
     return waste < pack;
 }
 
+/* K-lanes mode, for few output pixels (late ResNet layers at batch 1: 7x7 = 49 pixels, which
+ * the pixel-lane tile covers with 64 lanes, and whose weights are used only 49 times each, so
+ * packing them all up front costs as much as a fifth of the call): the micro-tile turns around,
+ * 64 output channels in 4 zmm vectors x MP pixels broadcast (out^T = B^T A^T).
+ *   B: im2col of all N*Ho*Wo pixels packed once per call, [G][pixel group][R][MP], pixels past
+ *      N*Ho*Wo zero.
+ *   A: each task (group, 64-channel block, pixel part) transposes its own KC x 64 weight block
+ *      from the (K, C, kh, kw) layout into a per-thread panel right before using it (in L1/L2),
+ *      so the weights are read once per call and never written back to memory.
+ *   Out: a per-thread tile [pixels][64] accumulated over the KC blocks, stored transposed. */
+#define FC_KL_KB 64       /* output channels per K-lanes tile: 4 zmm vectors */
+#ifndef FC_KL_KC
+#define FC_KL_KC 256      /* weight rows per A panel: 64 KiB */
+#endif
+#ifndef FC_KL_MAXNP
+#define FC_KL_MAXNP 400   /* most pixels (N*Ho*Wo) the mode takes */
+#endif
+static inline int64_t fc_kl_mp(const int64_t *g) {
+    /* pixels per tile, 4..7: the fewest padded pixels, ties to the widest (fewer A loads) */
+    int64_t NP = g[FC_N] * g[FC_HO] * g[FC_WO], best = 7, bc = (NP + 6) / 7 * 7;
+    for (int64_t mp = 6; mp >= 4; mp--) {
+        int64_t c = (NP + mp - 1) / mp * mp;
+        if (c < bc) best = mp, bc = c;
+    }
+    return best;
+}
+static inline int64_t fc_kl_groups(const int64_t *g) {  /* pixel groups */
+    int64_t mp = fc_kl_mp(g);
+    return (g[FC_N] * g[FC_HO] * g[FC_WO] + mp - 1) / mp;
+}
+static inline int64_t fc_kl_kblocks(const int64_t *g) { return (fc_Kg(g) + FC_KL_KB - 1) / FC_KL_KB; }
+static inline int fc_klanes(const int64_t *g) {
+#ifdef FC_NO_KLANES
+    return 0;
+#endif
+    if (!fc_have_avx512()) return 0;
+    int64_t NP = g[FC_N] * g[FC_HO] * g[FC_WO];
+    if (NP > FC_KL_MAXNP || fc_Kg(g) < 48) return 0;
+    if (fc_R(g) * fc_kl_groups(g) * fc_kl_mp(g) * g[FC_G] > ((int64_t)4 << 20)) return 0;
+    return 1;
+}
+static inline int64_t fc_kl_bsize(const int64_t *g) {  /* packed B, rounded to 16 */
+    return (g[FC_G] * fc_R(g) * fc_kl_groups(g) * fc_kl_mp(g) + 15) / 16 * 16;
+}
+static inline int64_t fc_kl_thread_size(const int64_t *g) {  /* A panel + out tile, per thread */
+    return FC_KL_KC * FC_KL_KB + fc_kl_groups(g) * fc_kl_mp(g) * FC_KL_KB;
+}
+/* pixel parts per (group, channel block): enough tasks for every thread twice over, each part
+ * at least 4 pixel groups (every part transposes its weight block again) */
+static inline int64_t fc_kl_parts(const int64_t *g, int64_t nthreads) {
+    int64_t t = g[FC_G] * fc_kl_kblocks(g), want = 2 * (nthreads < 1 ? 1 : nthreads);
+    int64_t most = fc_kl_groups(g) / 4, k = (want + t - 1) / t;
+    if (most < 1) most = 1;
+    return k < most ? k : most;
+}
+
 static inline int64_t fc_num_tasks(const int64_t *g) {
+    if (fc_klanes(g)) return g[FC_G] * fc_kl_kblocks(g);  /* times fc_kl_parts */
     if (fc_implicit(g)) return g[FC_G] * g[FC_N] * fc_vtiles(g);
     return g[FC_G] * fc_stripes(g);
 }
@@ -137,16 +194,35 @@ static inline int64_t fc_ksplit(const int64_t *g, int64_t ntasks, int64_t nthrea
 #ifndef FC_KSPLIT_TASKS
 #define FC_KSPLIT_TASKS 4
 #endif
+    if (fc_klanes(g)) return fc_kl_parts(g, nthreads);
     int64_t want = FC_KSPLIT_TASKS * (nthreads < 1 ? 1 : nthreads), most = fc_mblocks(g) / 8;
     if (ntasks >= want || most < 2 || !fc_have_avx512()) return 1;  /* portable path: no split */
     int64_t k = (want + ntasks - 1) / ntasks;
     return k < most ? k : most;
 }
-static inline int64_t fc_workspace_size(const int64_t *g, int64_t nthreads) {
+static inline int64_t fc_core_size(const int64_t *g, int64_t nthreads) {
+    if (nthreads < 1) nthreads = 1;
     /* apack rounded up to 16 elements keeps every B panel 64-byte aligned for both dtypes */
-    int64_t ap = (fc_apack_size(g) + 15) / 16 * 16;
-    return FC_SLACK + ap + (nthreads < 1 ? 1 : nthreads) * fc_bpanel_size() +
-           (fc_implicit(g) ? fc_xpad_size(g) + fc_R(g) : 0);
+    int64_t ap = (fc_apack_size(g) + 15) / 16 * 16, sz = ap + nthreads * fc_bpanel_size();
+    if (fc_klanes(g)) {  /* float32 only: float64 runs the portable path in the same workspace */
+        int64_t kl = fc_kl_bsize(g) + nthreads * fc_kl_thread_size(g);
+        return kl > sz ? kl : sz;
+    }
+    return sz + (fc_implicit(g) ? fc_xpad_size(g) + fc_R(g) : 0);
+}
+/* after the core, one slot per thread: nonzero when the weights that thread packed hold an
+ * inf or NaN (then the border pixels are recomputed, fc_fix_border) */
+static inline int64_t fc_flags_offset(const int64_t *g, int64_t nthreads) {
+    return fc_core_size(g, nthreads);
+}
+static inline int64_t fc_workspace_size(const int64_t *g, int64_t nthreads) {
+    return FC_SLACK + fc_core_size(g, nthreads) + (nthreads < 1 ? 1 : nthreads);
+}
+/* some output pixel has a tap in the padding (only then can an inf weight meet a padding zero) */
+static inline int fc_has_pad(const int64_t *g) {
+    return g[FC_PT] > 0 || g[FC_PL] > 0 ||
+           (g[FC_HO] - 1) * g[FC_SH] + (g[FC_KH] - 1) * g[FC_DH] - g[FC_PT] >= g[FC_H] ||
+           (g[FC_WO] - 1) * g[FC_SW] + (g[FC_KW] - 1) * g[FC_DW] - g[FC_PL] >= g[FC_W];
 }
 /* the padded input of implicit mode, after the per-thread panels */
 static inline int64_t fc_xpad_offset(const int64_t *g, int64_t nthreads) {
@@ -203,6 +279,12 @@ static void fc_build_offsets(float *xp, const int64_t *g) {
         }
 }
 
+/* the thread's panel (float32: its A panel and out tile in K-lanes mode) */
+static inline int64_t fc_bpanel_offset(const int64_t *g, int64_t tid);
+static inline int64_t fc_panel_offset_f32(const int64_t *g, int64_t tid) {
+    if (fc_klanes(g)) return fc_kl_bsize(g) + tid * fc_kl_thread_size(g);
+    return fc_bpanel_offset(g, tid);
+}
 static inline int64_t fc_bpanel_offset(const int64_t *g, int64_t tid) {
     return (fc_apack_size(g) + 15) / 16 * 16 + tid * fc_bpanel_size();
 }
@@ -265,7 +347,8 @@ static inline void fc_stripe_segments(const int64_t *g, int64_t q0, int64_t np, 
 /* ---------------------------------------------------------------- portable C (float, double) */
 
 #define FC_GENERIC(T, SFX, NRT)                                                                    \
-static void fc_pack_a_##SFX(const T *w, T *apack, const int64_t *g, int64_t blk) {                 \
+/* flag (a per-thread workspace slot, or NULL: no check) is set when a weight is inf or NaN */    \
+static void fc_pack_a_##SFX(const T *w, T *apack, const int64_t *g, int64_t blk, T *flag) {        \
     int64_t R = fc_R(g), Kg = fc_Kg(g), mb_n = fc_mblocks(g);                                       \
     int64_t grp = blk / mb_n, mb = blk - grp * mb_n;                                                \
     T *dst = apack + blk * FC_MR * R;                                                               \
@@ -273,12 +356,71 @@ static void fc_pack_a_##SFX(const T *w, T *apack, const int64_t *g, int64_t blk)
     int64_t mrows = Kg - mb * FC_MR < FC_MR ? Kg - mb * FC_MR : FC_MR;                              \
     for (int64_t m = 0; m < FC_MR; m++) src[m] = w + (grp * Kg + mb * FC_MR + m) * R;              \
     /* r outer: the panel is written in order, from eight sequential read streams */               \
-    if (mrows == FC_MR) {                                                                           \
+    if (mrows == FC_MR && !flag) {                                                                  \
         for (int64_t r = 0; r < R; r++)                                                             \
             for (int m = 0; m < FC_MR; m++) dst[r * FC_MR + m] = src[m][r];                         \
-    } else {                                                                                        \
+    } else if (mrows == FC_MR) {                                                                    \
+        /* v - v is 0 for finite v, NaN for inf and NaN; one sum per row keeps chains short */      \
+        T nf[FC_MR] = {0};                                                                          \
         for (int64_t r = 0; r < R; r++)                                                             \
-            for (int m = 0; m < FC_MR; m++) dst[r * FC_MR + m] = m < mrows ? src[m][r] : (T)0;      \
+            for (int m = 0; m < FC_MR; m++) {                                                       \
+                T v = src[m][r];                                                                    \
+                dst[r * FC_MR + m] = v;                                                             \
+                nf[m] += v - v;                                                                     \
+            }                                                                                       \
+        for (int m = 0; m < FC_MR; m++)                                                             \
+            if (nf[m] != 0) *flag = 1;                                                              \
+    } else {                                                                                        \
+        T nf = 0;                                                                                   \
+        for (int64_t r = 0; r < R; r++)                                                             \
+            for (int m = 0; m < FC_MR; m++) {                                                       \
+                T v = m < mrows ? src[m][r] : (T)0;                                                 \
+                dst[r * FC_MR + m] = v;                                                             \
+                nf += v - v;                                                                        \
+            }                                                                                       \
+        if (flag && nf != 0) *flag = 1;                                                             \
+    }                                                                                               \
+}                                                                                                   \
+                                                                                                    \
+/* Torch's (oneDNN's) direct summation skips the padding taps, so an inf weight over the padding  \
+ * adds nothing there, where a GEMM over a zero-padded im2col adds inf * 0 = NaN.  Called only    \
+ * when a flag is set: recomputes, for the output channels whose weights are not all finite, the \
+ * output pixels that have a tap in the padding, by direct summation over in-image taps. */      \
+static void fc_fix_border_##SFX(const T *x, const T *w, const T *bias, int has_bias,              \
+                                const int64_t *g, T *out) {                                        \
+    int64_t N = g[FC_N], C = g[FC_C], H = g[FC_H], W = g[FC_W], K = g[FC_K], kh = g[FC_KH];          \
+    int64_t kw = g[FC_KW], sh = g[FC_SH], sw = g[FC_SW], pt = g[FC_PT], pl = g[FC_PL];              \
+    int64_t dh = g[FC_DH], dw = g[FC_DW], Ho = g[FC_HO], Wo = g[FC_WO], R = fc_R(g), Kg = fc_Kg(g); \
+    int64_t Cg = C / g[FC_G];                                                                       \
+    for (int64_t k = 0; k < K; k++) {                                                               \
+        const T *wr = w + k * R;                                                                    \
+        T nf = 0;                                                                                   \
+        for (int64_t r = 0; r < R; r++) nf += wr[r] - wr[r];                                        \
+        if (nf == 0) continue;                                                                      \
+        int64_t grp = k / Kg;                                                                       \
+        T add = has_bias ? bias[k] : (T)0;                                                          \
+        for (int64_t n = 0; n < N; n++)                                                             \
+            for (int64_t oh = 0; oh < Ho; oh++) {                                                   \
+                int64_t ih0 = oh * sh - pt, rin = ih0 >= 0 && ih0 + (kh - 1) * dh < H;             \
+                for (int64_t ow = 0; ow < Wo; ow++) {                                               \
+                    int64_t iw0 = ow * sw - pl;                                                     \
+                    if (rin && iw0 >= 0 && iw0 + (kw - 1) * dw < W) continue;                       \
+                    T acc = 0;                                                                      \
+                    for (int64_t c = 0; c < Cg; c++) {                                              \
+                        const T *xc = x + ((n * C + grp * Cg + c) * H) * W;                         \
+                        for (int64_t i = 0; i < kh; i++) {                                          \
+                            int64_t ih = ih0 + i * dh;                                              \
+                            if (ih < 0 || ih >= H) continue;                                        \
+                            for (int64_t j = 0; j < kw; j++) {                                      \
+                                int64_t iw = iw0 + j * dw;                                          \
+                                if (iw < 0 || iw >= W) continue;                                    \
+                                acc += wr[(c * kh + i) * kw + j] * xc[ih * W + iw];                 \
+                            }                                                                       \
+                        }                                                                           \
+                    }                                                                               \
+                    out[((n * K + k) * Ho + oh) * Wo + ow] = acc + add;                             \
+                }                                                                                   \
+            }                                                                                       \
     }                                                                                               \
 }                                                                                                   \
                                                                                                     \
@@ -630,14 +772,205 @@ static FC_TARGET void fc_task_avx512_f32(const float *x, const float *apack, con
         }
     }
 }
+
+/* ------------------------------------------------ K-lanes mode (see fc_klanes), AVX-512 float32 */
+
+/* dst[j * ldd + i] = src[i * lds + j] for a 16 x 16 block: rows i >= nr read as zero, columns
+ * j < nc read (masked) and written.  Returns the sum of the rows read: not finite if one of
+ * their elements is not (or, harmlessly, if the sum overflows). */
+static inline FC_TARGET __m512 fc_tr16(const float *src, int64_t lds, int nr, int nc, float *dst,
+                                       int64_t ldd) {
+    __m512 r[16], t[16];
+    __mmask16 cm = fc_lanes(0, nc);
+#pragma GCC unroll 16
+    for (int i = 0; i < 16; i++)
+        r[i] = i >= nr ? _mm512_setzero_ps()
+                       : (nc == 16 ? _mm512_loadu_ps(src + i * lds)
+                                   : _mm512_maskz_loadu_ps(cm, src + i * lds));
+    __m512 sum = _mm512_add_ps(
+        _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(r[0], r[1]), _mm512_add_ps(r[2], r[3])),
+                      _mm512_add_ps(_mm512_add_ps(r[4], r[5]), _mm512_add_ps(r[6], r[7]))),
+        _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(r[8], r[9]), _mm512_add_ps(r[10], r[11])),
+                      _mm512_add_ps(_mm512_add_ps(r[12], r[13]), _mm512_add_ps(r[14], r[15]))));
+#pragma GCC unroll 8
+    for (int i = 0; i < 8; i++) {
+        t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+    }
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; i++) {
+        r[4 * i + 0] = _mm512_shuffle_ps(t[4 * i + 0], t[4 * i + 2], _MM_SHUFFLE(1, 0, 1, 0));
+        r[4 * i + 1] = _mm512_shuffle_ps(t[4 * i + 0], t[4 * i + 2], _MM_SHUFFLE(3, 2, 3, 2));
+        r[4 * i + 2] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], _MM_SHUFFLE(1, 0, 1, 0));
+        r[4 * i + 3] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], _MM_SHUFFLE(3, 2, 3, 2));
+    }
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; i++) {
+        t[i] = _mm512_shuffle_f32x4(r[i], r[i + 4], 0x88);
+        t[i + 4] = _mm512_shuffle_f32x4(r[i], r[i + 4], 0xdd);
+        t[i + 8] = _mm512_shuffle_f32x4(r[i + 8], r[i + 12], 0x88);
+        t[i + 12] = _mm512_shuffle_f32x4(r[i + 8], r[i + 12], 0xdd);
+    }
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; i++) {
+        r[i] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0x88);
+        r[i + 4] = _mm512_shuffle_f32x4(t[i + 4], t[i + 12], 0x88);
+        r[i + 8] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0xdd);
+        r[i + 12] = _mm512_shuffle_f32x4(t[i + 4], t[i + 12], 0xdd);
+    }
+#pragma GCC unroll 16
+    for (int j = 0; j < 16; j++)
+        if (j < nc) _mm512_storeu_ps(dst + j * ldd, r[j]);
+    return sum;
+}
+
+/* weights (grp, k0 .. k0 + 64, rows rb .. rb + kc) into ap[kc][64], zero past Kg */
+static FC_TARGET void fc_kl_pack_a(const float *w, const int64_t *g, int64_t grp, int64_t k0,
+                                   int64_t rb, int64_t kc, float *ap, float *flag) {
+    int64_t R = fc_R(g), Kg = fc_Kg(g), kn = Kg - k0 < FC_KL_KB ? Kg - k0 : FC_KL_KB;
+    const __m512 zero = _mm512_setzero_ps();
+    __m512 nf = zero;
+    const float *w0 = w + (grp * Kg + k0) * R + rb;
+    for (int v = 0; v < FC_KL_KB / 16; v++) {
+        int64_t nr = kn - 16 * v;
+        for (int64_t c = 0; c < kc; c += 16) {
+            int nc = kc - c < 16 ? (int)(kc - c) : 16;
+            if (nr <= 0) {
+                for (int j = 0; j < nc; j++) _mm512_storeu_ps(ap + (c + j) * FC_KL_KB + 16 * v, zero);
+                continue;
+            }
+            __m512 sm = fc_tr16(w0 + 16 * v * R + c, R, nr < 16 ? (int)nr : 16, nc,
+                                ap + c * FC_KL_KB + 16 * v, FC_KL_KB);
+            nf = _mm512_fmadd_ps(sm, zero, nf);
+        }
+    }
+    if (flag && _mm512_cmp_ps_mask(nf, zero, _CMP_NEQ_UQ)) *flag = 1.0f;
+}
+
+/* one pixel group of the batch's im2col, bt[grp][pg][R][MP] (item = grp * groups + pg) */
+static void fc_kl_pack_b(const float *x, const int64_t *g, float *bt, int64_t item) {
+    int64_t npg = fc_kl_groups(g), mp = fc_kl_mp(g), grp = item / npg, pg = item - grp * npg;
+    int64_t C = g[FC_C], H = g[FC_H], W = g[FC_W], kh = g[FC_KH], kw = g[FC_KW];
+    int64_t dh = g[FC_DH], dw = g[FC_DW], Wo = g[FC_WO], P = g[FC_HO] * Wo, NP = g[FC_N] * P;
+    int64_t R = fc_R(g), Cg = C / g[FC_G];
+    float *dst = bt + (grp * npg + pg) * R * mp;
+    int64_t xo[8], ih0[8], iw0[8];
+    for (int64_t t = 0; t < mp; t++) {
+        int64_t q = pg * mp + t;
+        if (q >= NP) {  /* padding pixels: an input row no tap reaches */
+            xo[t] = 0, ih0[t] = -(kh * dh) - 1, iw0[t] = 0;
+            continue;
+        }
+        int64_t n = q / P, p = q - n * P, oh = p / Wo, ow = p - oh * Wo;
+        xo[t] = (n * C + grp * Cg) * H * W;
+        ih0[t] = oh * g[FC_SH] - g[FC_PT];
+        iw0[t] = ow * g[FC_SW] - g[FC_PL];
+    }
+    for (int64_t c = 0; c < Cg; c++)
+        for (int64_t i = 0; i < kh; i++)
+            for (int64_t j = 0; j < kw; j++, dst += mp)
+                for (int64_t t = 0; t < mp; t++) {
+                    int64_t ih = ih0[t] + i * dh, iw = iw0[t] + j * dw;
+                    dst[t] = (ih >= 0 && ih < H && iw >= 0 && iw < W)
+                                 ? x[xo[t] + (c * H + ih) * W + iw]
+                                 : 0.0f;
+                }
+}
+
+/* tile[MP][64] (+)= B[kc][MP] (broadcast) x A[kc][64]: 4 x MP accumulators in zmm registers */
+static inline __attribute__((always_inline)) FC_TARGET void
+fc_kl_micro(const int MP, int64_t kc, const float *restrict a, const float *restrict b,
+            float *restrict t, int first) {
+    __m512 acc[7][4];
+#pragma GCC unroll 8
+    for (int p = 0; p < MP; p++)
+#pragma GCC unroll 4
+        for (int v = 0; v < 4; v++)
+            acc[p][v] = first ? _mm512_setzero_ps() : _mm512_loadu_ps(t + p * FC_KL_KB + 16 * v);
+#pragma GCC unroll 2
+    for (int64_t r = 0; r < kc; r++) {
+        __m512 av[4];
+#pragma GCC unroll 4
+        for (int v = 0; v < 4; v++) av[v] = _mm512_loadu_ps(a + r * FC_KL_KB + 16 * v);
+#pragma GCC unroll 8
+        for (int p = 0; p < MP; p++) {
+            __m512 bp = _mm512_set1_ps(b[r * MP + p]);
+#pragma GCC unroll 4
+            for (int v = 0; v < 4; v++) acc[p][v] = _mm512_fmadd_ps(av[v], bp, acc[p][v]);
+        }
+    }
+#pragma GCC unroll 8
+    for (int p = 0; p < MP; p++)
+#pragma GCC unroll 4
+        for (int v = 0; v < 4; v++) _mm512_storeu_ps(t + p * FC_KL_KB + 16 * v, acc[p][v]);
+}
+#define FC_KL_MICRO(M)                                                                             \
+static __attribute__((noinline)) FC_TARGET void fc_kl_micro##M(int64_t kc, const float *a,         \
+                                                              const float *b, float *t, int f) {   \
+    fc_kl_micro(M, kc, a, b, t, f);                                                                \
+}
+FC_KL_MICRO(4)
+FC_KL_MICRO(5)
+FC_KL_MICRO(6)
+FC_KL_MICRO(7)
+
+/* One K-lanes task: (group, 64-channel block, pixel part), `parts` parts per block; `tws` is the
+ * thread's A panel and out tile. */
+static FC_TARGET void fc_task_klanes_f32(const float *w, const float *bt, const float *bias,
+                                         int has_bias, const int64_t *g, float *out, float *tws,
+                                         int64_t task, int64_t parts, float *flag) {
+    int64_t part = task % parts;
+    task /= parts;
+    int64_t kb_n = fc_kl_kblocks(g), grp = task / kb_n, k0 = (task - grp * kb_n) * FC_KL_KB;
+    int64_t R = fc_R(g), Kg = fc_Kg(g), K = g[FC_K], P = g[FC_HO] * g[FC_WO];
+    int64_t NP = g[FC_N] * P, mp = fc_kl_mp(g), npg = fc_kl_groups(g);
+    int64_t kn = Kg - k0 < FC_KL_KB ? Kg - k0 : FC_KL_KB;
+    int64_t pg0 = part * npg / parts, pg1 = (part + 1) * npg / parts;
+    float *ap = tws, *tile = tws + FC_KL_KC * FC_KL_KB;
+    const float *bg = bt + grp * npg * R * mp;
+    for (int64_t rb = 0; rb < R; rb += FC_KL_KC) {
+        int64_t kc = R - rb < FC_KL_KC ? R - rb : FC_KL_KC;
+        fc_kl_pack_a(w, g, grp, k0, rb, kc, ap, flag);
+        for (int64_t pg = pg0; pg < pg1; pg++) {
+            const float *b = bg + (pg * R + rb) * mp;
+            float *t = tile + (pg - pg0) * mp * FC_KL_KB;
+            if (mp == 7)
+                fc_kl_micro7(kc, ap, b, t, rb == 0);
+            else if (mp == 6)
+                fc_kl_micro6(kc, ap, b, t, rb == 0);
+            else if (mp == 5)
+                fc_kl_micro5(kc, ap, b, t, rb == 0);
+            else
+                fc_kl_micro4(kc, ap, b, t, rb == 0);
+        }
+    }
+    /* the tile transposed into NCHW, the pixels of each channel in order */
+    int64_t q0 = pg0 * mp, q1 = pg1 * mp < NP ? pg1 * mp : NP;
+    for (int64_t k = 0; k < kn; k++) {
+        int64_t kk = grp * Kg + k0 + k;
+        float add = has_bias ? bias[kk] : 0.0f;
+        int64_t n = q0 / P, p = q0 - n * P;
+        const float *src = tile + k;
+        for (int64_t q = q0; q < q1; q++, src += FC_KL_KB) {
+            out[(n * K + kk) * P + p] = *src + add;
+            if (++p == P) p = 0, n++;
+        }
+    }
+}
 #endif /* FC_HAVE_X86 */
 
 /* ---------------------------------------------------------------- entry points */
 
-static inline void fc_task_f32(const float *x, const float *xp, const float *apack,
-                               const float *bias, int has_bias, const int64_t *g, float *out,
-                               float *panel, int64_t task, int64_t chunk, int64_t ksplit) {
+static inline void fc_task_f32(const float *x, const float *xp, const float *w,
+                               const float *apack, const float *bias, int has_bias,
+                               const int64_t *g, float *out, float *panel, int64_t task,
+                               int64_t chunk, int64_t ksplit, float *flag) {
 #if FC_HAVE_X86
+    if (fc_klanes(g)) {
+        fc_task_klanes_f32(w, apack, bias, has_bias, g, out, panel, task, ksplit,
+                           fc_has_pad(g) ? flag : 0);
+        return;
+    }
     if (fc_implicit(g)) {
         fc_task_implicit_f32(xp, apack, bias, has_bias, g, out, panel, task, ksplit);
         return;
@@ -647,6 +980,7 @@ static inline void fc_task_f32(const float *x, const float *xp, const float *apa
         return;
     }
 #endif
+    (void)w, (void)flag;
     fc_task_generic_f32(x, apack, bias, has_bias, g, out, panel, task);
 }
 
@@ -654,6 +988,37 @@ static inline void fc_task_f64(const double *x, const double *apack, const doubl
                                int has_bias, const int64_t *g, double *out, double *panel,
                                int64_t task) {
     fc_task_generic_f64(x, apack, bias, has_bias, g, out, panel, task);
+}
+
+/* The work done once per call before the tasks (published by a barrier): K-lanes mode packs
+ * B, pixel group by pixel group; the other modes pack the weight panels and, in implicit mode,
+ * copy the input padded and tabulate the row offsets. */
+static inline int64_t fc_prep_items_f32(const int64_t *g) {
+#if FC_HAVE_X86
+    if (fc_klanes(g)) return g[FC_G] * fc_kl_groups(g);
+#endif
+    int64_t npl = fc_num_planes(g);
+    return fc_num_ablocks(g) + (npl > 0 ? npl + 1 : 0);
+}
+static inline void fc_prep_f32(const float *x, const float *w, float *base, float *xpad,
+                               const int64_t *g, int64_t i, float *flag) {
+#if FC_HAVE_X86
+    if (fc_klanes(g)) {
+        fc_kl_pack_b(x, g, base, i);
+        return;
+    }
+#endif
+    int64_t nab = fc_num_ablocks(g), npl = fc_num_planes(g);
+    if (i < nab)
+        fc_pack_a_f32(w, base, g, i, fc_has_pad(g) ? flag : 0);
+    else if (i < nab + npl)
+        fc_pad_plane_f32(x, xpad, g, i - nab);
+    else
+        fc_build_offsets(xpad, g);
+}
+static inline void fc_prep_f64(const double *w, double *base, const int64_t *g, int64_t i,
+                               double *flag) {
+    fc_pack_a_f64(w, base, g, i, fc_has_pad(g) ? flag : 0);
 }
 
 /* number of tasks for the dtype: float64 stripes are FC_NR / 2 pixels */

@@ -14,26 +14,31 @@ ctypedef fused floating:
 cdef extern from "_packed_kernel.h" nogil:
     int fc_have_avx512()
     int64_t fc_workspace_size(const int64_t *g, int64_t nthreads)
-    int64_t fc_num_ablocks(const int64_t *g)
+    int64_t fc_flags_offset(const int64_t *g, int64_t nthreads)
     int64_t fc_num_tasks(const int64_t *g)
     int64_t fc_num_tasks_f64(const int64_t *g)
+    int64_t fc_num_ablocks(const int64_t *g)
     int64_t fc_task_chunk(int64_t ntasks, int64_t nthreads)
     int64_t fc_ksplit(const int64_t *g, int64_t ntasks, int64_t nthreads)
     int64_t fc_bpanel_offset(const int64_t *g, int64_t tid)
+    int64_t fc_panel_offset_f32(const int64_t *g, int64_t tid)
     float *fc_align_f32(float *ws)
     double *fc_align_f64(double *ws)
     void fc_omp_barrier()
-    void fc_pack_a_f32(const float *w, float *apack, const int64_t *g, int64_t blk)
-    void fc_pack_a_f64(const double *w, double *apack, const int64_t *g, int64_t blk)
     int64_t fc_xpad_offset(const int64_t *g, int64_t nthreads)
-    int64_t fc_num_planes(const int64_t *g)
-    void fc_pad_plane_f32(const float *x, float *xp, const int64_t *g, int64_t plane)
-    void fc_build_offsets(float *xp, const int64_t *g)
-    void fc_task_f32(const float *x, const float *xp, const float *apack, const float *bias,
-                     int has_bias, const int64_t *g, float *out, float *panel, int64_t task,
-                     int64_t chunk, int64_t ksplit)
+    int64_t fc_prep_items_f32(const int64_t *g)
+    void fc_prep_f32(const float *x, const float *w, float *base, float *xpad, const int64_t *g,
+                     int64_t i, float *flag)
+    void fc_prep_f64(const double *w, double *base, const int64_t *g, int64_t i, double *flag)
+    void fc_task_f32(const float *x, const float *xp, const float *w, const float *apack,
+                     const float *bias, int has_bias, const int64_t *g, float *out, float *panel,
+                     int64_t task, int64_t chunk, int64_t ksplit, float *flag)
     void fc_task_f64(const double *x, const double *apack, const double *bias, int has_bias,
                      const int64_t *g, double *out, double *panel, int64_t task)
+    void fc_fix_border_f32(const float *x, const float *w, const float *bias, int has_bias,
+                           const int64_t *g, float *out)
+    void fc_fix_border_f64(const double *x, const double *w, const double *bias, int has_bias,
+                           const int64_t *g, double *out)
 
 
 def packed_supported(dtype_char):
@@ -59,8 +64,9 @@ def conv_packed(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
     cdef const floating *bp = NULL
     cdef floating *op = &out[0, 0, 0, 0]
     cdef floating *base
-    cdef int64_t nab = fc_num_ablocks(g), npl = 0, ntasks, i, t, chunk, ksplit = 1
+    cdef int64_t nprep, ntasks, i, t, chunk, ksplit = 1
     cdef floating *xpad = NULL
+    cdef floating *flags
     cdef int tid, hb = 1 if (has_bias and bias.shape[0] > 0) else 0
     if nthreads < 1:
         nthreads = 1
@@ -75,35 +81,58 @@ def conv_packed(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
         bp = &bias[0]
     if floating is float:
         base = fc_align_f32(&ws[0])
-        npl = fc_num_planes(g)  # > 0 in implicit mode: the input is copied padded first
-        if npl > 0:
-            npl += 1  # and the row offsets into it are tabulated
+        nprep = fc_prep_items_f32(g)
         xpad = base + fc_xpad_offset(g, nthreads)
         ntasks = fc_num_tasks(g)
         ksplit = fc_ksplit(g, ntasks, nthreads)  # few tiles: split their output channels too
         ntasks *= ksplit
     else:
         base = fc_align_f64(&ws[0])
+        nprep = fc_num_ablocks(g)
         ntasks = fc_num_tasks_f64(g)
+    # one slot per thread, set when the weights hold an inf or NaN (see fc_fix_border)
+    flags = base + fc_flags_offset(g, nthreads)
+    for i in range(nthreads):
+        flags[i] = 0
     chunk = fc_task_chunk(ntasks, nthreads)
-    with nogil, parallel(num_threads=nthreads):
-        # the weights are packed (and the input padded) once per call, published by the barrier
-        for i in prange(nab + npl, schedule="static"):
-            if floating is float:
-                if i < nab:
-                    fc_pack_a_f32(wp, base, g, i)
-                elif i < nab + npl - 1:
-                    fc_pad_plane_f32(xp, xpad, g, i - nab)
+    if nthreads == 1:
+        # no OpenMP region: on tiny calls starting one costs as much as the work
+        with nogil:
+            for i in range(nprep):
+                if floating is float:
+                    fc_prep_f32(xp, wp, base, xpad, g, i, flags)
                 else:
-                    fc_build_offsets(xpad, g)
-            else:
-                fc_pack_a_f64(wp, base, g, i)
-        fc_omp_barrier()
-        # dynamic: a thread the OS preempts (the machine is shared) does not hold up the call
-        for t in prange(ntasks, schedule="dynamic", chunksize=chunk):
-            tid = threadid()
-            if floating is float:
-                fc_task_f32(xp, xpad, base, bp, hb, g, op, base + fc_bpanel_offset(g, tid), t,
-                            chunk, ksplit)
-            else:
-                fc_task_f64(xp, base, bp, hb, g, op, base + fc_bpanel_offset(g, tid), t)
+                    fc_prep_f64(wp, base, g, i, flags)
+            for t in range(ntasks):
+                if floating is float:
+                    fc_task_f32(xp, xpad, wp, base, bp, hb, g, op, base + fc_panel_offset_f32(g, 0),
+                                t, chunk, ksplit, flags)
+                else:
+                    fc_task_f64(xp, base, bp, hb, g, op, base + fc_bpanel_offset(g, 0), t)
+    else:
+        with nogil, parallel(num_threads=nthreads):
+            # the weights are packed (and the input padded) once per call, published by the
+            # barrier
+            for i in prange(nprep, schedule="static"):
+                tid = threadid()
+                if floating is float:
+                    fc_prep_f32(xp, wp, base, xpad, g, i, flags + tid)
+                else:
+                    fc_prep_f64(wp, base, g, i, flags + tid)
+            fc_omp_barrier()
+            # dynamic: a thread the OS preempts (the machine is shared) does not hold up the call
+            for t in prange(ntasks, schedule="dynamic", chunksize=chunk):
+                tid = threadid()
+                if floating is float:
+                    fc_task_f32(xp, xpad, wp, base, bp, hb, g, op,
+                                base + fc_panel_offset_f32(g, tid), t, chunk, ksplit, flags + tid)
+                else:
+                    fc_task_f64(xp, base, bp, hb, g, op, base + fc_bpanel_offset(g, tid), t)
+    for i in range(nthreads):
+        if flags[i] != 0:
+            with nogil:
+                if floating is float:
+                    fc_fix_border_f32(xp, wp, bp, hb, g, op)
+                else:
+                    fc_fix_border_f64(xp, wp, bp, hb, g, op)
+            break

@@ -57,15 +57,70 @@ def packed_workspace_size(geo, nthreads):
 
 @kernel
 def _pack_a(w2, apack, grp, Kg, K4, R):
-    """Weights of one group as K4 (Kg rounded up to 4) rows of R, zero rows past Kg."""
+    """Weights of one group as K4 (Kg rounded up to 4) rows of R, zero rows past Kg.
+
+    Returns the sum of v - v over the weights: 0 when all are finite, NaN otherwise."""
     base = grp * K4 * R
+    nf = 0.0
     for k in range(K4):
         if k < Kg:
             for r in range(R):
-                apack[base + k * R + r] = w2[grp * Kg + k, r]
+                v = w2[grp * Kg + k, r]
+                apack[base + k * R + r] = v
+                nf += v - v
         else:
             for r in range(R):
                 apack[base + k * R + r] = 0.0
+    return nf
+
+
+@kernel
+def _has_pad(geo):
+    """Some output pixel has a tap in the padding."""
+    return (
+        geo[_PT] > 0
+        or geo[_PL] > 0
+        or (geo[_HO] - 1) * geo[_SH] + (geo[_KH] - 1) * geo[_DH] - geo[_PT] >= geo[_H]
+        or (geo[_WO] - 1) * geo[_SW] + (geo[_KW] - 1) * geo[_DW] - geo[_PL] >= geo[_W]
+    )
+
+
+@kernel
+def _fix_border(x, w2, bias, hb, geo, out):
+    """Border pixels of the output channels whose weights are not all finite, by direct summation
+    over the in-image taps: torch's (oneDNN's) direct convolution skips padding taps, so an inf
+    weight there adds nothing, where the GEMM over a zero-padded im2col adds inf * 0 = NaN."""
+    N, C, H, W, K = geo[_N], geo[_C], geo[_H], geo[_W], geo[_K]
+    kh, kw, sh, sw, pt, pl = geo[_KH], geo[_KW], geo[_SH], geo[_SW], geo[_PT], geo[_PL]
+    dh, dw, G, Ho, Wo = geo[_DH], geo[_DW], geo[_G], geo[_HO], geo[_WO]
+    Cg, Kg, R = C // G, K // G, w2.shape[1]
+    for k in range(K):
+        nf = 0.0
+        for r in range(R):
+            nf += w2[k, r] - w2[k, r]
+        if nf == 0.0:
+            continue
+        grp = k // Kg
+        for n in range(N):
+            for oh in range(Ho):
+                ih0 = oh * sh - pt
+                rin = ih0 >= 0 and ih0 + (kh - 1) * dh < H
+                for ow in range(Wo):
+                    iw0 = ow * sw - pl
+                    if rin and iw0 >= 0 and iw0 + (kw - 1) * dw < W:
+                        continue
+                    acc = out.dtype.type(0)
+                    for c in range(Cg):
+                        for i in range(kh):
+                            ih = ih0 + i * dh
+                            if ih < 0 or ih >= H:
+                                continue
+                            for j in range(kw):
+                                iw = iw0 + j * dw
+                                if iw < 0 or iw >= W:
+                                    continue
+                                acc += w2[k, (c * kh + i) * kw + j] * x[n, grp * Cg + c, ih, iw]
+                    out[n, k, oh, ow] = acc + (bias[k] if hb else 0.0)
 
 
 @kernel
@@ -116,7 +171,7 @@ def _put(o3, n, k, p, v, first, bias, hb, kend, pend):
             o3[n, k, p] += v
 
 
-@kernel
+@kernel(inline=True)  # per 4x4 tile: a call would cost as much as its FMAs
 def _tile4x4(ws, a0, lda, b0, kc, o3, n, k0, p0, first, bias, hb, kend, pend):
     """4 channels x 4 pixels: sixteen dot products over r in one loop, which LLVM vectorises
     along r with the sixteen sums held in vector registers (8 loads per 16 FMAs)."""
@@ -210,8 +265,9 @@ def conv_packed(x, w, bias, has_bias, geo, out, ws, nthreads):
     w2 = w.reshape(K, R)
     o3 = out.reshape(N, K, P)
     hb = has_bias and bias.shape[0] > 0
+    nf = 0.0
     for grp in prange(G):
-        _pack_a(w2, ws, grp, Kg, K4, R)
+        nf += _pack_a(w2, ws, grp, Kg, K4, R)
     for task in prange(ntasks):
         tid = numba.get_thread_id()
         pbase = ap + tid * (KC * NR + 16)
@@ -243,3 +299,5 @@ def conv_packed(x, w, bias, has_bias, geo, out, ws, nthreads):
                         (grp + 1) * Kg,
                         p0 + np_,
                     )
+    if nf != 0.0 and _has_pad(geo):
+        _fix_border(x, w2, bias, hb, geo, out)
