@@ -81,7 +81,7 @@ def fft_chunk(g, workspace_bytes):
     # x padded copy, output block and irfft buffer are about 3 more planes per channel
     per_sample += (g.Cg + 2 * g.Kg) * Hp * Wp * g.dtype.itemsize
     room = workspace_bytes - kernel
-    return int(min(g.N, room // per_sample)) if room > per_sample else 0
+    return int(min(max(g.N, 1), room // per_sample)) if room > per_sample else 0
 
 
 def conv2d_fft(x4, w2, b, g, res4, nthreads, chunk):

@@ -4,6 +4,7 @@ import multiprocessing as mp
 import tracemalloc
 import warnings
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -15,7 +16,7 @@ import fastconv
 from conftest import BACKENDS
 from fastconv import _reference as ref
 from fastconv._geometry import conv_geometry
-from fastconv._plan import ConvPlan, kernels, plan_conv2d, winograd_plan
+from fastconv._plan import ConvPlan, applicable, plan_conv2d
 from fastconv.conv import run_conv
 
 
@@ -99,38 +100,13 @@ def fits(case):
 
 
 def all_plans(g, backend):
-    """Every algorithm that can run geometry g on this backend (tests force each one)."""
-    auto = plan_conv2d(g, backend)
-    nt = auto.nthreads
-    plans = [auto]
-    if auto.algorithm != "gemm":
-        ws = kernels(backend).conv_gemm_workspace(g.R, g.Kg, 7) * nt
-        plans.append(ConvPlan("gemm", backend, nt, tile=7, workspace=ws))
-    if auto.algorithm != "fft":
-        plans.append(ConvPlan("fft", backend, nt, tile=2))  # FFT, two samples per chunk
-    if auto.algorithm != "pointwise" and g.is_pointwise and g.groups == 1:
-        plans.append(ConvPlan("pointwise", backend, nt))
-    if auto.algorithm != "grouped" and _grouped_fits(g):
-        plans.append(ConvPlan("grouped", backend, nt))
-    if auto.algorithm != "winograd" and _winograd_fits(g, backend):
-        plans.append(winograd_plan(g, backend, nt))
+    """Every registry entry that applies to g on this backend, forced (the tests run each one);
+    FFT in chunks of two samples, so the chunk loop runs too."""
+    plans = []
+    for name in applicable(g, backend):
+        plan = plan_conv2d(g, backend, nthreads=2, algorithm=name)
+        plans.append(replace(plan, tile=min(plan.tile, 2)) if name == "fft" else plan)
     return plans
-
-
-def _winograd_fits(g, backend):
-    """The Winograd kernel's preconditions (the planner adds channel and tile-fill limits)."""
-    if not (g.kh == g.kw == 3 and g.sh == g.sw == 1 and g.dh <= 4 and g.dw <= 4):
-        return False
-    try:
-        kernels(backend, "winograd")
-    except ImportError:
-        return False
-    return True
-
-
-def _grouped_fits(g):
-    """The direct grouped kernel's preconditions (the planner adds: Cython, AVX-512, Cg <= 16)."""
-    return g.groups > 1 and g.Kg % 8 == 0 and g.sh == g.sw == 1
 
 
 @settings(max_examples=60, deadline=None)
@@ -444,7 +420,6 @@ def test_direct_grouped_kernel(shape, K, groups, kw, backend, dtype):
     b = rng.standard_normal(K).astype(dtype)
     expected = ref.conv2d(x, w, b, groups=groups, **kw)
     x4, w4, b4, g = conv_geometry(x, w, b, groups=groups, **kw)
-    assert _grouped_fits(g)
     if backend == "cython" and not kernels_of(backend).grouped_supported(dtype.char):
         pytest.skip("the Cython grouped kernel is float32 AVX-512 only")
     plan = ConvPlan("grouped", backend, 2)
