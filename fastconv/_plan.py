@@ -142,7 +142,9 @@ class Algorithm:
     applies(g, backend, per_sample) -> bool: preconditions (geometry, backend, dtype, CPU).
     workspace(g, backend, nthreads, nw, workspace_bytes) -> (elements, tile), or None when it
         cannot run within workspace_bytes.
-    features(g) -> the terms of its cost model, seconds = coefficients . features (fastconv/_costs.py).
+    features(g) -> the terms of its cost model, seconds = coefficients . features (fastconv/_costs.py):
+        (1 for the call, multiply-adds as its kernel executes them, elements of input and output
+        moved, elements of weights prepared per call).
     run(plan, x4, w3, bias, has_bias, g, res4) -> True when its output holds a non-finite value
         (only reported by algorithms that are not exact on non-finite data), else None/False.
     exact_nonfinite: NaN and inf land where direct summation puts them.
@@ -190,7 +192,7 @@ def _packed_workspace(g, be, nt, nw, limit):
 def _packed_features(g):
     # the micro-tile's idle lanes count: Kg rounds up to 8 channels, pixels to 48
     macs = g.N * g.groups * _ceil(g.Kg, 8) * _ceil(g.P, 48) * g.R
-    return (1.0, macs, g.K * g.R + _io_elems(g))
+    return (1.0, macs, _io_elems(g), g.K * g.R)
 
 
 def _packed_run(plan, x4, w3, bias, has_bias, g, res4):
@@ -274,12 +276,12 @@ def _winograd_workspace(g, be, nt, nw, limit):
 def _winograd_features(g):
     frame, st = _winograd_layout(g)
     p = st if st is not None else g
-    tiles = p.N * ((p.Ho + 1) // 2) * ((p.Wo + 1) // 2)
+    tiles = _ceil(p.N * ((p.Ho + 1) // 2) * ((p.Wo + 1) // 2), 16)  # tiles in vectors of 16
     gemm = 16 * tiles * g.groups * _ceil(g.Kg, 8) * g.Cg  # multiply-adds of the 16 GEMMs
-    moved = 16 * tiles * (g.C + g.K) + 16 * g.K * g.Cg + _io_elems(g)
+    moved = 16 * tiles * (g.C + g.K) + _io_elems(g)
     if st is not None:  # phase split and merge (and the frame) copy input and output again
         moved += 2 * _io_elems(frame if frame is not None else g)
-    return (1.0, gemm, moved)
+    return (1.0, gemm, moved, 16 * g.K * g.Cg)
 
 
 def winograd_run(plan, x4, w3, bias, has_bias, g, res4):
@@ -335,7 +337,7 @@ def _depthwise_workspace(g, be, nt, nw, limit):
 
 
 def _depthwise_features(g):
-    return (1.0, g.N * g.K * g.P * g.kh * g.kw, _io_elems(g))
+    return (1.0, g.N * g.K * g.P * g.kh * g.kw, _io_elems(g), g.K * g.R)
 
 
 def _depthwise_run(plan, x4, w3, bias, has_bias, g, res4):
@@ -362,7 +364,7 @@ def _grouped_workspace(g, be, nt, nw, limit):
 
 
 def _grouped_features(g):
-    return (1.0, g.N * g.K * g.P * g.R, _io_elems(g) + g.K * g.R)
+    return (1.0, g.N * g.K * g.P * g.R, _io_elems(g), g.K * g.R)
 
 
 def pack_grouped_weights(w3, g):
@@ -396,7 +398,7 @@ def _pointwise_workspace(g, be, nt, nw, limit):
 
 
 def _pointwise_features(g):
-    return (1.0, g.N * g.K * g.P * g.C, _io_elems(g) + g.K * g.C)
+    return (1.0, g.N * g.K * g.P * g.C, _io_elems(g), g.K * g.C)
 
 
 def _pointwise_run(plan, x4, w3, bias, has_bias, g, res4):
@@ -431,7 +433,7 @@ def _gemm_workspace(g, be, nt, nw, limit):
 
 
 def _gemm_features(g):
-    return (1.0, g.N * g.K * g.P * g.R, g.N * g.groups * g.R * g.P + _io_elems(g))
+    return (1.0, g.N * g.K * g.P * g.R, g.N * g.groups * g.R * g.P + _io_elems(g), g.K * g.R)
 
 
 def _gemm_run(plan, x4, w3, bias, has_bias, g, res4):
@@ -470,7 +472,7 @@ def _fft_features(g):
     transforms = g.N * g.C + g.N * g.K + g.K * g.Cg
     fft = transforms * real * max(1.0, math.log2(real))
     cmm = 4.0 * g.N * g.groups * g.Cg * g.Kg * fh * (fw // 2 + 1)
-    return (1.0, fft + cmm, transforms * real)
+    return (1.0, fft + cmm, transforms * real, g.K * g.Cg * real)
 
 
 def _fft_run(plan, x4, w3, bias, has_bias, g, res4):
@@ -504,9 +506,9 @@ def _coefficients(name, g, be, nt):
         return None
     known = sorted(table)
     use = max([t for t in known if t <= nt] or [known[0]])
-    c0, c1, c2 = table[use]
+    c0, *work = table[use]
     scale = use / nt  # threads past the measured ones: work terms shrink, overhead does not
-    return c0, c1 * scale, c2 * scale
+    return (c0, *(c * scale for c in work))
 
 
 def estimate(name, g, be, nt):
@@ -654,8 +656,8 @@ DYNAMIC_METHODS = ("auto", "mix", "experts")
 
 def _mix_seconds(macs, elems, dtype, nt):
     """A memory-bound NumPy matmul (mixing kernels or expert outputs), by the measured rates."""
-    table = _costs.COSTS.get(("mix", "numpy", np.dtype(dtype).char), {1: (5e-6, 2e-10, 4e-10)})
-    c0, c1, c2 = table[min(table)]  # the mixing runs on one BLAS thread (fastconv.dynamic)
+    table = _costs.COSTS.get(("mix", "numpy", np.dtype(dtype).char), {1: (5e-6, 2e-10, 4e-10, 0)})
+    c0, c1, c2, _ = table[min(table)]  # the mixing runs on one BLAS thread (fastconv.dynamic)
     return c0 + c1 * macs + c2 * elems
 
 

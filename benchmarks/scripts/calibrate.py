@@ -6,8 +6,9 @@ Run from the repository root:
 
 For each grid point every applicable algorithm (fastconv._plan.ALGORITHMS) runs forced on 1 and on
 all threads, each option's calls back to back, in two passes of opposite order; the best of
---repeat calls is kept.  Each algorithm's time is fitted as seconds = c0*f0 + c1*f1 + c2*f2 over its own features
-(call overhead, multiply-adds as its kernel executes them, elements moved) by non-negative least
+--repeat calls is kept.  Each algorithm's time is fitted as seconds = c0*f0 + c1*f1 + c2*f2 + c3*f3 over its own features
+(call overhead, multiply-adds as its kernel executes them, elements moved, weight elements prepared
+per call) by non-negative least
 squares on relative error.  --write stores the coefficients, with the command, machine and date,
 in fastconv/_costs.py; the raw times go to benchmarks/results/calibration-<backend>.csv.
 
@@ -201,6 +202,37 @@ def evaluate(points, rows, be, dtype, threads):
     return ratios, worst
 
 
+def measure_mix(dtype, repeat):
+    """The memory-bound mixing products of dynamic convolution ((N, E) @ (E, M) on one BLAS
+    thread, as fastconv.dynamic runs them), fitted like an algorithm: (1, macs, elements, 0)."""
+    from scipy.optimize import nnls
+
+    from fastconv import _threads
+
+    rng = np.random.default_rng(2)
+    rows = []
+    for N in (1, 4, 16, 64):
+        for E in (2, 4, 8):
+            for M in (1 << 10, 1 << 14, 1 << 17, 1 << 20):
+                a = rng.standard_normal((N, E)).astype(dtype)
+                b = rng.standard_normal((E, M)).astype(dtype)
+                out = np.empty((N, M), dtype)
+                best = math.inf
+                with _threads.blas_single():
+                    np.matmul(a, b, out=out)
+                    for _ in range(repeat):
+                        t = time.perf_counter()
+                        np.matmul(a, b, out=out)
+                        best = min(best, time.perf_counter() - t)
+                rows.append(((1.0, N * E * M, E * M + N * M, 0.0), best))
+    A = np.array([f for f, _ in rows])
+    t = np.array([t for _, t in rows])
+    scale = A.max(axis=0)
+    scale[scale == 0] = 1
+    coef, _ = nnls((A / scale) / t[:, None], np.ones(len(t)))
+    return {("mix", "numpy", np.dtype(dtype).char): {1: tuple(float(c) for c in coef / scale)}}
+
+
 def write_costs(costs, command):
     path = os.path.join(_ROOT, "fastconv", "_costs.py")
     old = {}
@@ -216,11 +248,11 @@ def write_costs(costs, command):
     except (OSError, StopIteration):
         pass
     lines = [
-        '"""Cost-model coefficients of the planner: seconds = c0*f0 + c1*f1 + c2*f2 per algorithm.',
+        '"""Cost-model coefficients of the planner: seconds = c0*f0 + ... + c3*f3 per algorithm.',
         "",
         "Written by benchmarks/scripts/calibrate.py; do not edit by hand.  The features f of each",
         "algorithm are defined next to it in fastconv/_plan.py (call overhead, multiply-adds as its",
-        "kernel executes them, elements moved).  Last measured:",
+        "kernel executes them, elements moved, weight elements prepared).  Last measured:",
         f"    {command}",
         f"    on {cpu}, {os.cpu_count()} CPUs, {datetime.date.today().isoformat()}",
         '"""',
@@ -264,6 +296,7 @@ def main(argv=None):
             with open(path, "w", newline="") as f:
                 csv.writer(f).writerows(rows)
             costs.update(fit(points, rows, args.backend, dtype))
+            costs.update(measure_mix(dtype, args.repeat))
         if args.write and not args.evaluate:
             write_costs(costs, "python benchmarks/scripts/" + " ".join(
                 [os.path.basename(__file__)] + (argv if argv is not None else sys.argv[1:])))
