@@ -1,7 +1,8 @@
-"""Command line: `python -m fastconv demo | info | bench`.
+"""Command line: `python -m fastconv demo | info | bench | warmup`.
 
 demo runs the engine on the photograph the package ships, checks it against scipy.signal and the
-float64 reference, and prints a speed table against the peers; info says what this install can do.
+float64 reference, and prints a speed table against the peers; info says what this install can do;
+warmup compiles every Numba kernel into the on-disk cache so no later first call waits for it.
 """
 
 from __future__ import annotations
@@ -249,6 +250,7 @@ def info(args):
         f"numba        threading layer (config) {numba.config.THREADING_LAYER}, "
         f"max threads {numba.config.NUMBA_NUM_THREADS}"
     )
+    print(f"numba cache  {_cache_line()}")
     import scipy.linalg  # noqa: F401  (so SciPy's BLAS shows)
 
     for lib in threadpoolctl.threadpool_info():
@@ -257,6 +259,35 @@ def info(args):
             f"({lib['num_threads']} threads) {lib['filepath']}"
         )
     return 0
+
+
+def _cache_line():
+    """Whether the Numba kernels' on-disk cache is warm, from the cache indexes (no compile)."""
+    from fastconv import _jit
+
+    status = _jit.cache_status()
+    if any(dtypes is None for _, dtypes in status):
+        return "state unknown (this Numba's cache layout is not the one fastconv reads)"
+    want = set(_jit.DTYPES)
+    warm = sum(want <= dtypes for _, dtypes in status)
+    if warm == len(status):
+        return f"warm: all {warm} kernels cached for {', '.join(_jit.DTYPES)}"
+    return (
+        f"cold: {warm} of {len(status)} kernels cached for {', '.join(_jit.DTYPES)} "
+        "(first calls compile; `python -m fastconv warmup` compiles them all now)"
+    )
+
+
+def warmup(args):
+    """Compile every Numba kernel for every dtype now (each is cached on disk for later processes)."""
+    import numba
+
+    from fastconv import _jit
+
+    where = numba.config.CACHE_DIR or "__pycache__ beside the kernel sources"
+    print(f"compiling every Numba kernel for {', '.join(_jit.DTYPES)} (cache: {where})")
+    missed = _jit.warmup(out=print)
+    return 1 if missed else 0
 
 
 def bench(args):
@@ -275,8 +306,11 @@ def main(argv=None):
     sub.add_parser("info", help="versions, backends, threads and BLAS of this install")
     b = sub.add_parser("bench", help="conv2d layer suite against torch and NumPy's sgemm")
     b.add_argument("--repeat", type=int, default=7)
+    sub.add_parser(
+        "warmup", help="compile every Numba kernel for float32 and float64 into the on-disk cache"
+    )
     args = parser.parse_args(argv)
-    return {"demo": demo, "info": info, "bench": bench}[args.cmd](args)
+    return {"demo": demo, "info": info, "bench": bench, "warmup": warmup}[args.cmd](args)
 
 
 if __name__ == "__main__":

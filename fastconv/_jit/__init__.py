@@ -1,1 +1,123 @@
-"""Numba kernels: the same functions as fastconv._ext, compiled with Numba (parallel, cached)."""
+"""Numba kernels: the same functions as fastconv._ext, compiled with Numba (parallel, cached).
+
+Each kernel compiles lazily, per dtype, on first use; `warmup` compiles them all ahead of time.
+"""
+
+from __future__ import annotations
+
+import time
+
+#: The kernel modules of this backend (fastconv._plan loads them by these names).
+MODULES = ("conv", "packed", "signal", "winograd")
+
+#: What `warmup` compiles for: the dtypes the public layer hands the kernels.
+DTYPES = ("float32", "float64")
+
+
+def all_kernels():
+    """Every parallel kernel of every module, each once (aliases such as conv_depthwise16 too)."""
+    import importlib
+
+    from . import _options
+
+    for name in MODULES:
+        importlib.import_module(f"{__name__}.{name}")
+    return list(_options.KERNELS)
+
+
+def cache_status():
+    """(kernel name, dtypes in the on-disk cache or None if unreadable) for every kernel."""
+    return [(k.__name__, k.cached_dtypes()) for k in all_kernels()]
+
+
+def _calls(dtype):
+    """(label, thunk) pairs: small public calls on backend="numba" that between them reach every
+    kernel for `dtype`, through the same validation and layout the public layer uses (so the
+    types compiled are the ones a real call asks for)."""
+    import numpy as np
+
+    import fastconv
+
+    rng = np.random.default_rng(1234)
+
+    def arr(*shape):
+        return rng.standard_normal(shape).astype(dtype)
+
+    layers = [  # (x shape, w shape, conv2d keywords)
+        ((1, 32, 12, 12), (32, 32, 3, 3), dict(padding=1)),
+        ((1, 32, 12, 12), (32, 32, 3, 3), dict(padding=2, dilation=2)),
+        ((1, 8, 10, 10), (8, 1, 3, 3), dict(padding=1, groups=8)),
+        ((1, 16, 10, 10), (16, 4, 3, 3), dict(padding=1, groups=4)),
+        ((1, 16, 8, 8), (16, 16, 1, 1), {}),
+    ]
+    calls = []
+    for xs, wsh, kw in layers:
+        x, w, b = arr(*xs), arr(*wsh), arr(wsh[0])
+        try:
+            names = fastconv.algorithms(xs, wsh, dtype=np.dtype(dtype), backend="numba", **kw)
+        except (AttributeError, TypeError):  # no algorithm registry: the planner's choice only
+            names = ("auto",)
+        for a in names:
+            calls.append(
+                (
+                    f"conv2d {xs}*{wsh} {a}",
+                    lambda x=x, w=w, b=b, kw=kw, a=a: fastconv.conv2d(
+                        x, w, b, backend="numba", **kw, **({} if a == "auto" else {"algorithm": a})
+                    ),
+                )
+            )
+    x = arr(1, 3, 10, 10)
+    calls.append(("im2col", lambda: fastconv.im2col(x, 3, padding=1, backend="numba")))
+    cols = arr(1, 27, 100)
+    calls.append(("col2im", lambda: fastconv.col2im(cols, (10, 10), 3, padding=1, backend="numba")))
+    img, k, col, row = arr(40, 40), arr(5, 5), arr(5), arr(5)
+    for method, kern in (("direct", k), ("separable", np.outer(col, row))):
+        calls.append(
+            (
+                f"signal.correlate2d {method}",
+                lambda m=method, kern=kern: fastconv.signal.correlate2d(
+                    img, kern, mode="same", method=m, backend="numba"
+                ),
+            )
+        )
+    return calls
+
+
+def warmup(dtypes=DTYPES, out=print):
+    """Compile (or load from the cache) every kernel for `dtypes`; report as it goes.
+
+    Returns the names of kernels no call reached, as "name[dtype]" (empty when all were).
+    """
+    from . import _options
+
+    kernels = all_kernels()
+    notice = _options._notice
+    start = time.perf_counter()
+    was_quiet, notice.quiet = notice.quiet, True  # the table below says it instead
+    try:
+        for dtype in dtypes:
+            for label, call in _calls(dtype):
+                before, t0 = len(notice.log), time.perf_counter()
+                try:
+                    call()
+                except ValueError as e:  # an algorithm the registry offers but this call refuses
+                    out(f"  skipped {label} [{dtype}]: {e}")
+                    continue
+                compiled = ", ".join(f"{n}[{d}] {s:.1f} s" for n, d, s in notice.log[before:])
+                dt = time.perf_counter() - t0
+                out(
+                    f"  {label} [{dtype}] {dt:5.1f} s"
+                    + (f"  compiled {compiled}" if compiled else "")
+                )
+    finally:
+        notice.quiet = was_quiet
+    missed = [f"{k.__name__}[{d}]" for k in kernels for d in dtypes if d not in k.compiled_dtypes()]
+    total = time.perf_counter() - start
+    ncompiled = len(notice.log)
+    out(
+        f"warmup: {len(kernels)} kernels x {len(dtypes)} dtypes ready in {total:.1f} s "
+        f"({ncompiled} compiled in this process, the rest loaded from the cache)"
+    )
+    if missed:
+        out("warmup: not reached by any call: " + ", ".join(missed))
+    return missed
