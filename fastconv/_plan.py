@@ -291,8 +291,8 @@ def winograd_run(plan, x4, w3, bias, has_bias, g, res4):
     nt = plan.nthreads
     frame, st = _winograd_layout(g)
     if st is None:
-        wk.conv_winograd(x4, w3, bias, has_bias, g.as_array(), res4, ws, nt)
-        return _nonfinite(res4)
+        # the kernel reports a non-finite output, gathered while the outputs are in registers
+        return bool(wk.conv_winograd(x4, w3, bias, has_bias, g.as_array(), res4, ws, nt))
     mod = kernels(plan.backend)
     if frame is not None:  # x into a zero frame whose phases are alike; crop the output after
         _, eh, ew = _winograd_frame(g)
@@ -313,11 +313,11 @@ def winograd_run(plan, x4, w3, bias, has_bias, g, res4):
     reps = g.dh * g.dw
     w3s = w3 if w3.shape[0] == 1 else np.tile(w3, (reps, 1, 1))
     bs = bias if bias.shape[0] == 1 else np.tile(bias, (reps, 1))
-    wk.conv_winograd(xs, w3s, bs, has_bias, st.as_array(), ys, ws[n_in + n_out :], nt)
+    bad = wk.conv_winograd(xs, w3s, bs, has_bias, st.as_array(), ys, ws[n_in + n_out :], nt)
     mod.phase_merge(ys, y_out, gp.dh, gp.dw, nt)
     if frame is not None:
         res4[...] = y_out[:, :, : g.Ho, : g.Wo]
-    return _nonfinite(ys)
+    return bool(bad)
 
 
 _register(Algorithm("winograd", _winograd_applies, _winograd_workspace, _winograd_features,
