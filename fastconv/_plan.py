@@ -478,6 +478,8 @@ def _fft_features(g):
 def _fft_run(plan, x4, w3, bias, has_bias, g, res4):
     from ._fft import conv2d_fft
 
+    if not plan.forced and (_nonfinite(x4) or _nonfinite(w3)):
+        return True  # every output would be NaN: leave the call to an exact entry at once
     conv2d_fft(x4, w3[0], bias[0] if has_bias else None, g, res4, plan.nthreads, plan.tile)
     return _nonfinite(res4)
 
