@@ -61,10 +61,7 @@ def test_info_reports_a_cold_cache(tmp_path):
 )
 def test_warmup_compiles_every_kernel(tmp_path):
     res = _run(None, tmp_path, "-m", "fastconv", "warmup", notice_after="1e9", timeout=1800)
-    # every kernel a public call can run was compiled; conv_grouped is planned on Cython only
-    missed = [ln for ln in res.stdout.splitlines() if "not reached" in ln]
-    names = missed[0].rsplit(": ", 1)[1].split(", ") if missed else []
-    assert set(names) <= {"conv_grouped[float32]", "conv_grouped[float64]"}, res.stdout
+    assert "not reached" not in res.stdout, res.stdout  # every kernel a public call can run
     assert "warmup:" in res.stdout and "ready in" in res.stdout
     info = _run(None, tmp_path, "-m", "fastconv", "info")
     assert "numba cache  warm: all" in info.stdout, info.stdout
