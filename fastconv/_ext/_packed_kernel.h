@@ -158,8 +158,10 @@ static inline int fc_klanes(const int64_t *g) {
     if (fc_R(g) * fc_kl_groups(g) * fc_kl_mp(g) * g[FC_G] > ((int64_t)4 << 20)) return 0;
     return 1;
 }
+/* elements per packed pixel group: R rows of MP, + 16 slack for packing's whole-vector stores */
+static inline int64_t fc_kl_gstride(const int64_t *g) { return fc_R(g) * fc_kl_mp(g) + 16; }
 static inline int64_t fc_kl_bsize(const int64_t *g) {  /* packed B, rounded to 16 */
-    return (g[FC_G] * fc_R(g) * fc_kl_groups(g) * fc_kl_mp(g) + 15) / 16 * 16;
+    return (g[FC_G] * fc_kl_groups(g) * fc_kl_gstride(g) + 15) / 16 * 16;
 }
 static inline int64_t fc_kl_thread_size(const int64_t *g) {  /* A panel + out tile, per thread */
     return FC_KL_KC * FC_KL_KB + fc_kl_groups(g) * fc_kl_mp(g) * FC_KL_KB;
@@ -848,12 +850,12 @@ static FC_TARGET void fc_kl_pack_a(const float *w, const int64_t *g, int64_t grp
 }
 
 /* one pixel group of the batch's im2col, bt[grp][pg][R][MP] (item = grp * groups + pg) */
-static void fc_kl_pack_b(const float *x, const int64_t *g, float *bt, int64_t item) {
+static FC_TARGET void fc_kl_pack_b(const float *x, const int64_t *g, float *bt, int64_t item) {
     int64_t npg = fc_kl_groups(g), mp = fc_kl_mp(g), grp = item / npg, pg = item - grp * npg;
     int64_t C = g[FC_C], H = g[FC_H], W = g[FC_W], kh = g[FC_KH], kw = g[FC_KW];
     int64_t dh = g[FC_DH], dw = g[FC_DW], Wo = g[FC_WO], P = g[FC_HO] * Wo, NP = g[FC_N] * P;
-    int64_t R = fc_R(g), Cg = C / g[FC_G];
-    float *dst = bt + (grp * npg + pg) * R * mp;
+    int64_t Cg = C / g[FC_G];
+    float *dst = bt + (grp * npg + pg) * fc_kl_gstride(g);
     int64_t xo[8], ih0[8], iw0[8];
     for (int64_t t = 0; t < mp; t++) {
         int64_t q = pg * mp + t;
@@ -865,6 +867,34 @@ static void fc_kl_pack_b(const float *x, const int64_t *g, float *bt, int64_t it
         xo[t] = (n * C + grp * Cg) * H * W;
         ih0[t] = oh * g[FC_SH] - g[FC_PT];
         iw0[t] = ow * g[FC_SW] - g[FC_PL];
+    }
+    /* the whole group in one output row at stride 1 or 2: each im2col row is a run of an input
+     * row, one masked load (strided: its even lanes gathered) and a whole-vector store (its tail
+     * lands in the next row, or the slack) */
+    int64_t sw = g[FC_SW];
+    int run = sw <= 2 && pg * mp + mp <= NP && xo[mp - 1] == xo[0] && ih0[mp - 1] == ih0[0] &&
+              iw0[mp - 1] == iw0[0] + (mp - 1) * sw;
+    if (run) {
+        const __m512 zero = _mm512_setzero_ps();
+        const __m512i even = _mm512_set_epi32(15, 15, 15, 15, 15, 15, 15, 15, 14, 12, 10, 8, 6,
+                                              4, 2, 0);
+        int span = (int)((mp - 1) * sw + 1);
+        for (int64_t c = 0; c < Cg; c++)
+            for (int64_t i = 0; i < kh; i++) {
+                int64_t ih = ih0[0] + i * dh;
+                if (ih < 0 || ih >= H) {
+                    for (int64_t j = 0; j < kw; j++, dst += mp) _mm512_storeu_ps(dst, zero);
+                    continue;
+                }
+                const float *src = x + xo[0] + (c * H + ih) * W;
+                for (int64_t j = 0; j < kw; j++, dst += mp) {
+                    int64_t iw = iw0[0] + j * dw;
+                    __mmask16 m = fc_lanes(-iw, W - iw) & fc_lanes(0, span);
+                    __m512 v = _mm512_maskz_loadu_ps(m, src + iw);
+                    _mm512_storeu_ps(dst, sw == 1 ? v : _mm512_permutexvar_ps(even, v));
+                }
+            }
+        return;
     }
     for (int64_t c = 0; c < Cg; c++)
         for (int64_t i = 0; i < kh; i++)
@@ -927,12 +957,21 @@ static FC_TARGET void fc_task_klanes_f32(const float *w, const float *bt, const 
     int64_t kn = Kg - k0 < FC_KL_KB ? Kg - k0 : FC_KL_KB;
     int64_t pg0 = part * npg / parts, pg1 = (part + 1) * npg / parts;
     float *ap = tws, *tile = tws + FC_KL_KC * FC_KL_KB;
-    const float *bg = bt + grp * npg * R * mp;
+    const float *bg = bt + grp * npg * fc_kl_gstride(g);
+    const float *wk = w + (grp * Kg + k0) * R;
     for (int64_t rb = 0; rb < R; rb += FC_KL_KC) {
         int64_t kc = R - rb < FC_KL_KC ? R - rb : FC_KL_KC;
         fc_kl_pack_a(w, g, grp, k0, rb, kc, ap, flag);
+        /* the next weight block: 64 rows a weight row apart, which no hardware prefetcher
+         * follows; fetched into L2 a slice per pixel group while this block computes */
+        int64_t nb = rb + FC_KL_KC, nkc = R - nb < FC_KL_KC ? R - nb : FC_KL_KC;
         for (int64_t pg = pg0; pg < pg1; pg++) {
-            const float *b = bg + (pg * R + rb) * mp;
+            if (nkc > 0)
+                for (int64_t k = (pg - pg0) * kn / (pg1 - pg0); k < (pg - pg0 + 1) * kn / (pg1 - pg0);
+                     k++)
+                    for (int64_t o = 0; o < nkc; o += 16)
+                        _mm_prefetch((const char *)(wk + k * R + nb + o), _MM_HINT_T1);
+            const float *b = bg + pg * fc_kl_gstride(g) + rb * mp;
             float *t = tile + (pg - pg0) * mp * FC_KL_KB;
             if (mp == 7)
                 fc_kl_micro7(kc, ap, b, t, rb == 0);
