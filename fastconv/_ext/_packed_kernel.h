@@ -132,7 +132,7 @@ static inline int fc_implicit(const int64_t *g) {
 #define FC_KL_KC 256      /* weight rows per A panel: 64 KiB */
 #endif
 #ifndef FC_KL_MAXNP
-#define FC_KL_MAXNP 400   /* most pixels (N*Ho*Wo) the mode takes */
+#define FC_KL_MAXNP 392   /* most pixels (N*Ho*Wo) the mode takes: 8 x 7 x 7 */
 #endif
 static inline int64_t fc_kl_mp(const int64_t *g) {
     /* pixels per tile, 4..7: the fewest padded pixels, ties to the widest (fewer A loads) */
@@ -154,7 +154,14 @@ static inline int fc_klanes(const int64_t *g) {
 #endif
     if (!fc_have_avx512()) return 0;
     int64_t NP = g[FC_N] * g[FC_HO] * g[FC_WO];
-    if (NP > FC_KL_MAXNP || fc_Kg(g) < 48) return 0;
+    /* Measured here against the pixel-lane modes (1 thread, kernel alone, 3x3 unless said):
+     * 0.6-0.8x at 2-8 x 512x7x7, 0.86-0.94x at 1x64-128x14x14, even at 20x20 (400 pixels) and
+     * at 48 output channels, 1.03-1.14x at 576-1089 pixels; 1x1 stride 1 (whose B the stripes
+     * read in place): 0.73x at 49 pixels, 1.15x at 196. */
+    if (NP > FC_KL_MAXNP || fc_Kg(g) < 64) return 0;
+    if (g[FC_KH] * g[FC_KW] == 1 && g[FC_SH] == 1 && g[FC_SW] == 1 && g[FC_PT] == 0 &&
+        g[FC_PL] == 0 && g[FC_HO] == g[FC_H] && g[FC_WO] == g[FC_W] && NP > 100)
+        return 0;
     if (fc_R(g) * fc_kl_groups(g) * fc_kl_mp(g) * g[FC_G] > ((int64_t)4 << 20)) return 0;
     return 1;
 }
