@@ -195,8 +195,9 @@ def test_winograd_reports_nonfinite_outputs(
     ws = np.full(mod.winograd_workspace_size(geo, 1, nthreads), np.nan, dtype)
     out = np.full(g.out_shape, 7.0, dtype)
     with np.errstate(all="ignore"):
-        flag = mod.conv_winograd(x4, w.reshape(1, K, -1), b.reshape(1, K), True, geo, out, ws,
-                                 nthreads)
+        flag = mod.conv_winograd(
+            x4, w.reshape(1, K, -1), b.reshape(1, K), True, geo, out, ws, nthreads
+        )
     assert flag is (not bool(np.isfinite(out).all()))
 
 
