@@ -96,12 +96,14 @@ cdef inline Py_ssize_t _wo_hi(Py_ssize_t off, Py_ssize_t sw, Py_ssize_t W) noexc
 
 
 cdef inline bint _all_finite(const floating *v, Py_ssize_t n, Py_ssize_t stride) noexcept nogil:
-    # v * 0 is 0 for finite v and NaN for NaN or +-inf: one multiply-add per weight, no branch
-    cdef floating s = 0
+    # v - v is 0 for finite v and NaN for NaN or +-inf; OR-ing the comparisons (integers, so
+    # the compiler may reorder and vectorise them, unlike a float sum) costs a few vectors per
+    # task, not a dependent add per weight
+    cdef int bad = 0
     cdef Py_ssize_t i
     for i in range(n):
-        s += v[i * stride] * 0
-    return s == 0
+        bad |= (v[i * stride] - v[i * stride]) != 0
+    return bad == 0
 
 
 cdef inline bint _padded(const int64_t *g) noexcept nogil:

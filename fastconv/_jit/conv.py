@@ -55,12 +55,13 @@ def _pack(xs, c0, Cn, g, p0, T, dst, base, ld):
 
 @kernel
 def _all_finite(v):
-    # v (2-D) * 0 is 0 for finite v and NaN for NaN or +-inf: one multiply-add per weight
-    s = v.dtype.type(0)
+    # v (2-D) - v is 0 for finite v and NaN for NaN or +-inf; OR-ing the comparisons (integers,
+    # free to vectorise) rather than summing floats keeps the check a few vectors per task
+    bad = 0
     for i in range(v.shape[0]):
         for j in range(v.shape[1]):
-            s += v[i, j] * 0
-    return s == 0
+            bad |= (v[i, j] - v[i, j]) != 0
+    return bad == 0
 
 
 @kernel
