@@ -399,3 +399,50 @@ def test_signal_nonfinite(func, dtype, data, size, mode, boundary):
     if size == "large":  # the FFT path rounds against the sum of |terms|
         scale = transform_scale(a[None], k[None], None)
     assert_placement(y, r, dtype, scale)
+
+
+# ------------------------------------------------------------------ the two depthwise entries
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("entry", ["conv_depthwise_planes", "conv_depthwise16"])
+@settings(max_examples=12, **SETTINGS)
+@given(
+    data=st.data(),
+    C=st.integers(1, 20),
+    mult=st.integers(1, 2),
+    H=st.integers(1, 36),
+    W=st.integers(1, 36),
+    k=st.integers(1, 5),
+    stride=st.integers(1, 2),
+    padding=st.integers(0, 2),
+    dilation=st.integers(1, 2),
+    dtype=st.sampled_from([np.float32, np.float64]),
+)
+def test_depthwise_entries_nonfinite(
+    backend, entry, data, C, mult, H, W, k, stride, padding, dilation, dtype
+):
+    """The plane path and the 16-channels-in-lanes path, called as the planner calls them with
+    their own workspace sizes: direct summation's placement over in-image taps."""
+    from fastconv._geometry import conv_geometry
+
+    mod = _plan.kernels(backend)
+    if entry == "conv_depthwise16" and not mod.depthwise16_supported(np.dtype(dtype).char):
+        return
+    if min(H, W) + 2 * padding < dilation * (k - 1) + 1:
+        return
+    x = data.draw(sprinkled((2, C, H, W), dtype))
+    w = data.draw(sprinkled((C * mult, 1, k, k), dtype))
+    b = data.draw(st.none() | sprinkled((C * mult,), dtype, most=1))
+    x4, w4, b4, g = conv_geometry(x, w, b, stride, padding, dilation, C)
+    geo, nt = g.as_array(), 2
+    size = (
+        mod.depthwise16_workspace if entry == "conv_depthwise16" else mod.depthwise_planes_workspace
+    )(geo)
+    ws = np.full((nt, size), np.nan, g.dtype)  # stale workspace must not leak into outputs
+    out = np.full(g.out_shape, 7.0, g.dtype)
+    bias = np.zeros((1, 1), g.dtype) if b is None else b4.reshape(1, -1)
+    getattr(mod, entry)(x4, w4.reshape(1, g.K, -1), bias, b is not None, geo, out, ws, nt)
+    r = torch_direct_conv2d(x, w, b, stride, padding, dilation, C)
+    assert_placement(out, r, dtype)
