@@ -295,8 +295,11 @@ def test_winograd_driver_rejects_mismatched_shapes(backend):
 
 
 def test_planner_picks_winograd_where_measured():
-    """ResNet 3x3 layers take Winograd where the kernel is fast; outside its limits they do not."""
-    from fastconv._plan import _winograd_applies, resolve_backend
+    """A ResNet 3x3 layer takes Winograd where the kernel is fast; shapes outside its
+    preconditions (stride, dilation past 4, other kernel sizes, few channels per group) are not
+    offered to the planner at all.  Where in between it wins is the cost model's business
+    (fastconv/_costs.py), not a copy of it here."""
+    from fastconv._plan import applicable, resolve_backend
 
     be = resolve_backend("auto")
 
@@ -307,18 +310,14 @@ def test_planner_picks_winograd_where_measured():
 
     fast = _have(be) and kernels(be, "winograd").winograd_supported("f")
     assert (plan_conv2d(geom(4, 64, 56, 64)).algorithm == "winograd") == fast
-    assert not _winograd_applies(geom(4, 64, 56, 64, s=2), be)
-    assert (plan_conv2d(geom(4, 64, 56, 64, d=2)).algorithm == "winograd") == fast
-    assert not _winograd_applies(geom(4, 64, 56, 64, d=5), be)
-    assert not _winograd_applies(geom(4, 64, 56, 64, k=5), be)
-    assert not _winograd_applies(geom(2, 512, 7, 512), be)  # 32 tiles: weight transform dominates
-    assert not _winograd_applies(geom(1, 64, 14, 64), be)  # 49 tiles
-    assert _winograd_applies(geom(4, 64, 14, 64), be) == fast  # 196 tiles
-    assert _winograd_applies(geom(4, 384, 28, 384), be) == fast
-    assert not _winograd_applies(geom(4, 640, 28, 640), be)  # past 512 channels
-    assert not _winograd_applies(geom(1, 64, 14, 64), be, per_sample=True)
-    assert not _winograd_applies(geom(2, 256, 28, 256, groups=32), be)  # 8 channels per group
-    assert not _winograd_applies(geom(4, 64, 3, 64), be)  # 2x2 tiles mostly outside a 3x3 output
+    for g in (
+        geom(4, 64, 56, 64, s=2),
+        geom(4, 64, 56, 64, d=5),
+        geom(4, 64, 56, 64, k=5),
+        geom(2, 256, 28, 256, groups=32),  # 8 channels per group
+    ):
+        assert "winograd" not in applicable(g, be)
+        assert "winograd" not in applicable(g, be, per_sample=True)
 
 
 def test_conv2d_float32_winograd_matches_torch():
