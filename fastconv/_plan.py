@@ -333,7 +333,7 @@ def _depthwise_applies(g, be, per_sample):
 
 
 def _depthwise_workspace(g, be, nt, nw, limit):
-    return nt * int(kernels(be).depthwise_workspace(g.as_array())), 0
+    return nt * int(kernels(be).depthwise_planes_workspace(g.as_array())), 0
 
 
 def _depthwise_features(g):
@@ -343,12 +343,42 @@ def _depthwise_features(g):
 def _depthwise_run(plan, x4, w3, bias, has_bias, g, res4):
     mod = kernels(plan.backend)
     geo = g.as_array()
-    ws = np.empty((plan.nthreads, mod.depthwise_workspace(geo)), dtype=g.dtype)
-    mod.conv_depthwise(x4, w3, bias, has_bias, geo, res4, ws, plan.nthreads)
+    ws = np.empty((plan.nthreads, mod.depthwise_planes_workspace(geo)), dtype=g.dtype)
+    mod.conv_depthwise_planes(x4, w3, bias, has_bias, geo, res4, ws, plan.nthreads)
 
 
 _register(Algorithm("depthwise", _depthwise_applies, _depthwise_workspace, _depthwise_features,
                     _depthwise_run))
+
+#: Largest per-thread buffer (elements) of the 16-channels-in-lanes depthwise kernel: its 16
+#: pixel-major zero-padded planes must stay in L2 (planes past about 250 x 250 do not).
+DEPTHWISE16_MAX_BUFFER = 1 << 20
+
+
+def _depthwise16_applies(g, be, per_sample):
+    if not (g.Cg == 1 and g.groups > 1):
+        return False
+    mod = kernels(be)
+    return bool(mod.depthwise16_supported(g.dtype.char)) and int(
+        mod.depthwise16_workspace(g.as_array())
+    ) <= DEPTHWISE16_MAX_BUFFER
+
+
+def _depthwise16_workspace(g, be, nt, nw, limit):
+    return nt * int(kernels(be).depthwise16_workspace(g.as_array())), 0
+
+
+def _depthwise16_run(plan, x4, w3, bias, has_bias, g, res4):
+    mod = kernels(plan.backend)
+    geo = g.as_array()
+    ws = np.empty((plan.nthreads, mod.depthwise16_workspace(geo)), dtype=g.dtype)
+    mod.conv_depthwise16(x4, w3, bias, has_bias, geo, res4, ws, plan.nthreads)
+
+
+# 16 channels in the AVX-512 lanes: wins where rows are short or strided (the plane kernel's
+# 32-column register blocks run mostly empty there), measured in the commit that added it
+_register(Algorithm("depthwise16", _depthwise16_applies, _depthwise16_workspace,
+                    _depthwise_features, _depthwise16_run))
 
 
 def _grouped_applies(g, be, per_sample):
@@ -402,10 +432,11 @@ def _pointwise_features(g):
 
 
 def _pointwise_run(plan, x4, w3, bias, has_bias, g, res4):
-    with _threads.blas_threads(plan.nthreads):
+    # NaN/inf are data here: they propagate as in any sum, without a floating-point warning
+    with _threads.blas_threads(plan.nthreads), np.errstate(invalid="ignore", over="ignore"):
         np.matmul(w3, x4.reshape(g.N, g.C, g.H * g.W), out=res4.reshape(g.N, g.K, g.P))
-    if has_bias:
-        res4 += bias.reshape(bias.shape[0], g.K, 1, 1)
+        if has_bias:
+            res4 += bias.reshape(bias.shape[0], g.K, 1, 1)
 
 
 _register(Algorithm("pointwise", _pointwise_applies, _pointwise_workspace, _pointwise_features,
@@ -493,10 +524,11 @@ _register(Algorithm("fft", _fft_applies, _fft_workspace, _fft_features, _fft_run
 
 
 def _nonfinite(a):
-    """True when `a` holds a NaN or an inf (one pass; a finite sum of squares proves all finite)."""
+    """True when `a` holds a NaN or an inf (min and max propagate NaN; no temporary array)."""
+    if a.size == 0:
+        return False
     r = a.reshape(-1)
-    with np.errstate(over="ignore", invalid="ignore"):
-        return not math.isfinite(float(np.dot(r, r)))
+    return not (math.isfinite(r.min()) and math.isfinite(r.max()))
 
 
 def _coefficients(name, g, be, nt):

@@ -4,12 +4,12 @@ Independent of the package: they import nothing but NumPy, derive their own padd
 sizes from torch's formulas, and are written for obviousness, not speed.  Tests compare the
 compiled kernels against these, so a bug in `_geometry` cannot hide in both.
 
-conv2d is direct summation over the zero-padded input: every tap of every window is multiplied,
-padding included, so a non-finite weight on a padded tap gives NaN (inf * 0).  That is where
-torch's dense kernels (float32 and float64), torch's float64 depthwise kernel and scipy.signal
-(boundary "fill") put NaN and inf, measured with torch 2.13 and scipy 1.17.  torch's float32
-depthwise kernel instead skips padded taps; ``skip_padding=True`` computes that convention
-(sum over the in-image taps only).  The two differ only where a weight is NaN or inf.
+conv2d is direct summation over the taps inside the image: padded taps are skipped, not multiplied
+by zero, so a non-finite weight next to the border does not make a NaN there.  That is fastconv's
+contract for every algorithm (measured with torch 2.13: where torch's oneDNN kernels and its float32
+depthwise kernel put NaN and inf).  torch's own fallback paths (float64, few channels) and
+scipy.signal's boundary "fill" instead multiply the zero padding (inf * 0 = NaN);
+``skip_padding=False`` computes that convention.  The two differ only where a weight is NaN or inf.
 """
 
 from __future__ import annotations
@@ -71,13 +71,13 @@ def conv_paddings(padding, kernel_hw, stride, dilation):
     return (ph, ph), (pw, pw)
 
 
-def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, skip_padding=False):
+def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, skip_padding=True):
     """Direct float64 convolution (cross-correlation, torch's convention); returns float64.
 
     x (N, C, H, W) or (C, H, W); weight (K, C/groups, kh, kw); bias (K,) or None.  Sums
-    weight * x over every tap of the zero-padded input (torch's dense kernels, scipy.signal),
-    or with `skip_padding` over the taps inside the image only (torch's float32 depthwise
-    kernel), in the order channel, row tap, column tap.
+    weight * x over the taps inside the image (fastconv's contract, torch's oneDNN kernels), or
+    with ``skip_padding=False`` over every tap of the zero-padded input (torch's fallback paths,
+    scipy.signal), in the order channel, row tap, column tap.
     """
     x = np.asarray(x, dtype=np.float64)
     w = np.asarray(weight, dtype=np.float64)

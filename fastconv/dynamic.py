@@ -13,7 +13,7 @@ import numpy as np
 
 from . import _threads
 from ._geometry import as_float_array, check_out, conv_geometry, result_float_dtype
-from ._plan import WORKSPACE_BYTES, DynamicPlan, plan_conv2d, plan_dynamic
+from ._plan import WORKSPACE_BYTES, DynamicPlan, _nonfinite, plan_conv2d, plan_dynamic
 from .conv import run_conv
 
 __all__ = ["DynamicConv2d", "DynamicPlan", "dynamic_conv2d", "dynamic_plan"]
@@ -207,6 +207,11 @@ def dynamic_conv2d(
         n1 = min(g.N, n0 + plan.chunk)
         gc = dataclasses.replace(g, N=n1 - n0, batched=True)
         run(plan, backend, x4[n0:n1], bank, att[n0:n1], bias_bank, gc, E, res4[n0:n1])
+        if plan.method == "experts" and method == "auto" and _nonfinite(res4[n0:n1]):
+            # summing the experts' outputs turns opposite infinities into NaN where the mixed
+            # kernel gives an inf: recompute the chunk the way direct summation does
+            mix = dynamic_plan(gc, E, backend, "mix")
+            _run_mix(mix, backend, x4[n0:n1], bank, att[n0:n1], bias_bank, gc, E, res4[n0:n1])
     if out is not None and not direct:
         out[...] = res
         return out
@@ -217,7 +222,7 @@ def _matmul(a, b, out=None):
     # The mixing products are small and memory-bound, and run right before (or after) an OpenMP
     # kernel: threaded OpenBLAS leaves its threads spinning into that kernel.  Measured here
     # (b8 c64 56x56 E4, 2 threads, loaded machine): 158 ms with BLAS on 2 threads, 65 on 1.
-    with _threads.blas_single():
+    with _threads.blas_single(), np.errstate(invalid="ignore", over="ignore"):
         return np.matmul(a, b, out=out)
 
 
@@ -252,7 +257,8 @@ def _run_experts(plan, backend, x4, bank, att, bias_bank, g, E, res4):
     y = y.reshape(g.N, G, E, Kg * g.P)
     _matmul(att[:, None, None, :], y, out=res4.reshape(g.N, G, 1, Kg * g.P))
     if bias_bank is not None:
-        res4 += _matmul(att, bias_bank)[:, :, None, None]
+        with np.errstate(invalid="ignore", over="ignore"):
+            res4 += _matmul(att, bias_bank)[:, :, None, None]
 
 
 class DynamicConv2d:

@@ -143,7 +143,8 @@ def test_conv2d_matches_reference(case, dt):
 @given(case=conv_cases(max_hw=9), data=st.data())
 def test_reference_places_nan_and_inf_like_torch(case, data):
     """The float64 reference loop is itself checked against torch: sizes, padding, "same",
-    errors, and NaN/inf where direct summation over in-image taps puts them."""
+    errors, and NaN/inf placement (torch's float64 path multiplies the zero padding, the
+    reference's skip_padding=False convention)."""
     pytest.importorskip("torch")
     x, w, b, kw = make(case, np.float64)
     for a in (x, w):
@@ -157,7 +158,7 @@ def test_reference_places_nan_and_inf_like_torch(case, data):
         with pytest.raises(ValueError):
             ref.conv2d(x, w, b, **kw)
         return
-    assert_close(ref.conv2d(x, w, b, **kw), expected, np.float64)
+    assert_close(ref.conv2d(x, w, b, **kw, skip_padding=False), expected, np.float64)
 
 
 @settings(max_examples=40, deadline=None)

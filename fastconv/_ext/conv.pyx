@@ -372,22 +372,6 @@ cdef inline void _dw_block(const floating *xp, Py_ssize_t Wp, const floating *wk
         o[Wo + t] = a1[t]
 
 
-def conv_depthwise(const floating[:, :, :, ::1] x, const floating[:, :, ::1] w, const floating[:, ::1] bias,
-                   bint has_bias, const int64_t[::1] geo, floating[:, :, :, ::1] out,
-                   floating[:, ::1] ws, int nthreads):
-    """Direct depthwise convolution, choosing between conv_depthwise16 and conv_depthwise_planes.
-
-    Kept until the planner chooses between the two entries itself (then this cut-over goes): the
-    16-lane path where depthwise16_supported, its buffer is at most 4 MiB, ws holds
-    depthwise_workspace elements per thread and the layer is strided or under 32 columns wide.
-    """
-    if floating is float:
-        if _dw16_size(geo) > 0 and ws.shape[1] >= _dw16_size(geo) and _dw16_wins(geo):
-            _depthwise16(x, w, bias, has_bias, geo, out, ws, nthreads)
-            return
-    _depthwise_planes(x, w, bias, has_bias, geo, out, ws, nthreads)
-
-
 def conv_depthwise_planes(const floating[:, :, :, ::1] x, const floating[:, :, ::1] w,
                           const floating[:, ::1] bias, bint has_bias, const int64_t[::1] geo,
                           floating[:, :, :, ::1] out, floating[:, ::1] ws, int nthreads):
@@ -615,34 +599,6 @@ def grouped_workspace(const int64_t[::1] geo):
     cdef Py_ssize_t Hp = geo[G_HO] + geo[G_DH] * (geo[G_KH] - 1)
     cdef Py_ssize_t nvb = (geo[G_HO] * Wp + 47) // 48
     return Cg * Hp * Wp + 48 + Wp + geo[G_DW] * (geo[G_KW] - 1) + 8 + 8 * nvb * 48
-
-
-cdef Py_ssize_t _dw16_size(const int64_t[::1] geo) noexcept:
-    # elements of the 16-channel pixel-major buffer (_depthwise_kernel.h), or 0 where that path
-    # does not run (no AVX-512, or a buffer past 4 MiB: planes beyond ~250 x 250)
-    cdef Py_ssize_t Hp = (geo[G_HO] - 1) * geo[G_SH] + geo[G_DH] * (geo[G_KH] - 1) + 1
-    cdef Py_ssize_t Wp = (geo[G_WO] - 1) * geo[G_SW] + geo[G_DW] * (geo[G_KW] - 1) + 1
-    cdef Py_ssize_t n = dw16_buffer_size(Hp, Wp, geo[G_KH] * geo[G_KW])
-    if not dw16_supported() or n > (1 << 20):
-        return 0
-    return n
-
-
-cdef bint _dw16_wins(const int64_t[::1] geo) noexcept:
-    # Measured (2 threads, float32, N=4, 3x3 unless noted; 16-lane path / plane path, ms):
-    # stride 2: 144ch 56->28 0.26-0.31 / 0.84, 96ch 112->56 0.73-0.89 / 1.51; stride 1 on narrow
-    # planes: 192ch 28x28 0.22-0.28 / 0.64, 576ch 14x14 0.21-0.23 / 1.15, 960ch 7x7 0.15 / 0.91;
-    # stride 1 from 32 columns up the plane path is as fast or faster: 144ch 56x56 0.61-0.76 /
-    # 0.56, 32ch 112x112 0.49-0.58 / 0.48, 5x5 1.12-1.52 / 1.06-1.08, 7x7 0.86-1.2 / 0.82-0.83.
-    return geo[G_SH] != 1 or geo[G_SW] != 1 or geo[G_WO] < 32
-
-
-def depthwise_workspace(const int64_t[::1] geo):
-    """Elements of workspace one thread of this backend's conv_depthwise needs: a padded plane,
-    or the 16-channel pixel-major buffer of the AVX-512 path when that is larger."""
-    cdef Py_ssize_t plane = (geo[G_HO] + geo[G_DH] * (geo[G_KH] - 1)) * (geo[G_WO] + geo[G_DW] * (geo[G_KW] - 1))
-    cdef Py_ssize_t lanes = _dw16_size(geo)
-    return plane if plane > lanes else lanes
 
 
 def conv_gemm_workspace(Py_ssize_t R, Py_ssize_t Kg, Py_ssize_t tile):

@@ -176,7 +176,7 @@ def conv_gemm(x, w, bias, has_bias, geo, out, ws, tile, nthreads):
 
 
 @parallel_kernel
-def conv_depthwise(x, w, bias, has_bias, geo, out, ws, nthreads):
+def conv_depthwise_planes(x, w, bias, has_bias, geo, out, ws, nthreads):
     """Direct depthwise convolution (channel multiplier K/C); one output plane per task.
 
     Accumulates whole output rows tap by tap, which LLVM vectorises; ws (the Cython twin's padded
@@ -210,11 +210,9 @@ def conv_depthwise(x, w, bias, has_bias, geo, out, ws, nthreads):
                         orow[q] += wv * xr[q * sw + off]
 
 
-#: The plane-by-plane kernel under the name the Cython backend gives its plane path.
-conv_depthwise_planes = conv_depthwise
 #: No 16-lane kernel here (depthwise16_supported is False); the name runs the plane kernel, so a
 #: forced call still gives the right answer.
-conv_depthwise16 = conv_depthwise
+conv_depthwise16 = conv_depthwise_planes
 
 
 def depthwise16_supported(dtype_char):
@@ -271,11 +269,6 @@ def conv_grouped(x, wt, bias, has_bias, geo, out, ws, nthreads):
 
 def grouped_workspace(geo):
     """Elements of workspace one thread of this backend's conv_grouped needs."""
-    return 1
-
-
-def depthwise_workspace(geo):
-    """Elements of workspace one thread of this backend's conv_depthwise needs."""
     return 1
 
 
