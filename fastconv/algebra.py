@@ -1104,7 +1104,7 @@ def avgpool_conv(channels, kernel_size, *, stride=None, padding=0):
 def separate(kernel2d, rank=None, tol=None):
     """Split a 2-D kernel into (column, row) 1-D pairs by SVD.
 
-    ``kernel2d ~ sum_r outer(cols[r], rows[r])``; shares its SVD with `fastconv.signal`.
+    ``kernel2d ~ sum_r outer(cols[r], rows[r])``.
 
     Parameters
     ----------
@@ -1126,12 +1126,13 @@ def separate(kernel2d, rank=None, tol=None):
 
     See Also
     --------
-    fastconv.signal.correlate2d : runs rank-1 kernels as two 1-D passes through the same split.
+    fastconv.signal.correlate2d : runs rank-1 kernels as two 1-D passes (its own O(kh*kw) pivot
+        test finds them; no SVD per call).
 
     Raises
     ------
     ValueError
-        `kernel2d` not 2-D (or empty), or `rank` out of range.
+        `kernel2d` not 2-D (or empty) or holding NaN/inf, or `rank` out of range.
 
     Examples
     --------

@@ -79,9 +79,13 @@ def _check_real(x, name, kinds="biuf"):
 
 
 def _check_threads(threads):
-    if not isinstance(threads, numbers.Integral) or isinstance(threads, bool) or threads < 1:
-        raise ValueError(f"threads must be a positive int, got {threads!r}")
-    return int(threads)
+    """The same thread-count rule as fastconv.set_num_threads (1 to 4 per CPU)."""
+    from ._threads import _check_n
+
+    try:
+        return _check_n(threads)
+    except (TypeError, ValueError) as exc:  # always a ValueError naming this argument here
+        raise ValueError(str(exc).replace("n must", "threads must")) from None
 
 
 # ---------------------------------------------------------------------------------------------

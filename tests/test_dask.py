@@ -166,6 +166,8 @@ def test_filter_bad_input():
         fdask.correlate2d(x, np.ones((9, 3)), mode="valid")
     with pytest.raises(ValueError, match="threads"):
         fdask.correlate2d(x, k, threads=0)
+    with pytest.raises(ValueError, match="threads must be at most"):  # set_num_threads's rule
+        fdask.correlate2d(x, k, threads=1000)
     unknown = x[x[:, 0] > 0]  # rows kept depend on the data: chunk sizes unknown
     with pytest.raises(ValueError, match="compute_chunk_sizes"):
         fdask.correlate2d(unknown, k)
