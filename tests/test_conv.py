@@ -470,3 +470,30 @@ def test_depthwise_layer_shapes(shape, mult, kw, backend, dtype):
     b = rng.standard_normal(C * mult).astype(dtype)
     got = fastconv.conv2d(x, w, b, groups=C, backend=backend, **kw)
     assert_close(got, ref.conv2d(x, w, b, groups=C, **kw), dtype)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@settings(max_examples=60, deadline=None)
+@given(
+    W=st.integers(1, 12), pl=st.integers(0, 7), kw=st.integers(1, 3), dw=st.integers(1, 3),
+    sw=st.integers(1, 2), tile=st.integers(1, 9),
+)
+def test_gemm_packing_stays_in_its_tile(backend, W, pl, kw, dw, sw, tile):
+    """im2col tiles that end inside a row's left padding wrote zeros past their end (heap
+    corruption with padding 6, a 7x1 kernel and 146-pixel tiles); a guard band behind each
+    thread's tile must stay untouched, and the result must match the reference."""
+    if dw * (kw - 1) + 1 > W + 2 * pl:
+        return
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((1, 2, 3, W)).astype(np.float32)
+    w = rng.standard_normal((2, 2, 1, kw)).astype(np.float32)
+    x4, w4, _, g = conv_geometry(x, w, None, (1, sw), (0, pl), (1, dw), 1)
+    mod = fastconv._plan.kernels(backend)
+    n = mod.conv_gemm_workspace(g.R, g.Kg, tile)
+    ws = np.full((1, n + 64), np.nan, np.float32)
+    out = np.empty((g.N, g.K, g.P), np.float32)
+    mod.conv_gemm(x4, w4.reshape(1, g.K, -1), np.zeros((1, 1), np.float32), False, g.as_array(),
+                  out, ws[:, :n], tile, 1)
+    assert np.isnan(ws[0, n:]).all(), "conv_gemm wrote past its workspace"
+    assert_close(out.reshape(g.out_shape), ref.conv2d(x, w, None, (1, sw), (0, pl), (1, dw)),
+                 np.float32)

@@ -198,6 +198,8 @@ cdef void _pack(const floating *xs, Py_ssize_t Cn, const int64_t *g, Py_ssize_t 
                         hw = _wo_hi(off, sw, W)
                         if lo < wo:
                             lo = wo
+                        if lo > wo + seg:  # the in-image columns start past this segment
+                            lo = wo + seg
                         if hw > wo + seg:
                             hw = wo + seg
                         if hw < lo:
