@@ -20,6 +20,13 @@ __all__ = [
     "as_float_array",
     "check_nbytes",
     "conv_geometry",
+    "filter_axes",
+    "filter_boundary",
+    "filter_dtype",
+    "filter_fill",
+    "filter_geometry",
+    "filter_mode",
+    "filter_swap",
     "geometry_from_shapes",
     "padding_amounts",
     "pair",
@@ -541,6 +548,90 @@ class FilterGeometry:
     def padded(self):
         """(rows, cols) of the extended image the 'valid' correlation reads."""
         return self.out_h + self.kh - 1, self.out_w + self.kw - 1
+
+
+# --------------------------------------------------------------------------------------------
+# fastconv.signal's arguments: scipy's rules, scipy's error types and messages, with the detail added
+
+
+_MODES = ("full", "same", "valid")
+_BOUNDARIES = {"fill": "fill", "pad": "fill", "wrap": "wrap", "circular": "wrap"}
+_BOUNDARIES.update({"symm": "symm", "symmetric": "symm"})
+
+
+def filter_mode(mode):
+    if not isinstance(mode, str) or mode not in _MODES:
+        raise ValueError(f"Acceptable mode flags are 'valid', 'same', or 'full'. (mode={mode!r})")
+    return mode
+
+
+def filter_boundary(boundary):
+    if not isinstance(boundary, str) or boundary not in _BOUNDARIES:
+        raise ValueError(
+            "Acceptable boundary flags are 'fill', 'circular' (or 'wrap'), and 'symmetric' "
+            f"(or 'symm'). (boundary={boundary!r})"
+        )
+    return _BOUNDARIES[boundary]
+
+
+def filter_axes(axes, ndim):
+    try:
+        ax = tuple(int(a) for a in axes)
+    except TypeError:
+        raise TypeError(f"axes must be a pair of ints, got {axes!r}") from None
+    if len(ax) != 2 or not all(isinstance(a, (numbers.Integral, np.integer)) for a in axes):
+        raise ValueError(f"axes must be a pair of ints, got {axes!r}")
+    norm = []
+    for a in ax:
+        if not -ndim <= a < ndim:
+            raise np.exceptions.AxisError(f"axes {axes!r} out of range for in1.ndim={ndim}")
+        norm.append(a % ndim)
+    if norm[0] == norm[1]:
+        raise ValueError(f"axes must be two different axes, got {axes!r}")
+    return tuple(norm)
+
+
+def filter_dtype(dt1, dt2, name):
+    dt = np.result_type(dt1, dt2)
+    if dt.kind not in "iufc" or dt == np.float16:
+        raise ValueError(
+            f"{name} not available for this type. (inputs {dt1} and {dt2} compute in "
+            f"{dt}; supported: integers, float32/64/longdouble, complex64/128/clongdouble)"
+        )
+    return dt
+
+
+def filter_fill(fillvalue, dt):
+    """scipy's conversion of `fillvalue` to the output dtype (including its error messages)."""
+    try:
+        fv = np.array(fillvalue, dtype=dt)
+    except (TypeError, ValueError, OverflowError):
+        # scipy retries through complex and refuses whatever needed that route
+        np.array(fillvalue, dtype=np.complex128)  # raises scipy's error for malformed values
+        raise ValueError(
+            "could not cast `fillvalue` directly to the output type (it was first converted to "
+            f"complex). (fillvalue={fillvalue!r}, output dtype {dt})"
+        ) from None
+    if fv.size != 1:
+        if fv.size == 0:
+            raise ValueError("`fillvalue` cannot be an empty array.")
+        raise ValueError(
+            f"`fillvalue` must be scalar or an array with one element. (got shape {fv.shape})"
+        )
+    return fv.reshape(()).item()
+
+
+def filter_swap(mode, s1, s2):
+    if mode != "valid":
+        return False
+    ok1 = s1[0] >= s2[0] and s1[1] >= s2[1]
+    ok2 = s2[0] >= s1[0] and s2[1] >= s1[1]
+    if not (ok1 or ok2):
+        raise ValueError(
+            "For 'valid' mode, one must be at least as large as the other in every dimension "
+            f"(shapes {tuple(s1)} and {tuple(s2)})"
+        )
+    return not ok1
 
 
 def filter_geometry(batch, image_hw, kernel_hw, mode, boundary, corr, dtype):

@@ -22,14 +22,19 @@ import numpy as np
 
 from . import _plan, _threads
 from ._fft import correlate_valid_fft
-from ._geometry import filter_geometry
+from ._geometry import (
+    filter_axes,
+    filter_boundary,
+    filter_dtype,
+    filter_fill,
+    filter_geometry,
+    filter_mode,
+    filter_swap,
+)
 from ._plan import kernels, resolve_backend
 
 __all__ = ["MethodChoice", "choose_method", "convolve2d", "correlate2d"]
 
-_MODES = ("full", "same", "valid")
-_BOUNDARIES = {"fill": "fill", "pad": "fill", "wrap": "wrap", "circular": "wrap"}
-_BOUNDARIES.update({"symm": "symm", "symmetric": "symm"})
 _METHODS = ("auto", "direct", "fft", "separable")
 
 # Below this many multiply-adds a kernel call runs on one thread (border strips, tiny images).
@@ -43,85 +48,6 @@ class MethodChoice(NamedTuple):
 
     method: str
     reason: str
-
-
-# --------------------------------------------------------------------------------------------
-# validation (scipy's rules, scipy's error types and messages, with the detail added)
-
-
-def _check_mode(mode):
-    if not isinstance(mode, str) or mode not in _MODES:
-        raise ValueError(f"Acceptable mode flags are 'valid', 'same', or 'full'. (mode={mode!r})")
-    return mode
-
-
-def _check_boundary(boundary):
-    if not isinstance(boundary, str) or boundary not in _BOUNDARIES:
-        raise ValueError(
-            "Acceptable boundary flags are 'fill', 'circular' (or 'wrap'), and 'symmetric' "
-            f"(or 'symm'). (boundary={boundary!r})"
-        )
-    return _BOUNDARIES[boundary]
-
-
-def _check_axes(axes, ndim):
-    try:
-        ax = tuple(int(a) for a in axes)
-    except TypeError:
-        raise TypeError(f"axes must be a pair of ints, got {axes!r}") from None
-    if len(ax) != 2 or not all(isinstance(a, (numbers.Integral, np.integer)) for a in axes):
-        raise ValueError(f"axes must be a pair of ints, got {axes!r}")
-    norm = []
-    for a in ax:
-        if not -ndim <= a < ndim:
-            raise np.exceptions.AxisError(f"axes {axes!r} out of range for in1.ndim={ndim}")
-        norm.append(a % ndim)
-    if norm[0] == norm[1]:
-        raise ValueError(f"axes must be two different axes, got {axes!r}")
-    return tuple(norm)
-
-
-def _typenum_dt(dt1, dt2, name):
-    dt = np.result_type(dt1, dt2)
-    if dt.kind not in "iufc" or dt == np.float16:
-        raise ValueError(
-            f"{name} not available for this type. (inputs {dt1} and {dt2} compute in "
-            f"{dt}; supported: integers, float32/64/longdouble, complex64/128/clongdouble)"
-        )
-    return dt
-
-
-def _fill_value(fillvalue, dt):
-    """scipy's conversion of `fillvalue` to the output dtype (including its error messages)."""
-    try:
-        fv = np.array(fillvalue, dtype=dt)
-    except (TypeError, ValueError, OverflowError):
-        # scipy retries through complex and refuses whatever needed that route
-        np.array(fillvalue, dtype=np.complex128)  # raises scipy's error for malformed values
-        raise ValueError(
-            "could not cast `fillvalue` directly to the output type (it was first converted to "
-            f"complex). (fillvalue={fillvalue!r}, output dtype {dt})"
-        ) from None
-    if fv.size != 1:
-        if fv.size == 0:
-            raise ValueError("`fillvalue` cannot be an empty array.")
-        raise ValueError(
-            f"`fillvalue` must be scalar or an array with one element. (got shape {fv.shape})"
-        )
-    return fv.reshape(()).item()
-
-
-def _swap_needed(mode, s1, s2):
-    if mode != "valid":
-        return False
-    ok1 = s1[0] >= s2[0] and s1[1] >= s2[1]
-    ok2 = s2[0] >= s1[0] and s2[1] >= s1[1]
-    if not (ok1 or ok2):
-        raise ValueError(
-            "For 'valid' mode, one must be at least as large as the other in every dimension "
-            f"(shapes {tuple(s1)} and {tuple(s2)})"
-        )
-    return not ok1
 
 
 # --------------------------------------------------------------------------------------------
@@ -498,13 +424,13 @@ def _setup(s1_full, dt1, s2, dt2, mode, boundary, axes, method, backend, corr):
             raise ValueError(f"{name}: in2 must be a 2-D kernel, got in2.ndim={nd2}")
         if nd1 < 2:
             raise ValueError(f"{name}: in1 must have at least 2 dimensions, got {nd1}")
-        ax = _check_axes(axes, nd1)
-    mode = _check_mode(mode)
-    bnd = _check_boundary(boundary)
+        ax = filter_axes(axes, nd1)
+    mode = filter_mode(mode)
+    bnd = filter_boundary(boundary)
     if method not in _METHODS:
         raise ValueError(f"method must be one of {_METHODS}, got {method!r}")
     resolve_backend(backend, "signal")
-    dt = _typenum_dt(dt1, dt2, name)
+    dt = filter_dtype(dt1, dt2, name)
     n1 = math.prod(s1_full)
     n2 = math.prod(s2)
     if n1 == 0 or n2 == 0:
@@ -512,7 +438,7 @@ def _setup(s1_full, dt1, s2, dt2, mode, boundary, axes, method, backend, corr):
         raise ValueError(f"{name}: {which} is empty (shape {shp})")
     s1 = (s1_full[ax[0]], s1_full[ax[1]])
     lead = math.prod(s1_full) // (s1[0] * s1[1])
-    swap = _swap_needed(mode, s1, s2)
+    swap = filter_swap(mode, s1, s2)
     if swap and nd1 > 2:
         return _Setup(ax, True, True, dt, None)
     img_hw, k_hw = (s2, s1) if swap else (s1, s2)
@@ -539,7 +465,7 @@ def _prepare(in1, in2, mode, boundary, fillvalue, axes, method, backend, corr):
     if st.batched_swap:
         return st, a1, a2, None
     dt, g = st.dt, st.geom
-    fill = _fill_value(fillvalue, dt) if g.boundary == "fill" else 0
+    fill = filter_fill(fillvalue, dt) if g.boundary == "fill" else 0
     last = st.ax == (a1.ndim - 2, a1.ndim - 1)
     img = a1 if last else np.moveaxis(a1, st.ax, (-2, -1))
     if st.swap:
@@ -714,9 +640,10 @@ def choose_method(
     >>> import numpy as np
     >>> from fastconv.signal import choose_method
     >>> img = np.zeros((512, 512))
-    >>> choose_method(img, np.outer([1, 2, 1], [1, 2, 1]), mode="same").method
+    >>> k = np.outer([1, 4, 6, 4, 1], [1, 4, 6, 4, 1])  # rank 1: two 1-D passes of 5 taps
+    >>> choose_method(img, k, mode="same").method
     'separable'
-    >>> choose_method(img, np.eye(3), mode="same").method
+    >>> choose_method(img, np.eye(5), mode="same").method
     'direct'
     """
     st, x, w, fill = _prepare(in1, in2, mode, boundary, fillvalue, axes, "auto", "auto", correlate)
