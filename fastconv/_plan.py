@@ -189,10 +189,33 @@ def _packed_workspace(g, be, nt, nw, limit):
     return (ws, 0) if ws * g.dtype.itemsize <= limit else None
 
 
+def _packed_klanes(g):
+    """Whether the packed kernel runs its K-lanes tiles (64 output channels in the lanes, 4-7
+    pixels broadcast) on g, and its pixels per tile: the header's fc_klanes/fc_kl_mp rule,
+    mirrored so the cost counts the tiles that run (few pixels: late ResNet layers at batch 1)."""
+    NP = g.N * g.P
+    if NP > 392 or g.Kg < 64 or g.dtype != np.float32:
+        return 0
+    if g.is_pointwise and NP > 100:
+        return 0
+    mp = min(range(7, 3, -1), key=lambda m: (_ceil(NP, m), -m))
+    if g.R * (-(-NP // mp)) * mp * g.groups > 4 << 20:
+        return 0
+    return mp
+
+
 def _packed_features(g):
-    # the micro-tile's idle lanes count: Kg rounds up to 8 channels, pixels to 48
-    macs = g.N * g.groups * _ceil(g.Kg, 8) * _ceil(g.P, 48) * g.R
-    return (1.0, macs, _io_elems(g), g.K * g.R)
+    # the micro-tile's idle lanes count: pixel-lane tiles round Kg up to 8 channels and pixels
+    # to 48; K-lanes tiles round Kg up to 64 and the pixels to their 4-7 per tile
+    # to 48; K-lanes tiles round Kg up to 64 and the pixels to their 4-7 per tile.  Each tile
+    # has a fixed cost too (its loop, packing setup, stores), which dominates with many tiny
+    # groups (packed on a depthwise layer)
+    mp = _packed_klanes(g)
+    if mp:
+        tiles = g.groups * -(-g.Kg // 64) * -(-(g.N * g.P) // mp)
+        return (1.0, 0.0, tiles * 64 * mp * g.R, _io_elems(g), g.K * g.R, tiles)
+    tiles = g.N * g.groups * -(-g.Kg // 8) * -(-g.P // 48)
+    return (1.0, tiles * 8 * 48 * g.R, 0.0, _io_elems(g), g.K * g.R, tiles)
 
 
 def _packed_run(plan, x4, w3, bias, has_bias, g, res4):
@@ -337,7 +360,22 @@ def _depthwise_workspace(g, be, nt, nw, limit):
 
 
 def _depthwise_features(g):
-    return (1.0, g.N * g.K * g.P * g.kh * g.kw, _io_elems(g), g.K * g.R)
+    # stride-1 planes of at least 2 x 16 run in register blocks of 2 rows x 32 (16) columns, the
+    # last block overlapping the previous one; the rest runs a scalar loop at a different rate
+    # (2 x 16 blocks hold too few accumulators to hide the FMA latency: their own rate)
+    taps = g.N * g.K * g.kh * g.kw
+    if g.sh == g.sw == 1 and g.Ho >= 2 and g.Wo >= 16:
+        bw = 32 if g.Wo >= 32 else 16
+        blocked = taps * _ceil(g.Ho, 2) * _ceil(g.Wo, bw)
+        return (1.0, blocked if bw == 32 else 0.0, blocked if bw == 16 else 0.0, 0.0, _io_elems(g))
+    return (1.0, 0.0, 0.0, taps * g.P, _io_elems(g))
+
+
+def _depthwise16_features(g):
+    # 16 channels per vector: the channel count rounds up to 16; each block is transposed into a
+    # pixel-major buffer and back
+    taps16 = g.N * _ceil(g.K, 16) * g.kh * g.kw * g.P
+    return (1.0, taps16, _io_elems(g), 0.0)
 
 
 def _depthwise_run(plan, x4, w3, bias, has_bias, g, res4):
@@ -378,7 +416,7 @@ def _depthwise16_run(plan, x4, w3, bias, has_bias, g, res4):
 # 16 channels in the AVX-512 lanes: wins where rows are short or strided (the plane kernel's
 # 32-column register blocks run mostly empty there), measured in the commit that added it
 _register(Algorithm("depthwise16", _depthwise16_applies, _depthwise16_workspace,
-                    _depthwise_features, _depthwise16_run))
+                    _depthwise16_features, _depthwise16_run))
 
 
 def _grouped_applies(g, be, per_sample):
