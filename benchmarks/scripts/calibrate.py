@@ -245,11 +245,20 @@ def measure_mix(dtype, repeat):
 
 def write_costs(costs, command):
     path = os.path.join(_ROOT, "fastconv", "_costs.py")
-    old = {}
+    old, runs = {}, []
+    backend = "numba" if "--backend numba" in command else "cython"
     if os.path.exists(path):
         ns = {}
-        exec(open(path).read(), ns)
+        text = open(path).read()
+        exec(text, ns)
         old = ns.get("COSTS", {})
+        # keep the record of the other backend's run (each backend's coefficients are its own)
+        lines = text.splitlines()
+        for i, line in enumerate(lines[:-1]):
+            if line.startswith("    python benchmarks/scripts/calibrate.py"):
+                other = "numba" if "--backend numba" in line else "cython"
+                if other != backend:
+                    runs += [line, lines[i + 1]]
     old.update(costs)
     cpu = platform.processor() or platform.machine()
     try:
@@ -262,7 +271,8 @@ def write_costs(costs, command):
         "",
         "Written by benchmarks/scripts/calibrate.py; do not edit by hand.  The features f of each",
         "algorithm are defined next to it in fastconv/_plan.py (call overhead, multiply-adds as its",
-        "kernel executes them, elements moved, weight elements prepared).  Last measured:",
+        "kernel executes them, elements moved, weight elements prepared).  Measured by:",
+        *runs,
         f"    {command}",
         f"    on {cpu}, {os.cpu_count()} CPUs, {datetime.date.today().isoformat()}",
         '"""',
