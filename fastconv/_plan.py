@@ -634,7 +634,7 @@ def plan_conv2d(
         nthreads = _threads.get_num_threads()
     per_sample = bool(per_sample)
     if algorithm != "auto":
-        if algorithm not in ALGORITHMS:
+        if not isinstance(algorithm, str) or algorithm not in ALGORITHMS:
             raise ValueError(f"algorithm must be 'auto' or one of {tuple(ALGORITHMS)}, got {algorithm!r}")
         names = [algorithm]
     else:

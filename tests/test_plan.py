@@ -80,6 +80,8 @@ def test_forcing_an_entry_that_does_not_apply_names_it():
         fastconv.conv2d(x, w, algorithm="pointwise")
     with pytest.raises(ValueError, match="algorithm must be 'auto' or one of"):
         fastconv.conv2d(x, w, algorithm="im2col")
+    with pytest.raises(ValueError, match="algorithm must be 'auto' or one of"):
+        fastconv.conv2d(x, w, algorithm=["packed"])
 
 
 @settings(max_examples=40, deadline=None)
