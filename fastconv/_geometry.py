@@ -5,6 +5,7 @@ Every public function calls in here before any kernel runs, so kernels can trust
 
 from __future__ import annotations
 
+import math
 import numbers
 import os
 from dataclasses import dataclass, replace
@@ -17,6 +18,7 @@ __all__ = [
     "check_out",
     "INT_MAX",
     "MAX_BYTES",
+    "NdGeometry",
     "as_float_array",
     "check_nbytes",
     "conv_geometry",
@@ -28,7 +30,10 @@ __all__ = [
     "filter_mode",
     "filter_swap",
     "geometry_from_shapes",
+    "nd_geometry_from_shapes",
+    "ntuple",
     "padding_amounts",
+    "padding_nd",
     "pair",
     "result_float_dtype",
     "shape_tuple",
@@ -74,7 +79,9 @@ def _is_int(v):
 def _check_extent(value, what):
     """A derived per-axis extent (padded size, kernel extent) must fit a C int."""
     if value > INT_MAX:
-        raise ValueError(f"{what} is {value}, more than {INT_MAX} (2**31 - 1) samples along an axis")
+        raise ValueError(
+            f"{what} is {value}, more than {INT_MAX} (2**31 - 1) samples along an axis"
+        )
 
 
 def check_nbytes(shape, itemsize, what, blame):
@@ -92,27 +99,34 @@ def check_nbytes(shape, itemsize, what, blame):
         )
 
 
-def pair(value, name, *, minimum):
-    """Normalise an int or a pair of ints to a tuple of two Python ints, each >= `minimum`
-    and at most INT_MAX."""
+def ntuple(value, name, n, *, minimum):
+    """Normalise an int or a sequence of `n` ints (one int also accepted) to a tuple of `n` Python
+    ints, each >= `minimum` and at most INT_MAX."""
+    kind = "an int or a pair of ints" if n == 2 else f"an int or a tuple of {n} ints"
     if isinstance(value, (numbers.Integral, np.integer)) and not isinstance(value, bool):
-        out = (int(value), int(value))
-    elif isinstance(value, (tuple, list)) and len(value) == 2:
+        out = (int(value),) * n
+    elif isinstance(value, (tuple, list)) and len(value) == n:
         if not all(
             isinstance(v, (numbers.Integral, np.integer)) and not isinstance(v, bool) for v in value
         ):
-            raise TypeError(f"{name} must be an int or a pair of ints, got {value!r}")
-        out = (int(value[0]), int(value[1]))
+            raise TypeError(f"{name} must be {kind}, got {value!r}")
+        out = tuple(int(v) for v in value)
     elif isinstance(value, (tuple, list)) and len(value) == 1:
-        return pair(value[0], name, minimum=minimum)
+        return ntuple(value[0], name, n, minimum=minimum)
     else:
-        raise TypeError(f"{name} must be an int or a pair of ints, got {value!r}")
+        raise TypeError(f"{name} must be {kind}, got {value!r}")
     if min(out) < minimum:
         what = "positive" if minimum == 1 else "non-negative"
         raise ValueError(f"{name} must be {what}, got {value!r}")
     if max(out) > INT_MAX:
         raise ValueError(f"{name} must be at most {INT_MAX} (2**31 - 1, a C int), got {value!r}")
     return out
+
+
+def pair(value, name, *, minimum):
+    """Normalise an int or a pair of ints to a tuple of two Python ints, each >= `minimum`
+    and at most INT_MAX."""
+    return ntuple(value, name, 2, minimum=minimum)
 
 
 def shape_tuple(shape, name):
@@ -304,22 +318,162 @@ GEO_FIELDS = (
 )
 
 
-def padding_amounts(padding, kh, kw, dh, dw, stride):
-    """(top, bottom, left, right) from an int, a pair, "same" or "valid" (torch's rules)."""
+def padding_nd(padding, kernel, dilation, stride):
+    """((lo, hi), ...) per spatial axis from an int, a tuple, "same" or "valid" (torch's rules)."""
+    n = len(kernel)
     if isinstance(padding, str):
         if padding == "valid":
-            return 0, 0, 0, 0
+            return ((0, 0),) * n
         if padding == "same":
-            if stride != (1, 1):
+            if any(s != 1 for s in stride):
                 raise ValueError(
                     "padding='same' is not supported for strided convolutions (stride != 1)"
                 )
-            th, tw = dh * (kh - 1), dw * (kw - 1)
-            # torch puts the odd extra row/column at the bottom/right
-            return th // 2, th - th // 2, tw // 2, tw - tw // 2
-        raise ValueError(f"padding must be an int, a pair, 'same' or 'valid', got {padding!r}")
-    ph, pw = pair(padding, "padding", minimum=0)
-    return ph, ph, pw, pw
+            # torch puts the odd extra row/column at the bottom/right (the high end)
+            tot = [d * (k - 1) for k, d in zip(kernel, dilation, strict=True)]
+            return tuple((t // 2, t - t // 2) for t in tot)
+        kind = "a pair" if n == 2 else f"a tuple of {n} ints"
+        raise ValueError(f"padding must be an int, {kind}, 'same' or 'valid', got {padding!r}")
+    return tuple((p, p) for p in ntuple(padding, "padding", n, minimum=0))
+
+
+def padding_amounts(padding, kh, kw, dh, dw, stride):
+    """(top, bottom, left, right) from an int, a pair, "same" or "valid" (torch's rules)."""
+    (pt, pb), (pl, pr) = padding_nd(padding, (kh, kw), (dh, dw), stride)
+    return pt, pb, pl, pr
+
+
+_AXES = {1: ("L",), 2: ("H", "W"), 3: ("D", "H", "W")}
+_KAXES = {1: ("k",), 2: ("kh", "kw"), 3: ("kd", "kh", "kw")}
+
+
+@dataclass(frozen=True)
+class NdGeometry:
+    """A validated convolution over `rank` spatial axes (1, 2 or 3): torch's conv1d/2d/3d rules.
+
+    Tuples are per spatial axis; `pad` holds (lo, hi) pairs.  `conv2d`'s ConvGeometry is the rank-2
+    case spelled out field by field; conv1d and conv3d lower to it (fastconv.convnd).
+    """
+
+    N: int
+    C: int
+    K: int
+    groups: int
+    spatial: tuple
+    kernel: tuple
+    stride: tuple
+    pad: tuple
+    dilation: tuple
+    out_spatial: tuple
+    batched: bool
+    dtype: np.dtype
+
+    @property
+    def rank(self):
+        return len(self.spatial)
+
+    @property
+    def Cg(self):
+        return self.C // self.groups
+
+    @property
+    def out_shape(self):
+        s = (self.N, self.K) + self.out_spatial
+        return s if self.batched else s[1:]
+
+    @property
+    def flops(self):
+        return 2 * self.N * self.K * math.prod(self.out_spatial) * self.Cg * math.prod(self.kernel)
+
+
+def nd_geometry_from_shapes(
+    x_shape,
+    weight_shape,
+    stride=1,
+    padding=0,
+    dilation=1,
+    groups=1,
+    dtype=np.float32,
+    *,
+    rank=2,
+    weight_ndim=None,
+    names=("x", "weight"),
+):
+    """Validate the shapes and arguments of a conv1d/conv2d/conv3d call (``rank`` spatial axes) and
+    return its NdGeometry, with torch's rules and errors, before anything is allocated.
+
+    Besides torch's rules, refuses (ValueError naming the argument) any per-axis size above
+    INT_MAX and any output or zero-padded input above MAX_BYTES (see the limits at the top of
+    this module).  `weight_ndim` (default rank + 2) = rank + 3 accepts a bank (E, K, C/groups, ...)
+    whose trailing rank + 2 dimensions are validated.  `names` are what errors call the two shapes.
+    """
+    xn, wn = names
+    x_shape, weight_shape = shape_tuple(x_shape, xn), shape_tuple(weight_shape, wn)
+    axes, kaxes = _AXES[rank], _KAXES[rank]
+    if len(x_shape) not in (rank + 1, rank + 2):
+        unb = "(C, " + ", ".join(axes) + ")"
+        raise ValueError(
+            f"{xn} must be {rank + 1}-D {unb} or {rank + 2}-D (N, {unb[1:]}, got shape {x_shape}"
+        )
+    weight_ndim = rank + 2 if weight_ndim is None else weight_ndim
+    if len(weight_shape) != weight_ndim:
+        want = "(" + ("E, " if weight_ndim > rank + 2 else "") + "K, C/groups, "
+        want += ", ".join(kaxes) + ")"
+        raise ValueError(f"{wn} must be {weight_ndim}-D {want}, got shape {weight_shape}")
+    batched = len(x_shape) == rank + 2
+    N, C, *spatial = x_shape if batched else (1,) + x_shape
+    K, Cg, *kernel = weight_shape[-(rank + 2) :]
+    spatial, kernel = tuple(spatial), tuple(kernel)
+    if not isinstance(groups, (numbers.Integral, np.integer)) or isinstance(groups, bool):
+        raise TypeError(f"groups must be an int, got {groups!r}")
+    groups = int(groups)
+    if groups < 1:
+        raise ValueError(f"groups must be positive, got {groups}")
+    if C % groups:
+        raise ValueError(f"groups={groups} must divide the input channels C={C}")
+    if K < 1 or Cg < 1 or min(kernel) < 1:
+        raise ValueError(f"weight must have non-empty dimensions, got shape {weight_shape}")
+    if K % groups:
+        raise ValueError(
+            f"groups={groups} must divide the output channels K={K} (weight.shape[-{rank + 2}])"
+        )
+    if Cg * groups != C:
+        raise ValueError(
+            f"weight expects {Cg * groups} input channels (weight.shape[-{rank + 1}]={Cg} x "
+            f"groups={groups}), but x has C={C}"
+        )
+    if min(spatial) < 1:
+        raise ValueError(f"x must have non-empty spatial dimensions, got shape {x_shape}")
+    stride_ = ntuple(stride, "stride", rank, minimum=1)
+    dilation_ = ntuple(dilation, "dilation", rank, minimum=1)
+    pad = padding_nd(padding, kernel, dilation_, stride_)
+    extent = tuple(d * (k - 1) + 1 for k, d in zip(kernel, dilation_, strict=True))
+    padded = tuple(n + lo + hi for n, (lo, hi) in zip(spatial, pad, strict=True))
+    _check_extent(max(extent), "the kernel extent dilation*(kernel_size - 1) + 1")
+    _check_extent(max(padded), "the padded input (input plus padding)")
+    if any(e > p for e, p in zip(extent, padded, strict=True)):
+        raise ValueError(
+            f"kernel of extent {extent} (kernel size with dilation) is larger than the padded "
+            f"input {padded}; check weight, padding and dilation"
+        )
+    out_spatial = tuple((p - e) // s + 1 for p, e, s in zip(padded, extent, stride_, strict=True))
+    item = np.dtype(dtype).itemsize
+    check_nbytes((N, K) + out_spatial, item, "the output", "padding, stride and the input size")
+    check_nbytes((N, C) + padded, item, "the zero-padded input", "padding")
+    return NdGeometry(
+        N,
+        C,
+        K,
+        groups,
+        spatial,
+        kernel,
+        stride_,
+        pad,
+        dilation_,
+        out_spatial,
+        batched,
+        np.dtype(dtype),
+    )
 
 
 def geometry_from_shapes(
@@ -336,78 +490,45 @@ def geometry_from_shapes(
 ):
     """Validate shapes and arguments of a conv2d call and return its ConvGeometry (no arrays needed).
 
-    Besides torch's rules, refuses (ValueError naming the argument) any per-axis size above
-    INT_MAX and any output or zero-padded input above MAX_BYTES (see the limits at the top of
-    this module), before anything is allocated.  `names` are what errors call the two shapes.
+    The rank-2 case of `nd_geometry_from_shapes` (same rules, same errors), spelled out in the
+    flat fields the 2-D kernels take.
     """
-    xn, wn = names
-    x_shape, weight_shape = shape_tuple(x_shape, xn), shape_tuple(weight_shape, wn)
-    if len(x_shape) not in (3, 4):
-        raise ValueError(f"{xn} must be 3-D (C, H, W) or 4-D (N, C, H, W), got shape {x_shape}")
-    if len(weight_shape) != weight_ndim:
-        want = "(K, C/groups, kh, kw)" if weight_ndim == 4 else "(E, K, C/groups, kh, kw)"
-        raise ValueError(f"{wn} must be {weight_ndim}-D {want}, got shape {weight_shape}")
-    batched = len(x_shape) == 4
-    N, C, H, W = x_shape if batched else (1,) + x_shape
-    K, Cg, kh, kw = weight_shape[-4:]
-    if not isinstance(groups, (numbers.Integral, np.integer)) or isinstance(groups, bool):
-        raise TypeError(f"groups must be an int, got {groups!r}")
-    groups = int(groups)
-    if groups < 1:
-        raise ValueError(f"groups must be positive, got {groups}")
-    if C % groups:
-        raise ValueError(f"groups={groups} must divide the input channels C={C}")
-    if K < 1 or kh < 1 or kw < 1 or Cg < 1:
-        raise ValueError(f"weight must have non-empty dimensions, got shape {weight_shape}")
-    if K % groups:
-        raise ValueError(
-            f"groups={groups} must divide the output channels K={K} (weight.shape[-4])"
-        )
-    if Cg * groups != C:
-        raise ValueError(
-            f"weight expects {Cg * groups} input channels (weight.shape[-3]={Cg} x groups={groups}), "
-            f"but x has C={C}"
-        )
-    if H < 1 or W < 1:
-        raise ValueError(f"x must have non-empty spatial dimensions, got shape {x_shape}")
-    stride_ = pair(stride, "stride", minimum=1)
-    dilation_ = pair(dilation, "dilation", minimum=1)
-    dh, dw = dilation_
-    pt, pb, pl, pr = padding_amounts(padding, kh, kw, dh, dw, stride_)
-    eh, ew = dh * (kh - 1) + 1, dw * (kw - 1) + 1
-    Hp, Wp = H + pt + pb, W + pl + pr
-    _check_extent(max(eh, ew), "the kernel extent dilation*(kernel_size - 1) + 1")
-    _check_extent(max(Hp, Wp), "the padded input (input plus padding)")
-    if eh > Hp or ew > Wp:
-        raise ValueError(
-            f"kernel of extent ({eh}, {ew}) (kernel size with dilation) is larger than the padded "
-            f"input ({Hp}, {Wp}); check weight, padding and dilation"
-        )
-    Ho = (Hp - eh) // stride_[0] + 1
-    Wo = (Wp - ew) // stride_[1] + 1
-    item = np.dtype(dtype).itemsize
-    check_nbytes((N, K, Ho, Wo), item, "the output", "padding, stride and the input size")
-    check_nbytes((N, C, Hp, Wp), item, "the zero-padded input", "padding")
+    nd = nd_geometry_from_shapes(
+        x_shape,
+        weight_shape,
+        stride,
+        padding,
+        dilation,
+        groups,
+        dtype,
+        rank=2,
+        weight_ndim=weight_ndim,
+        names=names,
+    )
+    return _flat2d(nd)
+
+
+def _flat2d(nd):
+    """The ConvGeometry of a rank-2 NdGeometry."""
+    (H, W), (kh, kw), (pt, pb), (pl, pr) = nd.spatial, nd.kernel, *nd.pad
     return ConvGeometry(
-        N,
-        C,
+        nd.N,
+        nd.C,
         H,
         W,
-        K,
+        nd.K,
         kh,
         kw,
-        *stride_,
+        *nd.stride,
         pt,
         pb,
         pl,
         pr,
-        dh,
-        dw,
-        groups,
-        Ho,
-        Wo,
-        batched,
-        np.dtype(dtype),
+        *nd.dilation,
+        nd.groups,
+        *nd.out_spatial,
+        nd.batched,
+        nd.dtype,
     )
 
 
@@ -653,6 +774,4 @@ def filter_geometry(batch, image_hw, kernel_hw, mode, boundary, corr, dtype):
     else:
         work = np.dtype(np.float32) if dtype == np.float32 else np.dtype(np.float64)
     parts = 2 if dtype.kind == "c" else 1
-    return FilterGeometry(
-        int(batch), H, W, kh, kw, mode, boundary, *out, *tl, dtype, work, parts
-    )
+    return FilterGeometry(int(batch), H, W, kh, kw, mode, boundary, *out, *tl, dtype, work, parts)
