@@ -44,7 +44,27 @@ _SEP_ROWS = 32
 
 
 class MethodChoice(NamedTuple):
-    """What ``method="auto"`` would run, and why."""
+    """What ``method="auto"`` would run, and why (returned by `choose_method`).
+
+    Parameters
+    ----------
+    method : {'direct', 'fft', 'separable'}
+        The method `correlate2d` / `convolve2d` run with ``method="auto"``.
+    reason : str
+        One sentence: the kernel and output sizes and the estimated time of the choice.
+
+    See Also
+    --------
+    choose_method : Computes it.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastconv.signal import choose_method
+    >>> choice = choose_method(np.zeros((64, 64)), np.ones((3, 3)))
+    >>> choice.method
+    'direct'
+    """
 
     method: str
     reason: str
@@ -538,8 +558,8 @@ _DOC_COMMON = """
     Returns
     -------
     out : ndarray
-        scipy's dtype: the inputs' common type (integers stay integers, with scipy's wrap-around
-        on overflow; complex64 and float32 are kept).
+        The {what} in scipy's dtype: the inputs' common type (integers stay integers, with
+        scipy's wrap-around on overflow; complex64 and float32 are kept).
 
     Raises
     ------
@@ -555,26 +575,26 @@ def convolve2d(
 ):
     """Convolve two 2-D arrays: scipy.signal.convolve2d, multi-threaded and batched.
     {common}
-        See Also
-        --------
-        correlate2d, choose_method, scipy.signal.convolve2d
+    See Also
+    --------
+    correlate2d, choose_method, scipy.signal.convolve2d
 
-        Notes
-        -----
-        Empty inputs raise ValueError (scipy returns arrays of zeros or, for some shapes,
-        uninitialised memory).
+    Notes
+    -----
+    Empty inputs raise ValueError (scipy returns arrays of zeros or, for some shapes,
+    uninitialised memory).
 
-        Examples
-        --------
-        >>> import numpy as np
-        >>> from fastconv.signal import convolve2d
-        >>> convolve2d([[1, 2, 3], [3, 4, 5]], [[2, 3, 4], [4, 5, 6]])
-        array([[ 2,  7, 16, 17, 12],
-               [10, 30, 62, 58, 38],
-               [12, 31, 58, 49, 30]])
-        >>> stack = np.ones((4, 8, 8))
-        >>> convolve2d(stack, np.ones((3, 3)), mode="same", axes=(-2, -1)).shape
-        (4, 8, 8)
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastconv.signal import convolve2d
+    >>> convolve2d([[1, 2, 3], [3, 4, 5]], [[2, 3, 4], [4, 5, 6]])
+    array([[ 2,  7, 16, 17, 12],
+           [10, 30, 62, 58, 38],
+           [12, 31, 58, 49, 30]])
+    >>> stack = np.ones((4, 8, 8))
+    >>> convolve2d(stack, np.ones((3, 3)), mode="same", axes=(-2, -1)).shape
+    (4, 8, 8)
     """
     return _dispatch(in1, in2, mode, boundary, fillvalue, axes, method, backend, False)
 
@@ -584,23 +604,23 @@ def correlate2d(
 ):
     """Cross-correlate two 2-D arrays: scipy.signal.correlate2d, multi-threaded and batched.
     {common}
-        See Also
-        --------
-        convolve2d, choose_method, scipy.signal.correlate2d
+    See Also
+    --------
+    convolve2d, choose_method, scipy.signal.correlate2d
 
-        Notes
-        -----
-        ``out[i, j] = sum_{{p, q}} in1[i + p - t, j + q - l] * conj(in2[p, q])`` over the
-        extended `in1`.  As in scipy, when 'valid' mode swaps the inputs the result is computed
-        with the roles exchanged and reversed.
+    Notes
+    -----
+    ``out[i, j] = sum_{{p, q}} in1[i + p - t, j + q - l] * conj(in2[p, q])`` over the
+    extended `in1`.  As in scipy, when 'valid' mode swaps the inputs the result is computed
+    with the roles exchanged and reversed.
 
-        Examples
-        --------
-        >>> import numpy as np
-        >>> from fastconv.signal import correlate2d
-        >>> correlate2d([[1, 2], [3, 4]], [[1, 0], [0, 1]], mode="same")
-        array([[5, 2],
-               [3, 4]])
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastconv.signal import correlate2d
+    >>> correlate2d([[1, 2], [3, 4]], [[1, 0], [0, 1]], mode="same")
+    array([[5, 2],
+           [3, 4]])
     """
     return _dispatch(in1, in2, mode, boundary, fillvalue, axes, method, backend, True)
 
@@ -616,8 +636,16 @@ def choose_method(
 
     Parameters
     ----------
-    in1, in2, mode, boundary, fillvalue, axes
-        As for `correlate2d` / `convolve2d`.
+    in1, in2 : array_like
+        The image and the kernel, as for `correlate2d` / `convolve2d`.
+    mode : {'full', 'valid', 'same'}, optional
+        Output size, as for `correlate2d` (default ``'full'``).
+    boundary : {'fill', 'wrap', 'symm'}, optional
+        Boundary handling, as for `correlate2d` (default ``'fill'``).
+    fillvalue : scalar, optional
+        Padding value for ``boundary='fill'`` (default 0).
+    axes : pair of int, optional
+        The two axes of `in1` to filter, as for `correlate2d`; default: `in1` is 2-D.
     correlate : bool, optional
         True for `correlate2d` (default), False for `convolve2d`.
 
@@ -626,6 +654,16 @@ def choose_method(
     MethodChoice
         ``(method, reason)``: method one of ``'direct'``, ``'fft'``, ``'separable'``; reason a
         sentence with the estimated times of the candidates.
+
+    Raises
+    ------
+    ValueError
+        The arguments `correlate2d` would refuse, with the same messages.
+
+    See Also
+    --------
+    correlate2d, convolve2d
+    MethodChoice : The result's fields.
 
     Notes
     -----
