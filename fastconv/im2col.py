@@ -28,12 +28,18 @@ def im2col(x, kernel_size, stride=1, padding=0, dilation=1, *, backend="auto"):
     Parameters
     ----------
     x : array_like, shape (N, C, H, W) or (C, H, W)
+        The image batch (or one image).  Real numbers; float32 stays float32, anything else is
+        computed in float64.
     kernel_size : int or (int, int)
+        Block size ``(kh, kw)``; an int is used for both.
     stride : int or (int, int), default 1
+        Step between neighbouring blocks, in pixels.
     padding : int or (int, int), default 0
         Zero padding on both sides.
     dilation : int or (int, int), default 1
+        Spacing between a block's taps (``dilation * (kernel_size - 1) + 1`` pixels wide).
     backend : {"auto", "numba", "cython"}
+        Which compiled kernels run ("auto": Cython when built, else Numba; same results).
 
     Returns
     -------
@@ -41,9 +47,19 @@ def im2col(x, kernel_size, stride=1, padding=0, dilation=1, *, backend="auto"):
         Row ``(c*kh + i)*kw + j`` holds tap (i, j) of channel c for each of the
         ``L = Ho*Wo`` block positions (row-major).  dtype float32 for float32 input, else float64.
 
+    Raises
+    ------
+    TypeError
+        `x` not array-like of real numbers (complex, object or ragged input).
+    ValueError
+        `x` not 3-D or 4-D; `kernel_size`, `stride` or `dilation` below 1, `padding` below 0
+        or a string; a dilated kernel larger than the padded image; a result too large to
+        allocate; an unknown `backend`.
+
     See Also
     --------
-    col2im : the adjoint (sums overlapping blocks back).
+    col2im : The adjoint (sums overlapping blocks back).
+    conv2d : Convolution without forming the columns.
 
     Examples
     --------
@@ -77,17 +93,31 @@ def col2im(cols, output_size, kernel_size, stride=1, padding=0, dilation=1, *, b
     Parameters
     ----------
     cols : array_like, shape (N, C*kh*kw, L) or (C*kh*kw, L)
+        The blocks, laid out as `im2col` returns them.
     output_size : int or (int, int)
         (H, W) of the image.
-    kernel_size, stride, padding, dilation
+    kernel_size, stride, padding, dilation : int or (int, int)
         As for `im2col`; L must equal the number of block positions they give.
     backend : {"auto", "numba", "cython"}
+        Which compiled kernels run ("auto": Cython when built, else Numba; same results).
 
     Returns
     -------
     ndarray, shape (N, C, H, W) or (C, H, W)
         Overlapping entries are summed, so ``col2im(im2col(x))`` is x times the number of blocks
         covering each pixel.
+
+    Raises
+    ------
+    TypeError
+        `cols` not array-like of real numbers.
+    ValueError
+        `cols` not 2-D or 3-D; ``cols.shape[-2]`` not a multiple of ``kh * kw``; ``L`` not the
+        number of block positions; invalid sizes as for `im2col`; an unknown `backend`.
+
+    See Also
+    --------
+    im2col : The blocks this sums back.
 
     Examples
     --------
