@@ -18,6 +18,13 @@ from .algebra import (
 )
 from .conv import algorithms, conv2d, tune
 from .dynamic import DynamicConv2d, dynamic_conv2d
+from .grad import (  # training: conv2d's gradients and the transposed convolution
+    conv2d_backward,
+    conv2d_input,
+    conv2d_weight,
+    conv_transpose2d,
+    dynamic_conv2d_backward,
+)
 from .im2col import col2im, im2col
 
 __version__ = "0.1.0"
@@ -37,6 +44,11 @@ __all__ = [
     "separate",
     "col2im",
     "conv2d",
+    "conv2d_backward",
+    "conv2d_input",
+    "conv2d_weight",
+    "conv_transpose2d",
+    "dynamic_conv2d_backward",
     "cost",
     "get_num_threads",
     "im2col",

@@ -775,3 +775,102 @@ def filter_geometry(batch, image_hw, kernel_hw, mode, boundary, corr, dtype):
         work = np.dtype(np.float32) if dtype == np.float32 else np.dtype(np.float64)
     parts = 2 if dtype.kind == "c" else 1
     return FilterGeometry(int(batch), H, W, kh, kw, mode, boundary, *out, *tl, dtype, work, parts)
+
+
+# -- backward and transposed convolution (fastconv.grad) -------------------------------------------
+# The gradients of conv2d and conv_transpose2d are described by the ConvGeometry of the forward
+# convolution they differentiate; these checks add what the backward calls take on top of it
+# (grad_output's shape, torch's output_padding rule) and raise torch's errors, naming the argument.
+
+
+def backward_geometry(
+    input_size,
+    weight_shape,
+    grad_output_shape,
+    stride,
+    padding,
+    dilation,
+    groups,
+    dtype,
+    *,
+    names=("input_size", "weight"),
+):
+    """The ConvGeometry of the forward conv2d whose gradients are asked for, checking that
+    grad_output has the shape that forward call produces (torch.nn.grad's contract)."""
+    g = geometry_from_shapes(
+        input_size, weight_shape, stride, padding, dilation, groups, dtype, names=names
+    )
+    go = shape_tuple(grad_output_shape, "grad_output")
+    if go != tuple(g.out_shape):
+        raise ValueError(
+            f"grad_output must have shape {tuple(g.out_shape)} (the conv2d output for "
+            f"{names[0]}={tuple(shape_tuple(input_size, names[0]))}, weight, stride, padding and "
+            f"dilation), got {go}"
+        )
+    return g
+
+
+def transpose_geometry(
+    x_shape, weight_shape, stride, padding, output_padding, groups, dilation, dtype
+):
+    """Validate a conv_transpose2d call (torch's rules) and return (g, Hin, Win).
+
+    g is the ConvGeometry of the conv2d whose input gradient the transposed convolution is: its
+    input is conv_transpose2d's output (N, Cout, Hout, Wout), its weight conv_transpose2d's weight
+    (Cin, Cout/groups, kh, kw).  Its Ho may exceed Hin (output_padding >= stride, allowed when
+    below the dilation): the rows of that conv's output past Hin are zero.
+    """
+    x_shape = shape_tuple(x_shape, "x")
+    weight_shape = shape_tuple(weight_shape, "weight")
+    if len(x_shape) not in (3, 4):
+        raise ValueError(f"x must be 3-D (C, H, W) or 4-D (N, C, H, W), got shape {x_shape}")
+    if len(weight_shape) != 4:
+        raise ValueError(f"weight must be 4-D (Cin, Cout/groups, kh, kw), got shape {weight_shape}")
+    batched = len(x_shape) == 4
+    N, Cin, Hin, Win = x_shape if batched else (1,) + x_shape
+    if not _is_int(groups):
+        raise TypeError(f"groups must be an int, got {groups!r}")
+    groups = int(groups)
+    if groups < 1:
+        raise ValueError(
+            f"groups must be positive (non-positive groups is not supported), got {groups}"
+        )
+    if min(weight_shape) < 1:
+        raise ValueError(f"weight must have non-empty dimensions, got shape {weight_shape}")
+    if weight_shape[0] != Cin:
+        raise ValueError(
+            f"Given transposed=1, weight of size {list(weight_shape)}, expected x of shape "
+            f"{list(x_shape)} to have {weight_shape[0]} channels, but got {Cin} channels instead"
+        )
+    if Cin % groups:
+        raise ValueError(f"groups={groups} must divide the input channels of x ({Cin})")
+    if Hin < 1 or Win < 1:
+        raise ValueError(f"x must have non-empty spatial dimensions, got shape {x_shape}")
+    if isinstance(padding, str):
+        raise ValueError(
+            f"padding must be an int or a pair of ints for conv_transpose2d, got {padding!r}"
+        )
+    sh, sw = pair(stride, "stride", minimum=1)
+    ph, pw = pair(padding, "padding", minimum=0)
+    oh, ow = pair(output_padding, "output_padding", minimum=0)
+    dh, dw = pair(dilation, "dilation", minimum=1)
+    if not (oh < sh or oh < dh) or not (ow < sw or ow < dw):
+        raise ValueError(
+            "output_padding must be smaller than either stride or dilation, but got "
+            f"output_padding=({oh}, {ow}), stride=({sh}, {sw}), dilation=({dh}, {dw})"
+        )
+    kh, kw = weight_shape[2:]
+    Hout = (Hin - 1) * sh - 2 * ph + dh * (kh - 1) + oh + 1
+    Wout = (Win - 1) * sw - 2 * pw + dw * (kw - 1) + ow + 1
+    if Hout < 1 or Wout < 1:
+        raise ValueError(
+            f"Given input size per channel ({Hin} x {Win}), the calculated output size per channel "
+            f"({Hout} x {Wout}) is too small; check padding, stride, dilation and weight"
+        )
+    _check_extent(max(Hout, Wout), "the output of conv_transpose2d")
+    Cout = weight_shape[1] * groups
+    out_shape = (N, Cout, Hout, Wout) if batched else (Cout, Hout, Wout)
+    g = geometry_from_shapes(
+        out_shape, (Cin,) + tuple(weight_shape[1:]), (sh, sw), (ph, pw), (dh, dw), groups, dtype
+    )
+    return g, Hin, Win

@@ -912,3 +912,138 @@ def plan_filter2d(
             why += " (" + "; ".join(skipped) + ")"
         return FilterPlan(m, be, n, why, one_copy)
     raise AssertionError("direct always applies")
+
+
+# --------------------------------------------------------------------------------------------
+# backward and transposed convolution (fastconv.grad): how conv2d's gradients run
+
+
+@dataclass(frozen=True)
+class TransposePhase:
+    """One stride phase of a transposed convolution (conv2d's input gradient).
+
+    Input rows r::sh and columns c::sw of the gradient receive only the taps `rows` x `cols`
+    (flipped order) of the weight: a stride-1 correlation of the grad_output window
+    [r0, r1) x [c0, c1) with that sub-kernel, run by `plan` on `geom` (its padding, dilation
+    dilation/gcd(dilation, stride)).  `geom` is None when no tap of the weight reaches the phase
+    (its gradient is zero, or the bias).
+    """
+
+    r: int
+    c: int
+    rows: tuple
+    cols: tuple
+    r0: int
+    r1: int
+    c0: int
+    c1: int
+    geom: object
+    plan: object
+
+
+@dataclass(frozen=True)
+class TransposePlan:
+    """conv2d's input gradient as sh*sw stride-1 convolutions, each planned by plan_conv2d (so the
+    packed kernel, Winograd, depthwise and grouped kernels all apply)."""
+
+    phases: tuple
+    method: str = "phases"
+
+
+def _phase_axis(r, n_in, n_go, k, s, p, d):
+    """Taps, dilation, output length and grad_output window of phase r along one axis: input
+    positions i = r + s*m receive go[(i + p - d*t) / s] * w[t] for the taps t with
+    (r + p - d*t) divisible by s, in decreasing t (increasing go position, step d/gcd(d, s))."""
+    taps = tuple(t for t in range(k - 1, -1, -1) if (r + p - d * t) % s == 0)
+    m = len(range(r, n_in, s))
+    if not taps:
+        return None
+    dd = d // math.gcd(d, s)
+    a = (r + p - d * taps[0]) // s
+    b = a + m - 1 + (len(taps) - 1) * dd + 1
+    lo, hi = max(a, 0), min(b, n_go)
+    if lo >= hi:
+        return None
+    return taps, dd, m, lo, hi, lo - a, b - hi
+
+
+def plan_conv_transpose(g, Hg, Wg, backend="auto", nthreads=None):
+    """Plan the gradient with respect to the input of the conv2d described by `g` (a ConvGeometry),
+    from a grad_output of Hg x Wg pixels (at most g.Ho x g.Wo: rows past it are zero).
+
+    Stride-phase decomposition: a stride-s transposed convolution is s*s stride-1 convolutions of
+    grad_output with sub-kernels of the flipped weight, each written to one phase of the result.
+    This costs exactly the multiply-adds of the forward call (no zeros inserted between the
+    grad_output pixels, no col2im scatter) and lets every forward algorithm run the phases: the
+    GEMM + col2im alternative multiplies as many pixels but writes kh*kw times the image through
+    col2im, which loses on every layer of the public suite (benchmarks/scripts/backward_speed.py).
+    """
+    be = resolve_backend(backend)
+    if nthreads is None:
+        nthreads = _threads.get_num_threads()
+    phases = []
+    for r in range(min(g.sh, g.H)):
+        ar = _phase_axis(r, g.H, Hg, g.kh, g.sh, g.pt, g.dh)
+        for c in range(min(g.sw, g.W)):
+            ac = _phase_axis(c, g.W, Wg, g.kw, g.sw, g.pl, g.dw)
+            if ar is None or ac is None:
+                phases.append(TransposePhase(r, c, (), (), 0, 0, 0, 0, None, None))
+                continue
+            rows, ddh, mh, r0, r1, pt, pb = ar
+            cols, ddw, mw, c0, c1, pl, pr = ac
+            # the phase convolves grad_output (K channels) into C channels, stride 1
+            sub = replace(
+                g, C=g.K, H=r1 - r0, W=c1 - c0, K=g.C, kh=len(rows), kw=len(cols), sh=1, sw=1
+            )
+            sub = replace(sub, pt=pt, pb=pb, pl=pl, pr=pr, dh=ddh, dw=ddw, Ho=mh, Wo=mw)
+            sub = replace(sub, batched=True)
+            plan = plan_conv2d(sub, be, nthreads)
+            phases.append(TransposePhase(r, c, rows, cols, r0, r1, c0, c1, sub, plan))
+    return TransposePlan(tuple(phases))
+
+
+#: Bound on the im2col columns one grad_weight step builds (all threads together): the GEMM
+#: over them is long enough (Kg x R x pixels) to run BLAS near its peak, and the whole im2col
+#: matrix is never built.
+GRAD_WEIGHT_TILE_BYTES = 16 * 2**20
+
+
+@dataclass(frozen=True)
+class WeightGradPlan:
+    """How conv2d's weight gradient runs.
+
+    method: "pointwise" (1x1 stride 1: x is its own im2col matrix, one batched GEMM per group),
+    "depthwise" (one output-channel plane per tap, direct: no GEMM is worth it at Cg = 1), or
+    "im2col" (im2col tiles of `samples` samples x `rows` output rows, each one GEMM per group
+    against grad_output's pixels, accumulated: workspace bounded by GRAD_WEIGHT_TILE_BYTES).
+    """
+
+    method: str
+    backend: str
+    nthreads: int
+    samples: int = 1
+    rows: int = 0
+    workspace: int = 0  # elements
+
+    def workspace_bytes(self, itemsize):
+        return self.workspace * itemsize
+
+
+def plan_conv2d_weight(g, backend="auto", nthreads=None, tile_bytes=GRAD_WEIGHT_TILE_BYTES):
+    """Plan the gradient with respect to the weight of the conv2d described by `g`."""
+    be = resolve_backend(backend)
+    if nthreads is None:
+        nthreads = _threads.get_num_threads()
+    item = g.dtype.itemsize
+    if g.is_depthwise:
+        return WeightGradPlan("depthwise", be, nthreads)
+    if g.is_pointwise:
+        return WeightGradPlan("pointwise", be, nthreads, workspace=g.N * g.K * g.Cg)
+    per_row = g.C * g.kh * g.kw * g.Wo * item  # im2col bytes of one output row of one sample
+    per_sample = per_row * g.Ho
+    if per_sample <= tile_bytes:
+        samples, rows = max(1, min(g.N, tile_bytes // per_sample)), g.Ho
+    else:
+        samples, rows = 1, max(1, min(g.Ho, tile_bytes // per_row))
+    ws = samples * g.C * g.kh * g.kw * rows * g.Wo + samples * g.K * g.Cg * g.kh * g.kw
+    return WeightGradPlan("im2col", be, nthreads, samples, rows, ws)

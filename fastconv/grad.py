@@ -1,0 +1,575 @@
+"""Training: conv2d's gradients (torch.nn.grad's names), transposed convolution, dynamic_conv2d's gradients.
+
+Validation in _geometry (backward_geometry, transpose_geometry), every choice in _plan
+(plan_conv_transpose, plan_conv2d_weight); the multiplies run on conv2d's own kernels and BLAS.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from . import _threads
+from ._geometry import (
+    as_float_array,
+    backward_geometry,
+    result_float_dtype,
+    shape_tuple,
+    transpose_geometry,
+)
+from ._plan import cached, kernels, plan_conv2d_weight, plan_conv_transpose
+
+__all__ = [
+    "conv2d_backward",
+    "conv2d_input",
+    "conv2d_weight",
+    "conv_transpose2d",
+    "dynamic_conv2d_backward",
+]
+
+
+def _needs(needs, n):
+    if (
+        not isinstance(needs, (tuple, list))
+        or len(needs) != n
+        or not all(isinstance(v, (bool, np.bool_)) for v in needs)
+    ):
+        raise TypeError(f"needs must be a tuple of {n} bools, got {needs!r}")
+    return tuple(bool(v) for v in needs)
+
+
+def _arrays(named):
+    """Named array-likes as ndarrays and their computing dtype (float32 unless any input is wider)."""
+    arrs = {k: as_float_array(v, k) for k, v in named.items() if v is not None}
+    return arrs, result_float_dtype(*arrs.values())
+
+
+def _key(v):
+    t = type(v)
+    if t is int or t is str or v is None:
+        return v
+    if t is tuple or t is list:
+        return (t, tuple(_key(e) for e in v))
+    return (t, v)
+
+
+def _transpose_plan(g, Hg, Wg, backend):
+    key = ("grad_input", g, Hg, Wg, _key(backend), _threads.get_num_threads())
+    return cached(key, lambda: plan_conv_transpose(g, Hg, Wg, backend))
+
+
+def _weight_plan(g, backend):
+    key = ("grad_weight", g, _key(backend), _threads.get_num_threads())
+    return cached(key, lambda: plan_conv2d_weight(g, backend))
+
+
+def _flipped(w, g):
+    """conv2d's weight (K, Cg, kh, kw) as the weight of its transposed convolution, group by group:
+    (C, Kg, kh, kw) with wt[grp*Cg + c, k] = w[grp*Kg + k, c] (taps flipped per phase later)."""
+    G = g.groups
+    return (
+        w.reshape(G, g.Kg, g.Cg, g.kh, g.kw).transpose(0, 2, 1, 3, 4).reshape(g.C, g.Kg, g.kh, g.kw)
+    )
+
+
+def _grad_input_into(plan, go4, wt, bias, g, out4):
+    """out4 (N, C, H, W) = the transposed convolution of go4 (N, K, Hg, Wg) with wt (+ bias)."""
+    from .conv import run_conv
+
+    b2 = None if bias is None else bias.reshape(1, g.C)
+    single = len(plan.phases) == 1 and plan.phases[0].geom is not None
+    for ph in plan.phases:
+        dst = out4[:, :, ph.r :: g.sh, ph.c :: g.sw]
+        if ph.geom is None:
+            dst[...] = 0 if bias is None else bias[None, :, None, None]
+            continue
+        sub = ph.geom
+        win = go4[:, :, ph.r0 : ph.r1, ph.c0 : ph.c1]
+        win = np.ascontiguousarray(win)
+        w3 = np.ascontiguousarray(wt[:, :, list(ph.rows)][:, :, :, list(ph.cols)]).reshape(
+            1, g.C, -1
+        )
+        if single and out4.flags.c_contiguous:
+            run_conv(ph.plan, win, w3, b2, sub, out4)
+        else:
+            dst[...] = run_conv(ph.plan, win, w3, b2, sub)
+    return out4
+
+
+def _tap_range(i, k_off, s, p, n_in, n_out):
+    """Output positions o in [lo, hi) whose tap lands inside the input: 0 <= o*s - p + k_off < n_in."""
+    lo = max(0, -(-(p - k_off) // s))
+    hi = min(n_out, (n_in - 1 + p - k_off) // s + 1) if n_in - 1 + p - k_off >= 0 else 0
+    return lo, max(lo, hi)
+
+
+def _grad_weight(plan, x4, go4, g):
+    """dW (K, Cg, kh, kw) = sum over samples and output pixels of grad_output x the input taps."""
+    K, Kg, Cg, G = g.K, g.Kg, g.Cg, g.groups
+    nt = plan.nthreads
+    dw = np.zeros((K, Cg * g.kh * g.kw), dtype=g.dtype)
+    if g.N == 0:
+        return dw.reshape(K, Cg, g.kh, g.kw)
+    with np.errstate(all="ignore"):
+        if plan.method == "depthwise":
+            mult = K // g.C
+            go5 = go4.reshape(g.N, g.C, mult, g.Ho, g.Wo)
+            dw4 = dw.reshape(g.C, mult, g.kh, g.kw)
+            for i in range(g.kh):
+                h0, h1 = _tap_range(i, i * g.dh, g.sh, g.pt, g.H, g.Ho)
+                for j in range(g.kw):
+                    w0, w1 = _tap_range(j, j * g.dw, g.sw, g.pl, g.W, g.Wo)
+                    if h0 >= h1 or w0 >= w1:
+                        continue
+                    a = h0 * g.sh - g.pt + i * g.dh
+                    b = w0 * g.sw - g.pl + j * g.dw
+                    xs = x4[
+                        :,
+                        :,
+                        a : a + (h1 - h0 - 1) * g.sh + 1 : g.sh,
+                        b : b + (w1 - w0 - 1) * g.sw + 1 : g.sw,
+                    ]
+                    gs = go5[:, :, :, h0:h1, w0:w1]
+                    dw4[:, :, i, j] = np.einsum("ncmhw,nchw->cm", gs, xs)
+            return dw.reshape(K, Cg, g.kh, g.kw)
+        with _threads.blas_threads(nt):
+            if plan.method == "pointwise":
+                xg = x4.reshape(g.N, G, Cg, g.P)
+                gg = go4.reshape(g.N, G, Kg, g.P)
+                for grp in range(G):
+                    part = np.matmul(gg[:, grp], xg[:, grp].transpose(0, 2, 1))
+                    dw[grp * Kg : (grp + 1) * Kg] = part.sum(axis=0)
+                return dw.reshape(K, Cg, g.kh, g.kw)
+            R = g.R
+            kern = kernels(plan.backend)
+            for n0 in range(0, g.N, plan.samples):
+                n1 = min(g.N, n0 + plan.samples)
+                for h0 in range(0, g.Ho, plan.rows):
+                    h1 = min(g.Ho, h0 + plan.rows)
+                    lo = h0 * g.sh - g.pt
+                    hi = (h1 - 1) * g.sh - g.pt + g.dh * (g.kh - 1) + 1
+                    a, b = max(lo, 0), min(hi, g.H)
+                    T = (h1 - h0) * g.Wo
+                    if a >= b:
+                        continue  # every tap of these rows is padding: no contribution
+                    cols = np.empty((n1 - n0, g.C * g.kh * g.kw, T), dtype=g.dtype)
+                    xs = np.ascontiguousarray(x4[n0:n1, :, a:b])
+                    sub = dataclasses.replace(g, N=n1 - n0, H=b - a, pt=max(0, -lo), Ho=h1 - h0)
+                    _threads.mark_pools_started()
+                    kern.im2col(xs, sub.as_array(), cols, nt)
+                    gt = go4[n0:n1, :, h0:h1].reshape(n1 - n0, K, T)
+                    for grp in range(G):
+                        cg = cols[:, grp * R : (grp + 1) * R]
+                        part = np.matmul(gt[:, grp * Kg : (grp + 1) * Kg], cg.transpose(0, 2, 1))
+                        dw[grp * Kg : (grp + 1) * Kg] += part.sum(axis=0)
+    return dw.reshape(K, Cg, g.kh, g.kw)
+
+
+def _as(a, dtype):
+    return np.ascontiguousarray(a, dtype=dtype)
+
+
+def conv2d_input(
+    input_size, weight, grad_output, stride=1, padding=0, dilation=1, groups=1, *, backend="auto"
+):
+    """Gradient of `fastconv.conv2d` with respect to its input (``torch.nn.grad.conv2d_input``).
+
+    Parameters
+    ----------
+    input_size : tuple of int
+        Shape of the forward call's x: (N, C, H, W) or (C, H, W).
+    weight : array_like, shape (K, C/groups, kh, kw)
+        The forward call's filters.
+    grad_output : array_like
+        Gradient of the loss with respect to the forward call's output (its shape).
+    stride, padding, dilation, groups
+        As for `fastconv.conv2d` (every padding form, "same" included).
+    backend : {"auto", "numba", "cython"}
+
+    Returns
+    -------
+    ndarray, shape `input_size`
+        float32 if weight and grad_output are float32 (or narrower), float64 otherwise.
+
+    Raises
+    ------
+    ValueError, TypeError
+        Everything `conv2d` would refuse for these shapes, and a grad_output whose shape is not
+        the forward output's, naming the argument, before any computation.
+
+    See Also
+    --------
+    conv2d_weight, conv2d_backward, conv_transpose2d
+
+    Notes
+    -----
+    Computed as the transposed convolution of grad_output, split into stride phases: input
+    rows ``r::stride`` receive only the taps of one residue class of the flipped weight, a stride-1
+    convolution the planner runs like any forward call (packed kernel, Winograd, depthwise,
+    grouped), so it costs the forward call's multiply-adds, with no zeros inserted.
+
+    Examples
+    --------
+    >>> import numpy as np, fastconv
+    >>> w = np.ones((1, 1, 3, 3), dtype=np.float32)
+    >>> go = np.ones((1, 1, 2, 2), dtype=np.float32)
+    >>> fastconv.conv2d_input((1, 1, 4, 4), w, go)[0, 0]
+    array([[1., 2., 2., 1.],
+           [2., 4., 4., 2.],
+           [2., 4., 4., 2.],
+           [1., 2., 2., 1.]], dtype=float32)
+    """
+    arrs, dtype = _arrays({"weight": weight, "grad_output": grad_output})
+    g = backward_geometry(
+        input_size,
+        arrs["weight"].shape,
+        arrs["grad_output"].shape,
+        stride,
+        padding,
+        dilation,
+        groups,
+        dtype,
+    )
+    w, go = _as(arrs["weight"], dtype), _as(arrs["grad_output"], dtype)
+    go4 = go if g.batched else go[None]
+    out = np.empty((g.N, g.C, g.H, g.W), dtype=dtype)
+    if g.N:
+        plan = _transpose_plan(g, g.Ho, g.Wo, backend)
+        _grad_input_into(plan, go4, _flipped(w, g), None, g, out)
+    return out if g.batched else out[0]
+
+
+def conv2d_weight(
+    input, weight_size, grad_output, stride=1, padding=0, dilation=1, groups=1, *, backend="auto"
+):
+    """Gradient of `fastconv.conv2d` with respect to its weight (``torch.nn.grad.conv2d_weight``).
+
+    Parameters
+    ----------
+    input : array_like, shape (N, C, H, W) or (C, H, W)
+        The forward call's x.
+    weight_size : tuple of int
+        Shape of the forward call's weight, (K, C/groups, kh, kw).
+    grad_output : array_like
+        Gradient of the loss with respect to the forward call's output (its shape).
+    stride, padding, dilation, groups
+        As for `fastconv.conv2d`.
+    backend : {"auto", "numba", "cython"}
+
+    Returns
+    -------
+    ndarray, shape `weight_size`
+
+    Raises
+    ------
+    ValueError, TypeError
+        As `conv2d_input`.
+
+    See Also
+    --------
+    conv2d_input, conv2d_backward
+
+    Notes
+    -----
+    One GEMM per group of grad_output's pixels against im2col tiles of the input (a few samples,
+    or a band of output rows, at most 16 MiB of columns), accumulated: the whole im2col matrix is
+    never built.  1x1 stride-1 layers multiply the input as it lies; depthwise layers sum one
+    strided product per tap.
+
+    Examples
+    --------
+    >>> import numpy as np, fastconv
+    >>> x = np.arange(16.0).reshape(1, 1, 4, 4)
+    >>> go = np.ones((1, 1, 2, 2))
+    >>> fastconv.conv2d_weight(x, (1, 1, 3, 3), go)[0, 0]
+    array([[10., 14., 18.],
+           [26., 30., 34.],
+           [42., 46., 50.]])
+    """
+    arrs, dtype = _arrays({"input": input, "grad_output": grad_output})
+    weight_size = shape_tuple(weight_size, "weight_size")
+    g = backward_geometry(
+        arrs["input"].shape,
+        weight_size,
+        arrs["grad_output"].shape,
+        stride,
+        padding,
+        dilation,
+        groups,
+        dtype,
+        names=("input", "weight_size"),
+    )
+    x4 = _as(arrs["input"] if g.batched else arrs["input"][None], dtype)
+    go4 = _as(arrs["grad_output"] if g.batched else arrs["grad_output"][None], dtype)
+    return _grad_weight(_weight_plan(g, backend), x4, go4, g)
+
+
+def conv2d_backward(
+    x,
+    weight,
+    grad_output,
+    stride=1,
+    padding=0,
+    dilation=1,
+    groups=1,
+    *,
+    needs=(True, True, True),
+    backend="auto",
+):
+    """The gradients of one `fastconv.conv2d` call: input, weight and bias, in one call.
+
+    Parameters
+    ----------
+    x : array_like, shape (N, C, H, W) or (C, H, W)
+        The forward call's input.
+    weight : array_like, shape (K, C/groups, kh, kw)
+        The forward call's filters.
+    grad_output : array_like
+        Gradient of the loss with respect to the forward output (its shape).
+    stride, padding, dilation, groups
+        As for `fastconv.conv2d`.
+    needs : tuple of 3 bools, default (True, True, True)
+        Which of (grad_x, grad_weight, grad_bias) to compute (torch's output_mask).
+    backend : {"auto", "numba", "cython"}
+
+    Returns
+    -------
+    grad_x, grad_weight, grad_bias : ndarray or None
+        Shapes of x, weight and (K,); None where `needs` is False.
+
+    Raises
+    ------
+    ValueError, TypeError
+        As `conv2d`, plus a grad_output of the wrong shape or a bad `needs`, naming the argument.
+
+    See Also
+    --------
+    conv2d_input, conv2d_weight, fastconv.conv2d
+
+    Notes
+    -----
+    Validates once, converts every array once and plans both gradients from one geometry (the
+    plans are remembered across calls with the same shapes, as conv2d's are).
+
+    Examples
+    --------
+    >>> import numpy as np, fastconv
+    >>> x = np.ones((2, 3, 5, 5)); w = np.ones((4, 3, 3, 3))
+    >>> go = np.ones((2, 4, 5, 5))
+    >>> gx, gw, gb = fastconv.conv2d_backward(x, w, go, padding=1)
+    >>> gx.shape, gw.shape, gb
+    ((2, 3, 5, 5), (4, 3, 3, 3), array([50., 50., 50., 50.]))
+    """
+    needs = _needs(needs, 3)
+    arrs, dtype = _arrays({"x": x, "weight": weight, "grad_output": grad_output})
+    g = backward_geometry(
+        arrs["x"].shape,
+        arrs["weight"].shape,
+        arrs["grad_output"].shape,
+        stride,
+        padding,
+        dilation,
+        groups,
+        dtype,
+        names=("x", "weight"),
+    )
+    x4 = _as(arrs["x"] if g.batched else arrs["x"][None], dtype)
+    go4 = _as(arrs["grad_output"] if g.batched else arrs["grad_output"][None], dtype)
+    w = _as(arrs["weight"], dtype)
+    gx = gw = gb = None
+    if needs[0]:
+        gx = np.empty((g.N, g.C, g.H, g.W), dtype=dtype)
+        if g.N:
+            _grad_input_into(
+                _transpose_plan(g, g.Ho, g.Wo, backend), go4, _flipped(w, g), None, g, gx
+            )
+        gx = gx if g.batched else gx[0]
+    if needs[1]:
+        gw = _grad_weight(_weight_plan(g, backend), x4, go4, g)
+    if needs[2]:
+        with np.errstate(all="ignore"):
+            gb = go4.sum(axis=(0, 2, 3))
+    return gx, gw, gb
+
+
+def conv_transpose2d(
+    x,
+    weight,
+    bias=None,
+    stride=1,
+    padding=0,
+    output_padding=0,
+    groups=1,
+    dilation=1,
+    *,
+    backend="auto",
+):
+    """Transposed 2-D convolution with ``torch.nn.functional.conv_transpose2d``'s semantics.
+
+    Parameters
+    ----------
+    x : array_like, shape (N, Cin, Hin, Win) or (Cin, Hin, Win)
+    weight : array_like, shape (Cin, Cout/groups, kh, kw)
+    bias : array_like, shape (Cout,), optional
+    stride : int or (int, int), default 1
+    padding : int or (int, int), default 0
+        ``dilation*(kernel_size-1) - padding`` zeros are (implicitly) added to both sides of x.
+    output_padding : int or (int, int), default 0
+        Extra rows/columns on the bottom/right of the output; smaller than stride or dilation.
+    groups : int, default 1
+    dilation : int or (int, int), default 1
+    backend : {"auto", "numba", "cython"}
+
+    Returns
+    -------
+    ndarray, shape (N, Cout, Hout, Wout) or (Cout, Hout, Wout)
+        ``Hout = (Hin - 1)*stride - 2*padding + dilation*(kh - 1) + output_padding + 1``, likewise
+        Wout.  float32 if every input is float32 or narrower, float64 otherwise.
+
+    Raises
+    ------
+    ValueError, TypeError
+        torch's errors (channels of x against weight.shape[0], groups, output_padding not below
+        stride or dilation, an output size below one, string padding), naming the argument.
+
+    See Also
+    --------
+    conv2d_input : the same computation, as conv2d's input gradient.
+
+    Notes
+    -----
+    The transposed convolution is conv2d's input gradient; it runs as stride phases of stride-1
+    convolutions (see `conv2d_input`), so a 2x2 stride-2 up-convolution is four 1x1 GEMMs and a
+    4x4 stride-2 one four 2x2 convolutions.
+
+    Examples
+    --------
+    >>> import numpy as np, fastconv
+    >>> x = np.array([[[[1.0, 2.0]]]])
+    >>> w = np.ones((1, 1, 2, 2))
+    >>> fastconv.conv_transpose2d(x, w, stride=2)[0, 0]
+    array([[1., 1., 2., 2.],
+           [1., 1., 2., 2.]])
+    """
+    arrs, dtype = _arrays({"x": x, "weight": weight, "bias": bias})
+    g, Hin, Win = transpose_geometry(
+        arrs["x"].shape,
+        arrs["weight"].shape,
+        stride,
+        padding,
+        output_padding,
+        groups,
+        dilation,
+        dtype,
+    )
+    b = None
+    if bias is not None:
+        if arrs["bias"].shape != (g.C,):
+            raise ValueError(f"bias must have shape {(g.C,)}, got {arrs['bias'].shape}")
+        b = _as(arrs["bias"], dtype)
+    x4 = _as(arrs["x"] if g.batched else arrs["x"][None], dtype)
+    w = _as(arrs["weight"], dtype)
+    out = np.empty((g.N, g.C, g.H, g.W), dtype=dtype)
+    if g.N:
+        plan = _transpose_plan(g, Hin, Win, backend)
+        _grad_input_into(plan, x4, _flipped(w, g), b, g, out)
+    return out if g.batched else out[0]
+
+
+def dynamic_conv2d_backward(
+    x,
+    weight_bank,
+    attention,
+    grad_output,
+    bias_bank=None,
+    stride=1,
+    padding=0,
+    dilation=1,
+    groups=1,
+    *,
+    backend="auto",
+):
+    """Gradients of `fastconv.dynamic_conv2d` with respect to x, the bank, the attention and the biases.
+
+    Parameters
+    ----------
+    x, weight_bank, attention, bias_bank, stride, padding, dilation, groups
+        As for `fastconv.dynamic_conv2d`.
+    grad_output : array_like
+        Gradient of the loss with respect to dynamic_conv2d's output (its shape).
+    backend : {"auto", "numba", "cython"}
+
+    Returns
+    -------
+    grad_x : ndarray, shape of x
+    grad_bank : ndarray, shape (E, K, C/groups, kh, kw)
+    grad_attention : ndarray, shape of attention
+    grad_bias_bank : ndarray, shape (E, K), or None without bias_bank
+
+    Raises
+    ------
+    ValueError, TypeError
+        As `dynamic_conv2d`, plus a grad_output of the wrong shape, naming the argument.
+
+    See Also
+    --------
+    fastconv.dynamic_conv2d, conv2d_backward
+
+    Notes
+    -----
+    With ``W_n = sum_e attention[n, e] * bank[e]``: ``grad_x[n]`` is conv2d's input gradient with
+    ``W_n``; with ``G_n`` the weight gradient of sample n alone, ``grad_bank[e] = sum_n
+    attention[n, e] * G_n`` and ``grad_attention[n, e] = <G_n, bank[e]> + <g_n, bias_bank[e]>``
+    (``g_n`` the bias gradient of sample n).  Samples run one at a time, so the extra memory is a
+    few kernels, whatever the batch.
+
+    Examples
+    --------
+    >>> import numpy as np, fastconv
+    >>> x = np.ones((2, 1, 3, 3))
+    >>> bank = np.stack([np.ones((1, 1, 1, 1)), 2 * np.ones((1, 1, 1, 1))])
+    >>> att = np.array([[1.0, 0.0], [0.5, 0.5]])
+    >>> go = np.ones((2, 1, 3, 3))
+    >>> gx, gbank, gatt, gbias = fastconv.dynamic_conv2d_backward(x, bank, att, go)
+    >>> gatt
+    array([[ 9., 18.],
+           [ 9., 18.]])
+    """
+    from .dynamic import _validate
+
+    x4, bank, att, bias_bank, g, E = _validate(
+        x, weight_bank, attention, bias_bank, stride, padding, dilation, groups
+    )
+    go = as_float_array(grad_output, "grad_output")
+    if go.shape != tuple(g.out_shape):
+        raise ValueError(f"grad_output must have shape {tuple(g.out_shape)}, got {go.shape}")
+    dtype = result_float_dtype(go, x4)
+    if dtype != g.dtype:
+        x4, bank, att = x4.astype(dtype), bank.astype(dtype), att.astype(dtype)
+        bias_bank = None if bias_bank is None else bias_bank.astype(dtype)
+        g = dataclasses.replace(g, dtype=dtype)
+    go4 = _as(go if g.batched else go[None], dtype)
+    g1 = dataclasses.replace(g, N=1, batched=True)
+    tplan = _transpose_plan(g1, g.Ho, g.Wo, backend)
+    wplan = _weight_plan(g1, backend)
+    bank2 = bank.reshape(E, -1)
+    gx = np.empty((g.N, g.C, g.H, g.W), dtype=dtype)
+    gbank = np.zeros_like(bank2)
+    gatt = np.empty((g.N, E), dtype=dtype)
+    gbias = None if bias_bank is None else np.zeros((E, g.K), dtype=dtype)
+    with np.errstate(all="ignore"), _threads.blas_single():
+        for n in range(g.N):
+            wn = (att[n] @ bank2).reshape(g.K, g.Cg, g.kh, g.kw)
+            _grad_input_into(tplan, go4[n : n + 1], _flipped(wn, g1), None, g1, gx[n : n + 1])
+            gwn = _grad_weight(wplan, x4[n : n + 1], go4[n : n + 1], g1).reshape(-1)
+            gbank += att[n][:, None] * gwn[None, :]
+            gatt[n] = bank2 @ gwn
+            if bias_bank is not None:
+                gbn = go4[n].sum(axis=(1, 2))
+                gbias += att[n][:, None] * gbn[None, :]
+                gatt[n] += bias_bank @ gbn
+    gbank = gbank.reshape(bank.shape)
+    if not g.batched:
+        return gx[0], gbank, gatt.reshape(np.shape(attention)), gbias
+    return gx, gbank, gatt, gbias
