@@ -89,24 +89,41 @@ def _validate(x, weight_bank, attention, bias_bank, stride, padding, dilation, g
 def dynamic_plan(
     g, E, backend="auto", method="auto", nthreads=None, workspace_bytes=WORKSPACE_BYTES
 ):
-    """Pick how a dynamic convolution runs (the planner's `plan_dynamic`).
+    """Pick how a dynamic convolution runs, as `dynamic_conv2d` does.
 
     Parameters
     ----------
-    g : fastconv._geometry.ConvGeometry
-        Geometry of the convolution of the whole batch with one kernel (K output channels).
+    g : ConvGeometry
+        Geometry of the convolution of the whole batch with one kernel (K output channels), as
+        fastconv's argument validation builds it for `dynamic_conv2d`.
     E : int
         Number of experts.
     backend : {"auto", "numba", "cython"}
+        Which compiled kernels the plan is for.
     method : {"auto", "mix", "experts"}
         Force a method; "auto" takes the cheaper by the planner's cost model.
     nthreads : int, optional
+        Thread budget; default `fastconv.get_num_threads`.
     workspace_bytes : int
         Bound on the memory for per-sample kernels (mix) or expert outputs (experts).
 
     Returns
     -------
     DynamicPlan
+        The method, both cost estimates (seconds) and the batch chunk.
+
+    See Also
+    --------
+    dynamic_conv2d : Runs the plan; its ``method=`` forces one.
+
+    Examples
+    --------
+    >>> import numpy as np, fastconv
+    >>> x = np.ones((2, 4, 8, 8), dtype=np.float32)
+    >>> bank = np.ones((3, 4, 4, 3, 3), dtype=np.float32)
+    >>> att = np.full((2, 3), 1 / 3, dtype=np.float32)
+    >>> fastconv.dynamic_conv2d(x, bank, att, padding=1, method="experts").shape
+    (2, 4, 8, 8)
     """
     return plan_dynamic(g, E, backend, method, nthreads, workspace_bytes)
 
@@ -141,7 +158,13 @@ def dynamic_conv2d(
         Mixing coefficients per sample (softmax or sigmoid outputs; any real values work).
     bias_bank : array_like, shape (E, K), optional
         Expert biases, mixed with the same coefficients.
-    stride, padding, dilation, groups
+    stride : int or (int, int), default 1
+        As for `fastconv.conv2d`.
+    padding : int, (int, int) or {"valid", "same"}, default 0
+        As for `fastconv.conv2d`.
+    dilation : int or (int, int), default 1
+        As for `fastconv.conv2d`.
+    groups : int, default 1
         As for `fastconv.conv2d`; every expert has the same grouping.
     out : ndarray, optional
         Where to write the result; must have the output shape and dtype.  Left untouched if the
@@ -168,12 +191,13 @@ def dynamic_conv2d(
 
     See Also
     --------
-    DynamicConv2d : the layer that computes the attention from the input.
-    fastconv.conv2d : one kernel for the whole batch.
+    DynamicConv2d : The layer that computes the attention from the input.
+    fastconv.conv2d : One kernel for the whole batch.
 
     Notes
     -----
-    How it runs (`dynamic_plan`, from the planner's measured cost of each way): mixing first
+    How it runs (the planner's choice, from the measured cost of each way; ``method=`` forces
+    one, `fastconv.dynamic.dynamic_plan` reports it): mixing first
     costs one memory-bound ``(N, E) @ (E, K*R)`` product (R = C/groups*kh*kw), then the
     convolution with per-sample kernels, either as one batched call of an algorithm that takes
     per-sample weights (Winograd, depthwise, im2col+GEMM) or as one call per sample of the
@@ -272,10 +296,19 @@ class DynamicConv2d:
     Parameters
     ----------
     in_channels, out_channels : int
+        Input channels C and output channels K.
     kernel_size : int or (int, int)
-    stride, padding, dilation, groups
+        Kernel height and width.
+    stride : int or (int, int), default 1
+        As for `fastconv.conv2d`.
+    padding : int, (int, int) or {"valid", "same"}, default 0
+        As for `fastconv.conv2d`.
+    dilation : int or (int, int), default 1
+        As for `fastconv.conv2d`.
+    groups : int, default 1
         As for `fastconv.conv2d`.
     num_experts : int, default 4
+        Number of expert kernels E.
     bias : bool, default True
         Whether the layer has a bias bank (E, K).
     routing : {"softmax", "sigmoid"}, default "softmax"
@@ -287,6 +320,7 @@ class DynamicConv2d:
         Softmax temperature (DynamicConv anneals it from 30 to 1 in training; 1 at inference).
         The sigmoid routing divides its logits by it too.
     dtype : {numpy.float32, numpy.float64}, default float32
+        The parameters' dtype.
     seed : int or numpy.random.Generator, optional
         For the initial (Kaiming-uniform, like torch) parameters.
 
@@ -299,6 +333,10 @@ class DynamicConv2d:
     fc2_weight : ndarray, shape (E, hidden or C)
     fc2_bias : ndarray, shape (E,)
         Assigning any of these validates the shape and converts to the layer's dtype.
+
+    See Also
+    --------
+    dynamic_conv2d : The convolution the layer runs.
 
     Examples
     --------
@@ -431,6 +469,19 @@ class DynamicConv2d:
         Returns
         -------
         dict of str to ndarray or None
+            The arrays weight_bank, bias_bank, fc1_weight, fc1_bias, fc2_weight and fc2_bias
+            themselves (not copies).
+
+        See Also
+        --------
+        set_parameters : The inverse.
+
+        Examples
+        --------
+        >>> import fastconv
+        >>> layer = fastconv.DynamicConv2d(4, 4, 3, num_experts=2, seed=0)
+        >>> layer.parameters()["weight_bank"].shape
+        (2, 4, 4, 3, 3)
         """
         return {name: getattr(self, name) for name in self._PARAMS}
 
@@ -445,7 +496,26 @@ class DynamicConv2d:
         Returns
         -------
         DynamicConv2d
-            self, for chaining.
+            The layer itself, for chaining.
+
+        Raises
+        ------
+        TypeError
+            An unknown parameter name.
+        ValueError
+            An array of the wrong shape (nothing is assigned then).
+
+        See Also
+        --------
+        parameters : The current arrays.
+
+        Examples
+        --------
+        >>> import numpy as np, fastconv
+        >>> layer = fastconv.DynamicConv2d(4, 4, 3, num_experts=2, seed=0)
+        >>> _ = layer.set_parameters(fc2_bias=np.zeros(2))
+        >>> layer.fc2_bias
+        array([0., 0.], dtype=float32)
         """
         unknown = set(arrays) - set(self._PARAMS)
         if unknown:
@@ -465,11 +535,28 @@ class DynamicConv2d:
         Parameters
         ----------
         x : array_like, shape (N, C, H, W) or (C, H, W)
+            The input the layer will convolve.
 
         Returns
         -------
         ndarray, shape (N, E) or (E,)
             Softmax routing: each row sums to 1.  Sigmoid routing: each entry in (0, 1).
+
+        Raises
+        ------
+        ValueError
+            `x` not 3-D or 4-D with ``in_channels`` channels.
+
+        See Also
+        --------
+        dynamic_conv2d : Takes these coefficients as its `attention`.
+
+        Examples
+        --------
+        >>> import numpy as np, fastconv
+        >>> layer = fastconv.DynamicConv2d(4, 4, 3, num_experts=3, seed=0)
+        >>> layer.attention(np.ones((2, 4, 5, 5))).shape
+        (2, 3)
         """
         x = as_float_array(x, "x")
         if x.ndim not in (3, 4) or x.shape[-3] != self.in_channels:
