@@ -17,6 +17,7 @@ from .algebra import (
     separate,
 )
 from .conv import algorithms, conv2d, tune
+from .convnd import conv1d, conv3d
 from .dynamic import DynamicConv2d, dynamic_conv2d
 from .grad import (  # training: conv2d's gradients and the transposed convolution
     conv2d_backward,
@@ -43,12 +44,9 @@ __all__ = [
     "identity_conv",
     "separate",
     "col2im",
+    "conv1d",
     "conv2d",
-    "conv2d_backward",
-    "conv2d_input",
-    "conv2d_weight",
-    "conv_transpose2d",
-    "dynamic_conv2d_backward",
+    "conv3d",
     "cost",
     "get_num_threads",
     "im2col",
@@ -56,4 +54,9 @@ __all__ = [
     "signal",
     "threads",
     "tune",
+    "conv2d_backward",
+    "conv2d_input",
+    "conv2d_weight",
+    "conv_transpose2d",
+    "dynamic_conv2d_backward",
 ]

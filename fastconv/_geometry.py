@@ -30,6 +30,7 @@ __all__ = [
     "filter_mode",
     "filter_swap",
     "geometry_from_shapes",
+    "nd_conv_geometry",
     "nd_geometry_from_shapes",
     "ntuple",
     "padding_amounts",
@@ -559,6 +560,30 @@ def conv_geometry(
     x4 = _contig(x if geom.batched else x[None], dtype)
     weight = _contig(weight, dtype)
     return x4, weight, bias, geom
+
+
+def nd_conv_geometry(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, rank):
+    """Validate a conv1d/conv3d call and return (x batched, weight, bias, NdGeometry).
+
+    As conv_geometry: arrays C-contiguous in the computing dtype (views when they already are),
+    nothing written to them, every error raised before anything large is allocated.
+    """
+    x = as_float_array(x, "x")
+    weight = as_float_array(weight, "weight")
+    arrays = [x, weight]
+    if bias is not None:
+        bias = as_float_array(bias, "bias")
+        arrays.append(bias)
+    dtype = result_float_dtype(*arrays)
+    geom = nd_geometry_from_shapes(
+        x.shape, weight.shape, stride, padding, dilation, groups, dtype, rank=rank
+    )
+    if bias is not None:
+        if bias.shape != (geom.K,):
+            raise ValueError(f"bias must have shape {(geom.K,)}, got {bias.shape}")
+        bias = _contig(bias, dtype)
+    x = _contig(x if geom.batched else x[None], dtype)
+    return x, _contig(weight, dtype), bias, geom
 
 
 def check_out(out, shape, dtype):

@@ -9,6 +9,7 @@ nothing else anywhere chooses.  Adding an algorithm is a kernel in both backends
 
 from __future__ import annotations
 
+import functools
 import importlib
 import math
 from collections import OrderedDict
@@ -763,8 +764,24 @@ def plan_dynamic(g, E, backend="auto", method="auto", nthreads=None,
     return DynamicPlan(method, mix, experts, chunk, per_sample_calls and method == "mix")
 
 
+# ---- conv3d lowered to conv2d (fastconv.convnd) ----
+# A 3-D convolution is a 2-D one over depth-stacked channels: output plane od reads the kd input
+# planes od*sd - pd + k*dd, so gathering them as C*kd channels of one "sample" (N*Do samples in
+# all) leaves a conv2d with weight (K, C/groups*kd, kh, kw), which every 2-D algorithm above plans
+# (packed micro-kernel, Winograd for 3x3, grouped/depthwise).  The gathered copy is kd/sd times the
+# input; it is built for a slab of output planes at a time, bounded by the workspace.
+
+
+def plan_depth_slab(geom, workspace_bytes=None):
+    """Output planes per lowered conv2d call for a rank-3 NdGeometry: as many as keep the gathered
+    (N, slab, C*kd, H, W) copy within the workspace, at least one."""
+    limit = WORKSPACE_BYTES if workspace_bytes is None else workspace_bytes
+    (_, H, W), kd = geom.spatial, geom.kernel[0]
+    per_plane = geom.N * geom.C * kd * H * W * geom.dtype.itemsize
+    return max(1, min(geom.out_spatial[0], limit // max(per_plane, 1)))
+
+
 # ---- 2-D filters (fastconv.signal) ----
-import functools  # noqa: E402  (this section is appended; the rest of the module does not use it)
 # What runs for signal.correlate2d / convolve2d: method ("direct", "separable", "fft", or "taps",
 # the NumPy loop in the result's own dtype) and thread count, from a FilterGeometry.  The time of
 # each method is  call + work / rate  with work = taps * pixels (direct), (kh + kw) * pixels
