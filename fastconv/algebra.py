@@ -116,6 +116,17 @@ def _conv2d_impl():
 class CompositionError(ValueError):
     """Raised when a chain of layers has no exact single-convolution equivalent.
 
+    Parameters
+    ----------
+    message : str
+        The explanation `str` of the error shows.
+    layer : int
+        Stored as the `layer` attribute.
+    reasons : iterable of str
+        Stored as the `reasons` attribute.
+    axes : iterable of str
+        Stored as the `axes` attribute.
+
     Attributes
     ----------
     layer : int
@@ -128,6 +139,24 @@ class CompositionError(ValueError):
         too small for the earlier layers, which the sequence rejects.
     axes : frozenset of str
         ``"height"`` and/or ``"width"``.
+
+    See Also
+    --------
+    compose : Raises it when ``exact=True``.
+    ExactRegion : What ``exact=False`` returns instead.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import fastconv
+    >>> from fastconv.algebra import CompositionError
+    >>> a = fastconv.Conv2d(np.ones((1, 1, 3, 3)))
+    >>> b = fastconv.Conv2d(np.ones((1, 1, 3, 3)), padding=1)
+    >>> try:
+    ...     fastconv.compose(a, b)
+    ... except CompositionError as e:
+    ...     print(e.layer, sorted(e.reasons), sorted(e.axes))
+    1 ['window'] ['height', 'width']
     """
 
     def __init__(self, message, layer, reasons, axes):
@@ -170,26 +199,37 @@ class Conv2d:
         Kernel (cross-correlation, as in conv2d). Copied and stored read-only in its floating dtype
         (float32 stays float32; integers become float64).
     bias : array_like, shape (K,), optional
-    stride, dilation : int or pair of ints
+        Per-output-channel bias, stored like the weight.
+    stride : int or pair of ints
+        As for `fastconv.conv2d`.
     padding : int, pair, (top, bottom, left, right), "same" or "valid"
         Stored as the four per-side amounts; "same" follows torch (the extra row/column goes
         to the bottom/right).
+    dilation : int or pair of ints
+        As for `fastconv.conv2d`.
     groups : int
+        As for `fastconv.conv2d`; must divide K and the input channels.
 
     Attributes
     ----------
     weight, bias, stride, padding, dilation, groups
+        The normalised arguments (read-only).
     in_channels, out_channels, kernel_size : int, int, (kh, kw)
+        Channel counts and kernel size.
     receptive_field : (int, int)
         Extent of input one output sees, ``dilation*(kernel_size - 1) + 1`` per axis.
 
+    See Also
+    --------
+    compose, add, fuse_bn : Build one layer from several.
+    fastconv.conv2d : What calling the layer runs.
+
     Notes
     -----
-    conv2d takes only symmetric paddings; an asymmetric one (from "same" with an even kernel or from
-    `compose`) is realised by zero-padding the input with `numpy.pad` for the asymmetric
+    conv2d takes only symmetric paddings; an asymmetric one (from "same" with an even kernel or
+    from `compose`) is realised by zero-padding the input with `numpy.pad` for the asymmetric
     remainder and passing the symmetric part to conv2d.  The layer computes in the input's
-    floating dtype: its weight
-    is cast to float32 for a float32 input.
+    floating dtype: its weight is cast to float32 for a float32 input.
 
     Examples
     --------
@@ -240,26 +280,51 @@ class Conv2d:
     # -- description ------------------------------------------------------------------------------
     @property
     def out_channels(self):
+        """Output channels K (``weight.shape[0]``)."""
         return self.weight.shape[0]
 
     @property
     def in_channels(self):
+        """Input channels C (``weight.shape[1] * groups``)."""
         return self.weight.shape[1] * self.groups
 
     @property
     def kernel_size(self):
+        """Kernel size ``(kh, kw)``."""
         return self.weight.shape[2], self.weight.shape[3]
 
     @property
     def dtype(self):
+        """The floating dtype the weight is stored in."""
         return self.weight.dtype
 
     @property
     def receptive_field(self):
+        """Extent of input one output sees: ``dilation * (kernel_size - 1) + 1`` per axis."""
         return tuple(d * (k - 1) + 1 for d, k in zip(self.dilation, self.kernel_size, strict=True))
 
     def output_shape(self, input_shape):
         """Shape of ``self(x)`` for x of shape (N, C, H, W) or (C, H, W).
+
+        Parameters
+        ----------
+        input_shape : tuple of int
+            ``(N, C, H, W)`` or ``(C, H, W)``.
+
+        Returns
+        -------
+        tuple of int
+            ``(N, K, Ho, Wo)`` or ``(K, Ho, Wo)``.
+
+        Raises
+        ------
+        ValueError
+            A shape of the wrong length, with the wrong channel count, or smaller than the
+            receptive field after padding.
+
+        See Also
+        --------
+        fastconv.cost.conv2d_cost : The same shape with FLOPs and bytes.
 
         Examples
         --------
@@ -553,12 +618,32 @@ def _axis_masks(steps, axis, n):
 class ExactRegion:
     """Where a naively composed layer (``compose(..., exact=False)``) equals the sequence.
 
+    Parameters
+    ----------
+    top, bottom, left, right : int
+        As the attributes; `compose` builds the region, users do not.
+    _steps : tuple, optional
+        Set by `compose`: what `mask` and `slices` evaluate (not part of the public API).
+
     Attributes
     ----------
     top, bottom, left, right : int
         Output rows/columns at each edge that may differ, the worst case over input sizes;
-        everything
-        inside them is exact for every input large enough to have an inside.
+        everything inside them is exact for every input large enough to have an inside.
+
+    See Also
+    --------
+    compose : Returns it with ``exact=False``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import fastconv
+    >>> a = fastconv.Conv2d(np.ones((1, 1, 3, 3)))
+    >>> b = fastconv.Conv2d(np.ones((1, 1, 3, 3)), padding=1)
+    >>> layer, region = fastconv.compose(a, b, exact=False)
+    >>> region.top, region.bottom, region.left, region.right
+    (1, 1, 1, 1)
     """
 
     top: int
@@ -569,6 +654,25 @@ class ExactRegion:
 
     def mask(self, height, width):
         """Boolean (Ho, Wo) mask of the exact outputs for an input of spatial size (height, width).
+
+        Parameters
+        ----------
+        height, width : int
+            The input's spatial size.
+
+        Returns
+        -------
+        ndarray of bool, shape (Ho, Wo)
+            True where the composed layer equals the sequence for this input size.
+
+        Raises
+        ------
+        ValueError
+            A size the sequence of layers is not defined for.
+
+        See Also
+        --------
+        slices : The exact interior as slices.
 
         Examples
         --------
@@ -588,6 +692,25 @@ class ExactRegion:
 
     def slices(self, height, width):
         """(row slice, column slice) of the output that is exact for an input of this size.
+
+        Parameters
+        ----------
+        height, width : int
+            The input's spatial size.
+
+        Returns
+        -------
+        tuple of slice
+            ``(rows, cols)``: ``out[..., rows, cols]`` equals the sequence's output there.
+
+        Raises
+        ------
+        ValueError
+            A size the sequence of layers is not defined for.
+
+        See Also
+        --------
+        mask : Every exact output, not only the interior rectangle.
 
         Examples
         --------
@@ -690,11 +813,17 @@ def compose(a, b, *more, exact=True):
     CompositionError
         The later layer's padding reads positions where the sequence sees zeros but a single
         convolution would see the earlier layers' window over the input ("window") or their bias
-        ("bias").  The module docstring derives the conditions.  A chain is exact whenever every
-        later
-        layer is unpadded, or when each earlier part is padded to "full" and has no bias.
+        ("bias").  The module docstring derives the conditions.  A chain is exact whenever
+        every later layer is unpadded, or when each earlier part is padded to "full" and has
+        no bias.
     ValueError
         Channel counts that do not chain.
+
+    See Also
+    --------
+    add : Parallel branches summed into one layer.
+    compose_kernels : The kernel of two bare stride-1 convolutions.
+    ExactRegion : Where a naive composition is exact.
 
     Examples
     --------
@@ -828,7 +957,9 @@ def compose_kernels(k1, k2):
     Parameters
     ----------
     k1 : array_like, shape (K1, C, h1, w1)
+        The first kernel.
     k2 : array_like, shape (K2, K1, h2, w2)
+        The second kernel, applied to the first's output.
 
     Returns
     -------
@@ -836,6 +967,15 @@ def compose_kernels(k1, k2):
         ``k[m, c] = sum_k scipy.signal.convolve2d(k1[k, c], k2[m, k], mode="full")``; "full"
         padding is kernel size minus one on each side.  Stride 1, dilation 1, one group; see
         `compose` for the rest.
+
+    Raises
+    ------
+    ValueError
+        A kernel that is not 4-D or is empty, or channel counts that do not chain.
+
+    See Also
+    --------
+    compose : The same for whole layers (stride, padding, dilation, groups, bias).
 
     Examples
     --------
@@ -875,13 +1015,18 @@ def add(a, b, *more):
     -------
     Conv2d
         Smaller kernels are zero-padded about their padding offset (the centre for "same"),
-        biases are
-        summed, padding is the largest per side, groups the largest count that stays exact.
+        biases are summed, padding is the largest per side, groups the largest count that stays
+        exact.
 
     Raises
     ------
     ValueError
         Channels, strides or output sizes that do not agree, with the reason.
+
+    See Also
+    --------
+    fuse_bn : Fold each branch's batch norm first.
+    compose : Layers in sequence instead of in parallel.
 
     Examples
     --------
@@ -968,9 +1113,11 @@ def fuse_bn(conv, gamma, beta, mean, var, eps=1e-5):
     Parameters
     ----------
     conv : Conv2d
+        The convolution the batch norm follows.
     gamma, beta, mean, var : array_like, shape (conv.out_channels,)
         BatchNorm2d's weight, bias, running_mean and running_var.
     eps : float
+        BatchNorm2d's eps (default 1e-5, torch's).
 
     Returns
     -------
@@ -984,6 +1131,10 @@ def fuse_bn(conv, gamma, beta, mean, var, eps=1e-5):
         A statistic that is not finite (NaN or inf in gamma, beta, mean or var), a negative
         variance, an eps that is negative or not finite, or var + eps = 0 in some channel:
         each would give NaN or inf weights silently.
+
+    See Also
+    --------
+    add : Sum the fused branches (RepVGG).
 
     Examples
     --------
@@ -1049,12 +1200,26 @@ def identity_conv(channels, kernel_size, groups=1):
     Parameters
     ----------
     channels : int
+        Input and output channels.
     kernel_size : int or pair
         The delta sits at ``(k - 1) // 2``, which with torch's "same" padding (extra at the
-        bottom/right)
-        is the identity for even sizes too.
+        bottom/right) is the identity for even sizes too.
     groups : int
         Must divide `channels`; the weight has shape (channels, channels // groups, kh, kw).
+
+    Returns
+    -------
+    Conv2d
+        The identity layer, stride 1, "same" padding.
+
+    Raises
+    ------
+    ValueError
+        `channels` or `kernel_size` below 1, or `groups` not dividing `channels`.
+
+    See Also
+    --------
+    add : Adds it to other branches (RepVGG's identity branch).
 
     Examples
     --------
@@ -1081,10 +1246,27 @@ def avgpool_conv(channels, kernel_size, *, stride=None, padding=0):
     Parameters
     ----------
     channels : int
+        Input and output channels (one group per channel).
     kernel_size : int or pair
+        The pooling window.
     stride : int or pair, optional
         Defaults to `kernel_size`, as AvgPool2d does.
     padding : int, pair, (t, b, l, r), "same" or "valid"
+        Zero padding, counted in the average (``count_include_pad=True``).
+
+    Returns
+    -------
+    Conv2d
+        A depthwise layer whose kernel is ``1 / (kh * kw)`` everywhere.
+
+    Raises
+    ------
+    ValueError
+        `channels` or `kernel_size` below 1, or an invalid stride or padding.
+
+    See Also
+    --------
+    compose : Fold the pooling into a neighbouring convolution.
 
     Examples
     --------
@@ -1109,6 +1291,7 @@ def separate(kernel2d, rank=None, tol=None):
     Parameters
     ----------
     kernel2d : array_like, shape (kh, kw)
+        The kernel to split.
     rank : int, optional
         Number of pairs to keep; by default the numerical rank (singular values above `tol`).
     tol : float, optional
@@ -1118,21 +1301,22 @@ def separate(kernel2d, rank=None, tol=None):
     Returns
     -------
     cols : ndarray, shape (r, kh)
+        The column factors.
     rows : ndarray, shape (r, kw)
-        Each pair scaled by the square root of its singular value (sign fixed so the largest
+        The row factors.  Each pair scaled by the square root of its singular value (sign fixed so the largest
         entry of the column is positive); the sum of outer products equals `kernel2d` to rounding
         when the kernel has rank <= r, and is its best rank-r approximation otherwise.  float32
         stays float32.
-
-    See Also
-    --------
-    fastconv.signal.correlate2d : runs rank-1 kernels as two 1-D passes (its own O(kh*kw) pivot
-        test finds them; no SVD per call).
 
     Raises
     ------
     ValueError
         `kernel2d` not 2-D (or empty) or holding NaN/inf, or `rank` out of range.
+
+    See Also
+    --------
+    fastconv.signal.correlate2d : Runs rank-1 kernels as two 1-D passes (its own O(kh*kw)
+        pivot test finds them; no SVD per call).
 
     Examples
     --------
