@@ -84,8 +84,8 @@ def conv2d(
 
     See Also
     --------
-    fastconv.dynamic_conv2d : per-sample kernels.
-    fastconv.signal.correlate2d : scipy.signal-compatible 2-D filtering.
+    fastconv.dynamic_conv2d : Per-sample kernels.
+    fastconv.signal.correlate2d : The scipy.signal-compatible 2-D filter.
     fastconv.cost.conv2d_cost : FLOPs and memory of a call, and the algorithm it will use.
 
     Notes
@@ -194,7 +194,29 @@ def run_conv(plan, x4, w3, b2, g, out=None):
 
 @dataclass(frozen=True)
 class TuneResult:
-    """What `tune` measured: the winner and the best time of every option tried."""
+    """What `tune` measured: the winner and the best time of every option tried.
+
+    Parameters
+    ----------
+    algorithm : str
+        The fastest registry entry (a value for ``conv2d(algorithm=...)``).
+    nthreads : int
+        The thread count it won with (1 or the thread budget).
+    seconds : dict of (str, int) to float
+        ``{(algorithm, nthreads): best seconds}`` for every option timed.
+
+    See Also
+    --------
+    tune : Returns it.
+
+    Examples
+    --------
+    >>> import numpy as np, fastconv
+    >>> x = np.ones((1, 8, 8, 8), np.float32); w = np.ones((8, 8, 3, 3), np.float32)
+    >>> r = fastconv.tune(x, w, padding=1, repeat=1, remember=False)
+    >>> (r.algorithm, r.nthreads) in r.seconds
+    True
+    """
 
     algorithm: str
     nthreads: int
@@ -209,16 +231,33 @@ def algorithms(x_shape, weight_shape, stride=1, padding=0, dilation=1, groups=1,
     ----------
     x_shape, weight_shape : tuple of int
         As the shapes of `conv2d`'s x and weight.
-    stride, padding, dilation, groups
+    stride : int or (int, int), default 1
+        As for `conv2d`.
+    padding : int, (int, int) or {"valid", "same"}, default 0
+        As for `conv2d`.
+    dilation : int or (int, int), default 1
+        As for `conv2d`.
+    groups : int, default 1
         As for `conv2d`.
     dtype : {numpy.float32, numpy.float64}
         The computing dtype.
     backend : {"auto", "numba", "cython"}
+        The backend whose kernels are asked (some entries exist on Cython only).
 
     Returns
     -------
     tuple of str
         Names from the planner's registry whose preconditions hold, in registry order.
+
+    Raises
+    ------
+    ValueError, TypeError
+        The arguments `conv2d` would refuse, with the same messages.
+
+    See Also
+    --------
+    conv2d : Takes one of these as ``algorithm=``.
+    tune : Times them all on this machine.
 
     Examples
     --------
@@ -246,9 +285,22 @@ def tune(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, bac
 
     Parameters
     ----------
-    x, weight, bias, stride, padding, dilation, groups
+    x : array_like, shape (N, C, H, W) or (C, H, W)
         As for `conv2d` (the data is used for timing only).
+    weight : array_like, shape (K, C/groups, kh, kw)
+        As for `conv2d`.
+    bias : array_like, shape (K,), optional
+        As for `conv2d`.
+    stride : int or (int, int), default 1
+        As for `conv2d`.
+    padding : int, (int, int) or {"valid", "same"}, default 0
+        As for `conv2d`.
+    dilation : int or (int, int), default 1
+        As for `conv2d`.
+    groups : int, default 1
+        As for `conv2d`.
     backend : {"auto", "numba", "cython"}
+        The backend to tune for; the plan applies to calls on that backend.
     repeat : int, default 5
         Timed calls per option and pass (two passes in opposite orders); the best counts.
     remember : bool, default True
@@ -258,6 +310,16 @@ def tune(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, bac
     -------
     TuneResult
         ``algorithm``, ``nthreads`` and ``seconds``, the best time of each option tried.
+
+    Raises
+    ------
+    ValueError, TypeError
+        `repeat` not a positive int, or the arguments `conv2d` would refuse.
+
+    See Also
+    --------
+    algorithms : The options it times.
+    conv2d : Uses the winner for later calls of the same shapes.
 
     Examples
     --------
