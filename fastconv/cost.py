@@ -16,7 +16,36 @@ __all__ = ["ConvCost", "conv2d_cost"]
 
 @dataclass(frozen=True)
 class ConvCost:
-    """Costs of one conv2d call (all byte counts in the computing dtype)."""
+    """Costs of one conv2d call (all byte counts in the computing dtype).
+
+    Parameters
+    ----------
+    flops : int
+        Floating-point operations of direct convolution, 2 per multiply-add.
+    macs : int
+        Multiply-adds.
+    input_bytes, weight_bytes, output_bytes : int
+        Sizes of x, weight and the output.
+    im2col_bytes : int
+        What materialising the whole im2col matrix would take (fastconv never does).
+    workspace_bytes : int
+        What fastconv's plan allocates beyond the output.
+    algorithm : str
+        The registry entry the planner picks for the call.
+    out_shape : tuple of int
+        Shape of conv2d's result.
+
+    See Also
+    --------
+    conv2d_cost : Computes it.
+
+    Examples
+    --------
+    >>> from fastconv.cost import conv2d_cost
+    >>> c = conv2d_cost((1, 3, 8, 8), (4, 3, 3, 3))
+    >>> c.out_shape, c.macs
+    ((1, 4, 6, 6), 3888)
+    """
 
     flops: int
     macs: int
@@ -34,6 +63,23 @@ class ConvCost:
         return self.flops / max(1, self.input_bytes + self.weight_bytes + self.output_bytes)
 
     def as_dict(self):
+        """The fields as a dict (for JSON or a DataFrame row).
+
+        Returns
+        -------
+        dict of str to object
+            Field name to value, in declaration order.
+
+        See Also
+        --------
+        dataclasses.asdict : What it calls.
+
+        Examples
+        --------
+        >>> from fastconv.cost import conv2d_cost
+        >>> conv2d_cost((1, 3, 8, 8), (4, 3, 3, 3)).as_dict()["flops"]
+        7776
+        """
         return asdict(self)
 
 
@@ -57,7 +103,13 @@ def conv2d_cost(
         (N, C, H, W) or (C, H, W).
     weight_shape : tuple of int
         (K, C/groups, kh, kw).
-    stride, padding, dilation, groups
+    stride : int or (int, int), default 1
+        As for `fastconv.conv2d`.
+    padding : int, (int, int) or {"valid", "same"}, default 0
+        As for `fastconv.conv2d`.
+    dilation : int or (int, int), default 1
+        As for `fastconv.conv2d`.
+    groups : int, default 1
         As for `fastconv.conv2d`.
     dtype : dtype, default float32
         The computing dtype (sets the byte counts).
@@ -66,19 +118,25 @@ def conv2d_cost(
     nthreads : int, optional
         Thread count of the plan (defaults to `fastconv.get_num_threads()`).
 
+    Returns
+    -------
+    ConvCost
+        ``flops`` (2 per multiply-add), ``macs``, ``input_bytes``, ``weight_bytes``,
+        ``output_bytes``, ``im2col_bytes`` (what materialising the whole im2col matrix would
+        take), ``workspace_bytes`` (what fastconv's plan actually allocates), ``algorithm`` and
+        ``out_shape``.
+
     Raises
     ------
     TypeError, ValueError
         Shapes that are not tuples of ints (naming `x_shape` or `weight_shape`), and every
         argument `conv2d` would refuse for arrays of these shapes, including outputs larger than
-        the machine's memory (`fastconv._geometry.MAX_BYTES`).
+        the machine's memory (the same size limit conv2d applies).
 
-    Returns
-    -------
-    ConvCost
-        ``flops`` (2 per multiply-add), ``macs``, ``input_bytes``, ``weight_bytes``,
-        ``output_bytes``, ``im2col_bytes`` (what materialising the whole im2col matrix would take),
-        ``workspace_bytes`` (what fastconv's plan actually allocates), ``algorithm`` and ``out_shape``.
+    See Also
+    --------
+    fastconv.algorithms : Every entry that could run the call.
+    fastconv.conv2d : Runs it.
 
     Examples
     --------

@@ -568,8 +568,8 @@ _FILTER_DOC = """{what} of a dask array with a 2-D kernel, chunk by chunk (scipy
         into a neighbour, as dask's map_overlap does; with False such a chunking of in1 raises
         ValueError.
     threads : int, default 1
-        fastconv threads inside each task.  Dask already runs one task per worker thread, so the
-        default keeps the two from oversubscribing the cores.
+        The fastconv threads inside each task.  Dask already runs one task per worker thread,
+        so the default keeps the two from oversubscribing the cores.
 
     Returns
     -------
@@ -586,7 +586,7 @@ _FILTER_DOC = """{what} of a dask array with a 2-D kernel, chunk by chunk (scipy
 
     See Also
     --------
-    fastconv.signal.{name} : the same on NumPy arrays.
+    fastconv.signal.{name} : The same on NumPy arrays.
 
     Examples
     --------
@@ -684,11 +684,20 @@ def conv2d(
     weight : array_like, shape (K, C/groups, kh, kw)
         Filters (a NumPy array: sent to every task).
     bias : array_like, shape (K,), optional
-    stride, padding, dilation, groups
-        As in ``fastconv.conv2d`` (PyTorch's semantics, padding "same"/"valid" included).
+        Per-output-channel bias (a NumPy array).
+    stride : int or (int, int), default 1
+        As in ``fastconv.conv2d`` (PyTorch's semantics).
+    padding : int, (int, int) or {"valid", "same"}, default 0
+        As in ``fastconv.conv2d``.
+    dilation : int or (int, int), default 1
+        As in ``fastconv.conv2d``.
+    groups : int, default 1
+        As in ``fastconv.conv2d``.
     threads : int, default 1
-        fastconv threads inside each task; the default avoids oversubscribing Dask's own workers.
+        The fastconv threads inside each task; the default avoids oversubscribing Dask's own
+        workers.
     backend : {"auto", "numba", "cython"}
+        Which compiled kernels the tasks run.
 
     Returns
     -------
@@ -703,7 +712,7 @@ def conv2d(
 
     See Also
     --------
-    fastconv.conv2d : the same on NumPy arrays.
+    fastconv.conv2d : The same on NumPy arrays.
 
     Examples
     --------
@@ -811,11 +820,17 @@ def from_npy(path, chunks="auto"):
     ----------
     path : str or path-like
         A .npy file (C order).
-    chunks : as ``dask.array.from_array``
+    chunks : int, tuple or "auto"
+        Block shape, as ``dask.array.from_array`` takes it.
 
     Returns
     -------
     dask.array.Array
+        Lazy, with the file's shape and dtype; each task opens the file and reads its block.
+
+    See Also
+    --------
+    to_npy : The way back to a file, block by block.
 
     Examples
     --------
@@ -846,6 +861,7 @@ def to_npy(x, path, band=1, **store_kwargs):
     Parameters
     ----------
     x : dask.array.Array
+        The array to compute.
     path : str or path-like
         The .npy file to create (overwritten if it exists).
     band : int or None, default 1
@@ -856,6 +872,15 @@ def to_npy(x, path, band=1, **store_kwargs):
         reduction (``x / x.max()``), which each pass would otherwise recompute.
     **store_kwargs
         Passed to ``dask.array.store``, e.g. ``scheduler="threads", num_workers=2``.
+
+    Raises
+    ------
+    ValueError
+        `band` not a positive int or None, or a 0-d `x`.
+
+    See Also
+    --------
+    from_npy : Read a .npy file lazily.
 
     Examples
     --------
