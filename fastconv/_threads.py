@@ -64,6 +64,17 @@ def get_num_threads():
     -------
     int
         The thread count; 1 in a forked child whose parent had started its thread pools.
+
+    See Also
+    --------
+    set_num_threads : Set it for the process.
+    threads : Set it for a block, in this Python thread.
+
+    Examples
+    --------
+    >>> import fastconv
+    >>> fastconv.get_num_threads() >= 1
+    True
     """
     if _forked_after_pools:
         return 1
@@ -112,6 +123,20 @@ def set_num_threads(n):
     -----
     The BLAS libraries NumPy and SciPy ship are only adjusted for the duration of fastconv's own
     calls, never globally, so the rest of a program keeps its own BLAS settings.
+
+    See Also
+    --------
+    get_num_threads : The count in effect.
+    threads : A temporary count for a block.
+
+    Examples
+    --------
+    >>> import fastconv
+    >>> fastconv.set_num_threads(2)  # doctest: +SKIP
+    >>> fastconv.set_num_threads(0)
+    Traceback (most recent call last):
+    ...
+    ValueError: n must be >= 1, got 0
     """
     global _num_threads
     _num_threads = _check_n(n)
@@ -121,7 +146,27 @@ def set_num_threads(n):
 def threads(n):
     """Context manager: use `n` threads for fastconv calls made in this thread inside the block.
 
-    `n` follows `set_num_threads`'s rule (an int from 1 to 4 x the logical CPUs).
+    Parameters
+    ----------
+    n : int
+        Threads to use inside the block; `set_num_threads`'s rule (an int from 1 to 4 x the
+        logical CPUs).
+
+    Yields
+    ------
+    int
+        `n`, the count in effect inside the block.
+
+    Raises
+    ------
+    TypeError
+        `n` not an int.
+    ValueError
+        `n` out of range.
+
+    See Also
+    --------
+    set_num_threads : The process-wide count the block returns to.
 
     Examples
     --------
