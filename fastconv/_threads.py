@@ -119,15 +119,15 @@ def set_num_threads(n):
         stack and packed-workspace tile, so memory grows with `n` (1000 threads is a typo, not
         a plan).
 
-    Notes
-    -----
-    The BLAS libraries NumPy and SciPy ship are only adjusted for the duration of fastconv's own
-    calls, never globally, so the rest of a program keeps its own BLAS settings.
-
     See Also
     --------
     get_num_threads : The count in effect.
     threads : A temporary count for a block.
+
+    Notes
+    -----
+    The BLAS libraries NumPy and SciPy ship are only adjusted for the duration of fastconv's own
+    calls, never globally, so the rest of a program keeps its own BLAS settings.
 
     Examples
     --------

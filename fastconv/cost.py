@@ -59,7 +59,7 @@ class ConvCost:
 
     @property
     def arithmetic_intensity(self):
-        """FLOPs per byte of input, weight and output."""
+        """Floating-point operations per byte of input, weight and output."""
         return self.flops / max(1, self.input_bytes + self.weight_bytes + self.output_bytes)
 
     def as_dict(self):
