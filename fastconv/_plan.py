@@ -715,7 +715,33 @@ def clear_cache():
 
 @dataclass(frozen=True)
 class DynamicPlan:
-    """How one dynamic_conv2d call runs: the method, both estimates (seconds), the batch chunk."""
+    """How one dynamic_conv2d call runs: the method, both estimates (seconds), the batch chunk.
+
+    Parameters
+    ----------
+    method : {"mix", "experts"}
+        Mix the kernels per sample first, or run the experts as one wide convolution.
+    mix_cost, experts_cost : float
+        The cost model's estimate of each way, in seconds.
+    chunk : int
+        Samples per pass (bounds the per-sample kernels or the expert outputs in memory).
+    per_sample_calls : bool
+        For "mix": one shared-weight kernel call per sample (packed) instead of one batched call.
+
+    See Also
+    --------
+    fastconv.dynamic.dynamic_plan : Returns it.
+    fastconv.dynamic_conv2d : Runs it (``method=`` forces one way).
+
+    Examples
+    --------
+    >>> import numpy as np, fastconv
+    >>> x = np.ones((2, 4, 8, 8), dtype=np.float32)
+    >>> bank = np.ones((3, 4, 4, 3, 3), dtype=np.float32)
+    >>> att = np.full((2, 3), 1 / 3, dtype=np.float32)
+    >>> fastconv.dynamic_conv2d(x, bank, att, padding=1, method="mix").shape
+    (2, 4, 8, 8)
+    """
 
     method: str  # "mix" | "experts"
     mix_cost: float  # mix the kernels per sample, then one convolution per sample
