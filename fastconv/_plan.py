@@ -227,8 +227,16 @@ def _packed_run(plan, x4, w3, bias, has_bias, g, res4):
     )
 
 
-_register(Algorithm("packed", _packed_applies, _packed_workspace, _packed_features, _packed_run,
-                    per_sample=False))
+_register(
+    Algorithm(
+        "packed",
+        _packed_applies,
+        _packed_workspace,
+        _packed_features,
+        _packed_run,
+        per_sample=False,
+    )
+)
 
 
 # --------------------------------------------------------------------------------------------
@@ -251,8 +259,17 @@ def _winograd_frame(g):
     xh, xw = dh * (g.kh - 1), dw * (g.kw - 1)
     pb2 = max(0, _ceil(g.Ho + xh - H2 - pt2, dh))
     pr2 = max(0, _ceil(g.Wo + xw - W2 - pl2, dw))
-    ge = replace(g, H=H2, W=W2, pt=pt2, pb=pb2, pl=pl2, pr=pr2,
-                 Ho=H2 + pt2 + pb2 - xh, Wo=W2 + pl2 + pr2 - xw)
+    ge = replace(
+        g,
+        H=H2,
+        W=W2,
+        pt=pt2,
+        pb=pb2,
+        pl=pl2,
+        pr=pr2,
+        Ho=H2 + pt2 + pb2 - xh,
+        Wo=W2 + pl2 + pr2 - xw,
+    )
     return ge, eh, ew
 
 
@@ -344,8 +361,16 @@ def winograd_run(plan, x4, w3, bias, has_bias, g, res4):
     return bool(bad)
 
 
-_register(Algorithm("winograd", _winograd_applies, _winograd_workspace, _winograd_features,
-                    winograd_run, exact_nonfinite=False))
+_register(
+    Algorithm(
+        "winograd",
+        _winograd_applies,
+        _winograd_workspace,
+        _winograd_features,
+        winograd_run,
+        exact_nonfinite=False,
+    )
+)
 
 
 # --------------------------------------------------------------------------------------------
@@ -386,8 +411,11 @@ def _depthwise_run(plan, x4, w3, bias, has_bias, g, res4):
     mod.conv_depthwise_planes(x4, w3, bias, has_bias, geo, res4, ws, plan.nthreads)
 
 
-_register(Algorithm("depthwise", _depthwise_applies, _depthwise_workspace, _depthwise_features,
-                    _depthwise_run))
+_register(
+    Algorithm(
+        "depthwise", _depthwise_applies, _depthwise_workspace, _depthwise_features, _depthwise_run
+    )
+)
 
 #: Largest per-thread buffer (elements) of the 16-channels-in-lanes depthwise kernel: its 16
 #: pixel-major zero-padded planes must stay in L2 (planes past about 250 x 250 do not).
@@ -398,9 +426,10 @@ def _depthwise16_applies(g, be, per_sample):
     if not (g.Cg == 1 and g.groups > 1):
         return False
     mod = kernels(be)
-    return bool(mod.depthwise16_supported(g.dtype.char)) and int(
-        mod.depthwise16_workspace(g.as_array())
-    ) <= DEPTHWISE16_MAX_BUFFER
+    return (
+        bool(mod.depthwise16_supported(g.dtype.char))
+        and int(mod.depthwise16_workspace(g.as_array())) <= DEPTHWISE16_MAX_BUFFER
+    )
 
 
 def _depthwise16_workspace(g, be, nt, nw, limit):
@@ -416,8 +445,15 @@ def _depthwise16_run(plan, x4, w3, bias, has_bias, g, res4):
 
 # 16 channels in the AVX-512 lanes: wins where rows are short or strided (the plane kernel's
 # 32-column register blocks run mostly empty there), measured in the commit that added it
-_register(Algorithm("depthwise16", _depthwise16_applies, _depthwise16_workspace,
-                    _depthwise16_features, _depthwise16_run))
+_register(
+    Algorithm(
+        "depthwise16",
+        _depthwise16_applies,
+        _depthwise16_workspace,
+        _depthwise16_features,
+        _depthwise16_run,
+    )
+)
 
 
 def _grouped_applies(g, be, per_sample):
@@ -450,8 +486,9 @@ def _grouped_run(plan, x4, w3, bias, has_bias, g, res4):
     mod.conv_grouped(x4, pack_grouped_weights(w3, g), bias, has_bias, geo, res4, ws, plan.nthreads)
 
 
-_register(Algorithm("grouped", _grouped_applies, _grouped_workspace, _grouped_features,
-                    _grouped_run))
+_register(
+    Algorithm("grouped", _grouped_applies, _grouped_workspace, _grouped_features, _grouped_run)
+)
 
 
 # --------------------------------------------------------------------------------------------
@@ -478,8 +515,11 @@ def _pointwise_run(plan, x4, w3, bias, has_bias, g, res4):
             res4 += bias.reshape(bias.shape[0], g.K, 1, 1)
 
 
-_register(Algorithm("pointwise", _pointwise_applies, _pointwise_workspace, _pointwise_features,
-                    _pointwise_run))
+_register(
+    Algorithm(
+        "pointwise", _pointwise_applies, _pointwise_workspace, _pointwise_features, _pointwise_run
+    )
+)
 
 
 def _gemm_applies(g, be, per_sample):
@@ -554,8 +594,17 @@ def _fft_run(plan, x4, w3, bias, has_bias, g, res4):
     return _nonfinite(res4)
 
 
-_register(Algorithm("fft", _fft_applies, _fft_workspace, _fft_features, _fft_run,
-                    exact_nonfinite=False, per_sample=False))
+_register(
+    Algorithm(
+        "fft",
+        _fft_applies,
+        _fft_workspace,
+        _fft_features,
+        _fft_run,
+        exact_nonfinite=False,
+        per_sample=False,
+    )
+)
 
 
 # --------------------------------------------------------------------------------------------
@@ -593,9 +642,15 @@ def estimate(name, g, be, nt):
 
 
 def applicable(g, backend="auto", per_sample=False):
-    """Names of the algorithms whose preconditions hold for geometry g on this backend."""
+    """Names of the algorithms that can run geometry g on this backend: preconditions hold and the
+    workspace fits the bound (on one thread, the smallest), so forcing any of them succeeds."""
     be = resolve_backend(backend)
-    return [a.name for a in ALGORITHMS.values() if a.applies(g, be, per_sample)]
+    nw = g.N if per_sample else 1
+    return [
+        a.name
+        for a in ALGORITHMS.values()
+        if a.applies(g, be, per_sample) and a.workspace(g, be, 1, nw, WORKSPACE_BYTES) is not None
+    ]
 
 
 def _thread_options(nthreads):
@@ -636,7 +691,9 @@ def plan_conv2d(
     per_sample = bool(per_sample)
     if algorithm != "auto":
         if not isinstance(algorithm, str) or algorithm not in ALGORITHMS:
-            raise ValueError(f"algorithm must be 'auto' or one of {tuple(ALGORITHMS)}, got {algorithm!r}")
+            raise ValueError(
+                f"algorithm must be 'auto' or one of {tuple(ALGORITHMS)}, got {algorithm!r}"
+            )
         names = [algorithm]
     else:
         names = list(ALGORITHMS)
@@ -665,9 +722,13 @@ def plan_conv2d(
                 best = (cost, ConvPlan(name, be, nt, fit[1], fit[0], algorithm != "auto", cost))
     if best is None:
         if algorithm != "auto":
+            why = (
+                f"needs more than the {workspace_bytes / 2**20:.4g} MiB workspace bound"
+                if ALGORITHMS[algorithm].applies(geom, be, per_sample)
+                else f"does not apply to this convolution on backend {be!r}"
+            )
             raise ValueError(
-                f"algorithm={algorithm!r} does not apply to this convolution on backend {be!r} "
-                f"(applicable: {applicable(geom, be, per_sample)})"
+                f"algorithm={algorithm!r} {why} (applicable: {applicable(geom, be, per_sample)})"
             )
         raise AssertionError("no algorithm applies")  # gemm always does
     return best[1]
@@ -760,8 +821,9 @@ def _mix_seconds(macs, elems, dtype, nt):
     return c0 + c1 * macs + c2 * elems
 
 
-def plan_dynamic(g, E, backend="auto", method="auto", nthreads=None,
-                 workspace_bytes=WORKSPACE_BYTES):
+def plan_dynamic(
+    g, E, backend="auto", method="auto", nthreads=None, workspace_bytes=WORKSPACE_BYTES
+):
     """Pick how a dynamic convolution runs, from the registry's cost of each way.
 
     g is the geometry of the whole batch with one kernel (K outputs), E the number of experts.
@@ -778,7 +840,9 @@ def plan_dynamic(g, E, backend="auto", method="auto", nthreads=None,
     batched = plan_conv2d(g, be, nthreads, workspace_bytes, per_sample=True).cost
     calls = N * plan_conv2d(replace(g, N=1), be, nthreads, workspace_bytes).cost
     per_sample_calls = calls < batched
-    mix = _mix_seconds(N * E * K * R, E * K * R + N * K * R, g.dtype, nthreads) + min(batched, calls)
+    mix = _mix_seconds(N * E * K * R, E * K * R + N * K * R, g.dtype, nthreads) + min(
+        batched, calls
+    )
     gE = replace(g, K=E * K)
     experts = plan_conv2d(gE, be, nthreads, workspace_bytes).cost + _mix_seconds(
         N * E * K * P, N * (E + 1) * K * P, g.dtype, nthreads
@@ -931,7 +995,9 @@ def plan_filter2d(
     ranking = _filter_ranking(fgeom, nthreads)
     if method != "auto":
         n, t = next((n, t) for m, n, t in ranking if m == method)
-        return FilterPlan(method, be, n, f"method={method!r} forced (est. {t * 1e6:.0f} us)", one_copy)
+        return FilterPlan(
+            method, be, n, f"method={method!r} forced (est. {t * 1e6:.0f} us)", one_copy
+        )
     direct_t = next(t for m, _, t in ranking if m == "direct")
     skipped = []
     for m, n, t in ranking:

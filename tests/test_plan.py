@@ -12,10 +12,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import fastconv
+from conftest import BACKENDS
 from fastconv import _plan, _wisdom
 from fastconv._geometry import geometry_from_shapes
-
-from conftest import BACKENDS
 
 torch = pytest.importorskip("torch")
 
@@ -23,8 +22,13 @@ torch = pytest.importorskip("torch")
 def torch_conv(x, w, b, s, p, d, g):
     tb = None if b is None else torch.from_numpy(b.astype(np.float64))
     return torch.nn.functional.conv2d(
-        torch.from_numpy(x.astype(np.float64)), torch.from_numpy(w.astype(np.float64)), tb,
-        stride=s, padding=p, dilation=d, groups=g,
+        torch.from_numpy(x.astype(np.float64)),
+        torch.from_numpy(w.astype(np.float64)),
+        tb,
+        stride=s,
+        padding=p,
+        dilation=d,
+        groups=g,
     ).numpy()
 
 
@@ -84,10 +88,40 @@ def test_forcing_an_entry_that_does_not_apply_names_it():
         fastconv.conv2d(x, w, algorithm=["packed"])
 
 
+def test_listed_algorithms_fit_the_workspace_and_others_say_why():
+    """algorithms() lists only entries that can be forced: an FFT whose workspace exceeds the
+    bound is not listed, and forcing it says the workspace is the reason."""
+    xs, ws = (42, 96, 64, 64), (32, 96, 3, 3)
+    g = geometry_from_shapes(xs, ws, 1, 1, 1, 1, np.float32)
+    names = fastconv.algorithms(xs, ws, padding=1)
+    for name in _plan.ALGORITHMS:
+        alg = _plan.ALGORITHMS[name]
+        fits = alg.applies(g, "auto", False) and alg.workspace(
+            g, _plan.resolve_backend("auto"), 1, 1, _plan.WORKSPACE_BYTES
+        )
+        assert (name in names) == bool(fits), name
+    if (
+        _plan.ALGORITHMS["fft"].applies(g, _plan.resolve_backend("auto"), False)
+        and "fft" not in names
+    ):
+        with pytest.raises(
+            ValueError, match="algorithm='fft' needs more than the 64 MiB workspace"
+        ):
+            fastconv.conv2d(
+                np.zeros(xs, np.float32), np.zeros(ws, np.float32), padding=1, algorithm="fft"
+            )
+
+
 @settings(max_examples=40, deadline=None)
 @given(
-    n=st.integers(1, 3), c=st.integers(1, 20), k=st.integers(1, 20), h=st.integers(1, 16),
-    kh=st.integers(1, 5), s=st.integers(1, 2), p=st.integers(0, 2), d=st.integers(1, 2),
+    n=st.integers(1, 3),
+    c=st.integers(1, 20),
+    k=st.integers(1, 20),
+    h=st.integers(1, 16),
+    kh=st.integers(1, 5),
+    s=st.integers(1, 2),
+    p=st.integers(0, 2),
+    d=st.integers(1, 2),
     nt=st.integers(1, 4),
 )
 def test_plan_is_applicable_and_within_the_thread_budget(n, c, k, h, kh, s, p, d, nt):
@@ -159,8 +193,14 @@ def test_tune_records_the_winner_and_a_new_process_uses_it(tmp_path, monkeypatch
         "print(p.algorithm, p.nthreads)"
     )
     env = dict(os.environ, FASTCONV_CACHE_DIR=str(tmp_path))
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                         check=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
     assert out.stdout.split() == [r.algorithm, str(r.nthreads)]
     _wisdom.clear()
 
