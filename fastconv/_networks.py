@@ -183,7 +183,8 @@ def _silu(y, tmp):
     """y * sigmoid(y) in place; `tmp` is a scratch array of y's size (reused across calls)."""
     t = tmp[: y.size].reshape(y.shape)
     expit(y, out=t)
-    return np.multiply(y, t, out=y)
+    with np.errstate(invalid="ignore"):  # -inf * 0 is NaN, as in torch
+        return np.multiply(y, t, out=y)
 
 
 def _maxpool3s2(x):
@@ -210,12 +211,14 @@ class Network:
         As `random_weights` returns them (the default, seed 0).
     backend : {"auto", "numba", "cython"}
         Passed to every conv2d call.
+    dtype : {numpy.float32, numpy.float64}
+        The dtype the network computes in (inputs are cast to it).
 
     Attributes
     ----------
     arch : Arch
     params : dict of str to (ndarray, ndarray)
-        Each unit's folded float32 weight and bias.
+        Each unit's folded weight and bias, in `dtype`.
 
     Notes
     -----
@@ -232,34 +235,38 @@ class Network:
     (1, 1000)
     """
 
-    def __init__(self, name, weights=None, backend="auto"):
+    def __init__(self, name, weights=None, backend="auto", dtype=np.float32):
         self.arch = NETWORKS[name]()
         self.backend = backend
+        self.dtype = dt = np.dtype(dtype)
+        if dt not in (np.float32, np.float64):
+            raise TypeError(f"dtype must be float32 or float64, got {dt}")
         raw = random_weights(name) if weights is None else weights
         self.params = {}
         for c in self.arch.convs:
-            layer = Conv2d(raw[c.name + ".conv.weight"], None, c.stride, c.padding, 1, c.groups)
+            w = np.asarray(raw[c.name + ".conv.weight"], dtype=dt)
+            layer = Conv2d(w, None, c.stride, c.padding, 1, c.groups)
             bn = [
                 raw[c.name + ".bn." + k] for k in ("weight", "bias", "running_mean", "running_var")
             ]
             f = fuse_bn(layer, *bn, eps=self.arch.eps)
             self.params[c.name] = (
-                np.ascontiguousarray(f.weight, dtype=np.float32),
-                np.ascontiguousarray(f.bias, dtype=np.float32),
+                np.ascontiguousarray(f.weight, dtype=dt),
+                np.ascontiguousarray(f.bias, dtype=dt),
             )
         for p, _, _ in self.arch.se:
             for fc in ("fc1", "fc2"):
                 w = raw[f"{p}.{fc}.weight"]
                 self.params[f"{p}.{fc}"] = (
-                    np.ascontiguousarray(w.reshape(w.shape[0], -1).T, dtype=np.float32),
-                    np.ascontiguousarray(raw[f"{p}.{fc}.bias"], dtype=np.float32),
+                    np.ascontiguousarray(w.reshape(w.shape[0], -1).T, dtype=dt),
+                    np.ascontiguousarray(raw[f"{p}.{fc}.bias"], dtype=dt),
                 )
         self.params["fc"] = (
-            np.ascontiguousarray(raw["fc.weight"].T, dtype=np.float32),
-            np.ascontiguousarray(raw["fc.bias"], dtype=np.float32),
+            np.ascontiguousarray(raw["fc.weight"].T, dtype=dt),
+            np.ascontiguousarray(raw["fc.bias"], dtype=dt),
         )
         self.trace = None  # a list to record (spec, input shape) of each conv call
-        self._tmp = np.empty(0, dtype=np.float32)
+        self._tmp = np.empty(0, dtype=dt)
 
     def conv(self, x, c):
         """Run unit `c` (conv + folded BN) on `x`."""
@@ -270,16 +277,16 @@ class Network:
 
     def _silu(self, y):
         if self._tmp.size < y.size:
-            self._tmp = np.empty(y.size, dtype=np.float32)
+            self._tmp = np.empty(y.size, dtype=self.dtype)
         return _silu(y, self._tmp)
 
     def _se(self, y, sq):
         p = sq[0]
-        s = y.mean(axis=(2, 3), dtype=np.float32)
+        s = y.mean(axis=(2, 3), dtype=self.dtype)
         w1, b1 = self.params[p + ".fc1"]
         h = s @ w1
         h += b1
-        h = _silu(h, np.empty(h.size, dtype=np.float32))
+        h = _silu(h, np.empty(h.size, dtype=self.dtype))
         w2, b2 = self.params[p + ".fc2"]
         g = h @ w2
         g += b2
@@ -289,7 +296,7 @@ class Network:
 
     def features(self, x):
         """The last feature map (N, C, 7, 7 for a 224x224 input), before pooling."""
-        x = np.ascontiguousarray(x, dtype=np.float32)
+        x = np.ascontiguousarray(x, dtype=self.dtype)
         a = self.arch
         if a.name == "resnet50":
             y = _maxpool3s2(_relu(self.conv(x, a.convs[0])))
@@ -314,8 +321,8 @@ class Network:
         return act(self.conv(y, a.convs[-1]))
 
     def __call__(self, x):
-        """Logits (N, 1000) of a float32 batch (N, 3, H, W)."""
-        f = self.features(x).mean(axis=(2, 3), dtype=np.float32)
+        """Logits (N, 1000) of a batch (N, 3, H, W)."""
+        f = self.features(x).mean(axis=(2, 3), dtype=self.dtype)
         w, b = self.params["fc"]
         y = f @ w
         y += b

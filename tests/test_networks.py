@@ -1,0 +1,106 @@
+"""fastconv._networks (ResNet-50, MobileNetV2, EfficientNet-B0 in fastconv + NumPy) against torch.
+
+The torch twins are benchmarks/scripts/networks.py's, written out in torch.nn and run unfused (BN in
+eval mode), so folding, padding, strides, SE and residual wiring are all checked; skipped without torch.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from fastconv._networks import NETWORKS, Network, random_weights
+from tests.tolerance import assert_close
+
+torch = pytest.importorskip("torch")
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _script():
+    spec = importlib.util.spec_from_file_location(
+        "_networks_script", os.path.join(ROOT, "benchmarks", "scripts", "networks.py")
+    )
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+SCRIPT = _script()
+_NETS = {}
+_TORCH = {}
+
+
+def _net(name, backend, dtype):
+    key = (name, backend, np.dtype(dtype))
+    if key not in _NETS:
+        _NETS[key] = Network(name, backend=backend, dtype=dtype)
+    return _NETS[key]
+
+
+def _torch(name, dtype):
+    key = (name, np.dtype(dtype))
+    if key not in _TORCH:
+        m = SCRIPT.torch_network(name, random_weights(name))
+        _TORCH[key] = m.double() if np.dtype(dtype) == np.float64 else m
+    return _TORCH[key]
+
+
+def _reference(name, x):
+    with torch.inference_mode():
+        return _torch(name, x.dtype)(torch.from_numpy(x)).numpy()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("backend", ["numba", "cython"])
+@pytest.mark.parametrize("name", sorted(NETWORKS))
+def test_matches_torch(name, backend, dtype):
+    x = np.random.default_rng(3).standard_normal((1, 3, 32, 32)).astype(dtype)
+    keep = x.copy()
+    y = _net(name, backend, dtype)(x)
+    assert y.dtype == dtype and y.shape == (1, 1000)
+    np.testing.assert_array_equal(x, keep)  # the input is never modified
+    ref = _reference(name, x)
+    # 50+ layers of float32 rounding (fastconv's folded BN vs torch's unfused one): the table's
+    # rtol holds for the whole network, and the spread is a real signal (not all zeros).
+    assert np.std(ref) > 1e-3
+    assert_close(y, ref, dtype)
+
+
+@settings(max_examples=4, deadline=None)
+@given(
+    name=st.sampled_from(sorted(NETWORKS)),
+    n=st.integers(1, 2),
+    h=st.integers(20, 48),
+    w=st.integers(20, 48),
+)
+def test_shapes_match_torch(name, n, h, w):
+    x = np.random.default_rng(h * 100 + w).standard_normal((n, 3, h, w)).astype(np.float32)
+    assert_close(_net(name, "auto", np.float32)(x), _reference(name, x), np.float32)
+
+
+@pytest.mark.parametrize("name", sorted(NETWORKS))
+def test_nonfinite_like_torch(name):
+    x = np.random.default_rng(4).standard_normal((2, 3, 32, 32)).astype(np.float32)
+    x[0, 1, 5, 7] = np.nan
+    x[1, 0, 20, 3] = np.inf
+    x[1, 2, 2, 30] = -np.inf
+    y = _net(name, "auto", np.float32)(x)
+    ref = _reference(name, x)
+    assert not np.isfinite(ref).all()  # the non-finite values reached the logits
+    assert_close(y, ref, np.float32)
+
+
+def test_features_shape_and_trace():
+    net = Network("resnet50")
+    net.trace = []
+    f = net.features(np.zeros((1, 3, 64, 64), dtype=np.float32))
+    assert f.shape == (1, 2048, 2, 2)
+    assert len(net.trace) == 53  # stem + 16 bottlenecks x 3 + 4 downsamples
+    with pytest.raises(TypeError, match="dtype"):
+        Network("mobilenetv2", dtype=np.int32)
