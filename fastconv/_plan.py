@@ -1115,6 +1115,8 @@ def plan_conv_transpose(g, Hg, Wg, backend="auto", nthreads=None):
 #: over them is long enough (Kg x R x pixels) to run BLAS near its peak, and the whole im2col
 #: matrix is never built.
 GRAD_WEIGHT_TILE_BYTES = 16 * 2**20
+#: Multiply-adds below which the weight gradient runs on one thread (starting threads costs more).
+GRAD_WEIGHT_SERIAL_MACS = 2_000_000
 
 
 @dataclass(frozen=True)
@@ -1139,20 +1141,31 @@ class WeightGradPlan:
 
 
 def plan_conv2d_weight(g, backend="auto", nthreads=None, tile_bytes=GRAD_WEIGHT_TILE_BYTES):
-    """Plan the gradient with respect to the weight of the conv2d described by `g`."""
+    """Plan the gradient with respect to the weight of the conv2d described by `g`.
+
+    Tiles are whole samples when one sample's columns fit a thread's share of `tile_bytes`, else
+    bands of output rows; at least two per thread when the batch and image allow, so the static
+    shares of the threads stay even.  Work below GRAD_WEIGHT_SERIAL_MACS runs on one thread.
+    """
     be = resolve_backend(backend)
     if nthreads is None:
         nthreads = _threads.get_num_threads()
-    item = g.dtype.itemsize
     if g.is_depthwise:
-        return WeightGradPlan("depthwise", be, nthreads)
-    if g.is_pointwise:
-        return WeightGradPlan("pointwise", be, nthreads, workspace=g.N * g.K * g.Cg)
-    per_row = g.C * g.kh * g.kw * g.Wo * item  # im2col bytes of one output row of one sample
+        return WeightGradPlan("depthwise", be, 1)
+    macs = g.N * g.K * g.P * g.R
+    nt = 1 if macs < GRAD_WEIGHT_SERIAL_MACS else max(1, int(nthreads))
+    item = g.dtype.itemsize
+    method = "pointwise" if g.is_pointwise else "im2col"
+    per_row = (0 if g.is_pointwise else g.C * g.kh * g.kw * g.Wo * item) + g.K * g.Wo * item
+    share = max(per_row, tile_bytes // nt)
     per_sample = per_row * g.Ho
-    if per_sample <= tile_bytes:
-        samples, rows = max(1, min(g.N, tile_bytes // per_sample)), g.Ho
+    if per_sample <= share:
+        samples = max(1, min(g.N, share // per_sample, -(-g.N // (2 * nt))))
+        rows = g.Ho
     else:
-        samples, rows = 1, max(1, min(g.Ho, tile_bytes // per_row))
-    ws = samples * g.C * g.kh * g.kw * rows * g.Wo + samples * g.K * g.Cg * g.kh * g.kw
-    return WeightGradPlan("im2col", be, nthreads, samples, rows, ws)
+        samples = 1
+        rows = max(1, min(g.Ho, share // per_row))
+    if g.N * -(-g.Ho // rows) < 2 * nt:
+        rows = max(1, -(-g.Ho // -(-2 * nt // max(1, g.N))))
+    ws = nt * (samples * rows * per_row // item + g.K * g.R)
+    return WeightGradPlan(method, be, nt, samples, rows, ws)

@@ -7,6 +7,7 @@ Validation in _geometry (backward_geometry, transpose_geometry), every choice in
 from __future__ import annotations
 
 import dataclasses
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -106,7 +107,7 @@ def _tap_range(i, k_off, s, p, n_in, n_out):
 
 def _grad_weight(plan, x4, go4, g):
     """dW (K, Cg, kh, kw) = sum over samples and output pixels of grad_output x the input taps."""
-    K, Kg, Cg, G = g.K, g.Kg, g.Cg, g.groups
+    K, Cg = g.K, g.Cg
     nt = plan.nthreads
     dw = np.zeros((K, Cg * g.kh * g.kw), dtype=g.dtype)
     if g.N == 0:
@@ -133,37 +134,65 @@ def _grad_weight(plan, x4, go4, g):
                     gs = go5[:, :, :, h0:h1, w0:w1]
                     dw4[:, :, i, j] = np.einsum("ncmhw,nchw->cm", gs, xs)
             return dw.reshape(K, Cg, g.kh, g.kw)
-        with _threads.blas_threads(nt):
-            if plan.method == "pointwise":
-                xg = x4.reshape(g.N, G, Cg, g.P)
-                gg = go4.reshape(g.N, G, Kg, g.P)
-                for grp in range(G):
-                    part = np.matmul(gg[:, grp], xg[:, grp].transpose(0, 2, 1))
-                    dw[grp * Kg : (grp + 1) * Kg] = part.sum(axis=0)
-                return dw.reshape(K, Cg, g.kh, g.kw)
-            R = g.R
-            kern = kernels(plan.backend)
-            for n0 in range(0, g.N, plan.samples):
-                n1 = min(g.N, n0 + plan.samples)
-                for h0 in range(0, g.Ho, plan.rows):
-                    h1 = min(g.Ho, h0 + plan.rows)
-                    lo = h0 * g.sh - g.pt
-                    hi = (h1 - 1) * g.sh - g.pt + g.dh * (g.kh - 1) + 1
-                    a, b = max(lo, 0), min(hi, g.H)
-                    T = (h1 - h0) * g.Wo
-                    if a >= b:
-                        continue  # every tap of these rows is padding: no contribution
-                    cols = np.empty((n1 - n0, g.C * g.kh * g.kw, T), dtype=g.dtype)
-                    xs = np.ascontiguousarray(x4[n0:n1, :, a:b])
-                    sub = dataclasses.replace(g, N=n1 - n0, H=b - a, pt=max(0, -lo), Ho=h1 - h0)
-                    _threads.mark_pools_started()
-                    kern.im2col(xs, sub.as_array(), cols, nt)
-                    gt = go4[n0:n1, :, h0:h1].reshape(n1 - n0, K, T)
-                    for grp in range(G):
-                        cg = cols[:, grp * R : (grp + 1) * R]
-                        part = np.matmul(gt[:, grp * Kg : (grp + 1) * Kg], cg.transpose(0, 2, 1))
-                        dw[grp * Kg : (grp + 1) * Kg] += part.sum(axis=0)
+        tiles = _weight_tiles(plan, g)
+        parts = [np.zeros_like(dw) for _ in range(min(nt, len(tiles)) - 1)]
+        with _threads.blas_single():
+            if len(parts) == 0:
+                _weight_tiles_run(plan, x4, go4, g, tiles, dw)
+            else:
+                # static shares of the tiles on Python threads, each packing its own columns and
+                # calling BLAS on one thread: measured on the loaded 2-core machine, alternating a
+                # 2-thread im2col with a 2-thread GEMM ran 4x slower than one thread (the pools
+                # spin against each other), and so did 2-thread OpenBLAS alone
+                with ThreadPoolExecutor(len(parts)) as pool:
+                    futs = [
+                        pool.submit(_weight_tiles_run, plan, x4, go4, g, tiles[t + 1 :: nt], part)
+                        for t, part in enumerate(parts)
+                    ]
+                    _weight_tiles_run(plan, x4, go4, g, tiles[::nt], dw)
+                    for f in futs:
+                        f.result()
+                for part in parts:
+                    dw += part
     return dw.reshape(K, Cg, g.kh, g.kw)
+
+
+def _weight_tiles(plan, g):
+    """(n0, n1, h0, h1) tiles of samples x output rows covering the output."""
+    return [
+        (n0, min(g.N, n0 + plan.samples), h0, min(g.Ho, h0 + plan.rows))
+        for n0 in range(0, g.N, plan.samples)
+        for h0 in range(0, g.Ho, plan.rows)
+    ]
+
+
+def _weight_tiles_run(plan, x4, go4, g, tiles, dw):
+    """dw += the weight gradient contributed by `tiles` (one thread; BLAS on one thread)."""
+    K, Kg, G, R = g.K, g.Kg, g.groups, g.R
+    kern = kernels(plan.backend)
+    for n0, n1, h0, h1 in tiles:
+        T = (h1 - h0) * g.Wo
+        gt = go4[n0:n1, :, h0:h1].reshape(n1 - n0, K, T)
+        if plan.method == "pointwise":
+            cols = x4[n0:n1, :, h0:h1].reshape(n1 - n0, g.C, T)
+        else:
+            lo = h0 * g.sh - g.pt
+            hi = (h1 - 1) * g.sh - g.pt + g.dh * (g.kh - 1) + 1
+            a, b = max(lo, 0), min(hi, g.H)
+            if a >= b:
+                continue  # every tap of these rows is padding: no contribution
+            xs = np.ascontiguousarray(x4[n0:n1, :, a:b])
+            sub = dataclasses.replace(g, N=n1 - n0, H=b - a, pt=max(0, -lo), Ho=h1 - h0)
+            cols = np.empty((n1 - n0, g.C * g.kh * g.kw, T), dtype=g.dtype)
+            _threads.mark_pools_started()
+            kern.im2col(xs, sub.as_array(), cols, 1)
+        for grp in range(G):
+            cg = cols[:, grp * R : (grp + 1) * R]
+            gg = gt[:, grp * Kg : (grp + 1) * Kg]
+            if n1 - n0 == 1:
+                dw[grp * Kg : (grp + 1) * Kg] += gg[0] @ cg[0].T
+            else:
+                dw[grp * Kg : (grp + 1) * Kg] += np.matmul(gg, cg.transpose(0, 2, 1)).sum(axis=0)
 
 
 def _as(a, dtype):
