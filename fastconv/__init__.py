@@ -4,7 +4,7 @@ conv2d with PyTorch's semantics, im2col/col2im, dynamic convolution, exact kerne
 scipy.signal-compatible 2-D filters, compiled with Numba and Cython.
 """
 
-from . import cost, signal  # noqa: F401  (signal: the scipy-compatible namespace)
+from . import cost, ndimage, signal  # noqa: F401  (signal, ndimage: scipy-compatible namespaces)
 from ._threads import get_num_threads, set_num_threads, threads
 from .algebra import (
     Conv2d,
@@ -51,6 +51,7 @@ __all__ = [
     "get_num_threads",
     "im2col",
     "set_num_threads",
+    "ndimage",
     "signal",
     "threads",
     "tune",

@@ -899,3 +899,208 @@ def transpose_geometry(
         out_shape, (Cin,) + tuple(weight_shape[1:]), (sh, sw), (ph, pw), (dh, dw), groups, dtype
     )
     return g, Hin, Win
+
+
+# ----------------------------------------------------------------------------------------------
+# fastconv.ndimage: scipy.ndimage's argument rules, the boundary extension maps and the N-d filter
+# geometry (the array seen as outer planes x rows x columns).
+
+import operator  # noqa: E402
+from collections.abc import Iterable  # noqa: E402
+
+
+class NdimageArgumentError(RuntimeError, ValueError):
+    """A bad fastconv.ndimage argument where scipy.ndimage raises RuntimeError.
+
+    fastconv's rule is a ValueError naming the argument; scipy.ndimage raises RuntimeError for
+    modes, sizes, sequence lengths and output shapes.  This is both, so code written against either
+    catches it.
+    """
+
+
+#: scipy.ndimage's filter modes and the extension each one means for a filter (the grid- variants
+#: differ from their plain twins only in interpolation).
+NDIMAGE_MODES = {
+    "reflect": "reflect",
+    "grid-mirror": "reflect",
+    "constant": "constant",
+    "grid-constant": "constant",
+    "nearest": "nearest",
+    "mirror": "mirror",
+    "wrap": "wrap",
+    "grid-wrap": "wrap",
+}
+
+#: scipy's weight threshold in the N-d correlate: taps with |w| <= DBL_EPSILON are left out.
+NDIMAGE_TAP_EPS = float(np.finfo(np.float64).eps)
+
+
+def ndimage_mode(mode, name="mode"):
+    """The extension a scipy.ndimage filter mode names ('reflect', 'constant', 'nearest', 'mirror',
+    'wrap'), or NdimageArgumentError naming the argument."""
+    if isinstance(mode, str) and mode in NDIMAGE_MODES:
+        return NDIMAGE_MODES[mode]
+    raise NdimageArgumentError(
+        f"boundary mode not supported: {name}={mode!r} (expected one of {sorted(NDIMAGE_MODES)})"
+    )
+
+
+def ndimage_axes(axes, ndim):
+    """scipy.ndimage's `axes`: None (all), an int or an iterable of ints; unique, in range."""
+    if axes is None:
+        return tuple(range(ndim))
+    if np.isscalar(axes):
+        axes = (operator.index(axes),)
+    elif isinstance(axes, Iterable):
+        axes = tuple(operator.index(ax) for ax in axes)
+    else:
+        raise ValueError("axes must be an integer, iterable of integers, or None")
+    for ax in axes:
+        if ax < -ndim or ax > ndim - 1:
+            raise ValueError(f"specified axis: {ax} is out of range (axes={axes}, ndim={ndim})")
+    axes = tuple(ax % ndim if ax < 0 else ax for ax in axes)
+    if len(set(axes)) != len(axes):
+        raise ValueError(f"axes must be unique (axes={axes})")
+    return axes
+
+
+def ndimage_sequence(value, rank, name):
+    """A scalar repeated `rank` times, or a sequence of exactly `rank` items (scipy's rule)."""
+    if not isinstance(value, str) and np.iterable(value):
+        seq = list(value)
+        if len(seq) != rank:
+            raise NdimageArgumentError(
+                f"sequence argument must have length equal to input rank: {name} has "
+                f"{len(seq)} items for {rank} axes"
+            )
+        return seq
+    return [value] * rank
+
+
+def ndimage_output(output, shape, dtype, complex_output=False):
+    """The output array scipy.ndimage's `output` argument names: None (the input's dtype), a dtype
+    or a dtype name (a new array), or an array of the input's shape (used as it is)."""
+    if output is None:
+        dt = np.dtype(dtype)
+        if complex_output:
+            dt = np.promote_types(dt, np.complex64)
+        return np.zeros(shape, dtype=dt)
+    if isinstance(output, type | np.dtype):
+        dt = np.dtype(output)
+        if complex_output and dt.kind != "c":
+            raise NdimageArgumentError(f"output must have complex dtype (output={dt})")
+        return np.zeros(shape, dtype=dt)
+    if isinstance(output, str):
+        dt = np.dtype(output)
+        if complex_output and dt.kind != "c":
+            raise NdimageArgumentError(f"output must have complex dtype (output={output!r})")
+        if not issubclass(dt.type, np.number):
+            raise NdimageArgumentError(f"output must have numeric dtype (output={output!r})")
+        return np.zeros(shape, dtype=dt)
+    if not isinstance(output, np.ndarray):
+        raise TypeError(
+            f"output must be None, a dtype or a NumPy array, got {type(output).__name__}"
+        )
+    if output.shape != tuple(shape):
+        raise NdimageArgumentError(
+            f"output shape not correct: output has shape {output.shape}, the input {tuple(shape)}"
+        )
+    if complex_output and output.dtype.kind != "c":
+        raise NdimageArgumentError("output must have complex dtype")
+    if not output.flags.writeable:
+        raise ValueError("output array is read-only")
+    return output
+
+
+def ndimage_origin(origin, size, name="origin"):
+    """An origin as an int, checked as scipy does: -(size // 2) <= origin <= (size - 1) // 2."""
+    try:
+        o = operator.index(origin)
+    except TypeError:
+        raise TypeError(f"{name} must be an integer, got {origin!r}") from None
+    if o < -(size // 2) or o > (size - 1) // 2:
+        raise ValueError(
+            f"Invalid origin; origin must satisfy -(weights.shape[k] // 2) <= origin[k] <= "
+            f"(weights.shape[k]-1) // 2 ({name}={o} for a filter of size {size})"
+        )
+    return o
+
+
+def extension_index(n, before, after, mode):
+    """int64 map of the extended line (before + n + after positions) to source indices, -1 where
+    `mode` 'constant' puts cval.  Periodic for any pad length, like scipy's line extension."""
+    i = np.arange(-before, n + after, dtype=np.int64)
+    if n == 0:
+        return np.full(i.shape, -1, dtype=np.int64)
+    if mode == "constant":
+        return np.where((i >= 0) & (i < n), i, -1)
+    if mode == "nearest":
+        return np.clip(i, 0, n - 1)
+    if mode == "wrap":
+        return np.mod(i, n)
+    if mode == "reflect":  # d c b a | a b c d | d c b a
+        j = np.mod(i, 2 * n)
+        return np.where(j < n, j, 2 * n - 1 - j)
+    if mode == "mirror":  # d c b | a b c d | c b a
+        if n == 1:
+            return np.zeros(i.shape, dtype=np.int64)
+        j = np.mod(i, 2 * n - 2)
+        return np.where(j < n, j, 2 * n - 2 - j)
+    raise AssertionError(mode)
+
+
+@dataclass(frozen=True)
+class NdFilterGeometry:
+    """An N-d correlation as the kernels see it: planes x rows x columns, the outer axes flattened.
+
+    shape3 (P, H, W): the array; kernel3 (T, kh, kw): the weights with their outer axes flattened;
+    planes (P, T): the source plane output plane p reads for outer tap combination t, or -1
+    (all cval); idx_h (H + kh - 1), idx_w (W + kw - 1): the extension maps of the last two axes.
+    """
+
+    shape3: tuple
+    kernel3: tuple
+    planes: np.ndarray
+    idx_h: np.ndarray
+    idx_w: np.ndarray
+
+
+def nd_filter_geometry(shape, wshape, origins, mode):
+    """The NdFilterGeometry of a correlation of an array of `shape` with weights of `wshape`
+    (same length, origins checked), every axis extended by `mode`."""
+    shape = tuple(int(s) for s in shape)
+    wshape = tuple(int(k) for k in wshape)
+    if len(shape) < 3:
+        pad = 3 - len(shape)
+        shape, wshape, origins = (1,) * pad + shape, (1,) * pad + wshape, [0] * pad + list(origins)
+    maps = []
+    for n, k, o in zip(shape, wshape, origins, strict=True):
+        before = k // 2 + o
+        maps.append(extension_index(n, before, k - 1 - before, mode))
+    outer_n, outer_k = shape[:-2], wshape[:-2]
+    P, T = math.prod(outer_n), math.prod(outer_k)
+    planes = np.zeros((P, T), dtype=np.int64)
+    valid = np.ones((P, T), dtype=bool)
+    stride = 1
+    for d in range(len(outer_n) - 1, -1, -1):
+        n, k = outer_n[d], outer_k[d]
+        o = np.arange(n).reshape((1,) * d + (n,) + (1,) * (len(outer_n) - d - 1))
+        t = np.arange(k).reshape((1,) * d + (k,) + (1,) * (len(outer_k) - d - 1))
+        src = maps[d][o.reshape(-1, 1) + t.reshape(1, -1)]  # (n, k)
+        ob = np.broadcast_to(o, outer_n).reshape(-1)
+        tb = np.broadcast_to(t, outer_k).reshape(-1)
+        s = src[ob[:, None], tb[None, :]]
+        valid &= s >= 0
+        planes += np.where(s >= 0, s, 0) * stride
+        stride *= n
+    planes[~valid] = -1
+    return NdFilterGeometry(
+        shape[-3:] if len(shape) == 3 else (P, shape[-2], shape[-1]),
+        (T, wshape[-2], wshape[-1]),
+        np.ascontiguousarray(planes),
+        maps[-2],
+        maps[-1],
+    )
+
+
+# (end of the fastconv.ndimage section)

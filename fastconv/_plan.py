@@ -1169,3 +1169,98 @@ def plan_conv2d_weight(g, backend="auto", nthreads=None, tile_bytes=GRAD_WEIGHT_
         rows = max(1, -(-g.Ho // -(-2 * nt // max(1, g.N))))
     ws = nt * (samples * rows * per_row // item + g.K * g.R)
     return WeightGradPlan(method, be, nt, samples, rows, ws)
+
+
+# ----------------------------------------------------------------------------------------------
+# fastconv.ndimage: which kernel runs, on which backend, on how many threads, in which tiles.
+
+#: Multiply-adds below which an ndimage call runs on one thread (waking a pool that slept costs
+#: more than the work; see the design notes on loaded machines).
+NDIMAGE_SERIAL_WORK = 1 << 18
+
+#: Bytes of float64 workspace one thread's tile may use: the extended rows stay in L2.
+NDIMAGE_TILE_BYTES = 256 * 1024
+
+_NDIMAGE_LANES = 32  # the kernels' output block width (ws slack and column blocks)
+
+
+@dataclass(frozen=True)
+class NdimagePlan:
+    """How one ndimage kernel call runs: kernel name, backend, threads, tile and workspace."""
+
+    kernel: str
+    backend: str
+    nthreads: int
+    tile: tuple
+    ws_shape: tuple
+    why: str
+
+    def workspace(self):
+        """The per-thread float64 workspace the kernel expects (allocated by the caller)."""
+        return np.empty(self.ws_shape, dtype=np.float64)
+
+    def module(self):
+        return _load(self.backend, "ndimage")
+
+
+def _ndimage_threads(work, nitems, nthreads):
+    if nthreads is None:
+        nthreads = _threads.get_num_threads()
+    if work < NDIMAGE_SERIAL_WORK:
+        return 1
+    return max(1, min(int(nthreads), int(nitems)))
+
+
+def plan_ndimage(kind, shape3, taps, backend="auto", nthreads=None):
+    """The NdimagePlan of one pass.
+
+    kind: "correlate1d" (shape3 (A, L, C), taps the filter length), "uniform1d" (the same, taps
+    the window size) or "correlate" (shape3 (P, H, W), taps (T, kh, kw, nonzero taps)).  1-D
+    passes along the last axis (C == 1) split lines into segments so one long line runs on every
+    thread; along another axis they run 32 columns at a time, contiguous.
+    """
+    be = resolve_backend(backend, "ndimage")
+    lanes = _NDIMAGE_LANES
+    budget = _threads.get_num_threads() if nthreads is None else int(nthreads)
+    if kind == "correlate":
+        P, H, W = shape3
+        T, kh, kw, nnz = taps
+        work = P * H * W * max(nnz, 1)
+        cols = max(1, min(W, 2048))
+        per_row = T * (cols + kw - 1 + lanes) * 8
+        rows = max(1, min(H, NDIMAGE_TILE_BYTES // per_row - kh + 1))
+        ncb = -(-W // cols)
+        if P * -(-H // rows) * ncb < budget and H > 1:  # enough tiles for every thread
+            rows = max(1, -(-H // max(1, budget // max(1, P * ncb))))
+        nitems = P * -(-H // rows) * ncb
+        nt = _ndimage_threads(work, nitems, budget)
+        ws = (nt, T * (rows + kh - 1) * (cols + kw - 1 + lanes))
+        why = f"direct taps on {rows}x{cols} tiles ({nnz} nonzero taps)"
+        return NdimagePlan("correlate_nd", be, nt, (rows, cols), ws, why)
+    A, L, C = shape3
+    k = int(taps)
+    if kind == "uniform1d":
+        seg = max(1, min(L, 1024))
+        nitems = -(-A // lanes) if C == 1 else A * -(-C // lanes)
+        nt = _ndimage_threads(A * L * C * 2, nitems, budget)
+        ws = (nt, (seg + k) * lanes)
+        return NdimagePlan("uniform1d", be, nt, (seg,), ws, "running mean, 32 lines side by side")
+    if C == 1:
+        seg = max(1, min(L, 8192))
+        if A * -(-L // seg) < budget:
+            seg = max(1, -(-L // budget))
+        nitems = A * -(-L // seg)
+        nt = _ndimage_threads(A * L * k, nitems, budget)
+        ws = (nt, seg + k - 1 + lanes)
+        return NdimagePlan("correlate1d_last", be, nt, (seg,), ws, "lines in segments of %d" % seg)
+    seg = max(1, min(L, max(lanes, NDIMAGE_TILE_BYTES // (8 * lanes) - k + 1)))
+    ncb = -(-C // lanes)
+    if A * -(-L // seg) * ncb < budget:
+        seg = max(1, -(-L // budget))
+    nitems = A * -(-L // seg) * ncb
+    nt = _ndimage_threads(A * L * C * k, nitems, budget)
+    ws = (nt, (seg + k - 1) * lanes)
+    return NdimagePlan("correlate1d_inner", be, nt, (seg,), ws, "32 columns x %d rows" % seg)
+
+
+# (end of the fastconv.ndimage section)
