@@ -11,7 +11,7 @@ import numpy as np
 
 from ._geometry import geometry_from_shapes
 
-__all__ = ["ConvCost", "conv2d_cost"]
+__all__ = ["BackwardCost", "ConvCost", "conv2d_cost"]
 
 
 @dataclass(frozen=True)
@@ -94,8 +94,10 @@ def conv2d_cost(
     *,
     backend="auto",
     nthreads=None,
+    pass_="forward",
 ):
-    """FLOPs, MACs and memory of `conv2d` on arrays of the given shapes, without running it.
+    """FLOPs, MACs and memory of `conv2d` (or of its backward pass) on arrays of the given shapes,
+    without running it.
 
     Parameters
     ----------
@@ -117,10 +119,14 @@ def conv2d_cost(
         Backend whose plan sets `workspace_bytes`.
     nthreads : int, optional
         Thread count of the plan (defaults to `fastconv.get_num_threads()`).
+    pass_ : {"forward", "backward"}, default "forward"
+        "backward" prices `fastconv.conv2d_backward` (the gradients with respect to x, weight
+        and bias) and returns a `BackwardCost`.
 
     Returns
     -------
-    ConvCost
+    ConvCost or BackwardCost
+        For ``pass_="backward"`` a `BackwardCost` (see there).  Otherwise a ConvCost:
         ``flops`` (2 per multiply-add), ``macs``, ``input_bytes``, ``weight_bytes``,
         ``output_bytes``, ``im2col_bytes`` (what materialising the whole im2col matrix would
         take), ``workspace_bytes`` (what fastconv's plan actually allocates), ``algorithm`` and
@@ -146,9 +152,23 @@ def conv2d_cost(
     (7398752256, 231211008)
     >>> c.workspace_bytes <= 64 * 2**20
     True
+
+    D2L 6.4's exercises ask for the cost and memory of the forward and the backward pass; for the
+    chapter's own example (X of 2 channels 3x3, K of shape (3, 2, 2, 2), float64):
+
+    >>> f = conv2d_cost((1, 2, 3, 3), (3, 2, 2, 2), dtype="float64")
+    >>> b = conv2d_cost((1, 2, 3, 3), (3, 2, 2, 2), dtype="float64", pass_="backward")
+    >>> f.flops, b.flops  # the backward pass: both gradients (2x) plus the bias sums
+    (192, 396)
+    >>> f.input_bytes + f.weight_bytes + f.output_bytes, b.read_bytes + b.written_bytes
+    (432, 792)
+    >>> b.saved_bytes  # kept from the forward pass for the backward: X itself
+    144
     """
     from ._plan import plan_conv2d
 
+    if pass_ not in ("forward", "backward"):
+        raise ValueError(f"pass_ must be 'forward' or 'backward', got {pass_!r}")
     try:
         dtype = np.dtype(dtype)
     except TypeError:
@@ -166,6 +186,8 @@ def conv2d_cost(
         names=("x_shape", "weight_shape"),
     )
     item = dtype.itemsize
+    if pass_ == "backward":
+        return _backward_cost(g, backend, nthreads)
     plan = plan_conv2d(g, backend, nthreads)
     macs = g.N * g.K * g.P * g.R
     return ConvCost(
@@ -178,4 +200,119 @@ def conv2d_cost(
         workspace_bytes=plan.workspace_bytes(item),
         algorithm=plan.algorithm,
         out_shape=g.out_shape,
+    )
+
+
+# -- the backward pass (fastconv.conv2d_backward): D2L 6.4's questions, answered by a function --
+
+
+@dataclass(frozen=True)
+class BackwardCost:
+    """Costs of the backward pass of one conv2d call (`fastconv.conv2d_backward`; byte counts in
+    the computing dtype).
+
+    Parameters
+    ----------
+    flops : int
+        All three gradients: 2 per multiply-add of grad_x and of grad_weight (each as many as the
+        forward call) plus one addition per output element for grad_bias.
+    grad_input_macs, grad_weight_macs : int
+        Multiply-adds of each gradient as direct summation.
+    forward_flops : int
+        The forward call's, for the ratio (about 2x: the backward pass costs twice the forward).
+    read_bytes : int
+        x, weight and grad_output, each read once.
+    written_bytes : int
+        grad_x, grad_weight and grad_bias.
+    saved_bytes : int
+        Activations the forward pass must keep for this backward pass: its input x (grad_weight
+        needs it; grad_x needs only the weight, a parameter kept anyway).
+    workspace_bytes : int
+        What fastconv's plans allocate beyond the results (the larger of the two gradients').
+    im2col_bytes : int
+        What materialising the whole im2col matrix would take (fastconv never does).
+    grad_input_algorithm : str
+        The forward algorithms the stride phases of grad_x run on, e.g. "winograd" or
+        "packed+packed+packed+packed".
+    grad_weight_method : str
+        "im2col" (GEMM over bounded im2col tiles), "pointwise" or "depthwise".
+
+    See Also
+    --------
+    conv2d_cost : Computes it with ``pass_="backward"``.
+
+    Examples
+    --------
+    >>> from fastconv.cost import conv2d_cost
+    >>> c = conv2d_cost((1, 3, 8, 8), (4, 3, 3, 3), pass_="backward")
+    >>> c.flops == 2 * c.forward_flops + 1 * 4 * 6 * 6
+    True
+    """
+
+    flops: int
+    grad_input_macs: int
+    grad_weight_macs: int
+    forward_flops: int
+    read_bytes: int
+    written_bytes: int
+    saved_bytes: int
+    workspace_bytes: int
+    im2col_bytes: int
+    grad_input_algorithm: str
+    grad_weight_method: str
+
+    def as_dict(self):
+        """The fields as a dict (for JSON or a DataFrame row).
+
+        Returns
+        -------
+        dict of str to object
+
+        Examples
+        --------
+        >>> from fastconv.cost import conv2d_cost
+        >>> conv2d_cost((1, 2, 3, 3), (3, 2, 2, 2), pass_="backward").as_dict()["flops"]
+        396
+        """
+        return asdict(self)
+
+
+def _backward_cost(g, backend, nthreads):
+    """BackwardCost of geometry g, from the plans fastconv.conv2d_backward would run."""
+    from ._plan import plan_conv2d_weight, plan_conv_transpose
+
+    item = g.dtype.itemsize
+    macs = g.N * g.K * g.P * g.R
+    x_bytes = g.N * g.C * g.H * g.W * item
+    w_bytes = g.K * g.R * item
+    go_bytes = g.N * g.K * g.P * item
+    tplan = plan_conv_transpose(g, g.Ho, g.Wo, backend, nthreads)
+    wplan = plan_conv2d_weight(g, backend, nthreads)
+    # a phase copies its grad_output window, its sub-kernel and (stride > 1) its result
+    whole = (0, g.Ho, 0, g.Wo)
+    phase_ws = [
+        ph.plan.workspace_bytes(item)
+        + (
+            0
+            if (ph.r0, ph.r1, ph.c0, ph.c1) == whole
+            else ph.geom.N * ph.geom.C * ph.geom.H * ph.geom.W * item
+        )
+        + ph.geom.K * ph.geom.R * item
+        + (0 if len(tplan.phases) == 1 else ph.geom.N * ph.geom.K * ph.geom.P * item)
+        for ph in tplan.phases
+        if ph.geom is not None
+    ]
+    algs = "+".join(ph.plan.algorithm for ph in tplan.phases if ph.geom is not None) or "zero"
+    return BackwardCost(
+        flops=4 * macs + g.N * g.K * g.P,
+        grad_input_macs=macs,
+        grad_weight_macs=macs,
+        forward_flops=2 * macs,
+        read_bytes=x_bytes + w_bytes + go_bytes,
+        written_bytes=x_bytes + w_bytes + g.K * item,
+        saved_bytes=x_bytes,
+        workspace_bytes=max([wplan.workspace_bytes(item)] + phase_ws),
+        im2col_bytes=g.N * g.groups * g.R * g.P * item,
+        grad_input_algorithm=algs,
+        grad_weight_method=wplan.method,
     )
