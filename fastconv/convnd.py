@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._geometry import check_out, nd_conv_geometry
+from ._lowering import gather_depth
 from ._plan import plan_depth_slab
 from .conv import conv2d
 
@@ -184,7 +185,7 @@ def conv3d(
         np.empty((g.N, g.K) + g.out_spatial, dtype=g.dtype) if out is None or not g.batched else out
     )
     N, C, K = g.N, g.C, g.K
-    (D, H, W), (kd, kh, kw) = g.spatial, g.kernel
+    (_, H, W), (kd, kh, kw) = g.spatial, g.kernel
     (sd, sh, sw), (dd, dh, dw), (pf, _) = g.stride, g.dilation, g.pad[0]
     Do, Ho, Wo = g.out_spatial
     Cg = g.Cg
@@ -192,23 +193,14 @@ def conv3d(
     w4 = weight.reshape(K, Cg * kd, kh, kw)
     pad2 = padding if isinstance(padding, str) else (g.pad[1][0], g.pad[2][0])
     slab = plan_depth_slab(g)
-    stacked = np.empty((N, slab, C, kd, H, W), dtype=g.dtype)
-    planes = np.empty((N, slab, K, Ho, Wo), dtype=g.dtype)
+    # flat buffers whose leading part is each slab's contiguous (N, n_o, ...) array
+    stacked = np.empty(N * slab * C * kd * H * W, dtype=g.dtype)
+    planes = np.empty(N * slab * K * Ho * Wo, dtype=g.dtype)
     for o0 in range(0, Do, slab):
         n_o = min(slab, Do - o0)
-        st = stacked[:, :n_o]
-        for k in range(kd):
-            # input plane of output plane o0 + j: (o0 + j)*sd - pf + k*dd, valid for j in [j0, j1)
-            first = o0 * sd - pf + k * dd
-            j0 = min(n_o, max(0, -(first // sd)))
-            j1 = min(n_o, max(j0, -((first - D) // sd)))
-            st[:, :j0, :, k] = 0
-            st[:, j1:, :, k] = 0
-            if j1 > j0:
-                i0 = first + j0 * sd
-                src = x[:, :, i0 : i0 + (j1 - j0 - 1) * sd + 1 : sd]
-                st[:, j0:j1, :, k] = src.transpose(0, 2, 1, 3, 4)
-        y = planes[:, :n_o]
+        st = stacked[: N * n_o * C * kd * H * W].reshape(N, n_o, C, kd, H, W)
+        gather_depth(x, o0, n_o, kd, sd, dd, pf, st)
+        y = planes[: N * n_o * K * Ho * Wo].reshape(N, n_o, K, Ho, Wo)
         conv2d(
             st.reshape(N * n_o, C * kd, H, W),
             w4,

@@ -187,22 +187,24 @@ def test_unbatched_out_and_float32(rank):
     assert_close(y, reference(x, w, padding=1), np.float32)
 
 
-def test_conv3d_slabs_give_the_same_result(monkeypatch):
-    """A workspace too small for one slab of planes: one output plane per conv2d call."""
+@pytest.mark.parametrize("planes_per_slab", [1, 2, 3])
+def test_conv3d_slabs_give_the_same_result(monkeypatch, planes_per_slab):
+    """A workspace that holds only a few output planes' gathered input: the slabs (the last one
+    shorter) give the result of one whole call."""
     from fastconv import _plan
+    from fastconv._geometry import nd_geometry_from_shapes
 
     rng = np.random.default_rng(5)
-    x = rng.standard_normal((2, 3, 7, 6, 5))
+    x = rng.standard_normal((2, 3, 9, 6, 5))
     w = rng.standard_normal((4, 3, 3, 2, 3))
-    whole = fastconv.conv3d(x, w, stride=(2, 1, 1), padding=1)
-    monkeypatch.setattr(_plan, "WORKSPACE_BYTES", 1)
-    assert (
-        _plan.plan_depth_slab(
-            fastconv._geometry.nd_geometry_from_shapes(x.shape, w.shape, (2, 1, 1), 1, rank=3)
-        )
-        == 1
-    )
-    np.testing.assert_array_equal(fastconv.conv3d(x, w, stride=(2, 1, 1), padding=1), whole)
+    kw = dict(stride=(2, 1, 1), padding=1)
+    whole = fastconv.conv3d(x, w, **kw)  # Do = 5
+    per_plane = 2 * 3 * 3 * 6 * 5 * 8
+    monkeypatch.setattr(_plan, "WORKSPACE_BYTES", planes_per_slab * per_plane)
+    g = nd_geometry_from_shapes(x.shape, w.shape, (2, 1, 1), 1, rank=3, dtype=np.float64)
+    assert _plan.plan_depth_slab(g) == planes_per_slab
+    np.testing.assert_array_equal(fastconv.conv3d(x, w, **kw), whole)
+    assert_close(whole, reference(x, w, **kw), np.float64)
 
 
 @pytest.mark.parametrize(
