@@ -1,13 +1,16 @@
-"""Command line: `python -m fastconv demo | info | bench | warmup`.
+"""fastconv's command line: `fastconv demo | info | bench | warmup` (or `python -m fastconv ...`).
 
 demo runs the engine on the photograph the package ships, checks it against scipy.signal and the
 float64 reference, and prints a speed table against the peers; info says what this install can do;
-warmup compiles every Numba kernel into the on-disk cache so no later first call waits for it.
+bench times conv2d on the CNN layer suite against torch, onnxruntime and OpenVINO; warmup compiles
+every Numba kernel into the on-disk cache so no later first call waits for it.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
+import json
 import platform
 import sys
 import time
@@ -23,7 +26,8 @@ def load_sample_image():
 
 
 class _Progress:
-    """A one-line text progress bar on stderr (no dependency), quiet when stderr is not a terminal."""
+    """A one-line text progress bar on stderr (no dependency); a plain line per step when stderr
+    is not a terminal (a log keeps every step, not carriage returns)."""
 
     def __init__(self, total, label):
         self.total, self.label, self.done = total, label, 0
@@ -38,6 +42,9 @@ class _Progress:
             sys.stderr.flush()
             if self.done == self.total:
                 sys.stderr.write("\n")
+        else:
+            sys.stderr.write(f"{self.label}: {self.done}/{self.total} {what}\n")
+            sys.stderr.flush()
 
 
 def _best(fn, repeat=5, budget=3.0):
@@ -226,6 +233,8 @@ def info(args):
     print(
         f"threads      {fastconv.get_num_threads()} (fastconv.set_num_threads / fastconv.threads)"
     )
+    for line in _extension_lines():
+        print(line)
     if _plan.cython_available():
         ext = _plan.kernels("cython")
         print(f"cython       built, OpenMP {'on' if ext.openmp else 'off (kernels run serially)'}")
@@ -237,7 +246,7 @@ def info(args):
             f"micro-kernel AVX-512 float32 {'available' if pk.packed_supported('f') else 'not supported by this CPU'}"
         )
     except ImportError:
-        print("micro-kernel not built")
+        print("micro-kernel not built (the Numba kernels run instead)")
     try:
         wk = _plan.kernels("cython", "winograd")
         state = (
@@ -254,11 +263,80 @@ def info(args):
     import scipy.linalg  # noqa: F401  (so SciPy's BLAS shows)
 
     for lib in threadpoolctl.threadpool_info():
-        print(
-            f"{lib['user_api']:<12} {lib['internal_api']} {lib.get('version')} "
-            f"({lib['num_threads']} threads) {lib['filepath']}"
-        )
+        print(_threadpool_line(lib))
     return 0
+
+
+EXTENSIONS = ("conv", "signal", "packed", "winograd")
+
+
+def _build_status():
+    """What setup.py recorded about the C build (fastconv/_ext/build_status.json), or {}."""
+    try:
+        with resources.files("fastconv._ext").joinpath("build_status.json").open() as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return {}
+
+
+def _extension_stems(status):
+    """The extensions this install should have: the four kernels modules, whatever the build
+    recorded, and any .pyx beside them (a source tree), without the per-ISA variants."""
+    stems = list(EXTENSIONS)
+    names = list(status.get("built", [])) + list(status.get("failed", {}))
+    names += [
+        f.name[:-4] for f in resources.files("fastconv._ext").iterdir() if f.name.endswith(".pyx")
+    ]
+    for name in sorted(names):
+        if not name.startswith("_isa_") and name not in stems:
+            stems.append(name)
+    return stems
+
+
+def _extension_lines():
+    """Which C extensions import, and, for those that do not, why and what runs instead."""
+    status = _build_status()
+    failed = status.get("failed", {})
+    stems = _extension_stems(status)
+    missing = {}
+    for stem in stems:
+        try:
+            importlib.import_module(f"fastconv._ext.{stem}")
+        except ImportError as e:
+            missing[stem] = failed.get(stem) or f"not built or not importable ({e})"
+    if not missing:
+        variants = [v for v in ("v3", "v4") if _importable(f"fastconv._ext._isa_conv_{v}")]
+        extra = f"; ISA builds {', '.join(variants)} (AVX2, AVX-512)" if variants else ""
+        return [f"extensions   all {len(stems)} built ({', '.join(stems)}){extra}"]
+    lines = [f"extensions   missing {len(missing)} of {len(stems)}: {', '.join(missing)}"]
+    for reason in sorted(set(missing.values())):
+        stems = [s for s, r in missing.items() if r == reason]
+        lines.append(f"             {', '.join(stems)}: {reason}")
+    lines.append(
+        "             fastconv still works: every kernel has a Numba twin (fastconv/_jit) that "
+        "backend='auto' uses, same results; first calls compile (`fastconv warmup` does it once)"
+    )
+    return lines
+
+
+def _importable(name):
+    try:
+        importlib.import_module(name)
+        return True
+    except ImportError:
+        return False
+
+
+def _threadpool_line(lib):
+    """One threadpoolctl entry: API, library, version (when known), threads, file."""
+    name = lib.get("internal_api") or "?"
+    if lib.get("user_api") == "openmp":
+        # threadpoolctl knows an OpenMP runtime only by its file: "openmp openmp None" said nothing
+        name = lib.get("prefix") or name
+    what = [name] + [str(lib[k]) for k in ("version", "architecture") if lib.get(k)]
+    return (
+        f"{lib['user_api']:<12} {' '.join(what)} ({lib['num_threads']} threads) {lib['filepath']}"
+    )
 
 
 def _cache_line():
@@ -291,25 +369,158 @@ def warmup(args):
 
 
 def bench(args):
-    """The public layer suite: fastconv.conv2d against torch (if installed) and NumPy's sgemm."""
-    from fastconv._bench import layer_table
+    """The CNN layer suite: fastconv.conv2d against each installed peer, per thread count."""
+    from fastconv import _bench
 
-    return layer_table(repeat=args.repeat)
+    layers = _bench.select_layers(_csv(args.layers))
+    rows = _bench.layer_table(layers, threads=args.threads, peers=args.peers, repeat=args.repeat)
+    if args.json:
+        import fastconv
+
+        with open(args.json, "w") as f:
+            json.dump(
+                {
+                    "fastconv": fastconv.__version__,
+                    "python": platform.python_version(),
+                    "machine": platform.machine(),
+                    "command": " ".join(["fastconv", "bench"] + args.argv),
+                    "repeat": args.repeat,
+                    "peers": _bench.peer_versions(args.peers)[0],
+                    "rows": rows,
+                },
+                f,
+                indent=1,
+            )
+        print(f"wrote {args.json}")
+    return 0
+
+
+def _csv(text):
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
+def _threads_arg(text):
+    try:
+        values = [int(t) for t in _csv(text)]
+    except ValueError:
+        values = []
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"expected thread counts like 1,2, got {text!r}")
+    return values
+
+
+def _layers_arg(text):
+    from fastconv import _bench
+
+    try:
+        _bench.select_layers(_csv(text))
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return text
+
+
+def _peers_arg(text):
+    from fastconv import _bench
+
+    peers = [] if text.strip() == "none" else _csv(text)
+    for q in peers:
+        if q not in _bench.PEERS:
+            raise argparse.ArgumentTypeError(
+                f"unknown peer {q!r}: choose from {', '.join(_bench.PEERS)} or none"
+            )
+    return peers
+
+
+def _version():
+    import fastconv
+
+    return fastconv.__version__
+
+
+def parser():
+    """The argument parser: every flag with its help and its default."""
+    from fastconv import _bench, _threads
+
+    fmt = argparse.ArgumentDefaultsHelpFormatter
+    p = argparse.ArgumentParser(
+        prog="fastconv",
+        description="Framework-free CPU convolution for NumPy: a demo, an install report, a "
+        "layer benchmark and a Numba warm-up. Also runs as `python -m fastconv`.",
+        formatter_class=fmt,
+    )
+    p.add_argument("--version", action="version", version=f"fastconv {_version()}")
+    sub = p.add_subparsers(dest="cmd", metavar="COMMAND")
+    sub.add_parser(
+        "demo",
+        help="run the engine on the shipped photograph, check it, time it against peers",
+        description="Filter the shipped photograph and run a CNN layer on it; check the results "
+        "against scipy.signal, torch (if installed) and a float64 loop; time it against peers.",
+        formatter_class=fmt,
+    )
+    sub.add_parser(
+        "info",
+        help="versions, extensions, backends, threads and BLAS of this install",
+        description="What this install can do: versions, which C extensions are built (and why "
+        "not), OpenMP, the micro-kernels, Numba's threading and cache, the BLAS and OpenMP "
+        "runtimes loaded.",
+        formatter_class=fmt,
+    )
+    b = sub.add_parser(
+        "bench",
+        help="conv2d on the CNN layer suite against torch, onnxruntime and OpenVINO",
+        description="Time fastconv.conv2d on real CNN layer shapes (float32) against each "
+        "installed peer, interleaved in one process: best-of times, GFLOP/s, the best/best "
+        "ratio and the median of per-round ratios. A peer that is not installed is skipped "
+        "with a note. Progress goes to stderr, the table to stdout.",
+        formatter_class=fmt,
+    )
+    every = list(_bench.PUBLIC_LAYERS) + list(_bench.EXTRA_LAYERS)
+    b.add_argument(
+        "--layers",
+        type=_layers_arg,
+        default="all",
+        help="comma-separated layer names, or public (the public suite), extra or all; "
+        f"the layers: {', '.join(every)}",
+    )
+    b.add_argument(
+        "--threads",
+        type=_threads_arg,
+        default=str(_threads.get_num_threads()),
+        help="comma-separated thread counts, one table each",
+    )
+    b.add_argument(
+        "--peers",
+        type=_peers_arg,
+        default=",".join(_bench.PEERS),
+        help="comma-separated peers: torch, onnxruntime, openvino (the last two run a one-node "
+        "ONNX Conv model), sgemm (NumPy's GEMM on the equivalent matrix product); none for "
+        "fastconv alone",
+    )
+    b.add_argument(
+        "--repeat", type=int, default=7, help="interleaved timing rounds per layer (best of 3 each)"
+    )
+    b.add_argument(
+        "--json", metavar="PATH", default=None, help="also write every result to this JSON file"
+    )
+    sub.add_parser(
+        "warmup",
+        help="compile every Numba kernel for float32 and float64 into the on-disk cache",
+        description="Compile every Numba kernel for float32 and float64 now, so no later first "
+        "call waits for the compiler (about 90 s of CPU, once per install).",
+        formatter_class=fmt,
+    )
+    return p
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m fastconv", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="cmd", required=True)
-    sub.add_parser(
-        "demo", help="run the engine on the shipped photograph, check it, time it against peers"
-    )
-    sub.add_parser("info", help="versions, backends, threads and BLAS of this install")
-    b = sub.add_parser("bench", help="conv2d layer suite against torch and NumPy's sgemm")
-    b.add_argument("--repeat", type=int, default=7)
-    sub.add_parser(
-        "warmup", help="compile every Numba kernel for float32 and float64 into the on-disk cache"
-    )
-    args = parser.parse_args(argv)
+    """Run the command line; returns the exit status."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    p = parser()
+    args = p.parse_args(argv)
+    if args.cmd is None:  # bare `fastconv`: the help, exit 0
+        p.print_help()
+        return 0
+    args.argv = argv[argv.index(args.cmd) + 1 :]
     return {"demo": demo, "info": info, "bench": bench, "warmup": warmup}[args.cmd](args)
 
 
