@@ -96,8 +96,9 @@ def conv2d_cost(
     nthreads=None,
     pass_="forward",
 ):
-    """FLOPs, MACs and memory of `conv2d` (or of its backward pass) on arrays of the given shapes,
-    without running it.
+    """FLOPs, MACs and memory of `conv2d` (or of its backward pass), without running it.
+
+    For arrays of the given shapes.
 
     Parameters
     ----------
@@ -208,8 +209,9 @@ def conv2d_cost(
 
 @dataclass(frozen=True)
 class BackwardCost:
-    """Costs of the backward pass of one conv2d call (`fastconv.conv2d_backward`; byte counts in
-    the computing dtype).
+    """Costs of the backward pass of one conv2d call (`fastconv.conv2d_backward`).
+
+    Byte counts are in the computing dtype.
 
     Parameters
     ----------
@@ -221,9 +223,9 @@ class BackwardCost:
     forward_flops : int
         The forward call's, for the ratio (about 2x: the backward pass costs twice the forward).
     read_bytes : int
-        x, weight and grad_output, each read once.
+        Bytes of x, weight and grad_output, each read once.
     written_bytes : int
-        grad_x, grad_weight and grad_bias.
+        Bytes of grad_x, grad_weight and grad_bias.
     saved_bytes : int
         Activations the forward pass must keep for this backward pass: its input x (grad_weight
         needs it; grad_x needs only the weight, a parameter kept anyway).
