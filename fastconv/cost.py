@@ -269,6 +269,11 @@ class BackwardCost:
         Returns
         -------
         dict of str to object
+            Field name to value, in declaration order.
+
+        See Also
+        --------
+        dataclasses.asdict : What it calls.
 
         Examples
         --------
