@@ -62,6 +62,7 @@ def conv1d(
     bias : array_like, shape (K,), optional
         Added to every output sample of each channel.
     {common}
+
     Returns
     -------
     ndarray, shape (N, K, Lo) or (K, Lo)
@@ -76,9 +77,9 @@ def conv1d(
 
     See Also
     --------
-    fastconv.conv2d : the 2-D convolution conv1d runs as.
-    fastconv.conv3d : three spatial axes.
-    fastconv.signal.correlate2d : scipy.signal-compatible filtering.
+    fastconv.conv2d : The 2-D convolution conv1d runs as.
+    fastconv.conv3d : Three spatial axes.
+    fastconv.signal.correlate2d : The scipy.signal-compatible filter.
 
     Notes
     -----
@@ -143,6 +144,7 @@ def conv3d(
     bias : array_like, shape (K,), optional
         Added to every output voxel of each channel.
     {common}
+
     Returns
     -------
     ndarray, shape (N, K, Do, Ho, Wo) or (K, Do, Ho, Wo)
@@ -157,8 +159,8 @@ def conv3d(
 
     See Also
     --------
-    fastconv.conv2d : the 2-D convolution conv3d is lowered to.
-    fastconv.conv1d : one spatial axis.
+    fastconv.conv2d : The 2-D convolution conv3d is lowered to.
+    fastconv.conv1d : One spatial axis.
 
     Notes
     -----
