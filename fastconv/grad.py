@@ -212,14 +212,22 @@ def conv2d_input(
         The forward call's filters.
     grad_output : array_like
         Gradient of the loss with respect to the forward call's output (its shape).
-    stride, padding, dilation, groups
+    stride : int or (int, int), default 1
+        As for `fastconv.conv2d`.
+    padding : int, (int, int) or {"valid", "same"}, default 0
         As for `fastconv.conv2d` (every padding form, "same" included).
+    dilation : int or (int, int), default 1
+        As for `fastconv.conv2d`.
+    groups : int, default 1
+        As for `fastconv.conv2d`.
     backend : {"auto", "numba", "cython"}
+        Which compiled kernels run; both give the same results.
 
     Returns
     -------
     ndarray, shape `input_size`
-        float32 if weight and grad_output are float32 (or narrower), float64 otherwise.
+        The input gradient: float32 if weight and grad_output are float32 (or narrower), float64
+        otherwise.
 
     Raises
     ------
@@ -282,13 +290,21 @@ def conv2d_weight(
         Shape of the forward call's weight, (K, C/groups, kh, kw).
     grad_output : array_like
         Gradient of the loss with respect to the forward call's output (its shape).
-    stride, padding, dilation, groups
+    stride : int or (int, int), default 1
+        As for `fastconv.conv2d`.
+    padding : int, (int, int) or {"valid", "same"}, default 0
+        As for `fastconv.conv2d`.
+    dilation : int or (int, int), default 1
+        As for `fastconv.conv2d`.
+    groups : int, default 1
         As for `fastconv.conv2d`.
     backend : {"auto", "numba", "cython"}
+        Which compiled kernels run; both give the same results.
 
     Returns
     -------
     ndarray, shape `weight_size`
+        The weight gradient, in the computing dtype (float32 if the inputs are float32).
 
     Raises
     ------
@@ -356,11 +372,18 @@ def conv2d_backward(
         The forward call's filters.
     grad_output : array_like
         Gradient of the loss with respect to the forward output (its shape).
-    stride, padding, dilation, groups
+    stride : int or (int, int), default 1
+        As for `fastconv.conv2d`.
+    padding : int, (int, int) or {"valid", "same"}, default 0
+        As for `fastconv.conv2d`.
+    dilation : int or (int, int), default 1
+        As for `fastconv.conv2d`.
+    groups : int, default 1
         As for `fastconv.conv2d`.
     needs : tuple of 3 bools, default (True, True, True)
         Which of (grad_x, grad_weight, grad_bias) to compute (torch's output_mask).
     backend : {"auto", "numba", "cython"}
+        Which compiled kernels run; both give the same results.
 
     Returns
     -------
@@ -439,16 +462,23 @@ def conv_transpose2d(
     Parameters
     ----------
     x : array_like, shape (N, Cin, Hin, Win) or (Cin, Hin, Win)
+        Input batch (or one unbatched image).
     weight : array_like, shape (Cin, Cout/groups, kh, kw)
+        Filters, laid out as torch's (input channels first).
     bias : array_like, shape (Cout,), optional
+        Added to every output pixel of each channel.
     stride : int or (int, int), default 1
+        Upsampling factor: the step between the output positions neighbouring inputs land on.
     padding : int or (int, int), default 0
         ``dilation*(kernel_size-1) - padding`` zeros are (implicitly) added to both sides of x.
     output_padding : int or (int, int), default 0
         Extra rows/columns on the bottom/right of the output; smaller than stride or dilation.
     groups : int, default 1
+        Channels are split into `groups` blocks transposed independently.
     dilation : int or (int, int), default 1
+        Spacing between kernel taps.
     backend : {"auto", "numba", "cython"}
+        Which compiled kernels run; both give the same results.
 
     Returns
     -------
@@ -464,7 +494,7 @@ def conv_transpose2d(
 
     See Also
     --------
-    conv2d_input : the same computation, as conv2d's input gradient.
+    conv2d_input : The same computation, as conv2d's input gradient.
 
     Notes
     -----
@@ -519,22 +549,41 @@ def dynamic_conv2d_backward(
     *,
     backend="auto",
 ):
-    """Gradients of `fastconv.dynamic_conv2d` with respect to x, the bank, the attention and the biases.
+    """Compute the gradients of `fastconv.dynamic_conv2d` (x, the bank, the attention, the biases).
 
     Parameters
     ----------
-    x, weight_bank, attention, bias_bank, stride, padding, dilation, groups
-        As for `fastconv.dynamic_conv2d`.
+    x : array_like, shape (N, C, H, W) or (C, H, W)
+        The forward call's input.
+    weight_bank : array_like, shape (E, K, C/groups, kh, kw)
+        The forward call's expert kernels.
+    attention : array_like, shape (N, E), or (E,) for an unbatched x
+        The forward call's mixing coefficients.
     grad_output : array_like
         Gradient of the loss with respect to dynamic_conv2d's output (its shape).
+    bias_bank : array_like, shape (E, K), optional
+        The forward call's expert biases.
+    stride : int or (int, int), default 1
+        As for `fastconv.dynamic_conv2d`.
+    padding : int, (int, int) or {"valid", "same"}, default 0
+        As for `fastconv.dynamic_conv2d`.
+    dilation : int or (int, int), default 1
+        As for `fastconv.dynamic_conv2d`.
+    groups : int, default 1
+        As for `fastconv.dynamic_conv2d`.
     backend : {"auto", "numba", "cython"}
+        Which compiled kernels run; both give the same results.
 
     Returns
     -------
     grad_x : ndarray, shape of x
+        Gradient with respect to x.
     grad_bank : ndarray, shape (E, K, C/groups, kh, kw)
+        Gradient with respect to the weight bank.
     grad_attention : ndarray, shape of attention
+        Gradient with respect to the attention.
     grad_bias_bank : ndarray, shape (E, K), or None without bias_bank
+        Gradient with respect to the bias bank.
 
     Raises
     ------
