@@ -470,7 +470,7 @@ def correlate(
 
     Notes
     -----
-    As scipy does, weights with |w| <= float64 epsilon are left out of the sum (so a zero weight
+    As scipy does, weights with ``|w|`` <= float64 epsilon are left out of the sum (so a zero weight
     next to an inf makes no NaN) and the sum runs from 0.0 over the remaining taps in C order, in
     float64 without fused multiply-adds: results are scipy's bit for bit.  The kernel runs tiles of
     output rows on fastconv's threads, the inner loop vectorised along the last axis.
