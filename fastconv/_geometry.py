@@ -39,6 +39,7 @@ __all__ = [
     "result_float_dtype",
     "shape_tuple",
     "unfold_geometry",
+    "unfold_nd_geometry",
 ]
 
 
@@ -627,31 +628,73 @@ class UnfoldGeometry:
         return self.Ho * self.Wo
 
 
-def unfold_geometry(N, C, H, W, kernel_size, stride, padding, dilation, batched, dtype, what):
-    """Validate im2col/col2im arguments; `what` names the spatial size in errors."""
-    kh, kw = pair(kernel_size, "kernel_size", minimum=1)
-    sh, sw = pair(stride, "stride", minimum=1)
+@dataclass(frozen=True)
+class UnfoldNdGeometry:
+    """Geometry of im2col/col2im over 1, 2 or 3 spatial axes (tuples per axis, symmetric padding)."""
+
+    N: int
+    C: int
+    spatial: tuple
+    kernel: tuple
+    stride: tuple
+    padding: tuple
+    dilation: tuple
+    out_spatial: tuple
+    batched: bool
+    dtype: np.dtype
+
+    @property
+    def L(self):
+        return math.prod(self.out_spatial)
+
+    @property
+    def rows(self):
+        return self.C * math.prod(self.kernel)
+
+
+def unfold_nd_geometry(N, C, spatial, kernel_size, stride, padding, dilation, batched, dtype, what):
+    """Validate im2col/col2im arguments for len(spatial) spatial axes; `what` names the spatial size
+    in errors."""
+    r = len(spatial)
+    kernel = ntuple(kernel_size, "kernel_size", r, minimum=1)
+    stride_ = ntuple(stride, "stride", r, minimum=1)
     if isinstance(padding, str):
-        raise ValueError(
-            f"padding must be an int or a pair of ints for im2col/col2im, got {padding!r}"
-        )
-    ph, pw = pair(padding, "padding", minimum=0)
-    dh, dw = pair(dilation, "dilation", minimum=1)
-    eh, ew = dh * (kh - 1) + 1, dw * (kw - 1) + 1
-    _check_extent(max(eh, ew), "the kernel extent dilation*(kernel_size - 1) + 1")
-    _check_extent(max(H + 2 * ph, W + 2 * pw), f"the padded {what} ({what} plus padding)")
-    if eh > H + 2 * ph or ew > W + 2 * pw:
-        raise ValueError(
-            f"kernel of extent ({eh}, {ew}) is larger than the padded {what} "
-            f"({H + 2 * ph}, {W + 2 * pw})"
-        )
-    Ho = (H + 2 * ph - eh) // sh + 1
-    Wo = (W + 2 * pw - ew) // sw + 1
+        kind = "a pair of ints" if r == 2 else f"a tuple of {r} ints"
+        raise ValueError(f"padding must be an int or {kind} for im2col/col2im, got {padding!r}")
+    pad = ntuple(padding, "padding", r, minimum=0)
+    dil = ntuple(dilation, "dilation", r, minimum=1)
+    extent = tuple(d * (k - 1) + 1 for k, d in zip(kernel, dil, strict=True))
+    padded = tuple(n + 2 * p for n, p in zip(spatial, pad, strict=True))
+    _check_extent(max(extent), "the kernel extent dilation*(kernel_size - 1) + 1")
+    _check_extent(max(padded), f"the padded {what} ({what} plus padding)")
+    if any(e > p for e, p in zip(extent, padded, strict=True)):
+        ext = extent if r > 1 else f"({extent[0]},)"
+        pd = padded if r > 1 else f"({padded[0]},)"
+        raise ValueError(f"kernel of extent {ext} is larger than the padded {what} {pd}")
+    out = tuple((p - e) // s + 1 for p, e, s in zip(padded, extent, stride_, strict=True))
     item = np.dtype(dtype).itemsize
     blame = f"{what}, kernel_size, stride and padding"
-    check_nbytes((N, C * kh * kw, Ho * Wo), item, "the columns (N, C*kh*kw, L)", blame)
-    check_nbytes((N, C, H, W), item, "the image (N, C, H, W)", blame)
-    return UnfoldGeometry(N, C, H, W, kh, kw, sh, sw, ph, pw, dh, dw, Ho, Wo, batched, dtype)
+    taps = "*".join(("kd", "kh", "kw")[3 - r :]) if r > 1 else "k"
+    check_nbytes(
+        (N, C * math.prod(kernel), math.prod(out)), item, f"the columns (N, C*{taps}, L)", blame
+    )
+    check_nbytes(
+        (N, C) + tuple(spatial), item, "the image (N, C, " + ", ".join(_AXES[r]) + ")", blame
+    )
+    return UnfoldNdGeometry(
+        N, C, tuple(spatial), kernel, stride_, pad, dil, out, batched, np.dtype(dtype)
+    )
+
+
+def unfold_geometry(N, C, H, W, kernel_size, stride, padding, dilation, batched, dtype, what):
+    """Validate 2-D im2col/col2im arguments (the rank-2 case of `unfold_nd_geometry`) and return
+    the flat UnfoldGeometry the 2-D kernels take."""
+    u = unfold_nd_geometry(
+        N, C, (H, W), kernel_size, stride, padding, dilation, batched, dtype, what
+    )
+    return UnfoldGeometry(
+        N, C, H, W, *u.kernel, *u.stride, *u.padding, *u.dilation, *u.out_spatial, batched, u.dtype
+    )
 
 
 # ---- 2-D filters (fastconv.signal) ----

@@ -862,12 +862,14 @@ def plan_dynamic(
 # input; it is built for a slab of output planes at a time, bounded by the workspace.
 
 
-def plan_depth_slab(geom, workspace_bytes=None):
-    """Output planes per lowered conv2d call for a rank-3 NdGeometry: as many as keep the gathered
-    (N, slab, C*kd, H, W) copy within the workspace, at least one."""
+def plan_depth_slab(geom, workspace_bytes=None, per_plane=None):
+    """Output depth planes per lowered 2-D call for a rank-3 geometry (conv3d's NdGeometry or a
+    3-D unfold's): as many as keep the slab's buffers within the workspace, at least one.
+    `per_plane` is their bytes per output plane; by default the gathered (N, C*kd, H, W) input."""
     limit = WORKSPACE_BYTES if workspace_bytes is None else workspace_bytes
-    (_, H, W), kd = geom.spatial, geom.kernel[0]
-    per_plane = geom.N * geom.C * kd * H * W * geom.dtype.itemsize
+    if per_plane is None:
+        (_, H, W), kd = geom.spatial, geom.kernel[0]
+        per_plane = geom.N * geom.C * kd * H * W * geom.dtype.itemsize
     return max(1, min(geom.out_spatial[0], limit // max(per_plane, 1)))
 
 
