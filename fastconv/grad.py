@@ -170,6 +170,7 @@ def _weight_tiles_run(plan, x4, go4, g, tiles, dw):
     """dw += the weight gradient contributed by `tiles` (one thread; BLAS on one thread)."""
     K, Kg, G, R = g.K, g.Kg, g.groups, g.R
     kern = kernels(plan.backend)
+    buf = None  # one column buffer per thread, reused by every tile (the bound is per thread)
     for n0, n1, h0, h1 in tiles:
         T = (h1 - h0) * g.Wo
         gt = go4[n0:n1, :, h0:h1].reshape(n1 - n0, K, T)
@@ -183,16 +184,16 @@ def _weight_tiles_run(plan, x4, go4, g, tiles, dw):
                 continue  # every tap of these rows is padding: no contribution
             xs = np.ascontiguousarray(x4[n0:n1, :, a:b])
             sub = dataclasses.replace(g, N=n1 - n0, H=b - a, pt=max(0, -lo), Ho=h1 - h0)
-            cols = np.empty((n1 - n0, g.C * g.kh * g.kw, T), dtype=g.dtype)
+            if buf is None:
+                buf = np.empty(plan.samples * g.C * g.kh * g.kw * plan.rows * g.Wo, g.dtype)
+            cols = buf[: (n1 - n0) * g.C * g.kh * g.kw * T].reshape(n1 - n0, g.C * g.kh * g.kw, T)
             _threads.mark_pools_started()
             kern.im2col(xs, sub.as_array(), cols, 1)
         for grp in range(G):
             cg = cols[:, grp * R : (grp + 1) * R]
             gg = gt[:, grp * Kg : (grp + 1) * Kg]
-            if n1 - n0 == 1:
-                dw[grp * Kg : (grp + 1) * Kg] += gg[0] @ cg[0].T
-            else:
-                dw[grp * Kg : (grp + 1) * Kg] += np.matmul(gg, cg.transpose(0, 2, 1)).sum(axis=0)
+            for i in range(n1 - n0):  # 2-D products: a stacked matmul copies the transposed columns
+                dw[grp * Kg : (grp + 1) * Kg] += gg[i] @ cg[i].T
 
 
 def _as(a, dtype):

@@ -1,0 +1,401 @@
+"""fastconv.grad: conv2d's gradients, conv_transpose2d and dynamic_conv2d's gradients.
+
+References: torch autograd in float64 (hypothesis over every parameter), central finite
+differences and the adjoint identity <conv2d(x), y> = <x, conv_transpose2d(y)> (no torch).
+"""
+
+import tracemalloc
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import fastconv
+from fastconv import _plan
+from tests.conftest import BACKENDS
+from tests.tolerance import assert_close, transform_scale
+
+torch = pytest.importorskip("torch")
+F = torch.nn.functional
+
+SETTINGS = settings(max_examples=40, deadline=None, derandomize=True)
+
+
+@st.composite
+def conv_cases(draw):
+    """A conv2d call (shapes and arguments) whose output is non-empty, any padding form."""
+    groups = draw(st.sampled_from([1, 1, 2, 3]))
+    cg = draw(st.integers(1, 3))
+    kg = draw(st.integers(1, 3))
+    depthwise = draw(st.booleans()) and groups > 1
+    if depthwise:
+        cg = 1
+    kh, kw = draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    dh, dw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    padding = draw(
+        st.one_of(
+            st.integers(0, 3),
+            st.tuples(st.integers(0, 3), st.integers(0, 2)),
+            st.sampled_from(["same", "valid"]),
+        )
+    )
+    if padding == "same":
+        stride = 1
+    else:
+        stride = draw(st.one_of(st.integers(1, 3), st.tuples(st.integers(1, 3), st.integers(1, 2))))
+    H = draw(st.integers(dh * (kh - 1) + 1, dh * (kh - 1) + 9))
+    W = draw(st.integers(dw * (kw - 1) + 1, dw * (kw - 1) + 9))
+    N = draw(st.integers(1, 3))
+    backend = draw(st.sampled_from(BACKENDS))
+    return dict(
+        x=(N, cg * groups, H, W),
+        w=(kg * groups, cg, kh, kw),
+        stride=stride,
+        padding=padding,
+        dilation=(dh, dw),
+        groups=groups,
+        backend=backend,
+    )
+
+
+def _torch_grads(x, w, go, stride, padding, dilation, groups):
+    tx = torch.tensor(x, requires_grad=True)
+    tw = torch.tensor(w, requires_grad=True)
+    tb = torch.zeros(w.shape[0], dtype=tx.dtype, requires_grad=True)
+    y = F.conv2d(tx, tw, tb, stride, padding, dilation, groups)
+    y.backward(torch.tensor(go))
+    return tx.grad.numpy(), tw.grad.numpy(), tb.grad.numpy()
+
+
+def _out_shape(c):
+    y = F.conv2d(
+        torch.zeros(c["x"], dtype=torch.float64),
+        torch.zeros(c["w"], dtype=torch.float64),
+        None,
+        c["stride"],
+        c["padding"],
+        c["dilation"],
+        c["groups"],
+    )
+    return tuple(y.shape)
+
+
+@pytest.mark.filterwarnings("ignore:Using padding='same'")
+@SETTINGS
+@given(c=conv_cases(), seed=st.integers(0, 2**16))
+def test_backward_matches_torch_autograd(c, seed):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(c["x"])
+    w = rng.standard_normal(c["w"])
+    go = rng.standard_normal(_out_shape(c))
+    args = (c["stride"], c["padding"], c["dilation"], c["groups"])
+    x0, w0, go0 = x.copy(), w.copy(), go.copy()
+    gx, gw, gb = fastconv.conv2d_backward(x, w, go, *args, backend=c["backend"])
+    rx, rw, rb = _torch_grads(x, w, go, *args)
+    for a, r in ((gx, rx), (gw, rw), (gb, rb)):
+        assert a.dtype == np.float64
+        assert_close(a, r)
+    # the torch.nn.grad-named functions agree with the combined call
+    assert_close(fastconv.conv2d_input(x.shape, w, go, *args, backend=c["backend"]), rx)
+    assert_close(fastconv.conv2d_weight(x, w.shape, go, *args, backend=c["backend"]), rw)
+    np.testing.assert_array_equal(x, x0)  # inputs are never modified
+    np.testing.assert_array_equal(w, w0)
+    np.testing.assert_array_equal(go, go0)
+
+
+@st.composite
+def transpose_cases(draw):
+    groups = draw(st.sampled_from([1, 1, 2, 3]))
+    cin_g, cout_g = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    kh, kw = draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    sh, sw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    dh, dw = draw(st.integers(1, 3)), draw(st.integers(1, 2))
+    oh = draw(st.integers(0, max(sh, dh) - 1))
+    ow = draw(st.integers(0, max(sw, dw) - 1))
+    ph, pw = draw(st.integers(0, 3)), draw(st.integers(0, 3))
+    H, W = draw(st.integers(1, 6)), draw(st.integers(1, 6))
+    Ho = (H - 1) * sh - 2 * ph + dh * (kh - 1) + oh + 1
+    Wo = (W - 1) * sw - 2 * pw + dw * (kw - 1) + ow + 1
+    if Ho < 1 or Wo < 1:
+        ph = pw = 0
+    return dict(
+        x=(draw(st.integers(1, 2)), cin_g * groups, H, W),
+        w=(cin_g * groups, cout_g, kh, kw),
+        stride=(sh, sw),
+        padding=(ph, pw),
+        output_padding=(oh, ow),
+        groups=groups,
+        dilation=(dh, dw),
+        bias=draw(st.booleans()),
+        backend=draw(st.sampled_from(BACKENDS)),
+    )
+
+
+@SETTINGS
+@given(c=transpose_cases(), seed=st.integers(0, 2**16))
+def test_conv_transpose2d_matches_torch(c, seed):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(c["x"])
+    w = rng.standard_normal(c["w"])
+    b = rng.standard_normal(c["w"][1] * c["groups"]) if c["bias"] else None
+    args = (c["stride"], c["padding"], c["output_padding"], c["groups"], c["dilation"])
+    ref = F.conv_transpose2d(
+        torch.tensor(x), torch.tensor(w), None if b is None else torch.tensor(b), *args
+    ).numpy()
+    out = fastconv.conv_transpose2d(x, w, b, *args, backend=c["backend"])
+    assert out.dtype == np.float64
+    assert_close(out, ref)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_float32_and_winograd_phases(backend):
+    """float32 through the fast paths: 3x3 stride 1 with 32 channels runs Winograd on grad_x."""
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((2, 32, 14, 14), dtype=np.float32)
+    w = rng.standard_normal((32, 32, 3, 3), dtype=np.float32)
+    go = rng.standard_normal((2, 32, 14, 14), dtype=np.float32)
+    cost = fastconv.cost.conv2d_cost(x.shape, w.shape, padding=1, backend=backend, pass_="backward")
+    gx, gw, gb = fastconv.conv2d_backward(x, w, go, padding=1, backend=backend)
+    rx, rw, rb = _torch_grads(x, w, go, 1, 1, 1, 1)
+    assert gx.dtype == gw.dtype == gb.dtype == np.float32
+    scale = transform_scale(go, w) if cost.grad_input_algorithm == "winograd" else None
+    assert_close(gx, rx, scale=scale)
+    assert_close(gw, rw)
+    assert_close(gb, rb)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize(
+    "spec",
+    [  # (x shape, w shape, stride, padding, dilation, groups): the routes the planner has
+        ((2, 8, 9, 9), (6, 8, 1, 1), 1, 0, 1, 1),  # pointwise weight gradient
+        ((2, 8, 9, 9), (8, 1, 3, 3), 2, 1, 1, 8),  # depthwise, strided
+        ((1, 4, 40, 40), (4, 2, 3, 3), 1, 2, 2, 2),  # grouped, dilated
+        ((1, 3, 23, 23), (8, 3, 7, 7), 2, 3, 1, 1),  # stem-like: 4 stride phases
+    ],
+)
+def test_routes_float32(spec, backend):
+    xs, ws, s, p, d, g = spec
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal(xs, dtype=np.float32)
+    w = rng.standard_normal(ws, dtype=np.float32)
+    go = rng.standard_normal(
+        tuple(F.conv2d(torch.tensor(x), torch.tensor(w), None, s, p, d, g).shape), dtype=np.float32
+    )
+    gx, gw, gb = fastconv.conv2d_backward(x, w, go, s, p, d, g, backend=backend)
+    rx, rw, rb = _torch_grads(
+        x.astype(np.float64), w.astype(np.float64), go.astype(np.float64), s, p, d, g
+    )
+    assert_close(gx, rx, np.float32)
+    assert_close(gw, rw, np.float32)
+
+
+def test_weight_gradient_row_bands():
+    """A tile budget below one sample's columns: the weight gradient runs in bands of rows."""
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((2, 3, 17, 13))
+    w = rng.standard_normal((4, 3, 3, 3))
+    go = rng.standard_normal((2, 4, 9, 7))
+    g = fastconv._geometry.backward_geometry(x.shape, w.shape, go.shape, 2, 1, 1, 1, np.dtype("f8"))
+    plan = _plan.plan_conv2d_weight(g, tile_bytes=3 * 27 * 7 * 8 * 2)
+    assert plan.rows < g.Ho
+    from fastconv.grad import _grad_weight
+
+    assert_close(_grad_weight(plan, x, go, g), _torch_grads(x, w, go, 2, 1, 1, 1)[1])
+
+
+# -- independent of torch ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize(
+    "spec",
+    [
+        ((2, 3, 6, 7), (4, 3, 3, 2), (2, 1), (1, 0), (1, 2), 1),
+        ((1, 4, 5, 5), (4, 2, 3, 3), 1, "same", 1, 2),
+    ],
+)
+def test_finite_differences(spec, backend):
+    """Central differences of L = sum(conv2d(x, w) * go) in float64 (no torch involved)."""
+    xs, ws, s, p, d, g = spec
+    rng = np.random.default_rng(11)
+    x, w = rng.standard_normal(xs), rng.standard_normal(ws)
+    b = rng.standard_normal(ws[0])
+    go = rng.standard_normal(fastconv.conv2d(x, w, b, s, p, d, g).shape)
+
+    def loss(x_, w_, b_):
+        return float((fastconv.conv2d(x_, w_, b_, s, p, d, g, backend=backend) * go).sum())
+
+    gx, gw, gb = fastconv.conv2d_backward(x, w, go, s, p, d, g, backend=backend)
+    eps = 1e-6
+    for arr, grad, pos in ((x, gx, 0), (w, gw, 1), (b, gb, 2)):
+        for flat in rng.choice(arr.size, size=min(arr.size, 12), replace=False):
+            idx = np.unravel_index(flat, arr.shape)
+            args_p = [x.copy(), w.copy(), b.copy()]
+            args_m = [x.copy(), w.copy(), b.copy()]
+            args_p[pos][idx] += eps
+            args_m[pos][idx] -= eps
+            fd = (loss(*args_p) - loss(*args_m)) / (2 * eps)
+            assert abs(fd - grad[idx]) <= 1e-6 * max(1.0, abs(fd)), (pos, idx, fd, grad[idx])
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_adjoint_identity(backend):
+    """<conv2d(x, w), y> = <x, conv_transpose2d(y, w)>: the transposed convolution is the adjoint."""
+    rng = np.random.default_rng(2)
+    for s, p, d, g, op in ((2, 1, 1, 1, 1), (3, 0, 2, 2, 0), (1, 2, 3, 1, 2)):
+        w = rng.standard_normal((4, 6 // g, 3, 3)) if g > 1 else rng.standard_normal((4, 6, 3, 3))
+        y = rng.standard_normal((2, 4, 5, 4))
+        xt = fastconv.conv_transpose2d(y, w, None, s, p, op, g, d, backend=backend)
+        x = rng.standard_normal(xt.shape)
+        fx = fastconv.conv2d(x, w, None, s, p, d, g, backend=backend)
+        yy = np.zeros_like(fx)  # output_padding can leave conv2d's output larger than y
+        yy[:, :, : y.shape[2], : y.shape[3]] = y
+        lhs, rhs = float((fx * yy).sum()), float((x * xt).sum())
+        assert abs(lhs - rhs) <= 1e-10 * max(abs(lhs), 1.0)
+
+
+# -- dynamic convolution ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("bias", [False, True])
+def test_dynamic_backward_matches_torch(bias, backend):
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((3, 4, 7, 6))
+    bank = rng.standard_normal((3, 6, 2, 3, 3))
+    att = rng.standard_normal((3, 3))
+    bb = rng.standard_normal((3, 6)) if bias else None
+    tx, tb, ta = (torch.tensor(v, requires_grad=True) for v in (x, bank, att))
+    tbb = torch.tensor(bb, requires_grad=True) if bias else None
+    wn = torch.einsum("ne,ekcij->nkcij", ta, tb)
+    outs = [
+        F.conv2d(tx[n : n + 1], wn[n], None if tbb is None else ta[n] @ tbb, 2, 1, 1, 2)
+        for n in range(3)
+    ]
+    y = torch.cat(outs)
+    go = rng.standard_normal(tuple(y.shape))
+    y.backward(torch.tensor(go))
+    gx, gbank, gatt, gbias = fastconv.dynamic_conv2d_backward(
+        x, bank, att, go, bb, 2, 1, 1, 2, backend=backend
+    )
+    assert_close(gx, tx.grad.numpy())
+    assert_close(gbank, tb.grad.numpy())
+    assert_close(gatt, ta.grad.numpy())
+    if bias:
+        assert_close(gbias, tbb.grad.numpy())
+    else:
+        assert gbias is None
+    # the forward it differentiates is fastconv's own
+    assert_close(fastconv.dynamic_conv2d(x, bank, att, bb, 2, 1, 1, 2), y.detach().numpy())
+
+
+# -- NaN and inf --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("where", ["x", "go"])
+@pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf])
+def test_nonfinite_propagate_like_torch(where, value, backend):
+    """A NaN or inf inside the image lands where torch's autograd puts it (float64)."""
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal((2, 3, 8, 8))
+    w = rng.standard_normal((4, 3, 3, 3))
+    go = rng.standard_normal((2, 4, 4, 4))
+    if where == "x":
+        x[1, 2, 3, 4] = value
+    else:
+        go[0, 1, 2, 1] = value
+    gx, gw, gb = fastconv.conv2d_backward(x, w, go, 2, 1, backend=backend)
+    rx, rw, rb = _torch_grads(x, w, go, 2, 1, 1, 1)
+    assert_close(gx, rx)
+    assert_close(gw, rw)
+    assert_close(gb, rb)
+    assert not np.isfinite(gw).all()
+
+
+# -- validation ---------------------------------------------------------------------------------
+
+
+def test_bad_arguments_name_the_argument():
+    x = np.ones((1, 4, 5, 5))
+    w = np.ones((6, 4, 3, 3))
+    go = np.ones((1, 6, 3, 3))
+    with pytest.raises(ValueError, match="grad_output"):
+        fastconv.conv2d_backward(x, w, np.ones((1, 6, 4, 4)))
+    with pytest.raises(ValueError, match="grad_output"):
+        fastconv.conv2d_input((1, 4, 5, 5), w, go, padding=1)
+    with pytest.raises(ValueError, match="groups"):
+        fastconv.conv2d_weight(x, (6, 4, 3, 3), go, groups=4)
+    with pytest.raises(TypeError, match="needs"):
+        fastconv.conv2d_backward(x, w, go, needs=(1, 1, 1))
+    with pytest.raises(TypeError, match="input_size"):
+        fastconv.conv2d_input(5, w, go)
+    with pytest.raises(TypeError, match="grad_output"):
+        fastconv.conv2d_backward(x, w, np.ones((1, 6, 3, 3), dtype=complex))
+    with pytest.raises(ValueError, match="pass_"):
+        fastconv.cost.conv2d_cost(x.shape, w.shape, pass_="sideways")
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(weight=np.ones((3, 2, 3, 3))), "channels"),
+        (dict(output_padding=2, stride=2), "output_padding"),
+        (dict(output_padding=1), "output_padding"),
+        (dict(padding="same"), "padding"),
+        (dict(groups=3), "groups"),
+        (dict(groups=0), "groups"),
+        (dict(padding=5), "too small"),
+        (dict(bias=np.ones(3)), "bias"),
+        (dict(stride=0), "stride"),
+    ],
+)
+def test_conv_transpose2d_errors_like_torch(kwargs, match):
+    """Each call torch refuses, fastconv refuses too, with an error that names the argument."""
+    args = dict(x=np.ones((1, 4, 3, 3)), weight=np.ones((4, 2, 3, 3)))
+    args.update(kwargs)
+    with pytest.raises((ValueError, TypeError), match=match):
+        fastconv.conv_transpose2d(**args)
+    targs = {k: torch.tensor(v) if isinstance(v, np.ndarray) else v for k, v in args.items()}
+    targs["input"] = targs.pop("x")
+    with pytest.raises((RuntimeError, ValueError, TypeError)):
+        F.conv_transpose2d(**targs)
+
+
+def test_dynamic_backward_bad_grad_output():
+    with pytest.raises(ValueError, match="grad_output"):
+        fastconv.dynamic_conv2d_backward(
+            np.ones((2, 1, 3, 3)), np.ones((2, 1, 1, 1, 1)), np.ones((2, 2)), np.ones((2, 1, 2, 3))
+        )
+
+
+# -- cost and memory ------------------------------------------------------------------------------
+
+
+def test_backward_cost_counts():
+    c = fastconv.cost.conv2d_cost((4, 6, 10, 9), (8, 3, 3, 2), 2, 1, 1, 2, pass_="backward")
+    Ho, Wo = (10 + 2 - 3) // 2 + 1, (9 + 2 - 2) // 2 + 1
+    macs = 4 * 8 * Ho * Wo * 3 * 3 * 2
+    assert c.grad_input_macs == c.grad_weight_macs == macs
+    assert c.flops == 4 * macs + 4 * 8 * Ho * Wo
+    assert c.saved_bytes == 4 * 6 * 10 * 9 * 4
+    assert c.read_bytes == (4 * 6 * 10 * 9 + 8 * 3 * 3 * 2 + 4 * 8 * Ho * Wo) * 4
+
+
+def test_backward_workspace_bounded():
+    """tracemalloc: the backward pass allocates a bounded workspace, far below the im2col matrix."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((32, 32, 40, 40), dtype=np.float32)
+    w = rng.standard_normal((32, 32, 3, 3), dtype=np.float32)
+    go = rng.standard_normal((32, 32, 40, 40), dtype=np.float32)
+    fastconv.conv2d_backward(x, w, go, padding=1)
+    tracemalloc.start()
+    gx, gw, gb = fastconv.conv2d_backward(x, w, go, padding=1)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    cost = fastconv.cost.conv2d_cost(x.shape, w.shape, padding=1, pass_="backward")
+    extra = peak - gx.nbytes - gw.nbytes - gb.nbytes
+    assert extra <= 1.25 * max(cost.workspace_bytes, _plan.GRAD_WEIGHT_TILE_BYTES)
+    assert extra < cost.im2col_bytes / 2
