@@ -3,7 +3,8 @@
 Output depth plane ``od`` reads input planes ``od*sd - pf + k*dd`` for ``k < kd``; `gather_depth`
 copies them, for a slab of output planes, into ``(N, slab, C, kd, H, W)`` (channel ``c*kd + k`` of
 sample ``(n, od)``), zeros where a plane falls on padding.  `scatter_depth` is its adjoint (adds the
-planes back), for col2im.  Data movement only: sizes come from a validated geometry.
+planes back), for col2im; `tap_planes` gives the planes one depth tap reads, as a view.  Data
+movement only: sizes come from a validated geometry.
 """
 
 from __future__ import annotations
@@ -47,3 +48,14 @@ def scatter_depth(planes, o0, n_o, kd, sd, dd, pf, x):
             x[:, :, i0 : i0 + (j1 - j0 - 1) * sd + 1 : sd] += planes[:, j0:j1, :, k].transpose(
                 0, 2, 1, 3, 4
             )
+
+
+def tap_planes(xt, k, Do, sd, dd, pf):
+    """(j0, j1, planes): the output planes [j0, j1) whose depth tap k reads an input plane of
+    xt (N, D, C, H, W), and those input planes as one (N*(j1-j0), C, H, W) array (a view when it can
+    be)."""
+    N, D = xt.shape[:2]
+    j0, j1 = _valid(k * dd - pf, sd, Do, D)
+    i0 = j0 * sd - pf + k * dd
+    src = xt[:, i0 : i0 + (j1 - j0 - 1) * sd + 1 : sd] if j1 > j0 else xt[:, :0]
+    return j0, j1, src.reshape((N * (j1 - j0),) + xt.shape[2:])

@@ -873,6 +873,23 @@ def plan_depth_slab(geom, workspace_bytes=None, per_plane=None):
     return max(1, min(geom.out_spatial[0], limit // max(per_plane, 1)))
 
 
+def plan_depth_lowering(geom, weight_finite=True):
+    """How a rank-3 NdGeometry lowers to conv2d: ("gather", slab) or ("taps", None).
+
+    "gather": slabs of output planes with their kd input planes stacked as C*kd channels, one conv2d
+    per slab (the reduction is C*kd deep: the dense kernels' best case).  "taps": the volume
+    transposed once to (N, D, C, H, W), then one conv2d per depth tap over the output planes whose
+    input plane lies in the volume, summed; it reads planes as views instead of kd copies and skips
+    depth padding exactly, so it serves depthwise layers (a kd-deep grouped reduction is the
+    packed kernel's worst case; the 2-D depthwise kernels apply per tap) and infinite weights (a
+    gathered zero plane times inf would be NaN, where direct summation adds nothing).
+    """
+    depth_padded = geom.pad[0] != (0, 0)
+    if (geom.Cg == 1 and geom.groups > 1) or (depth_padded and not weight_finite):
+        return "taps", None
+    return "gather", plan_depth_slab(geom)
+
+
 # ---- 2-D filters (fastconv.signal) ----
 # What runs for signal.correlate2d / convolve2d: method ("direct", "separable", "fft", or "taps",
 # the NumPy loop in the result's own dtype) and thread count, from a FilterGeometry.  The time of

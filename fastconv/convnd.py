@@ -11,8 +11,8 @@ from __future__ import annotations
 import numpy as np
 
 from ._geometry import check_out, nd_conv_geometry
-from ._lowering import gather_depth
-from ._plan import plan_depth_slab
+from ._lowering import gather_depth, tap_planes
+from ._plan import plan_depth_lowering
 from .conv import conv2d
 
 __all__ = ["conv1d", "conv3d"]
@@ -164,11 +164,14 @@ def conv3d(
 
     Notes
     -----
-    Output depth plane ``od`` reads input planes ``od*sd - pad + k*dd`` (k < kd).  For a slab of
-    output planes at a time (bounded by conv2d's 64 MiB workspace), those planes are gathered as
-    ``C*kd`` channels and one conv2d with weight ``(K, C/groups*kd, kh, kw)`` computes the slab: the
-    packed micro-kernel, Winograd (3x3x3 layers) and the grouped kernels apply, and the extra memory
-    is the gathered slab and its result.  Sums run over the in-volume taps, as conv2d's do.
+    Output depth plane ``od`` reads input planes ``od*sd - pad + k*dd`` (k < kd); the planner
+    lowers the call to conv2d one of two ways.  Dense and grouped layers: for a slab of output
+    planes at a time (bounded by conv2d's 64 MiB workspace), those planes are gathered as ``C*kd``
+    channels and one conv2d with weight ``(K, C/groups*kd, kh, kw)`` computes the slab, so the
+    packed micro-kernel and Winograd (3x3x3 layers) run a reduction kd times deeper.  Depthwise
+    layers (and infinite weights with depth padding): one conv2d per depth tap over the planes it
+    reads, summed, so the 2-D depthwise kernels apply.  Either way sums run over the in-volume
+    taps only, as conv2d's do, and the extra memory is about one input and one output.
 
     Examples
     --------
@@ -191,31 +194,47 @@ def conv3d(
     (sd, sh, sw), (dd, dh, dw), (pf, _) = g.stride, g.dilation, g.pad[0]
     Do, Ho, Wo = g.out_spatial
     Cg = g.Cg
-    # weight (K, Cg, kd, kh, kw) -> (K, Cg*kd, kh, kw): channel c*kd + k, as the gathered input
-    w4 = weight.reshape(K, Cg * kd, kh, kw)
     pad2 = padding if isinstance(padding, str) else (g.pad[1][0], g.pad[2][0])
-    slab = plan_depth_slab(g)
-    # flat buffers whose leading part is each slab's contiguous (N, n_o, ...) array
-    stacked = np.empty(N * slab * C * kd * H * W, dtype=g.dtype)
-    planes = np.empty(N * slab * K * Ho * Wo, dtype=g.dtype)
-    for o0 in range(0, Do, slab):
-        n_o = min(slab, Do - o0)
-        st = stacked[: N * n_o * C * kd * H * W].reshape(N, n_o, C, kd, H, W)
-        gather_depth(x, o0, n_o, kd, sd, dd, pf, st)
-        y = planes[: N * n_o * K * Ho * Wo].reshape(N, n_o, K, Ho, Wo)
-        conv2d(
-            st.reshape(N * n_o, C * kd, H, W),
-            w4,
-            bias,
-            (sh, sw),
-            pad2,
-            (dh, dw),
-            g.groups,
-            out=y.reshape(N * n_o, K, Ho, Wo),
-            backend=backend,
-            algorithm=algorithm,
-        )
-        res[:, :, o0 : o0 + n_o] = y.transpose(0, 2, 1, 3, 4)
+    finite = bool(np.isfinite(weight.min()) and np.isfinite(weight.max())) if weight.size else True
+    how, slab = plan_depth_lowering(g, weight_finite=finite)
+    args = dict(backend=backend, algorithm=algorithm)
+    if how == "taps":
+        # the volume once as (N, D, C, H, W); per tap k, the output planes whose input plane is in
+        # the volume read it as a view (a copy when N > 1 or the depth stride is not 1)
+        xt = np.ascontiguousarray(x.transpose(0, 2, 1, 3, 4))
+        acc = np.zeros((N, Do, K, Ho, Wo), dtype=g.dtype)
+        if bias is not None:
+            acc += bias.reshape(1, 1, K, 1, 1)
+        for k in range(kd):
+            j0, j1, src = tap_planes(xt, k, Do, sd, dd, pf)
+            if j1 > j0:
+                wk = np.ascontiguousarray(weight[:, :, k])
+                y = conv2d(src, wk, None, (sh, sw), pad2, (dh, dw), g.groups, **args)
+                acc[:, j0:j1] += y.reshape(N, j1 - j0, K, Ho, Wo)
+        res[...] = acc.transpose(0, 2, 1, 3, 4)
+    else:
+        # weight (K, Cg, kd, kh, kw) -> (K, Cg*kd, kh, kw): channel c*kd + k, as gathered
+        w4 = weight.reshape(K, Cg * kd, kh, kw)
+        # flat buffers whose leading part is each slab's contiguous (N, n_o, ...) array
+        stacked = np.empty(N * slab * C * kd * H * W, dtype=g.dtype)
+        planes = np.empty(N * slab * K * Ho * Wo, dtype=g.dtype)
+        for o0 in range(0, Do, slab):
+            n_o = min(slab, Do - o0)
+            st = stacked[: N * n_o * C * kd * H * W].reshape(N, n_o, C, kd, H, W)
+            gather_depth(x, o0, n_o, kd, sd, dd, pf, st)
+            y = planes[: N * n_o * K * Ho * Wo].reshape(N, n_o, K, Ho, Wo)
+            conv2d(
+                st.reshape(N * n_o, C * kd, H, W),
+                w4,
+                bias,
+                (sh, sw),
+                pad2,
+                (dh, dw),
+                g.groups,
+                out=y.reshape(N * n_o, K, Ho, Wo),
+                **args,
+            )
+            res[:, :, o0 : o0 + n_o] = y.transpose(0, 2, 1, 3, 4)
     if not g.batched:
         res = res[0]
         if out is not None:

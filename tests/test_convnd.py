@@ -169,9 +169,39 @@ def test_nan_and_inf_land_where_direct_summation_puts_them(rank, backend):
     for pad in (0, 1):
         y = FUNCS[rank](x, w, padding=pad, backend=backend)
         assert_close(y, reference(x, w, padding=pad), np.float64)
-    w[0, 0, ...] = np.inf  # inf weights, no padding: inf * finite and inf - inf like the loop
+    w[0, 0, ...] = np.inf  # inf weights: inf * finite and inf - inf like the loop
     y = FUNCS[rank](x, w, backend=backend)
     assert_close(y, reference(x, w), np.float64)
+    if rank == 3:  # and with depth padding: padded planes add nothing, as in the loop
+        y = FUNCS[rank](x, w, padding=(1, 0, 0), backend=backend)
+        assert_close(y, reference(x, w, padding=(1, 0, 0)), np.float64)
+
+
+@pytest.mark.parametrize("how", ["gather", "taps"])
+@pytest.mark.parametrize(
+    "x, w, kw",
+    [
+        ((2, 4, 7, 6, 5), (6, 2, 3, 2, 3), dict(stride=(2, 1, 1), padding=(2, 1, 0), groups=2)),
+        ((1, 3, 6, 5, 5), (4, 3, 2, 3, 3), dict(dilation=(2, 1, 1), padding="same")),
+        ((2, 4, 5, 5, 5), (8, 1, 3, 3, 3), dict(padding=1, groups=4)),
+    ],
+)
+def test_conv3d_lowerings_agree(monkeypatch, how, x, w, kw):
+    """Both ways conv3d lowers to conv2d, forced on the same calls, match the loop."""
+    from fastconv import _plan
+
+    rng = np.random.default_rng(6)
+    xa, wa = rng.standard_normal(x), rng.standard_normal(w)
+    b = rng.standard_normal(w[0])
+    real = _plan.plan_depth_lowering
+    monkeypatch.setattr(
+        fastconv.convnd,
+        "plan_depth_lowering",
+        lambda g, weight_finite=True: (
+            (how, None) if how == "taps" else ("gather", real(g)[1] or _plan.plan_depth_slab(g))
+        ),
+    )
+    assert_close(fastconv.conv3d(xa, wa, b, **kw), reference(xa, wa, b, **kw), np.float64)
 
 
 @pytest.mark.parametrize("rank", [1, 3])
