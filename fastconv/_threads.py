@@ -13,8 +13,10 @@ import contextlib
 import numbers
 import os
 import threading
+import time
 
 __all__ = ["get_num_threads", "set_num_threads", "threads"]
+
 
 class _State(threading.local):
     override = None  # a class default: a missing attribute would cost an exception per lookup
@@ -82,6 +84,50 @@ def get_num_threads():
     if n is None:
         n = _num_threads if _num_threads is not None else _available_cpus()
     return n
+
+
+# Busy machine: a parallel region ends at a barrier, so one of its threads descheduled by another
+# process stalls the whole call for a time slice or more (measured, load 6-9 on 2 cores: MobileNetV2
+# at batch 1 took 0.8-1.5 s on 2 threads against 76-92 ms on 1).  Like OpenMP's OMP_DYNAMIC, conv2d
+# asks `budget()` and runs on no more threads than the CPUs other processes leave free, from a /proc
+# sample refreshed every 50 ms.  FASTCONV_DYNAMIC_THREADS=0 turns it off.
+dynamic = os.environ.get("FASTCONV_DYNAMIC_THREADS", "1") != "0"
+_SAMPLE_SECONDS = 0.05
+_sample = (-1.0, 0)  # (monotonic time, runnable tasks outside this process)
+
+
+def _others_running():
+    """Runnable tasks on the machine that are not this process's threads (0 if /proc is absent)."""
+    try:
+        with open("/proc/loadavg", "rb") as f:
+            running = int(f.read().split()[3].split(b"/")[0])
+        own = 0
+        for tid in os.listdir("/proc/self/task"):
+            try:
+                with open(f"/proc/self/task/{tid}/stat", "rb") as f:
+                    stat = f.read()
+            except OSError:  # the thread ended
+                continue
+            own += stat[stat.rindex(b")") + 2 : stat.rindex(b")") + 3] == b"R"
+    except (OSError, ValueError, IndexError):
+        return 0
+    return max(0, running - own)
+
+
+def budget():
+    """Threads a conv2d call may use now: `get_num_threads()`, capped by the CPUs not taken by
+    other processes' runnable tasks (at least 1), when `dynamic` is on."""
+    global _sample
+    n = get_num_threads()
+    if n == 1 or not dynamic:
+        return n
+    now = time.monotonic()
+    t, others = _sample
+    if now - t > _SAMPLE_SECONDS:
+        others = _others_running()
+        _sample = (now, others)
+    free = _available_cpus() - others
+    return n if n <= free else (free if free > 1 else 1)
 
 
 def _check_n(n):

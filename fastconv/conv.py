@@ -142,16 +142,17 @@ def _planned(x, weight, bias, stride, padding, dilation, groups, backend, algori
         return None, None
     if bias is not None and type(bias) is not np.ndarray:
         return None, None
+    nt = _threads.budget()  # fewer threads than asked while other processes hold the CPUs
     key = (
         "conv2d", x.shape, x.dtype, weight.shape, weight.dtype,
         None if bias is None else (bias.shape, bias.dtype),
         _key(stride), _key(padding), _key(dilation), _key(groups), _key(backend), _key(algorithm),
-        _threads.get_num_threads(),
+        nt,
     )
 
     def make():
         _, _, _, g = conv_geometry(x, weight, bias, stride, padding, dilation, groups)
-        return plan_conv2d(g, backend, algorithm=algorithm), g
+        return plan_conv2d(g, backend, nt, algorithm=algorithm), g
 
     return cached(key, make)
 

@@ -14,7 +14,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import fastconv
 from fastconv._networks import NETWORKS, Network, random_weights
+from tests import tolerance
 from tests.tolerance import assert_close
 
 torch = pytest.importorskip("torch")
@@ -104,3 +106,55 @@ def test_features_shape_and_trace():
     assert len(net.trace) == 53  # stem + 16 bottlenecks x 3 + 4 downsamples
     with pytest.raises(TypeError, match="dtype"):
         Network("mobilenetv2", dtype=np.int32)
+
+
+# --- the busy-machine thread budget (fastconv._threads.budget, used by conv2d's plan) ---
+
+
+def test_budget_caps_threads_when_other_processes_hold_the_cpus(monkeypatch):
+    from fastconv import _plan, _threads
+
+    monkeypatch.setattr(_threads, "_available_cpus", lambda: 2)
+    monkeypatch.setattr(_threads, "_others_running", lambda: 1)
+    monkeypatch.setattr(_threads, "_sample", (-1.0, 0))
+    monkeypatch.setattr(_threads, "dynamic", True)
+    x = np.random.default_rng(0).standard_normal((4, 64, 56, 56)).astype(np.float32)
+    w = np.random.default_rng(1).standard_normal((64, 64, 3, 3)).astype(np.float32)
+    with fastconv.threads(2):
+        assert _threads.get_num_threads() == 2  # the user's setting is untouched
+        assert _threads.budget() == 1
+        _plan.clear_cache()
+        y = fastconv.conv2d(x, w, padding=1)
+        plans = [v[0] for k, v in _plan._PLAN_CACHE.items() if k[0] == "conv2d"]
+        assert plans and all(p.nthreads == 1 for p in plans)
+    with torch.inference_mode():
+        ref = torch.nn.functional.conv2d(torch.from_numpy(x), torch.from_numpy(w), padding=1)
+    assert_close(y, ref.numpy(), np.float32, scale=tolerance.transform_scale(x, w))
+    monkeypatch.setattr(_threads, "_others_running", lambda: 0)
+    monkeypatch.setattr(_threads, "_sample", (-1.0, 0))
+    with fastconv.threads(2):
+        assert _threads.budget() == 2
+    monkeypatch.setattr(_threads, "_others_running", lambda: 5)
+    monkeypatch.setattr(_threads, "_sample", (-1.0, 0))
+    monkeypatch.setattr(_threads, "dynamic", False)
+    with fastconv.threads(2):
+        assert _threads.budget() == 2  # FASTCONV_DYNAMIC_THREADS=0
+
+
+def test_others_running_sees_a_busy_process():
+    import subprocess
+    import sys
+    import time
+
+    from fastconv import _threads
+
+    base = _threads._others_running()
+    assert base >= 0
+    p = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(0.3)
+        seen = max(_threads._others_running() for _ in range(5))
+    finally:
+        p.terminate()
+        p.wait()
+    assert seen >= 1
