@@ -541,33 +541,22 @@ def conv_geometry(
 
     Arrays are returned C-contiguous in the computing dtype (views when they already are);
     nothing is written to them.  `weight_ndim=5` accepts a bank (E, K, C/groups, kh, kw) and
-    validates its trailing four dimensions.
+    validates its trailing four dimensions.  The rank-2 case of `nd_conv_geometry`.
     """
-    x = as_float_array(x, "x")
-    weight = as_float_array(weight, "weight")
-    arrays = [x, weight]
-    if bias is not None:
-        bias = as_float_array(bias, "bias")
-        arrays.append(bias)
-    dtype = result_float_dtype(*arrays)
-    geom = geometry_from_shapes(
-        x.shape, weight.shape, stride, padding, dilation, groups, dtype, weight_ndim=weight_ndim
+    x4, weight, bias, nd = nd_conv_geometry(
+        x, weight, bias, stride, padding, dilation, groups, rank=2, weight_ndim=weight_ndim
     )
-    if bias is not None:
-        want = weight.shape[:-4] + (geom.K,)
-        if bias.shape != want:
-            raise ValueError(f"bias must have shape {want}, got {bias.shape}")
-        bias = _contig(bias, dtype)
-    x4 = _contig(x if geom.batched else x[None], dtype)
-    weight = _contig(weight, dtype)
-    return x4, weight, bias, geom
+    return x4, weight, bias, _flat2d(nd)
 
 
-def nd_conv_geometry(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, rank):
-    """Validate a conv1d/conv3d call and return (x batched, weight, bias, NdGeometry).
+def nd_conv_geometry(
+    x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, rank, weight_ndim=None
+):
+    """Validate a conv1d/conv2d/conv3d call and return (x batched, weight, bias, NdGeometry).
 
-    As conv_geometry: arrays C-contiguous in the computing dtype (views when they already are),
-    nothing written to them, every error raised before anything large is allocated.
+    Arrays are returned C-contiguous in the computing dtype (views when they already are),
+    nothing is written to them, and every error is raised before anything large is allocated.
+    `weight_ndim` as for `nd_geometry_from_shapes` (a bank of weights, with one bias per entry).
     """
     x = as_float_array(x, "x")
     weight = as_float_array(weight, "weight")
@@ -577,11 +566,20 @@ def nd_conv_geometry(x, weight, bias=None, stride=1, padding=0, dilation=1, grou
         arrays.append(bias)
     dtype = result_float_dtype(*arrays)
     geom = nd_geometry_from_shapes(
-        x.shape, weight.shape, stride, padding, dilation, groups, dtype, rank=rank
+        x.shape,
+        weight.shape,
+        stride,
+        padding,
+        dilation,
+        groups,
+        dtype,
+        rank=rank,
+        weight_ndim=weight_ndim,
     )
     if bias is not None:
-        if bias.shape != (geom.K,):
-            raise ValueError(f"bias must have shape {(geom.K,)}, got {bias.shape}")
+        want = weight.shape[: -(rank + 2)] + (geom.K,)
+        if bias.shape != want:
+            raise ValueError(f"bias must have shape {want}, got {bias.shape}")
         bias = _contig(bias, dtype)
     x = _contig(x if geom.batched else x[None], dtype)
     return x, _contig(weight, dtype), bias, geom
