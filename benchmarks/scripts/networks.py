@@ -14,6 +14,7 @@ torch.onnx.export of the torch model (static shapes, opset 17, fp32 forced in Op
 libraries are timed interleaved in one process: each round runs each library's calls back to back
 (one untimed call first, so a thread pool that slept wakes outside the timing), and the tables give
 the best time, the median of per-round times and the median of per-round ratios fastconv / peer.
+The "budget off" column is fastconv with FASTCONV_DYNAMIC_THREADS=0 (always the threads asked).
 Peers are optional: a missing one is left out.  Raw results go to benchmarks/results/ as JSON.
 """
 
@@ -266,10 +267,28 @@ def fastconv_runner(net, nthreads):
     return run
 
 
-def peers_for(name, net, batch, threads, tmpdir, hw=224):
+def fastconv_static_runner(net, nthreads):
+    """fastconv with the busy-machine budget off (FASTCONV_DYNAMIC_THREADS=0): always nthreads."""
+    from fastconv import _threads
+
+    def run(x):
+        saved, _threads.dynamic = _threads.dynamic, False
+        try:
+            with fastconv.threads(nthreads):
+                return net(x)
+        finally:
+            _threads.dynamic = saved
+
+    return run
+
+
+def peers_for(name, net, batch, threads, tmpdir, hw=224, static=True):
     """{library: {nthreads: fn(x)}} for one network and batch, each checked against torch."""
     shape = (batch, 3, hw, hw)
     libs = {"fastconv": {n: fastconv_runner(net, n) for n in threads}}
+    multi = [n for n in threads if n > 1]
+    if static and multi:
+        libs["fastconv-static"] = {n: fastconv_static_runner(net, n) for n in multi}
     if torch is not None:
         tm = torch_network(name, random_weights(name))
         libs["torch"] = {n: torch_runner(tm, n) for n in threads}
@@ -372,7 +391,7 @@ def run_networks(args, tmpdir):
             libs = peers_for(name, net, batch, args.threads, tmpdir, args.hw)
             errs = check(libs, x)
             for n in args.threads:
-                fns = {lib: f[n] for lib, f in libs.items()}
+                fns = {lib: f[n] for lib, f in libs.items() if n in f}
                 modes = [("quiet", contextlib.nullcontext())]
                 if args.busy:
                     modes.append(("busy", busy_process()))
@@ -401,7 +420,7 @@ def format_row(row):
         f"{row['net']}, {row['batch']}, {row['threads']}t"
         + (", busy" if row["mode"] == "busy" else "")
     ]
-    for lib in ("fastconv", "torch", "onnxruntime", "openvino"):
+    for lib in ("fastconv", "fastconv-static", "torch", "onnxruntime", "openvino"):
         s = libs.get(lib)
         cells.append("-" if s is None else f"{s['median_ms']:.1f} ({s['best_ms']:.1f})")
     for lib in ("onnxruntime", "openvino", "torch"):
@@ -412,9 +431,9 @@ def format_row(row):
 
 
 HEADER = (
-    "| network, batch, threads | fastconv ms median (best) | torch | ONNX Runtime | OpenVINO | "
-    "fastconv/ORT median (best) | fastconv/OpenVINO | fastconv/torch | loadavg |\n"
-    "|---|---|---|---|---|---|---|---|---|"
+    "| network, batch, threads | fastconv ms median (best) | fastconv, budget off | torch | "
+    "ONNX Runtime | OpenVINO | fastconv/ORT median (best) | fastconv/OpenVINO | fastconv/torch | "
+    "loadavg |\n|---|---|---|---|---|---|---|---|---|---|"
 )
 
 
