@@ -67,6 +67,40 @@ TITLES = {
 }
 
 
+# How the top-level page groups its names; a name not listed here (a new one) lands under "More",
+# so it is documented before anyone edits this table.
+SECTIONS = {
+    "fastconv": [
+        ("Convolution", ["conv2d", "conv1d", "conv3d", "algorithms", "tune"]),
+        (
+            "Training: gradients and the transposed convolution",
+            ["conv2d_backward", "conv2d_input", "conv2d_weight", "conv_transpose2d"],
+        ),
+        ("Dynamic convolution", ["dynamic_conv2d", "DynamicConv2d", "dynamic_conv2d_backward"]),
+        (
+            "Kernel algebra",
+            [
+                "Conv2d",
+                "compose",
+                "add",
+                "fuse_bn",
+                "identity_conv",
+                "avgpool_conv",
+                "compose_kernels",
+                "separate",
+            ],
+        ),
+        ("im2col", ["im2col", "col2im"]),
+        ("Threads", ["set_num_threads", "get_num_threads", "threads"]),
+    ]
+}
+
+
+def _autosummary(names):
+    lines = [".. autosummary::", "   :toctree: generated", "   :nosignatures:", ""]
+    return lines + [f"   {name}" for name in names] + [""]
+
+
 def module_page(module_name):
     """The reST of one module's API page: an autosummary of its own names."""
     mod = importlib.import_module(module_name)
@@ -77,10 +111,19 @@ def module_page(module_name):
     lines += [f".. automodule:: {module_name}", "   :no-members:", ""]
     lines += [f".. currentmodule:: {module_name}", ""]
     names = public_names(module_name)
-    if names:
-        lines += [".. autosummary::", "   :toctree: generated", "   :nosignatures:", ""]
-        lines += [f"   {name}" for name in names]
-        lines.append("")
+    sections = SECTIONS.get(module_name)
+    if sections:
+        listed = set()
+        for heading, members in sections:
+            members = [n for n in members if n in names]
+            if members:
+                lines += [heading, "-" * len(heading), ""] + _autosummary(members)
+                listed.update(members)
+        rest = [n for n in names if n not in listed]
+        if rest:
+            lines += ["More", "----", ""] + _autosummary(rest)
+    elif names:
+        lines += _autosummary(names)
     shared = [n for n in getattr(mod, "__all__", []) if n not in names and not n.startswith("__")]
     shared = [n for n in shared if type(getattr(mod, n)).__name__ != "module"]
     if shared:
