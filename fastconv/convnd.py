@@ -12,8 +12,8 @@ import numpy as np
 
 from ._geometry import check_out, nd_conv_geometry
 from ._lowering import gather_depth, tap_planes
-from ._plan import plan_depth_lowering
-from .conv import conv2d
+from ._plan import cached, plan_depth_lowering
+from .conv import _key, conv2d
 
 __all__ = ["conv1d", "conv3d"]
 
@@ -36,6 +36,36 @@ _COMMON = """
         The 2-D algorithm (one of ``fastconv.algorithms()``) for the lowered convolution, or
         "auto" to let the planner choose.
 """
+
+
+def _validated(x, weight, bias, stride, padding, dilation, groups, rank):
+    """nd_conv_geometry's result; for plain ndarrays its geometry is remembered across calls with
+    the same shapes, dtypes and arguments (what validation depends on), as conv2d's plans are."""
+    plain = type(x) is np.ndarray and type(weight) is np.ndarray
+    if not plain or (bias is not None and type(bias) is not np.ndarray):
+        return nd_conv_geometry(x, weight, bias, stride, padding, dilation, groups, rank=rank)
+    key = (
+        "convnd",
+        rank,
+        x.shape,
+        x.dtype,
+        weight.shape,
+        weight.dtype,
+        None if bias is None else (bias.shape, bias.dtype),
+        _key(stride),
+        _key(padding),
+        _key(dilation),
+        _key(groups),
+    )
+
+    def make():
+        return nd_conv_geometry(x, weight, bias, stride, padding, dilation, groups, rank=rank)[3]
+
+    g = cached(key, make)
+    x = np.ascontiguousarray(x if g.batched else x[None], dtype=g.dtype)
+    weight = np.ascontiguousarray(weight, dtype=g.dtype)
+    bias = None if bias is None else np.ascontiguousarray(bias, dtype=g.dtype)
+    return x, weight, bias, g
 
 
 def conv1d(
@@ -93,9 +123,7 @@ def conv1d(
     >>> fastconv.conv1d(x, np.ones((1, 1, 3), dtype=np.float32), padding=1)
     array([[[ 1.,  3.,  6.,  9., 12.,  9.]]], dtype=float32)
     """
-    x, weight, bias, g = nd_conv_geometry(
-        x, weight, bias, stride, padding, dilation, groups, rank=1
-    )
+    x, weight, bias, g = _validated(x, weight, bias, stride, padding, dilation, groups, 1)
     out = check_out(out, g.out_shape, g.dtype)
     x4 = x[:, :, None, :]
     w4 = weight[:, :, None, :]
@@ -182,9 +210,7 @@ def conv3d(
            [18., 27., 18.],
            [12., 18., 12.]], dtype=float32)
     """
-    x, weight, bias, g = nd_conv_geometry(
-        x, weight, bias, stride, padding, dilation, groups, rank=3
-    )
+    x, weight, bias, g = _validated(x, weight, bias, stride, padding, dilation, groups, 3)
     out = check_out(out, g.out_shape, g.dtype)
     res = (
         np.empty((g.N, g.K) + g.out_spatial, dtype=g.dtype) if out is None or not g.batched else out
