@@ -1067,10 +1067,8 @@ def ndimage_origin(origin, size, name="origin"):
     return o
 
 
-def extension_index(n, before, after, mode):
-    """int64 map of the extended line (before + n + after positions) to source indices, -1 where
-    `mode` 'constant' puts cval.  Periodic for any pad length, like scipy's line extension."""
-    i = np.arange(-before, n + after, dtype=np.int64)
+def _extend(i, n, mode):
+    """Source indices of extended positions i (int64 array) of a line of n, -1 for cval."""
     if n == 0:
         return np.full(i.shape, -1, dtype=np.int64)
     if mode == "constant":
@@ -1090,20 +1088,35 @@ def extension_index(n, before, after, mode):
     raise AssertionError(mode)
 
 
+def extension_index(n, before, after, mode):
+    """int64 map of the extended line (before + n + after positions) to source indices, -1 where
+    `mode` 'constant' puts cval.  Periodic for any pad length, like scipy's line extension."""
+    return _extend(np.arange(-before, n + after, dtype=np.int64), n, mode).astype(np.int64)
+
+
+def extension_edges(n, before, after, mode):
+    """The two ends of extension_index (the middle is the identity): int64 arrays of `before` and
+    `after` source indices, what the kernels take (a map of the whole line would cost more than
+    the filtering of a long line)."""
+    lo = _extend(np.arange(-before, 0, dtype=np.int64), n, mode).astype(np.int64)
+    hi = _extend(np.arange(n, n + after, dtype=np.int64), n, mode).astype(np.int64)
+    return np.ascontiguousarray(lo), np.ascontiguousarray(hi)
+
+
 @dataclass(frozen=True)
 class NdFilterGeometry:
     """An N-d correlation as the kernels see it: planes x rows x columns, the outer axes flattened.
 
     shape3 (P, H, W): the array; kernel3 (T, kh, kw): the weights with their outer axes flattened;
     planes (P, T): the source plane output plane p reads for outer tap combination t, or -1
-    (all cval); idx_h (H + kh - 1), idx_w (W + kw - 1): the extension maps of the last two axes.
+    (all cval); edges_h, edges_w: the (before, after) extension_edges of the last two axes.
     """
 
     shape3: tuple
     kernel3: tuple
     planes: np.ndarray
-    idx_h: np.ndarray
-    idx_w: np.ndarray
+    edges_h: tuple
+    edges_w: tuple
 
 
 def nd_filter_geometry(shape, wshape, origins, mode):
@@ -1114,10 +1127,13 @@ def nd_filter_geometry(shape, wshape, origins, mode):
     if len(shape) < 3:
         pad = 3 - len(shape)
         shape, wshape, origins = (1,) * pad + shape, (1,) * pad + wshape, [0] * pad + list(origins)
-    maps = []
-    for n, k, o in zip(shape, wshape, origins, strict=True):
+    maps, edges = [], []
+    for d, (n, k, o) in enumerate(zip(shape, wshape, origins, strict=True)):
         before = k // 2 + o
-        maps.append(extension_index(n, before, k - 1 - before, mode))
+        if d < len(shape) - 2:
+            maps.append(extension_index(n, before, k - 1 - before, mode))
+        else:
+            edges.append(extension_edges(n, before, k - 1 - before, mode))
     outer_n, outer_k = shape[:-2], wshape[:-2]
     P, T = math.prod(outer_n), math.prod(outer_k)
     planes = np.zeros((P, T), dtype=np.int64)
@@ -1139,8 +1155,8 @@ def nd_filter_geometry(shape, wshape, origins, mode):
         shape[-3:] if len(shape) == 3 else (P, shape[-2], shape[-1]),
         (T, wshape[-2], wshape[-1]),
         np.ascontiguousarray(planes),
-        maps[-2],
-        maps[-1],
+        edges[0],
+        edges[1],
     )
 
 

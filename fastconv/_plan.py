@@ -1218,6 +1218,12 @@ class NdimagePlan:
         """The per-thread float64 workspace the kernel expects (allocated by the caller)."""
         return np.empty(self.ws_shape, dtype=np.float64)
 
+    def tap_offsets(self, t, p, q, kh, kw):
+        """The correlate_nd kernel's tap offsets into one tile's workspace (its tile's layout)."""
+        rows, cols = self.tile
+        wp = cols + kw - 1 + _NDIMAGE_LANES
+        return ((t.astype(np.int64) * (rows + kh - 1) + p) * wp + q).astype(np.int64)
+
     def module(self):
         return _load(self.backend, "ndimage")
 
@@ -1260,9 +1266,13 @@ def plan_ndimage(kind, shape3, taps, backend="auto", nthreads=None):
     k = int(taps)
     if kind == "uniform1d":
         seg = max(1, min(L, 1024))
-        nitems = -(-A // lanes) if C == 1 else A * -(-C // lanes)
+        elems = (seg + k) * lanes
+        if C == 1 and L + k - 1 <= elems:  # the kernel's one-line path: the whole extension
+            nitems = A
+        else:
+            nitems = -(-A // lanes) if C == 1 else A * -(-C // lanes)
         nt = _ndimage_threads(A * L * C * 2, nitems, budget)
-        ws = (nt, (seg + k) * lanes)
+        ws = (nt, elems)
         return NdimagePlan("uniform1d", be, nt, (seg,), ws, "running mean, 32 lines side by side")
     if C == 1:
         seg = max(1, min(L, 8192))

@@ -97,14 +97,15 @@ def _correlate1d_run(x, w, axis, out, mode, cval, origin, backend):
     C = int(np.prod(shape[axis + 1 :], dtype=np.int64))
     k = w.shape[0]
     before = k // 2 + origin
-    idx = _geometry.extension_index(L, before, k - 1 - before, mode)
+    lo, hi = _geometry.extension_edges(L, before, k - 1 - before, mode)
     plan = _plan.plan_ndimage("correlate1d", (A, L, C), k, backend)
     mod = plan.module()
     sym = _symmetry(w)
     if C == 1:
         mod.correlate1d_last(
             xs.reshape(A, L),
-            idx,
+            lo,
+            hi,
             w,
             sym,
             float(cval),
@@ -116,7 +117,8 @@ def _correlate1d_run(x, w, axis, out, mode, cval, origin, backend):
     else:
         mod.correlate1d_inner(
             xs.reshape(A, L, C),
-            idx,
+            lo,
+            hi,
             w,
             sym,
             float(cval),
@@ -140,11 +142,12 @@ def _uniform1d_run(x, size, axis, out, mode, cval, origin, backend):
     L = shape[axis]
     C = int(np.prod(shape[axis + 1 :], dtype=np.int64))
     before = size // 2 + origin
-    idx = _geometry.extension_index(L, before, size - 1 - before, mode)
+    lo, hi = _geometry.extension_edges(L, before, size - 1 - before, mode)
     plan = _plan.plan_ndimage("uniform1d", (A, L, C), size, backend)
     plan.module().uniform1d(
         xs.reshape(A, L, C),
-        idx,
+        lo,
+        hi,
         size,
         float(cval),
         dst.reshape(A, L, C),
@@ -402,12 +405,10 @@ def _correlate_or_convolve(x, weights, output, mode, cval, origin, convolution, 
     plan.module().correlate_nd(
         xs.reshape(g.shape3),
         g.planes,
-        tt.astype(np.int64),
-        pp.astype(np.int64),
-        qq.astype(np.int64),
+        plan.tap_offsets(tt, pp, qq, kh, kw),
         taps,
-        g.idx_h,
-        g.idx_w,
+        *g.edges_h,
+        *g.edges_w,
         float(cval),
         dst.reshape(g.shape3),
         plan.workspace(),
