@@ -30,6 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 
 import numpy as np
 
@@ -202,7 +203,9 @@ if nn is not None:
 
 
 def export_onnx(model, shape, path):
-    with torch.no_grad():
+    # torch 2.13 calls the TorchScript exporter legacy; the dynamo one needs onnxscript
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
         torch.onnx.export(
             model,
             (torch.zeros(shape),),
