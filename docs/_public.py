@@ -57,7 +57,6 @@ def public_names(module_name):
 
 
 TITLES = {
-    "fastconv": "The top-level names: conv2d, im2col, dynamic convolution, kernel algebra, threads",
     "fastconv.signal": "The scipy.signal drop-ins",
     "fastconv.cost": "FLOPs, bytes and workspace of a call, without running it",
     "fastconv.algebra": "Exact kernel algebra (the layer names live at the top level too)",

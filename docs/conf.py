@@ -49,6 +49,8 @@ html_theme_options = {
 }
 html_static_path = []
 
+# `name` in a docstring links to that object where Sphinx knows it (numpydoc style), else stays code
+default_role = "py:obj"
 autosummary_generate = True
 autosummary_imported_members = True
 autodoc_typehints = "none"
