@@ -6,6 +6,7 @@ Run from the repository root:
     python benchmarks/scripts/networks.py --busy               # quiet vs one busy process, 2 threads
     python benchmarks/scripts/networks.py --layers             # every conv layer, batch 1, 1 thread
     python benchmarks/scripts/networks.py --glue               # fastconv's conv vs NumPy glue time
+    python benchmarks/scripts/networks.py --table benchmarks/results/networks-busy.json
 
 The networks are fastconv._networks' (BatchNorm folded with fastconv.fuse_bn, glue in NumPy) and the
 same architectures written out here in torch.nn with the same seeded weights; every run first checks
@@ -659,8 +660,49 @@ def run_glue(args, tmpdir):
     return rows
 
 
+def print_tables(path):
+    """The markdown tables of a JSON file this script wrote."""
+    with open(path) as f:
+        data = json.load(f)
+    mode, rows = data["meta"]["mode"], data["rows"]
+    print(f"{path}: {mode}, {data['meta']['date']}, load at start {data['meta']['load_start']}")
+    if mode in ("networks", "busy"):
+        print(HEADER)
+        for row in rows:
+            print(format_row(row))
+    if mode == "busy":
+        print(
+            "\n| network, batch, threads | library | quiet median ms | busy median ms | busy/quiet |"
+        )
+        print("|---|---|---|---|---|")
+        quiet = {(r["net"], r["batch"], r["threads"]): r for r in rows if r["mode"] == "quiet"}
+        for r in rows:
+            q = quiet.get((r["net"], r["batch"], r["threads"]))
+            if r["mode"] != "busy" or q is None:
+                continue
+            for lib, s in r["libs"].items():
+                qm = q["libs"][lib]["median_ms"]
+                print(
+                    f"| {r['net']}, {r['batch']}, {r['threads']}t | {lib} | {qm:.1f} | "
+                    f"{s['median_ms']:.1f} | {s['median_ms'] / qm:.2f} |"
+                )
+    if mode == "layers":
+        print(json.dumps(data["meta"].get("summary"), indent=1))
+        worst = sorted(rows, key=lambda r: -r["libs"][r["fastest_peer"]]["ratio_median"])[:15]
+        print("| net | layer | C->K, k, s, g, HxW | fastconv ms | fastest peer | ms | ratio |")
+        print("|---|---|---|---|---|---|---|")
+        for r in worst:
+            p, s = r["fastest_peer"], r["libs"]
+            print(
+                f"| {r['net']} | {r['layer']} | {r['cin']}->{r['cout']}, {r['k']}, {r['stride']}, "
+                f"{r['groups']}, {r['shape'][2]}x{r['shape'][3]} | {s['fastconv']['median_ms']:.3f}"
+                f" | {p} | {s[p]['median_ms']:.3f} | {s[p]['ratio_median']:.2f} |"
+            )
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--table", default=None, help="print the tables of a JSON result and exit")
     ap.add_argument("--net", default=",".join(NETWORKS), help="comma-separated networks")
     ap.add_argument("--batch", default="1,8", help="comma-separated batch sizes (default 1,8)")
     ap.add_argument(
@@ -678,6 +720,8 @@ def main(argv=None):
     ap.add_argument("--glue", action="store_true", help="fastconv's conv vs glue time")
     ap.add_argument("--out", default=None, help="JSON file (default benchmarks/results/...)")
     args = ap.parse_args(argv)
+    if args.table:
+        return print_tables(args.table)
     args.net = args.net.split(",")
     args.batch = [int(b) for b in args.batch.split(",")]
     if args.threads is None:
