@@ -234,8 +234,8 @@ class BackwardCost:
     im2col_bytes : int
         What materialising the whole im2col matrix would take (fastconv never does).
     grad_input_algorithm : str
-        The forward algorithms the stride phases of grad_x run on, e.g. "winograd" or
-        "packed+packed+packed+packed".
+        How grad_x runs: stride 1 as one convolution by a forward algorithm (e.g. "winograd",
+        "packed", "depthwise"), strided layers as "gemm+col2im".
     grad_weight_method : str
         "im2col" (GEMM over bounded im2col tiles), "pointwise" or "depthwise".
 
@@ -310,6 +310,9 @@ def _backward_cost(g, backend, nthreads):
         if ph.geom is not None
     ]
     algs = "+".join(ph.plan.algorithm for ph in tplan.phases if ph.geom is not None) or "zero"
+    if tplan.method == "gemm":  # strided: one GEMM per sample chunk, then col2im
+        algs = "gemm+col2im"
+        phase_ws = [tplan.workspace * item]
     return BackwardCost(
         flops=4 * macs + g.N * g.K * g.P,
         grad_input_macs=macs,

@@ -78,6 +78,8 @@ def _grad_input_into(plan, go4, wt, bias, g, out4):
     """out4 (N, C, H, W) = the transposed convolution of go4 (N, K, Hg, Wg) with wt (+ bias)."""
     from .conv import run_conv
 
+    if plan.method == "gemm":
+        return _grad_input_gemm(plan, go4, wt, bias, g, out4)
     b2 = None if bias is None else bias.reshape(1, g.C)
     single = len(plan.phases) == 1 and plan.phases[0].geom is not None
     for ph in plan.phases:
@@ -96,6 +98,58 @@ def _grad_input_into(plan, go4, wt, bias, g, out4):
         else:
             dst[...] = run_conv(ph.plan, win, w3, b2, sub)
     return out4
+
+
+def _grad_input_gemm(plan, go4, wt, bias, g, out4):
+    """out4 = col2im(W^T @ go4) (+ bias): GEMM + col2im, chunks of samples on static threads."""
+    chunks = [(n0, min(g.N, n0 + plan.samples)) for n0 in range(0, g.N, plan.samples)]
+    nt = min(plan.nthreads, len(chunks))
+    with np.errstate(all="ignore"), _threads.blas_single():
+        if nt <= 1:
+            _grad_input_chunks(plan, go4, wt, bias, g, out4, chunks)
+        else:
+            with ThreadPoolExecutor(nt - 1) as pool:
+                futs = [
+                    pool.submit(_grad_input_chunks, plan, go4, wt, bias, g, out4, chunks[t::nt])
+                    for t in range(1, nt)
+                ]
+                _grad_input_chunks(plan, go4, wt, bias, g, out4, chunks[::nt])
+                for f in futs:
+                    f.result()
+    return out4
+
+
+def _grad_input_chunks(plan, go4, wt, bias, g, out4, chunks):
+    """GEMM + col2im of the sample chunks `chunks` (one thread; BLAS and col2im on one thread)."""
+    Hg, Wg = go4.shape[2], go4.shape[3]
+    P, G, Kg, R = Hg * Wg, g.groups, g.Kg, g.R
+    # wt (C, Kg, kh, kw) -> per group the (R, Kg) matrix whose product with grad_output's
+    # (Kg, pixels) is that group's rows of the columns, ordered (c, i, j) as col2im reads them
+    wg = wt.reshape(G, g.Cg, Kg, g.kh * g.kw).transpose(0, 1, 3, 2).reshape(G, R, Kg)
+    geo = dataclasses.replace(g, Ho=Hg, Wo=Wg)
+    kern = kernels(plan.backend)
+    for n0, n1 in chunks:
+        nb = n1 - n0
+        go3 = go4[n0:n1].reshape(nb, g.K, P)
+        cols = np.empty((nb, G * R, P), dtype=g.dtype)
+        if P >= 256:  # long rows: one GEMM per sample and group, straight into the columns
+            for i in range(nb):
+                for grp in range(G):
+                    np.matmul(
+                        wg[grp],
+                        go3[i, grp * Kg : (grp + 1) * Kg],
+                        out=cols[i, grp * R : (grp + 1) * R],
+                    )
+        else:  # short rows: the chunk's pixels side by side, one longer GEMM per group
+            gt = go3.transpose(1, 0, 2).reshape(g.K, nb * P)
+            for grp in range(G):
+                c = wg[grp] @ gt[grp * Kg : (grp + 1) * Kg]
+                cols[:, grp * R : (grp + 1) * R] = c.reshape(R, nb, P).transpose(1, 0, 2)
+        sub = dataclasses.replace(geo, N=nb, K=g.C, groups=1)
+        _threads.mark_pools_started()
+        kern.col2im(cols, sub.as_array(), out4[n0:n1], 1)
+        if bias is not None:
+            out4[n0:n1] += bias[None, :, None, None]
 
 
 def _tap_range(i, k_off, s, p, n_in, n_out):
