@@ -49,10 +49,17 @@ def _as_input(x, work):
 
 
 def _store(out, res):
-    """Write res into out with scipy's C cast (truncation toward zero for integers, no warnings)."""
+    """Write res into out with the cast scipy's C loops compile to on x86-64: integers truncate
+    toward zero, and out-of-range values wrap as the conversion instruction leaves them (through a
+    32-bit int for 8- and 16-bit types, a 64-bit one for uint32), with no warnings."""
     if res is out:
         return
     with np.errstate(all="ignore"):
+        if out.dtype.kind in "iu" and res.dtype.kind == "f":
+            via = {1: np.int32, 2: np.int32, 4: np.int64 if out.dtype.kind == "u" else None}
+            v = via.get(out.dtype.itemsize)
+            if v is not None:
+                res = res.astype(v)
         np.copyto(out, res, casting="unsafe")
 
 
@@ -159,10 +166,17 @@ def _uniform1d_run(x, size, axis, out, mode, cval, origin, backend):
     return out
 
 
-def _real_input(x, name="input"):
+def _check_dtype(dt, name):
+    """scipy.ndimage's dtypes: bool, integers, float32 and float64 (not float16 or long double)."""
+    if dt.kind not in "biuf" or (dt.kind == "f" and dt.itemsize not in (4, 8)):
+        raise _geometry.NdimageArgumentError(f"array type not supported: {name} has dtype {dt}")
+
+
+def _real_input(x, out=None):
     x = np.asarray(x)
-    if x.dtype.kind not in "biuf":
-        raise TypeError(f"{name} must be a real numeric array, got dtype {x.dtype}")
+    _check_dtype(x.dtype, "input")
+    if out is not None:
+        _check_dtype(out.dtype, "output")
     return x
 
 
@@ -257,6 +271,7 @@ def correlate1d(
         )
     x = _real_input(x)
     out = _geometry.ndimage_output(output, x.shape, x.dtype)
+    _check_dtype(out.dtype, "output")
     w = np.ascontiguousarray(wa, dtype=np.float64)
     if w.ndim != 1 or w.shape[0] < 1:
         raise _geometry.NdimageArgumentError(
@@ -387,6 +402,7 @@ def _correlate_or_convolve(x, weights, output, mode, cval, origin, convolution, 
         origins = [-o - (0 if k & 1 else 1) for o, k in zip(origins, w.shape, strict=True)]
     origins = [_geometry.ndimage_origin(o, k) for o, k in zip(origins, wshape, strict=True)]
     out = _geometry.ndimage_output(output, x.shape, x.dtype)
+    _check_dtype(out.dtype, "output")
     if not isinstance(mode, str) and np.iterable(mode):
         raise _geometry.NdimageArgumentError("A sequence of modes is not supported (mode)")
     m = _geometry.ndimage_mode(mode)
@@ -616,6 +632,7 @@ def uniform_filter1d(
         return out
     x = _real_input(x)
     out = _geometry.ndimage_output(output, x.shape, x.dtype)
+    _check_dtype(out.dtype, "output")
     ax = _axis(axis, x.ndim)
     origin = _int(origin, "origin")
     if size // 2 + origin < 0 or size // 2 + origin >= size:
