@@ -180,11 +180,18 @@ def _relu6(y):
 
 
 def _silu(y, tmp):
-    """y * sigmoid(y) in place; `tmp` is a scratch array of y's size (reused across calls)."""
+    """y * sigmoid(y) = y / (1 + exp(-y)) in place; `tmp` is scratch of at least y's size.
+
+    NumPy's float32 exp is vectorised; scipy.special.expit is not (measured on (1, 144, 56, 56):
+    7.5 ms with expit, 0.83 ms this way).  exp(-y) overflows to inf for y < -88, giving -0 as
+    torch does; -inf gives NaN (-inf / inf), as torch's -inf * 0 does.
+    """
     t = tmp[: y.size].reshape(y.shape)
-    expit(y, out=t)
-    with np.errstate(invalid="ignore"):  # -inf * 0 is NaN, as in torch
-        return np.multiply(y, t, out=y)
+    with np.errstate(over="ignore", invalid="ignore"):
+        np.negative(y, out=t)
+        np.exp(t, out=t)
+        np.add(t, 1, out=t)
+        return np.divide(y, t, out=y)
 
 
 def _maxpool3s2(x):
