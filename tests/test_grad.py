@@ -159,7 +159,11 @@ def test_float32_and_winograd_phases(backend):
     gx, gw, gb = fastconv.conv2d_backward(x, w, go, padding=1, backend=backend)
     rx, rw, rb = _torch_grads(x, w, go, 1, 1, 1, 1)
     assert gx.dtype == gw.dtype == gb.dtype == np.float32
-    scale = transform_scale(go, w) if cost.grad_input_algorithm == "winograd" else None
+    scale = (
+        transform_scale(go, np.swapaxes(w, 0, 1))
+        if cost.grad_input_algorithm == "winograd"
+        else None
+    )
     assert_close(gx, rx, scale=scale)
     assert_close(gw, rw)
     assert_close(gb, rb)
@@ -399,3 +403,43 @@ def test_backward_workspace_bounded():
     extra = peak - gx.nbytes - gw.nbytes - gb.nbytes
     assert extra <= 1.25 * max(cost.workspace_bytes, _plan.GRAD_WEIGHT_TILE_BYTES)
     assert extra < cost.im2col_bytes / 2
+
+
+@pytest.mark.slow
+@settings(max_examples=25, deadline=None, derandomize=True)
+@given(
+    c=st.tuples(
+        st.sampled_from([16, 32, 64]),  # channels: Winograd and the packed kernel apply
+        st.sampled_from([1, 3]),
+        st.sampled_from([1, 2]),
+        st.sampled_from([1, 2]),
+        st.sampled_from([1, 2, 16]),
+        st.sampled_from(BACKENDS),
+    ),
+    seed=st.integers(0, 2**16),
+)
+def test_backward_float32_fast_paths_slow(c, seed):
+    """float32 on shapes that reach the fast kernels (Winograd, packed, grouped, GEMM + col2im)."""
+    ch, k, s, d, groups, backend = c
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((3, ch, 21, 19), dtype=np.float32)
+    w = rng.standard_normal((ch, ch // groups, k, k), dtype=np.float32)
+    p = d * (k - 1) // 2
+    go = rng.standard_normal(
+        tuple(F.conv2d(torch.tensor(x), torch.tensor(w), None, s, p, d, groups).shape),
+        dtype=np.float32,
+    )
+    gx, gw, gb = fastconv.conv2d_backward(x, w, go, s, p, d, groups, backend=backend)
+    x64, w64, go64 = (a.astype(np.float64) for a in (x, w, go))
+    rx, rw, rb = _torch_grads(x64, w64, go64, s, p, d, groups)
+    cost = fastconv.cost.conv2d_cost(
+        x.shape, w.shape, s, p, d, groups, backend=backend, pass_="backward"
+    )
+    scale = (
+        transform_scale(go, np.swapaxes(w, 0, 1))
+        if cost.grad_input_algorithm == "winograd"
+        else None
+    )
+    assert_close(gx, rx, np.float32, scale=scale)
+    assert_close(gw, rw, np.float32)
+    assert_close(gb, rb, np.float32)
