@@ -1022,7 +1022,7 @@ def ndimage_output(output, shape, dtype, complex_output=False):
     """The output array scipy.ndimage's `output` argument names: None (the input's dtype), a dtype
     or a dtype name (a new array), or an array of the input's shape (used as it is)."""
     if output is None:
-        dt = np.dtype(dtype)
+        dt = np.dtype(np.dtype(dtype).name)  # by name, as scipy does: native byte order
         if complex_output:
             dt = np.promote_types(dt, np.complex64)
         return np.zeros(shape, dtype=dt)

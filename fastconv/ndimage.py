@@ -60,6 +60,9 @@ def _store(out, res):
             v = via.get(out.dtype.itemsize)
             if v is not None:
                 res = res.astype(v)
+        if out.dtype == np.bool_ and res.dtype.kind == "f":  # (npy_bool)d truncates like a byte
+            np.copyto(out.view(np.uint8), res.astype(np.int32), casting="unsafe")
+            return
         np.copyto(out, res, casting="unsafe")
 
 
