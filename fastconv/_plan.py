@@ -1204,10 +1204,11 @@ def plan_conv2d_weight(g, backend="auto", nthreads=None, tile_bytes=GRAD_WEIGHT_
     be = resolve_backend(backend)
     if nthreads is None:
         nthreads = _threads.get_num_threads()
-    if g.is_depthwise:
-        return WeightGradPlan("depthwise", be, 1)
     macs = g.N * g.K * g.P * g.R
     nt = 1 if macs < GRAD_WEIGHT_SERIAL_MACS else max(1, int(nthreads))
+    if g.is_depthwise:  # the direct kernel (fastconv/_jit/grad.py, _ext/grad.pyx): Cg = 1, no GEMM
+        dbe = be if be == "numba" or cython_available("grad") else "numba"
+        return WeightGradPlan("depthwise", dbe, min(nt, g.K))
     item = g.dtype.itemsize
     method = "pointwise" if g.is_pointwise else "im2col"
     per_row = (0 if g.is_pointwise else g.C * g.kh * g.kw * g.Wo * item) + g.K * g.Wo * item

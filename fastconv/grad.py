@@ -152,13 +152,6 @@ def _grad_input_chunks(plan, go4, wt, bias, g, out4, chunks):
             out4[n0:n1] += bias[None, :, None, None]
 
 
-def _tap_range(i, k_off, s, p, n_in, n_out):
-    """Output positions o in [lo, hi) whose tap lands inside the input: 0 <= o*s - p + k_off < n_in."""
-    lo = max(0, -(-(p - k_off) // s))
-    hi = min(n_out, (n_in - 1 + p - k_off) // s + 1) if n_in - 1 + p - k_off >= 0 else 0
-    return lo, max(lo, hi)
-
-
 def _grad_weight(plan, x4, go4, g):
     """dW (K, Cg, kh, kw) = sum over samples and output pixels of grad_output x the input taps."""
     K, Cg = g.K, g.Cg
@@ -168,25 +161,9 @@ def _grad_weight(plan, x4, go4, g):
         return dw.reshape(K, Cg, g.kh, g.kw)
     with np.errstate(all="ignore"):
         if plan.method == "depthwise":
-            mult = K // g.C
-            go5 = go4.reshape(g.N, g.C, mult, g.Ho, g.Wo)
-            dw4 = dw.reshape(g.C, mult, g.kh, g.kw)
-            for i in range(g.kh):
-                h0, h1 = _tap_range(i, i * g.dh, g.sh, g.pt, g.H, g.Ho)
-                for j in range(g.kw):
-                    w0, w1 = _tap_range(j, j * g.dw, g.sw, g.pl, g.W, g.Wo)
-                    if h0 >= h1 or w0 >= w1:
-                        continue
-                    a = h0 * g.sh - g.pt + i * g.dh
-                    b = w0 * g.sw - g.pl + j * g.dw
-                    xs = x4[
-                        :,
-                        :,
-                        a : a + (h1 - h0 - 1) * g.sh + 1 : g.sh,
-                        b : b + (w1 - w0 - 1) * g.sw + 1 : g.sw,
-                    ]
-                    gs = go5[:, :, :, h0:h1, w0:w1]
-                    dw4[:, :, i, j] = np.einsum("ncmhw,nchw->cm", gs, xs)
+            kern = kernels(plan.backend, "grad")
+            _threads.mark_pools_started()
+            kern.conv_depthwise_wgrad(x4, go4, g.as_array(), dw, plan.nthreads)
             return dw.reshape(K, Cg, g.kh, g.kw)
         tiles = _weight_tiles(plan, g)
         parts = [np.zeros_like(dw) for _ in range(min(nt, len(tiles)) - 1)]
