@@ -8,7 +8,7 @@ from __future__ import annotations
 import time
 
 #: The kernel modules of this backend (fastconv._plan loads them by these names).
-MODULES = ("conv", "packed", "signal", "winograd")
+MODULES = ("conv", "grad", "packed", "signal", "winograd")
 
 #: What `warmup` compiles for: the dtypes the public layer hands the kernels.
 DTYPES = ("float32", "float64")
@@ -70,6 +70,13 @@ def _calls(dtype):
                     ),
                 )
             )
+    xd, gd = arr(1, 8, 10, 10), arr(1, 8, 10, 10)
+    calls.append(
+        (
+            "conv2d_weight depthwise",
+            lambda: fastconv.conv2d_weight(xd, (8, 1, 3, 3), gd, 1, 1, 1, 8, backend="numba"),
+        )
+    )
     x = arr(1, 3, 10, 10)
     calls.append(("im2col", lambda: fastconv.im2col(x, 3, padding=1, backend="numba")))
     cols = arr(1, 27, 100)
