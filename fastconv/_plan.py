@@ -1226,7 +1226,6 @@ def plan_conv2d_weight(g, backend="auto", nthreads=None, tile_bytes=GRAD_WEIGHT_
     return WeightGradPlan(method, be, nt, samples, rows, ws)
 
 
-
 # ----------------------------------------------------------------------------------------------
 # fastconv.ndimage: which kernel runs, on which backend, on how many threads, in which tiles.
 
@@ -1302,12 +1301,16 @@ def plan_ndimage(kind, shape3, taps, backend="auto", nthreads=None):
     A, L, C = shape3
     k = int(taps)
     if kind == "uniform1d":
-        seg = max(1, min(L, 1024))
-        elems = (seg + k) * lanes
-        if C == 1 and L + k - 1 <= elems:  # the kernel's one-line path: the whole extension
-            nitems = A
-        else:
-            nitems = -(-A // lanes) if C == 1 else A * -(-C // lanes)
+        if C == 1:
+            seg = max(1, min(L, 1024))
+            elems = (seg + k) * lanes
+            # the kernel's one-line path when the whole extension fits, else 32 rows together
+            nitems = A if L + k - 1 <= elems else -(-A // lanes)
+        else:  # blocks of up to 256 columns, rows read in runs (see correlate1d_inner)
+            bw = min(-(-C // lanes) * lanes, 256)
+            seg = min(L, max(16, NDIMAGE_TILE_BYTES // (8 * bw) - k))
+            elems = (seg + k) * bw
+            nitems = A * -(-C // bw)
         nt = _ndimage_threads(A * L * C * 2, nitems, budget)
         ws = (nt, elems)
         return NdimagePlan("uniform1d", be, nt, (seg,), ws, "running mean, 32 lines side by side")
@@ -1319,14 +1322,19 @@ def plan_ndimage(kind, shape3, taps, backend="auto", nthreads=None):
         nt = _ndimage_threads(A * L * k, nitems, budget)
         ws = (nt, seg + k - 1 + lanes)
         return NdimagePlan("correlate1d_last", be, nt, (seg,), ws, "lines in segments of %d" % seg)
-    seg = max(1, min(L, max(lanes, NDIMAGE_TILE_BYTES // (8 * lanes) - k + 1)))
-    ncb = -(-C // lanes)
+    # column blocks of up to 256 (whole rows of short ones): rows are read in runs, not 32-wide
+    # gathers whose power-of-two strides alias in the caches and the TLB
+    cbw = min(-(-C // lanes) * lanes, 256)
+    seg = max(8, NDIMAGE_TILE_BYTES // (8 * cbw) - k + 1)
+    seg = min(L, seg)
+    ncb = -(-C // cbw)
     if A * -(-L // seg) * ncb < budget:
         seg = max(1, -(-L // budget))
     nitems = A * -(-L // seg) * ncb
     nt = _ndimage_threads(A * L * C * k, nitems, budget)
-    ws = (nt, (seg + k - 1) * lanes)
-    return NdimagePlan("correlate1d_inner", be, nt, (seg,), ws, "32 columns x %d rows" % seg)
+    ws = (nt, (seg + k - 1) * cbw)
+    why = "%d columns x %d rows" % (cbw, seg)
+    return NdimagePlan("correlate1d_inner", be, nt, (seg,), ws, why)
 
 
 # (end of the fastconv.ndimage section)

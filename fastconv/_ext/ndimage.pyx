@@ -118,44 +118,51 @@ def correlate1d_last(const floating[:, ::1] x, const i64[::1] lo, const i64[::1]
 
 
 cdef inline void _inner_item(const floating *xa, floating *oa, Py_ssize_t L, Py_ssize_t C,
-                             const i64 *lo, Py_ssize_t nlo, const i64 *hi, const double *w, Py_ssize_t k, int sym, double cval, double *b,
+                             const i64 *lo, Py_ssize_t nlo, const i64 *hi, const double *w,
+                             Py_ssize_t k, int sym, double cval, double *b, Py_ssize_t cbw,
                              Py_ssize_t s0, Py_ssize_t n, Py_ssize_t c0, Py_ssize_t nc) noexcept nogil:
-    # rows s0 .. s0 + n of columns c0 .. c0 + nc of one (L, C) slab
+    # rows s0 .. s0 + n of columns c0 .. c0 + nc (nc <= cbw, cbw a multiple of 32) of one (L, C)
+    # slab; b holds the extended rows, cbw doubles each
     cdef double acc[LANES]
-    cdef Py_ssize_t p, c, l, t, j, size1 = k // 2
+    cdef Py_ssize_t p, c, l, t, j0, m, size1 = k // 2
     cdef i64 src
     for p in range(n + k - 1):
         src = _src(lo, nlo, hi, L, s0 + p)
         if src >= 0:
             for c in range(nc):
-                b[p * LANES + c] = xa[src * C + c0 + c]
+                b[p * cbw + c] = xa[src * C + c0 + c]
         else:
             for c in range(nc):
-                b[p * LANES + c] = cval
+                b[p * cbw + c] = cval
     for l in range(n):
-        if sym != 0:
-            fc_line32_sym(acc, b + (l + size1) * LANES, LANES, w, size1, sym)
-        else:
-            fc_line32(acc, b + l * LANES, LANES, w, k)
-        for t in range(nc):
-            oa[(s0 + l) * C + c0 + t] = <floating>acc[t]
+        j0 = 0
+        while j0 < nc:
+            if sym != 0:
+                fc_line32_sym(acc, b + (l + size1) * cbw + j0, cbw, w, size1, sym)
+            else:
+                fc_line32(acc, b + l * cbw + j0, cbw, w, k)
+            m = min(LANES, nc - j0)
+            for t in range(m):
+                oa[(s0 + l) * C + c0 + j0 + t] = <floating>acc[t]
+            j0 = j0 + LANES
 
 
 def correlate1d_inner(const floating[:, :, ::1] x, const i64[::1] lo, const i64[::1] hi,
-                      const double[::1] w, int sym,
-                      double cval, floating[:, :, ::1] out, double[:, ::1] ws, Py_ssize_t seg,
-                      int nthreads):
-    """out[a, :, c] = scipy's correlate1d along axis 1 of x (A, L, C), 32 columns at a time.
+                      const double[::1] w, int sym, double cval, floating[:, :, ::1] out,
+                      double[:, ::1] ws, Py_ssize_t seg, int nthreads):
+    """out[a, :, c] = scipy's correlate1d along axis 1 of x (A, L, C), a block of columns at a time.
 
-    ws (nchunks, (seg + k - 1) * 32): a block of extended rows, 32 columns each, so the tap loop
-    runs over contiguous columns for every output position.
+    ws (nchunks, (seg + k - 1) * cbw): a block of extended rows, cbw = ws.shape[1] // (seg + k -
+    1) columns each (a multiple of 32), so rows are read in runs of cbw and the tap loop runs over
+    contiguous columns for every output position.
     """
     cdef Py_ssize_t A = x.shape[0], L = x.shape[1], C = x.shape[2], k = w.shape[0]
     cdef Py_ssize_t nch = ws.shape[0], nseg, ncb, nitems, ch, it, a, r, s0, c0
+    cdef Py_ssize_t cbw = (ws.shape[1] // (seg + k - 1)) // LANES * LANES
     if A == 0 or L == 0 or C == 0:
         return
     nseg = (L + seg - 1) // seg
-    ncb = (C + LANES - 1) // LANES
+    ncb = (C + cbw - 1) // cbw
     nitems = A * nseg * ncb
     for ch in prange(nch, nogil=True, num_threads=nthreads, schedule="static"):
         it = ch
@@ -163,9 +170,9 @@ def correlate1d_inner(const floating[:, :, ::1] x, const i64[::1] lo, const i64[
             a = it // (nseg * ncb)
             r = it - a * nseg * ncb
             s0 = (r // ncb) * seg
-            c0 = (r - (r // ncb) * ncb) * LANES
+            c0 = (r - (r // ncb) * ncb) * cbw
             _inner_item(&x[a, 0, 0], &out[a, 0, 0], L, C, &lo[0], lo.shape[0], &hi[0], &w[0], k,
-                        sym, cval, &ws[ch, 0], s0, min(seg, L - s0), c0, min(LANES, C - c0))
+                        sym, cval, &ws[ch, 0], cbw, s0, min(seg, L - s0), c0, min(cbw, C - c0))
             it = it + nch
 
 
@@ -242,15 +249,16 @@ def correlate_nd(const floating[:, :, ::1] x, const i64[:, ::1] planes, const i6
 
 cdef inline void _uniform_lines(const floating *xa, floating *oa, Py_ssize_t L, Py_ssize_t es,
                                 Py_ssize_t ls, const i64 *lo, Py_ssize_t nlo, const i64 *hi,
-                                Py_ssize_t size, double cval,
-                                double *b, Py_ssize_t seg, Py_ssize_t nl) noexcept nogil:
-    # nl <= 32 lines side by side, element l of line c at xa[l * es + c * ls], in segments of seg
-    # outputs; b row r holds extended position s0 - 1 + r
-    cdef double tmp[LANES]
+                                Py_ssize_t size, double cval, double *b, Py_ssize_t bw,
+                                Py_ssize_t seg, Py_ssize_t nl) noexcept nogil:
+    # nl <= bw lines side by side (bw <= 256, a multiple of 32), element l of line c at
+    # xa[l * es + c * ls], in segments of seg outputs; b row r (bw doubles) holds extended
+    # position s0 - 1 + r
+    cdef double tmp[256]
     cdef double fs = <double>size
     cdef Py_ssize_t p, c, l, s0, n, r0
     cdef i64 src
-    for c in range(LANES):
+    for c in range(bw):
         tmp[c] = 0.0
     s0 = 0
     while s0 < L:
@@ -260,21 +268,21 @@ cdef inline void _uniform_lines(const floating *xa, floating *oa, Py_ssize_t L, 
             src = _src(lo, nlo, hi, L, s0 - 1 + p)
             if src >= 0:
                 for c in range(nl):
-                    b[p * LANES + c] = xa[src * es + c * ls]
+                    b[p * bw + c] = xa[src * es + c * ls]
             else:
                 for c in range(nl):
-                    b[p * LANES + c] = cval
+                    b[p * bw + c] = cval
         l = 0
         if s0 == 0:
             for p in range(1, size + 1):
-                for c in range(LANES):
-                    tmp[c] = tmp[c] + b[p * LANES + c]
+                for c in range(bw):
+                    tmp[c] = tmp[c] + b[p * bw + c]
             for c in range(nl):
                 oa[c * ls] = <floating>(tmp[c] / fs)
             l = 1
         while l < n:
-            for c in range(LANES):
-                tmp[c] = tmp[c] + (b[(l + size) * LANES + c] - b[l * LANES + c])
+            for c in range(bw):
+                tmp[c] = tmp[c] + (b[(l + size) * bw + c] - b[l * bw + c])
             for c in range(nl):
                 oa[(s0 + l) * es + c * ls] = <floating>(tmp[c] / fs)
             l = l + 1
@@ -300,15 +308,17 @@ cdef inline void _uniform_line(const floating *xa, floating *oa, Py_ssize_t L, c
 def uniform1d(const floating[:, :, ::1] x, const i64[::1] lo, const i64[::1] hi, Py_ssize_t size,
               double cval,
               floating[:, :, ::1] out, double[:, ::1] ws, Py_ssize_t seg, int nthreads):
-    """scipy's running-mean uniform_filter1d along axis 1 of x (A, L, C), 32 lines side by side.
+    """scipy's running-mean uniform_filter1d along axis 1 of x (A, L, C), lines side by side.
 
-    lo, hi: the extension edges (len(lo) + len(hi) == size - 1); ws (nchunks, (seg + size) * 32).  The running sum is scipy's: the first
+    lo, hi: the extension edges (len(lo) + len(hi) == size - 1); ws (nchunks, (seg + size) * bw)
+    with bw (a multiple of 32, at most 256) the lines run together.  The running sum is scipy's: the first
     window summed in order, then tmp += in - out per step, each output tmp / size, so results match
     it bit for bit, NaN/inf spreading included.  With C == 1 (the filtered axis last) a line
     runs alone when the workspace holds its whole extension, else 32 consecutive rows together.
     """
     cdef Py_ssize_t A = x.shape[0], L = x.shape[1], C = x.shape[2]
     cdef Py_ssize_t nch = ws.shape[0], ncb, nitems, ch, it, a, c0
+    cdef Py_ssize_t bw = min(256, (ws.shape[1] // (seg + size)) // LANES * LANES)
     if A == 0 or L == 0 or C == 0:
         return
     if C == 1 and ws.shape[1] >= L + size - 1:
@@ -327,16 +337,16 @@ def uniform1d(const floating[:, :, ::1] x, const i64[::1] lo, const i64[::1] hi,
             while it < nitems:
                 a = it * LANES
                 _uniform_lines(&x[a, 0, 0], &out[a, 0, 0], L, 1, L, &lo[0], lo.shape[0],
-                               &hi[0], size, cval, &ws[ch, 0], seg, min(LANES, A - a))
+                               &hi[0], size, cval, &ws[ch, 0], LANES, seg, min(LANES, A - a))
                 it = it + nch
         return
-    ncb = (C + LANES - 1) // LANES
+    ncb = (C + bw - 1) // bw
     nitems = A * ncb
     for ch in prange(nch, nogil=True, num_threads=nthreads, schedule="static"):
         it = ch
         while it < nitems:
             a = it // ncb
-            c0 = (it - a * ncb) * LANES
+            c0 = (it - a * ncb) * bw
             _uniform_lines(&x[a, 0, c0], &out[a, 0, c0], L, C, 1, &lo[0], lo.shape[0], &hi[0],
-                           size, cval, &ws[ch, 0], seg, min(LANES, C - c0))
+                           size, cval, &ws[ch, 0], bw, seg, min(bw, C - c0))
             it = it + nch

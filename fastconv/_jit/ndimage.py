@@ -136,14 +136,16 @@ def correlate1d_last(x, lo, hi, w, sym, cval, out, ws, seg, nthreads):
 
 @_ExactKernel
 def correlate1d_inner(x, lo, hi, w, sym, cval, out, ws, seg, nthreads):
-    """out[a, :, c] = scipy's correlate1d along axis 1 of x (A, L, C), 32 columns at a time."""
+    """out[a, :, c] = scipy's correlate1d along axis 1 of x (A, L, C), a block of columns at a time
+    (cbw = ws.shape[1] // (seg + k - 1) columns, a multiple of 32: see the Cython twin)."""
     A, L, C = x.shape
     k = w.shape[0]
     nch = ws.shape[0]
+    cbw = (ws.shape[1] // (seg + k - 1)) // LANES * LANES
     if A == 0 or L == 0 or C == 0:
         return
     nseg = (L + seg - 1) // seg
-    ncb = (C + LANES - 1) // LANES
+    ncb = (C + cbw - 1) // cbw
     nitems = A * nseg * ncb
     for ch in prange(nch):
         b = ws[ch]
@@ -152,21 +154,22 @@ def correlate1d_inner(x, lo, hi, w, sym, cval, out, ws, seg, nthreads):
             a = it // (nseg * ncb)
             r = it - a * nseg * ncb
             s0 = (r // ncb) * seg
-            c0 = (r - (r // ncb) * ncb) * LANES
+            c0 = (r - (r // ncb) * ncb) * cbw
             n = min(seg, L - s0)
-            nc = min(LANES, C - c0)
+            nc = min(cbw, C - c0)
             for p in range(n + k - 1):
                 s = _src(lo, hi, L, s0 + p)
                 if s >= 0:
                     for c in range(nc):
-                        b[p * LANES + c] = x[a, s, c0 + c]
+                        b[p * cbw + c] = x[a, s, c0 + c]
                 else:
                     for c in range(nc):
-                        b[p * LANES + c] = cval
+                        b[p * cbw + c] = cval
             for li in range(n):
-                _line32(acc, b, li * LANES, LANES, w, sym)
-                for t in range(nc):
-                    out[a, s0 + li, c0 + t] = acc[t]
+                for j0 in range(0, nc, LANES):
+                    _line32(acc, b, li * cbw + j0, cbw, w, sym)
+                    for t in range(min(LANES, nc - j0)):
+                        out[a, s0 + li, c0 + j0 + t] = acc[t]
 
 
 @_ExactKernel
