@@ -1,4 +1,5 @@
-"""fastconv on dask arrays: scipy.signal-style 2-D filtering and conv2d, chunk by chunk with halos.
+"""fastconv on dask arrays: scipy.signal-style 2-D filtering, scipy.ndimage-style N-d filters and
+conv2d, chunk by chunk with halos.
 
 dask is imported inside the functions, so ``import fastconv`` works without it installed.
 """
@@ -14,7 +15,17 @@ import numpy as np
 from . import _threads
 from ._geometry import geometry_from_shapes, result_float_dtype
 
-__all__ = ["conv2d", "convolve2d", "correlate2d", "from_npy", "to_npy"]
+__all__ = [
+    "conv2d",
+    "convolve",
+    "convolve2d",
+    "correlate",
+    "correlate2d",
+    "from_npy",
+    "gaussian_filter",
+    "to_npy",
+    "uniform_filter",
+]
 
 # scipy's names for the boundaries -> the name used here.
 # scipy's "symm" repeats the edge sample (numpy's "symmetric"); dask's "reflect" does too.
@@ -907,3 +918,322 @@ def to_npy(x, path, band=1, **store_kwargs):
         r0, r1 = rows[i], rows[min(i + step, len(rows) - 1)]
         region = (slice(r0, r1),) + (slice(None),) * (x.ndim - 1)
         da.store(x[r0:r1], target, regions=region, **store_kwargs)
+
+
+# ---------------------------------------------------------------------------------------------
+# N-d filters (fastconv.ndimage on every chunk)
+# ---------------------------------------------------------------------------------------------
+# A chunk grows by each filtered axis's reach (the most samples the filter reads on one side);
+# map_overlap gives it its neighbours' samples there and trims the result.  At the array's own
+# edges nothing is added ("none") and fastconv.ndimage extends the chunk by `mode` itself, which is
+# exactly how it extends the whole array, except for the wrap modes, whose extension comes from
+# the opposite edge ("periodic").  The result equals fastconv.ndimage on the computed array.
+
+_WRAP_MODES = ("wrap", "grid-wrap")
+
+
+def _reach(size, origin):
+    """Samples a filter of `size` taps with `origin` reads on its longer side."""
+    left = size // 2 + origin
+    return max(left, size - 1 - left, 0)
+
+
+def _modes(mode, n):
+    if isinstance(mode, str):
+        return (mode,) * n
+    return tuple(mode)
+
+
+def _ndimage_probe(name, x, kwargs):
+    """fastconv.ndimage.<name> on a one-element-per-axis array of x's dtype: a bad argument raises
+    its ValueError/TypeError when the graph is built (not at compute time), and the probe's dtype
+    is the result's."""
+    _require_dask(x, "input")
+    from . import ndimage
+
+    return getattr(ndimage, name)(np.zeros((1,) * x.ndim, dtype=x.dtype), **kwargs)
+
+
+def _ndimage_map(name, x, probe, reach, modes, threads, kwargs):
+    """fastconv.ndimage.<name>(chunk, **kwargs) over the chunks of x, with halos `reach` per axis."""
+    da = _require_dask(x, "input")
+    threads = _check_threads(threads)
+    from . import ndimage
+
+    fn = getattr(ndimage, name)
+    if x.size == 0:
+        return da.from_array(fn(np.asarray(x), **kwargs), chunks=x.chunks)
+    depth = {ax: int(r) for ax, r in enumerate(reach)}
+    whole = {ax: -1 for ax, r in depth.items() if r and r >= x.shape[ax]}
+    if whole:  # a reach past the whole axis: one chunk holds it, extended by mode, no halo
+        x = x.rechunk(whole)
+        depth.update(dict.fromkeys(whole, 0))
+    boundary = {
+        ax: ("periodic" if modes[ax] in _WRAP_MODES and depth[ax] else "none")
+        for ax in range(x.ndim)
+    }
+
+    def task(block):
+        with _threads.threads(threads):
+            return fn(block, **kwargs)
+
+    return x.map_overlap(
+        task, depth=depth, boundary=boundary, dtype=probe.dtype, meta=probe[:0], trim=True
+    )
+
+
+def _per_axis(value, n, name):
+    if isinstance(value, (numbers.Integral, np.integer)):
+        return (int(value),) * n
+    value = tuple(int(v) for v in value)
+    if len(value) != n:
+        raise ValueError(f"{name} must be an int or a sequence of {n} ints, got {value!r}")
+    return value
+
+
+def _filtered_axes(axes, ndim):
+    if axes is None:
+        return tuple(range(ndim))
+    axes = (axes,) if isinstance(axes, (numbers.Integral, np.integer)) else tuple(axes)
+    return tuple(int(a) % ndim if -ndim <= int(a) < ndim else int(a) for a in axes)
+
+
+def _nd_reach(x, sizes, origins, axes, modes):
+    """Per-axis reach for filters of `sizes` with `origins` along `axes` of x (0 elsewhere), and
+    the per-axis modes (a filtered axis's own mode, "constant" elsewhere: never used)."""
+    reach = [0] * x.ndim
+    mode_of = ["constant"] * x.ndim
+    for i, ax in enumerate(axes):
+        if 0 <= ax < x.ndim:
+            reach[ax] = max(reach[ax], _reach(sizes[i], origins[i]))
+            mode_of[ax] = modes[i] if len(modes) == len(axes) else modes[0]
+    return reach, mode_of
+
+
+def correlate(input, weights, mode="reflect", cval=0.0, origin=0, *, axes=None, threads=1):
+    """Multidimensional correlation of a dask array, chunk by chunk (scipy.ndimage.correlate).
+
+    Parameters
+    ----------
+    input : dask.array.Array
+        The input array (known chunk sizes).
+    weights : array_like
+        The weights (a NumPy array sent to every task), with ``input.ndim`` dimensions or
+        ``len(axes)``.
+    mode : str, optional
+        As `fastconv.ndimage.correlate` (default "reflect"): the extension at the array's edges.
+    cval : scalar, optional
+        Value past the edges for mode "constant".  Default 0.0.
+    origin : int or sequence of int, optional
+        Shifts the filter along each axis (default 0).
+    axes : tuple of int or None, optional
+        The axes to filter (default all).
+    threads : int, optional
+        Threads fastconv uses in each task (default 1: dask runs tasks in parallel).
+
+    Returns
+    -------
+    dask.array.Array
+        Lazy; equal to ``fastconv.ndimage.correlate`` of the computed input.
+
+    Raises
+    ------
+    TypeError, ValueError
+        As `fastconv.ndimage.correlate`, when the graph is built; `input` not a dask array.
+
+    See Also
+    --------
+    fastconv.ndimage.correlate : The NumPy function each chunk runs.
+    convolve : The same with the weights flipped.
+
+    Examples
+    --------
+    >>> import numpy as np, dask.array as da, fastconv.dask, fastconv.ndimage
+    >>> x = np.arange(64.0).reshape(8, 8)
+    >>> y = fastconv.dask.correlate(da.from_array(x, chunks=3), np.ones((3, 3)), mode="wrap")
+    >>> bool(np.array_equal(y.compute(), fastconv.ndimage.correlate(x, np.ones((3, 3)), mode="wrap")))
+    True
+    """
+    return _correlate_nd("correlate", input, weights, mode, cval, origin, axes, threads)
+
+
+def convolve(input, weights, mode="reflect", cval=0.0, origin=0, *, axes=None, threads=1):
+    """Multidimensional convolution of a dask array, chunk by chunk (scipy.ndimage.convolve).
+
+    Parameters
+    ----------
+    input : dask.array.Array
+        The input array (known chunk sizes).
+    weights : array_like
+        The weights (a NumPy array sent to every task).
+    mode : str, optional
+        As `fastconv.ndimage.convolve` (default "reflect").
+    cval : scalar, optional
+        Value past the edges for mode "constant".  Default 0.0.
+    origin : int or sequence of int, optional
+        Shifts the filter along each axis (default 0).
+    axes : tuple of int or None, optional
+        The axes to filter (default all).
+    threads : int, optional
+        Threads fastconv uses in each task (default 1).
+
+    Returns
+    -------
+    dask.array.Array
+        Lazy; equal to ``fastconv.ndimage.convolve`` of the computed input.
+
+    Raises
+    ------
+    TypeError, ValueError
+        As `fastconv.ndimage.convolve`, when the graph is built; `input` not a dask array.
+
+    See Also
+    --------
+    fastconv.ndimage.convolve : The NumPy function each chunk runs.
+    correlate : Without the flip.
+
+    Examples
+    --------
+    >>> import numpy as np, dask.array as da, fastconv.dask
+    >>> x = da.ones((6, 6), chunks=4)
+    >>> fastconv.dask.convolve(x, np.ones((3, 3)), mode="constant").compute()[0]
+    array([4., 6., 6., 6., 6., 4.])
+    """
+    return _correlate_nd("convolve", input, weights, mode, cval, origin, axes, threads)
+
+
+def _correlate_nd(name, x, weights, mode, cval, origin, axes, threads):
+    _require_dask(x, "input")
+    w = _small_numpy(weights, "weights", kinds="biufc")
+    kw = dict(weights=w, mode=mode, cval=cval, origin=origin, axes=axes)
+    probe = _ndimage_probe(name, x, kw)  # validates weights against axes, origin, mode
+    ax = _filtered_axes(axes, x.ndim)
+    origins = _per_axis(origin, len(ax), "origin")
+    if name == "convolve":  # convolve = correlate with flipped weights and origins
+        origins = tuple(-o - (1 - k % 2) for o, k in zip(origins, w.shape, strict=True))
+    reach, modes = _nd_reach(x, w.shape, origins, ax, _modes(mode, 1))
+    return _ndimage_map(name, x, probe, reach, modes, threads, kw)
+
+
+def uniform_filter(input, size=3, mode="reflect", cval=0.0, origin=0, *, axes=None, threads=1):
+    """Multidimensional uniform filter of a dask array, chunk by chunk (scipy.ndimage.uniform_filter).
+
+    Parameters
+    ----------
+    input : dask.array.Array
+        The input array (known chunk sizes).
+    size : int or sequence of int, optional
+        The filter size along each filtered axis (default 3).
+    mode : str or sequence of str, optional
+        As `fastconv.ndimage.uniform_filter` (default "reflect"); one per axis allowed.
+    cval : scalar, optional
+        Value past the edges for mode "constant".  Default 0.0.
+    origin : int or sequence of int, optional
+        Shifts the filter along each axis (default 0).
+    axes : tuple of int or None, optional
+        The axes to filter (default all).
+    threads : int, optional
+        Threads fastconv uses in each task (default 1).
+
+    Returns
+    -------
+    dask.array.Array
+        Lazy; equal to ``fastconv.ndimage.uniform_filter`` of the computed input.
+
+    Raises
+    ------
+    TypeError, ValueError
+        As `fastconv.ndimage.uniform_filter`, when the graph is built; `input` not a dask array.
+
+    See Also
+    --------
+    fastconv.ndimage.uniform_filter : The NumPy function each chunk runs.
+    gaussian_filter : A Gaussian instead of a box.
+
+    Examples
+    --------
+    >>> import numpy as np, dask.array as da, fastconv.dask
+    >>> fastconv.dask.uniform_filter(da.ones((5, 5), chunks=2), 3).compute()[2]
+    array([1., 1., 1., 1., 1.])
+    """
+    kw = dict(size=size, mode=mode, cval=cval, origin=origin, axes=axes)
+    probe = _ndimage_probe("uniform_filter", input, kw)
+    ax = _filtered_axes(axes, input.ndim)
+    sizes = _per_axis(size, len(ax), "size")
+    origins = _per_axis(origin, len(ax), "origin")
+    reach, modes = _nd_reach(input, sizes, origins, ax, _modes(mode, len(ax)))
+    return _ndimage_map("uniform_filter", input, probe, reach, modes, threads, kw)
+
+
+def gaussian_filter(
+    input,
+    sigma,
+    order=0,
+    mode="reflect",
+    cval=0.0,
+    truncate=4.0,
+    *,
+    radius=None,
+    axes=None,
+    threads=1,
+):
+    """Multidimensional Gaussian filter of a dask array, chunk by chunk (scipy.ndimage.gaussian_filter).
+
+    Parameters
+    ----------
+    input : dask.array.Array
+        The input array (known chunk sizes).
+    sigma : scalar or sequence of scalars
+        Standard deviation per filtered axis.
+    order : int or sequence of ints, optional
+        Derivative order per axis (default 0).
+    mode : str or sequence of str, optional
+        As `fastconv.ndimage.gaussian_filter` (default "reflect"); one per axis allowed.
+    cval : scalar, optional
+        Value past the edges for mode "constant".  Default 0.0.
+    truncate : float, optional
+        Truncate the kernel at this many standard deviations (default 4.0).
+    radius : int or sequence of ints, optional
+        The kernel radius per axis, overriding `truncate`.
+    axes : tuple of int or None, optional
+        The axes to filter (default all).
+    threads : int, optional
+        Threads fastconv uses in each task (default 1).
+
+    Returns
+    -------
+    dask.array.Array
+        Lazy; equal to ``fastconv.ndimage.gaussian_filter`` of the computed input.
+
+    Raises
+    ------
+    TypeError, ValueError
+        As `fastconv.ndimage.gaussian_filter`, when the graph is built; `input` not a dask array.
+
+    See Also
+    --------
+    fastconv.ndimage.gaussian_filter : The NumPy function each chunk runs.
+    uniform_filter : A box instead of a Gaussian.
+
+    Examples
+    --------
+    >>> import numpy as np, dask.array as da, fastconv.dask
+    >>> y = fastconv.dask.gaussian_filter(da.ones((6, 6), chunks=3), 1.0)
+    >>> bool(np.allclose(y.compute(), 1.0))
+    True
+    """
+    kw = dict(
+        sigma=sigma, order=order, mode=mode, cval=cval, truncate=truncate, radius=radius, axes=axes
+    )
+    probe = _ndimage_probe("gaussian_filter", input, kw)
+    ax = _filtered_axes(axes, input.ndim)
+    sig = np.broadcast_to(np.asarray(sigma, dtype=float), (len(ax),))
+    if radius is None:
+        rad = tuple(int(float(truncate) * float(s) + 0.5) for s in sig)
+    else:
+        rad = _per_axis(radius, len(ax), "radius")
+    rad = tuple(r if s > 1e-15 else 0 for r, s in zip(rad, sig, strict=True))
+    reach, modes = _nd_reach(
+        input, [2 * r + 1 for r in rad], [0] * len(ax), ax, _modes(mode, len(ax))
+    )
+    return _ndimage_map("gaussian_filter", input, probe, reach, modes, threads, kw)
