@@ -3,12 +3,14 @@ scipy.ndimage's boundary extension, computed in float64 in scipy's own summation
 
 Twins of fastconv/_jit/ndimage.py (same names and signatures).  No validation, no allocation: the
 public layer builds the extension edge maps (source index, or -1 for cval, of the positions before
-and after a line), allocates the output and one float64 workspace row per thread.  Work items are dealt round-robin to `ws.shape[0]` chunks, each
-run by one thread on its own workspace.  Lines are padded into the workspace with 32 elements of slack,
-so every output block is computed 32 wide (register accumulators) and only its valid part is stored.
+and after a line), allocates the output and one float64 workspace row per thread.  Work items are
+taken dynamically by at most `ws.shape[0]` threads, each on its own workspace row (so a thread the
+OS preempts on a shared machine delays one item, not half the call).  Lines are padded into the
+workspace with 32 elements of slack, so every output block is computed 32 wide (register
+accumulators) and only its valid part is stored.
 """
 
-from cython.parallel cimport prange
+from cython.parallel cimport prange, threadid
 
 ctypedef fused floating:
     float
@@ -107,14 +109,12 @@ def correlate1d_last(const floating[:, ::1] x, const i64[::1] lo, const i64[::1]
         return
     nseg = (L + seg - 1) // seg
     nitems = A * nseg
-    for ch in prange(nch, nogil=True, num_threads=nthreads, schedule="static"):
-        it = ch
-        while it < nitems:
-            a = it // nseg
-            s0 = (it - a * nseg) * seg
-            _last_item(&x[a, 0], &out[a, 0], L, &lo[0], lo.shape[0], &hi[0], &w[0], k, sym, cval,
-                       &ws[ch, 0], s0, min(seg, L - s0))
-            it = it + nch
+    for it in prange(nitems, nogil=True, num_threads=min(nthreads, nch), schedule="dynamic"):
+        ch = threadid()
+        a = it // nseg
+        s0 = (it - a * nseg) * seg
+        _last_item(&x[a, 0], &out[a, 0], L, &lo[0], lo.shape[0], &hi[0], &w[0], k, sym, cval,
+                   &ws[ch, 0], s0, min(seg, L - s0))
 
 
 cdef inline void _inner_item(const floating *xa, floating *oa, Py_ssize_t L, Py_ssize_t C,
@@ -164,16 +164,14 @@ def correlate1d_inner(const floating[:, :, ::1] x, const i64[::1] lo, const i64[
     nseg = (L + seg - 1) // seg
     ncb = (C + cbw - 1) // cbw
     nitems = A * nseg * ncb
-    for ch in prange(nch, nogil=True, num_threads=nthreads, schedule="static"):
-        it = ch
-        while it < nitems:
-            a = it // (nseg * ncb)
-            r = it - a * nseg * ncb
-            s0 = (r // ncb) * seg
-            c0 = (r - (r // ncb) * ncb) * cbw
-            _inner_item(&x[a, 0, 0], &out[a, 0, 0], L, C, &lo[0], lo.shape[0], &hi[0], &w[0], k,
-                        sym, cval, &ws[ch, 0], cbw, s0, min(seg, L - s0), c0, min(cbw, C - c0))
-            it = it + nch
+    for it in prange(nitems, nogil=True, num_threads=min(nthreads, nch), schedule="dynamic"):
+        ch = threadid()
+        a = it // (nseg * ncb)
+        r = it - a * nseg * ncb
+        s0 = (r // ncb) * seg
+        c0 = (r - (r // ncb) * ncb) * cbw
+        _inner_item(&x[a, 0, 0], &out[a, 0, 0], L, C, &lo[0], lo.shape[0], &hi[0], &w[0], k,
+                    sym, cval, &ws[ch, 0], cbw, s0, min(seg, L - s0), c0, min(cbw, C - c0))
 
 
 cdef inline void _nd_item(const floating *x, floating *op, Py_ssize_t Hs, Py_ssize_t Ws,
@@ -233,18 +231,16 @@ def correlate_nd(const floating[:, :, ::1] x, const i64[:, ::1] planes, const i6
     nrb = (H + rows - 1) // rows
     ncb = (W + cols - 1) // cols
     nitems = P * nrb * ncb
-    for ch in prange(nch, nogil=True, num_threads=nthreads, schedule="static"):
-        it = ch
-        while it < nitems:
-            p = it // (nrb * ncb)
-            r = it - p * nrb * ncb
-            i0 = (r // ncb) * rows
-            jb = (r - (r // ncb) * ncb) * cols
-            _nd_item(&x[0, 0, 0], &out[p, 0, 0], H, W, &planes[p, 0], T, &tap_off[0], &tap_w[0],
-                     nnz, &lo_h[0], lo_h.shape[0], &hi_h[0], &lo_w[0], lo_w.shape[0], &hi_w[0],
-                     kh, kw, cval, &ws[ch, 0], rp, wp, i0, min(rows, H - i0), jb,
-                     min(cols, W - jb))
-            it = it + nch
+    for it in prange(nitems, nogil=True, num_threads=min(nthreads, nch), schedule="dynamic"):
+        ch = threadid()
+        p = it // (nrb * ncb)
+        r = it - p * nrb * ncb
+        i0 = (r // ncb) * rows
+        jb = (r - (r // ncb) * ncb) * cols
+        _nd_item(&x[0, 0, 0], &out[p, 0, 0], H, W, &planes[p, 0], T, &tap_off[0], &tap_w[0],
+                 nnz, &lo_h[0], lo_h.shape[0], &hi_h[0], &lo_w[0], lo_w.shape[0], &hi_w[0],
+                 kh, kw, cval, &ws[ch, 0], rp, wp, i0, min(rows, H - i0), jb,
+                 min(cols, W - jb))
 
 
 cdef inline void _uniform_lines(const floating *xa, floating *oa, Py_ssize_t L, Py_ssize_t es,
@@ -323,30 +319,24 @@ def uniform1d(const floating[:, :, ::1] x, const i64[::1] lo, const i64[::1] hi,
         return
     if C == 1 and ws.shape[1] >= L + size - 1:
         # short lines along the last axis: one line per item, scalar, contiguous
-        for ch in prange(nch, nogil=True, num_threads=nthreads, schedule="static"):
-            a = ch
-            while a < A:
-                _uniform_line(&x[a, 0, 0], &out[a, 0, 0], L, &lo[0], lo.shape[0], &hi[0], size,
-                              cval, &ws[ch, 0])
-                a = a + nch
+        for a in prange(A, nogil=True, num_threads=min(nthreads, nch), schedule="dynamic"):
+            ch = threadid()
+            _uniform_line(&x[a, 0, 0], &out[a, 0, 0], L, &lo[0], lo.shape[0], &hi[0], size,
+                          cval, &ws[ch, 0])
         return
     if C == 1:
         nitems = (A + LANES - 1) // LANES
-        for ch in prange(nch, nogil=True, num_threads=nthreads, schedule="static"):
-            it = ch
-            while it < nitems:
-                a = it * LANES
-                _uniform_lines(&x[a, 0, 0], &out[a, 0, 0], L, 1, L, &lo[0], lo.shape[0],
-                               &hi[0], size, cval, &ws[ch, 0], LANES, seg, min(LANES, A - a))
-                it = it + nch
+        for it in prange(nitems, nogil=True, num_threads=min(nthreads, nch), schedule="dynamic"):
+            ch = threadid()
+            a = it * LANES
+            _uniform_lines(&x[a, 0, 0], &out[a, 0, 0], L, 1, L, &lo[0], lo.shape[0],
+                           &hi[0], size, cval, &ws[ch, 0], LANES, seg, min(LANES, A - a))
         return
     ncb = (C + bw - 1) // bw
     nitems = A * ncb
-    for ch in prange(nch, nogil=True, num_threads=nthreads, schedule="static"):
-        it = ch
-        while it < nitems:
-            a = it // ncb
-            c0 = (it - a * ncb) * bw
-            _uniform_lines(&x[a, 0, c0], &out[a, 0, c0], L, C, 1, &lo[0], lo.shape[0], &hi[0],
-                           size, cval, &ws[ch, 0], bw, seg, min(bw, C - c0))
-            it = it + nch
+    for it in prange(nitems, nogil=True, num_threads=min(nthreads, nch), schedule="dynamic"):
+        ch = threadid()
+        a = it // ncb
+        c0 = (it - a * ncb) * bw
+        _uniform_lines(&x[a, 0, c0], &out[a, 0, c0], L, C, 1, &lo[0], lo.shape[0], &hi[0],
+                       size, cval, &ws[ch, 0], bw, seg, min(bw, C - c0))
