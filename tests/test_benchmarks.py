@@ -96,6 +96,7 @@ def test_benchmarks_found():
     assert len(CASES) >= 10
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("modname,clsname,method", CASES)
 def test_benchmark_runs_once(modname, clsname, method):
     if clsname is None and method is None:

@@ -31,6 +31,7 @@ def test_info_runs():
     assert "fastconv" in r.stdout and "threads" in r.stdout
 
 
+@pytest.mark.slow
 def test_demo_runs_and_checks_pass():
     r = subprocess.run(
         [sys.executable, "-m", "fastconv", "demo"], capture_output=True, text=True, timeout=600

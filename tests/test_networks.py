@@ -58,6 +58,7 @@ def _reference(name, x):
         return _torch(name, x.dtype)(torch.from_numpy(x)).numpy()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("backend", ["numba", "cython"])
 @pytest.mark.parametrize("name", sorted(NETWORKS))

@@ -179,6 +179,7 @@ LAYERS = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("layer", LAYERS)
 @pytest.mark.parametrize("nthreads", [1, 2, 3])
@@ -246,6 +247,7 @@ print("ok")
 """
 
 
+@pytest.mark.slow
 def test_portable_path_without_avx512():
     """The C path for CPUs without AVX-512F, forced on this one in a child process."""
     env = dict(os.environ, FASTCONV_NO_AVX512="1")

@@ -90,6 +90,7 @@ def test_winograd_matches_reference(
     np.testing.assert_array_equal(w, w0)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backend", WG_BACKENDS)
 @pytest.mark.parametrize(
     "shape",
