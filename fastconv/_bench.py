@@ -330,17 +330,18 @@ def layer_table(
             sys.stderr.flush()
 
     found, missing = peer_versions(peers)
-    for q, why in missing.items():
-        out(f"note: peer {q} is not available ({why}); skipped")
-    peers = [q for q in peers if q in found]
     threads = [t or fastconv.get_num_threads() for t in threads]
-    conv_peers = [q for q in peers if q != "sgemm"]
     out(
         f"conv2d layer suite: fastconv {fastconv.__version__}, float32, "
         f"{len(layers)} layers, {repeat} interleaved rounds per layer"
     )
     for q in peers:
-        out(f"  peer {q} {found[q]}: {PEER_TITLES[q]}")
+        if q in found:
+            out(f"  peer {q} {found[q]}: {PEER_TITLES[q]}")
+        else:
+            out(f"  note: peer {q} is not available ({missing[q]}); skipped")
+    peers = [q for q in peers if q in found]
+    conv_peers = [q for q in peers if q != "sgemm"]
     out(
         "  ratio = fastconv time / peer time (below 1: fastconv faster): best/best, and the "
         "median of per-round ratios; GF/s counts direct-convolution FLOPs"

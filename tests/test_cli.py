@@ -198,6 +198,7 @@ def test_bench_missing_peer_is_a_note_not_a_crash(tmp_path):
     )
     assert r.returncode == 0, r.stdout + r.stderr
     assert "note: peer onnxruntime is not available" in r.stdout, r.stdout
+    assert r.stdout.startswith("conv2d layer suite: fastconv"), r.stdout
     assert re.search(r"^b1_3x3_c64\s+\w+\s+[\d.]+ms", r.stdout, re.M), r.stdout
 
 
