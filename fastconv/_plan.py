@@ -1287,7 +1287,10 @@ def plan_ndimage(kind, shape3, taps, backend="auto", nthreads=None):
         P, H, W = shape3
         T, kh, kw, nnz = taps
         work = P * H * W * max(nnz, 1)
-        cols = max(1, min(W, 2048))
+        # columns first: T * kh extended rows of one output row must fit the tile (a 9^4 kernel
+        # would otherwise ask for 100 MB a thread), then as many rows as the tile holds
+        fit = NDIMAGE_TILE_BYTES // (8 * T * kh) - kw + 1 - lanes
+        cols = max(lanes, min(W, 2048, fit))
         per_row = T * (cols + kw - 1 + lanes) * 8
         rows = max(1, min(H, NDIMAGE_TILE_BYTES // per_row - kh + 1))
         ncb = -(-W // cols)
