@@ -1018,6 +1018,17 @@ def ndimage_sequence(value, rank, name):
     return [value] * rank
 
 
+def ndimage_dtype(dt, name):
+    """scipy.ndimage's dtypes: bool, integers, float32, float64, complex64 and complex128 (not
+    float16 or the long doubles), else NdimageArgumentError naming the argument."""
+    dt = np.dtype(dt)
+    ok = dt.kind in "biu" or (dt.kind == "f" and dt.itemsize in (4, 8))
+    ok = ok or (dt.kind == "c" and dt.itemsize in (8, 16))
+    if not ok:
+        raise NdimageArgumentError(f"array type not supported: {name} has dtype {dt}")
+    return dt
+
+
 def ndimage_output(output, shape, dtype, complex_output=False):
     """The output array scipy.ndimage's `output` argument names: None (the input's dtype), a dtype
     or a dtype name (a new array), or an array of the input's shape (used as it is)."""
@@ -1025,19 +1036,19 @@ def ndimage_output(output, shape, dtype, complex_output=False):
         dt = np.dtype(np.dtype(dtype).name)  # by name, as scipy does: native byte order
         if complex_output:
             dt = np.promote_types(dt, np.complex64)
-        return np.zeros(shape, dtype=dt)
+        return np.zeros(shape, dtype=ndimage_dtype(dt, "output"))
     if isinstance(output, type | np.dtype):
         dt = np.dtype(output)
         if complex_output and dt.kind != "c":
             raise NdimageArgumentError(f"output must have complex dtype (output={dt})")
-        return np.zeros(shape, dtype=dt)
+        return np.zeros(shape, dtype=ndimage_dtype(dt, "output"))
     if isinstance(output, str):
         dt = np.dtype(output)
         if complex_output and dt.kind != "c":
             raise NdimageArgumentError(f"output must have complex dtype (output={output!r})")
         if not issubclass(dt.type, np.number):
             raise NdimageArgumentError(f"output must have numeric dtype (output={output!r})")
-        return np.zeros(shape, dtype=dt)
+        return np.zeros(shape, dtype=ndimage_dtype(dt, "output"))
     if not isinstance(output, np.ndarray):
         raise TypeError(
             f"output must be None, a dtype or a NumPy array, got {type(output).__name__}"
@@ -1050,6 +1061,7 @@ def ndimage_output(output, shape, dtype, complex_output=False):
         raise NdimageArgumentError("output must have complex dtype")
     if not output.flags.writeable:
         raise ValueError("output array is read-only")
+    ndimage_dtype(output.dtype, "output")
     return output
 
 

@@ -170,9 +170,9 @@ def _uniform1d_run(x, size, axis, out, mode, cval, origin, backend):
 
 
 def _check_dtype(dt, name):
-    """scipy.ndimage's dtypes: bool, integers, float32 and float64 (not float16 or long double)."""
-    if dt.kind not in "biuf" or (dt.kind == "f" and dt.itemsize not in (4, 8)):
-        raise _geometry.NdimageArgumentError(f"array type not supported: {name} has dtype {dt}")
+    _geometry.ndimage_dtype(dt, name)
+    if np.dtype(dt).kind == "c":
+        raise TypeError(f"{name} must be real here, got dtype {dt}")
 
 
 def _real_input(x, out=None):
@@ -273,8 +273,6 @@ def correlate1d(
             correlate1d, x, wa, out, cval, axis=axis, mode=mode, origin=origin, backend=backend
         )
     x = _real_input(x)
-    out = _geometry.ndimage_output(output, x.shape, x.dtype)
-    _check_dtype(out.dtype, "output")
     w = np.ascontiguousarray(wa, dtype=np.float64)
     if w.ndim != 1 or w.shape[0] < 1:
         raise _geometry.NdimageArgumentError(
@@ -283,6 +281,9 @@ def correlate1d(
     ax = _axis(axis, x.ndim)
     origin = _geometry.ndimage_origin(origin, w.shape[0])
     m = _geometry.ndimage_mode(mode)
+    cval = _cval(cval)
+    out = _geometry.ndimage_output(output, x.shape, x.dtype)
+    _check_dtype(out.dtype, "output")
     return _correlate1d_run(x, w, ax, out, m, cval, origin, backend)
 
 
@@ -352,6 +353,18 @@ def convolve1d(
     return correlate1d(input, w, axis, output, mode, cval, origin, backend=backend)
 
 
+def _cval(cval):
+    """cval as a float (a real input's fill value), or a TypeError naming it."""
+    if np.iscomplexobj(cval):
+        raise ValueError(
+            f"Cannot provide a complex-valued cval when the input is real (cval={cval!r})"
+        )
+    try:
+        return float(cval)
+    except (TypeError, ValueError):
+        raise TypeError(f"cval must be a real number, got {cval!r}") from None
+
+
 def _int(v, name):
     """v as an int (operator.index), or a TypeError naming the argument."""
     try:
@@ -404,11 +417,12 @@ def _correlate_or_convolve(x, weights, output, mode, cval, origin, convolution, 
         w = w[(slice(None, None, -1),) * w.ndim]
         origins = [-o - (0 if k & 1 else 1) for o, k in zip(origins, w.shape, strict=True)]
     origins = [_geometry.ndimage_origin(o, k) for o, k in zip(origins, wshape, strict=True)]
-    out = _geometry.ndimage_output(output, x.shape, x.dtype)
-    _check_dtype(out.dtype, "output")
     if not isinstance(mode, str) and np.iterable(mode):
         raise _geometry.NdimageArgumentError("A sequence of modes is not supported (mode)")
     m = _geometry.ndimage_mode(mode)
+    cval = _cval(cval)
+    out = _geometry.ndimage_output(output, x.shape, x.dtype)
+    _check_dtype(out.dtype, "output")
     if x.size == 0:
         return out
     g = _geometry.nd_filter_geometry(x.shape, w.shape, origins, m)
@@ -634,13 +648,14 @@ def uniform_filter1d(
         uniform_filter1d(x.imag, size, axis, out.imag, mode, np.imag(cval), origin, backend=backend)
         return out
     x = _real_input(x)
-    out = _geometry.ndimage_output(output, x.shape, x.dtype)
-    _check_dtype(out.dtype, "output")
     ax = _axis(axis, x.ndim)
     origin = _int(origin, "origin")
     if size // 2 + origin < 0 or size // 2 + origin >= size:
         raise ValueError(f"invalid origin: origin={origin} for size={size}")
     m = _geometry.ndimage_mode(mode)
+    cval = _cval(cval)
+    out = _geometry.ndimage_output(output, x.shape, x.dtype)
+    _check_dtype(out.dtype, "output")
     return _uniform1d_run(x, size, ax, out, m, cval, origin, backend)
 
 
@@ -723,12 +738,19 @@ def uniform_filter(
            [5.33333333, 6.        , 6.66666667]])
     """
     x = np.asarray(input)
-    out = _geometry.ndimage_output(output, x.shape, x.dtype, complex_output=x.dtype.kind == "c")
     axes = _geometry.ndimage_axes(axes, x.ndim)
     n = len(axes)
     sizes = _geometry.ndimage_sequence(size, n, "size")
     origins = _geometry.ndimage_sequence(origin, n, "origin")
     modes = _geometry.ndimage_sequence(mode, n, "mode")
+    for m in modes:  # every argument checked before the output is allocated
+        _geometry.ndimage_mode(m)
+    for z, o in zip(sizes, origins, strict=True):
+        if z > 1:  # scipy skips sizes <= 1 and truncates the others with int()
+            z, o = int(z), _int(o, "origin")
+            if z // 2 + o < 0 or z // 2 + o >= z:
+                raise ValueError(f"invalid origin: origin={o} for size={z}")
+    out = _geometry.ndimage_output(output, x.shape, x.dtype, complex_output=x.dtype.kind == "c")
     todo = [(axes[i], sizes[i], origins[i], modes[i]) for i in range(n) if sizes[i] > 1]
     passes = [
         (
@@ -916,13 +938,17 @@ def gaussian_filter(
            [35, 37, 39, 40, 42]])
     """
     x = np.asarray(input)
-    out = _geometry.ndimage_output(output, x.shape, x.dtype)
     axes = _geometry.ndimage_axes(axes, x.ndim)
     n = len(axes)
     orders = _geometry.ndimage_sequence(order, n, "order")
     sigmas = _geometry.ndimage_sequence(sigma, n, "sigma")
     modes = _geometry.ndimage_sequence(mode, n, "mode")
     radii = _geometry.ndimage_sequence(radius, n, "radius")
+    for sg, o, m, r in zip(sigmas, orders, modes, radii, strict=True):  # all before allocating
+        _geometry.ndimage_mode(m)
+        if sg > 1e-15:
+            _gaussian_weights(sg, o, truncate, r)
+    out = _geometry.ndimage_output(output, x.shape, x.dtype)
     todo = [
         (axes[i], sigmas[i], orders[i], modes[i], radii[i]) for i in range(n) if sigmas[i] > 1e-15
     ]

@@ -312,3 +312,21 @@ def test_plan_threads_and_tiles():
     assert p.ws_shape[1] * 8 <= 2 * _plan.NDIMAGE_TILE_BYTES
     p = _plan.plan_ndimage("correlate1d", (4, 300, 50), 7, nthreads=2)
     assert p.kernel == "correlate1d_inner"
+
+
+def test_failed_call_leaves_output_untouched():
+    """Every argument is checked before the output is written (or a new one allocated)."""
+    x = np.ones((6, 7))
+    out = np.full((6, 7), 7.0)
+    bad = [
+        lambda: fnd.correlate1d(x, [1.0, 2.0], output=out, mode="edge"),
+        lambda: fnd.correlate(x, np.ones((3, 3)), output=out, origin=(0, 5)),
+        lambda: fnd.uniform_filter(x, 3, output=out, mode=["reflect", "bogus"]),
+        lambda: fnd.gaussian_filter(x, (1.0, 2.0), order=(0, -1), output=out),
+        lambda: fnd.gaussian_filter(x, 1.0, output=out, mode=("wrap", 3)),
+        lambda: fnd.correlate1d(x, [1.0], output=out, cval="a"),
+    ]
+    for call in bad:
+        with pytest.raises((ValueError, TypeError)):
+            call()
+        assert (out == 7.0).all()
