@@ -131,10 +131,11 @@ def _grad_input_chunks(plan, go4, wt, bias, g, out4, chunks):
     wg = wt.reshape(G, g.Cg, Kg, g.kh * g.kw).transpose(0, 1, 3, 2).reshape(G, R, Kg)
     geo = dataclasses.replace(g, Ho=Hg, Wo=Wg)
     kern = kernels(plan.backend)
+    buf = np.empty(plan.samples * G * R * P, dtype=g.dtype)  # reused: one chunk's columns at a time
     for n0, n1 in chunks:
         nb = n1 - n0
         go3 = go4[n0:n1].reshape(nb, g.K, P)
-        cols = np.empty((nb, G * R, P), dtype=g.dtype)
+        cols = buf[: nb * G * R * P].reshape(nb, G * R, P)
         if P >= 256:  # long rows: one GEMM per sample and group, straight into the columns
             for i in range(nb):
                 for grp in range(G):

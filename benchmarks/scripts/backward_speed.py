@@ -6,8 +6,8 @@ conv2d_backward (grad_x and grad_weight, no bias) on the public layer suite (fas
 against torch.autograd.grad of the same conv2d; conv_transpose2d on decoder layers (U-Net 2x2 stride-2
 up-convolutions, DCGAN 4x4 stride 2) against torch.nn.functional.conv_transpose2d; float32.  Each round
 runs every side as a short block (one untimed call, three timed); the table gives the best time of each
-side and the median and best of the per-round ratios (fastconv / torch: below 1 means fastconv is
-faster).  The machine this was written on is shared: quote figures as noisy and re-run on a quiet one.
+side, the median and the best of the per-round ratios, and the ratio of the two best times
+(fastconv / torch: below 1 means fastconv is faster).  The machine this was written on is shared: quote figures as noisy and re-run on a quiet one.
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ def summarise(name, flop, rs):
     med = statistics.median(ratios)
     print(
         f"{name:<22} {ours * 1e3:8.2f}ms {flop / ours / 1e9:6.1f} {theirs * 1e3:8.2f}ms "
-        f"{flop / theirs / 1e9:6.1f} {med:7.2f} {min(ratios):6.2f}"
+        f"{flop / theirs / 1e9:6.1f} {med:7.2f} {min(ratios):6.2f} {ours / theirs:8.2f}"
     )
     return med
 
@@ -69,7 +69,7 @@ def header(what):
     print(what)
     print(
         f"{'layer':<22} {'fastconv':>10} {'GF/s':>6} {'torch':>10} {'GF/s':>6} "
-        f"{'median':>7} {'best':>6}   (ratio fastconv/torch)"
+        f"{'median':>7} {'best':>6} {'best/best':>8}   (ratios fastconv/torch)"
     )
 
 
