@@ -1,11 +1,13 @@
 """asv benchmarks for fastconv.ndimage with scipy.ndimage side by side (the issue 17 targets:
-256^3 volumes with 5x5x5 correlate and sigma-2 Gaussian, a 10^7-sample 63-tap convolve1d)."""
+256^3 volumes with 5x5x5 correlate and sigma-2 Gaussian, a 10^7-sample 63-tap convolve1d), and
+torch's conv3d for the zero-padded correlate."""
 
 from __future__ import annotations
 
+import numpy as np
 from scipy import ndimage
 
-from ._common import THREADS, rng, use_threads, warm
+from ._common import THREADS, require_torch, rng, use_threads, warm
 
 NTHREADS = THREADS[-1]
 PEERS = ["fastconv-auto", "fastconv-numba", "scipy.ndimage"]
@@ -102,4 +104,43 @@ class Image2d:
         self._restore()
 
     def time_filter(self, op, peer):
+        self.fn()
+
+
+class VolumeZeroPadded:
+    """correlate(mode='constant', cval=0) of a float32 cube with a 5x5x5 kernel beside torch's
+    conv3d with padding 2 (the same numbers up to float32 rounding; torch sums in float32)."""
+
+    params = ([64, 256], ["fastconv", "torch.conv3d"])
+    param_names = ["n", "peer"]
+    timeout = 300
+
+    def setup(self, n, peer):
+        r = rng()
+        self.x = r.standard_normal((n, n, n)).astype(np.float32)
+        self.w = r.standard_normal((5, 5, 5))
+        self._restore = use_threads(NTHREADS)
+        if peer == "torch.conv3d":
+            torch = require_torch()
+            torch.set_num_threads(NTHREADS)
+            xt = torch.from_numpy(self.x)[None, None]
+            wt = torch.from_numpy(self.w.astype(np.float32))[None, None]
+            f = torch.nn.functional.conv3d
+
+            def run():
+                with torch.no_grad():
+                    return f(xt, wt, padding=2)
+
+            self.fn = run
+        else:
+            import fastconv.ndimage as fnd
+
+            x, w = self.x, self.w
+            self.fn = lambda: fnd.correlate(x, w, mode="constant")
+        warm(self.fn)
+
+    def teardown(self, n, peer):
+        self._restore()
+
+    def time_correlate_5x5x5(self, n, peer):
         self.fn()
