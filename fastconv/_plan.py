@@ -1261,6 +1261,10 @@ class NdimagePlan:
         return ((t.astype(np.int64) * (rows + kh - 1) + p) * wp + q).astype(np.int64)
 
     def module(self):
+        """The kernel module; a Cython call first tells the fork-safety bookkeeping that OpenMP's
+        pool is about to start, as signal's does (the Numba wrapper does so itself)."""
+        if self.backend == "cython":
+            _threads.mark_pools_started()
         return _load(self.backend, "ndimage")
 
 
