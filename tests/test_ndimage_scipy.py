@@ -78,6 +78,18 @@ def _calls_ours(fn):
         return False
 
 
+def _scipy_filter_param(params):
+    """The name of a scipy.ndimage function (not one of the eight) among a case's parameters."""
+    stack = list(params.values())
+    while stack:
+        v = stack.pop()
+        if isinstance(v, tuple | list):
+            stack.extend(v)
+        elif callable(v) and getattr(v, "__module__", "").startswith("scipy.ndimage"):
+            return v.__name__
+    return None
+
+
 @pytest.fixture(autouse=True)
 def _use_fastconv(monkeypatch, request):
     import scipy.ndimage
@@ -85,6 +97,9 @@ def _use_fastconv(monkeypatch, request):
     fn = getattr(request.function, "__wrapped__", request.function)
     if not _calls_ours(fn):
         pytest.skip("calls none of fastconv.ndimage's functions (scipy's other filters only)")
+    other = _scipy_filter_param(getattr(getattr(request.node, "callspec", None), "params", {}))
+    if other is not None:
+        pytest.skip(f"this case runs scipy's {other} (a shared test body, parametrized)")
     for name in OURS:
         monkeypatch.setattr(scipy.ndimage, name, getattr(fnd, name))
 
