@@ -2,9 +2,10 @@
 
 The tests are imported from the installed scipy's test module (not copied).  A fixture substitutes
 fastconv.ndimage's eight functions for scipy.ndimage's in the `scipy.ndimage` namespace the tests
-call through, for the duration of each test; tests whose source calls none of the eight are
-skipped (they exercise only scipy's other filters), as are the array-API variants for libraries
-other than NumPy (fastconv is a NumPy library).
+call through, and parametrized cases that name scipy's functions as objects get fastconv's.
+Skipped: tests whose source calls none of the eight (scipy's other filters only), and cases of a
+shared test body parametrized over another scipy filter (median, minimum, ...).  With scipy 1.17:
+1457 of scipy's tests run against fastconv.ndimage and pass, 851 are skipped for those reasons.
 """
 
 import inspect
