@@ -75,6 +75,16 @@ def test_matches_torch(name, backend, dtype):
     assert_close(y, ref, dtype)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("backend", ["numba", "cython"])
+def test_mobilenetv2_both_backends_and_dtypes(backend, dtype):
+    """The default tier's share of the slow matrix above: the cheapest network, both ways."""
+    x = np.random.default_rng(5).standard_normal((1, 3, 32, 32)).astype(dtype)
+    y = _net("mobilenetv2", backend, dtype)(x)
+    assert y.dtype == dtype
+    assert_close(y, _reference("mobilenetv2", x), dtype)
+
+
 @settings(max_examples=4, deadline=None)
 @given(
     name=st.sampled_from(sorted(NETWORKS)),
