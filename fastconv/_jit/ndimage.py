@@ -79,35 +79,73 @@ def _extend_row(b, xr, L, lo, hi, p0, n, cval):
 
 
 @_helper
+def _taps32(acc, b, base, off, w, n):
+    """acc[t] = 0.0 + sum_m b[base + off[m] + t] * w[m], m in order, for t < 32.
+
+    Eight scalar accumulators per pass over the taps, each tap's window a slice read at constant
+    indices: Numba then has no negative-index check per load and no aliasing of acc with b to
+    disprove, and LLVM packs the eight chains into one vector (10x faster than acc[t] += ...).
+    """
+    for t0 in range(0, LANES, 8):
+        a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = 0.0
+        for m in range(n):
+            q = base + off[m] + t0
+            r = b[q : q + 8]
+            wv = w[m]
+            a0 += r[0] * wv
+            a1 += r[1] * wv
+            a2 += r[2] * wv
+            a3 += r[3] * wv
+            a4 += r[4] * wv
+            a5 += r[5] * wv
+            a6 += r[6] * wv
+            a7 += r[7] * wv
+        acc[t0] = a0
+        acc[t0 + 1] = a1
+        acc[t0 + 2] = a2
+        acc[t0 + 3] = a3
+        acc[t0 + 4] = a4
+        acc[t0 + 5] = a5
+        acc[t0 + 6] = a6
+        acc[t0 + 7] = a7
+
+
+@_helper
 def _line32(acc, b, base, stride, w, sym):
-    """acc[t] = scipy's NI_Correlate1D sum for output t; tap j of output t at b[base + j*stride + t]."""
+    """acc[t] = scipy's NI_Correlate1D sum for output t; tap j of output t at b[base + j*stride + t].
+
+    Each tap's 32 inputs are a slice indexed by the loop variable (see _taps32: no negative-index
+    check per load, so the t loops vectorise)."""
     k = w.shape[0]
     if sym != 0:
         size1 = k // 2
         c = base + size1 * stride
+        r = b[c : c + LANES]
         wv = w[size1]
         for t in range(LANES):
-            acc[t] = b[c + t] * wv
+            acc[t] = r[t] * wv
         for j in range(-size1, 0):
             wv = w[size1 + j]
-            p = c + j * stride
-            q = c - j * stride
+            rp = b[c + j * stride : c + j * stride + LANES]
+            rq = b[c - j * stride : c - j * stride + LANES]
             if sym > 0:
                 for t in range(LANES):
-                    acc[t] += (b[p + t] + b[q + t]) * wv
+                    acc[t] += (rp[t] + rq[t]) * wv
             else:
                 for t in range(LANES):
-                    acc[t] += (b[p + t] - b[q + t]) * wv
+                    acc[t] += (rp[t] - rq[t]) * wv
     else:
         wv = w[k - 1]
         p = base + (k - 1) * stride
+        r = b[p : p + LANES]
         for t in range(LANES):
-            acc[t] = b[p + t] * wv
+            acc[t] = r[t] * wv
         for j in range(k - 1):
             wv = w[j]
             p = base + j * stride
+            r = b[p : p + LANES]
             for t in range(LANES):
-                acc[t] += b[p + t] * wv
+                acc[t] += r[t] * wv
 
 
 @_ExactKernel
@@ -212,14 +250,7 @@ def correlate_nd(
                         _extend_row(b[o:], x[s, hr], W, lo_w, hi_w, jb, nj + kw - 1, cval)
             for i in range(n):
                 for j0 in range(0, nj, LANES):
-                    base = i * wp + j0
-                    for t in range(LANES):
-                        acc[t] = 0.0
-                    for mm in range(nnz):
-                        wv = tap_w[mm]
-                        q = base + tap_off[mm]
-                        for t in range(LANES):
-                            acc[t] += b[q + t] * wv
+                    _taps32(acc, b, i * wp + j0, tap_off, tap_w, nnz)
                     for t in range(min(LANES, nj - j0)):
                         out[p, i0 + i, jb + j0 + t] = acc[t]
 
