@@ -8,7 +8,7 @@ from __future__ import annotations
 import time
 
 #: The kernel modules of this backend (fastconv._plan loads them by these names).
-MODULES = ("conv", "grad", "packed", "signal", "winograd")
+MODULES = ("conv", "grad", "ndimage", "packed", "signal", "winograd")
 
 #: What `warmup` compiles for: the dtypes the public layer hands the kernels.
 DTYPES = ("float32", "float64")
@@ -91,6 +91,26 @@ def _calls(dtype):
                 ),
             )
         )
+    vol, line = arr(6, 7, 40), arr(5)
+    for label, call in (
+        (
+            "ndimage.correlate1d last axis",
+            lambda: fastconv.ndimage.correlate1d(vol, line, axis=-1, backend="numba"),
+        ),
+        (
+            "ndimage.correlate1d inner axis",
+            lambda: fastconv.ndimage.correlate1d(vol, line, axis=0, backend="numba"),
+        ),
+        (
+            "ndimage.correlate",
+            lambda: fastconv.ndimage.correlate(vol, arr(3, 3, 3), backend="numba"),
+        ),
+        (
+            "ndimage.uniform_filter",
+            lambda: fastconv.ndimage.uniform_filter(vol, 3, backend="numba"),
+        ),
+    ):
+        calls.append((label, call))
     return calls
 
 
