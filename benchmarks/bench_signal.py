@@ -111,3 +111,37 @@ class Correlate2dStack:
 
     def time_stack(self, kernel, how):
         self.fn()
+
+
+class ConvolveNd:
+    """N-d signal.convolve: a long FIR filter on 10^6 samples and a 3-D volume, fastconv against
+    scipy.signal (method="direct") and numpy.convolve (1-D)."""
+
+    params = (["fir_1e6_63", "volume_64_5"], ["fastconv", "scipy", "numpy"], list(THREADS))
+    param_names = ["case", "impl", "threads"]
+
+    def setup(self, case, impl, threads):
+        import fastconv.signal as fs
+
+        if case == "fir_1e6_63":
+            a, b = rng().standard_normal(10**6), rng().standard_normal(63)
+        else:
+            if impl == "numpy":
+                raise NotImplementedError("numpy.convolve is 1-D only")
+            a, b = rng().standard_normal((64, 64, 64)), rng().standard_normal((5, 5, 5))
+        if impl != "fastconv" and threads != 1:
+            raise NotImplementedError("scipy and numpy run on one thread: measured at threads=1")
+        if impl == "fastconv":
+            self.fn = lambda: fs.convolve(a, b, mode="same", method="direct")
+        elif impl == "scipy":
+            self.fn = lambda: signal.convolve(a, b, mode="same", method="direct")
+        else:
+            self.fn = lambda: np.convolve(a, b, mode="same")
+        self.restore = use_threads(threads)
+        warm(self.fn)
+
+    def teardown(self, *params):
+        self.restore()
+
+    def time_convolve(self, case, impl, threads):
+        self.fn()

@@ -14,6 +14,7 @@ import numpy as np
 
 __all__ = [
     "ConvGeometry",
+    "SignalNdGeometry",
     "GEO_FIELDS",
     "check_out",
     "INT_MAX",
@@ -38,6 +39,7 @@ __all__ = [
     "pair",
     "result_float_dtype",
     "shape_tuple",
+    "signal_nd_geometry",
     "unfold_geometry",
     "unfold_nd_geometry",
 ]
@@ -1173,3 +1175,69 @@ def nd_filter_geometry(shape, wshape, origins, mode):
 
 
 # (end of the fastconv.ndimage section)
+
+
+# ---- N-d scipy.signal.convolve / correlate (fastconv.signal) --------------------------------------
+
+_SIGNAL_ND_MODES = ("full", "same", "valid")
+
+
+@dataclass(frozen=True)
+class SignalNdGeometry:
+    """A validated N-d signal.convolve/correlate: the filtered axes, whether 'valid' swaps the
+    inputs (in2 larger than in1 there), and the kernel's shape along the filtered axes."""
+
+    mode: str
+    axes: tuple
+    swap: bool
+    kernel: tuple
+    out_shape: tuple
+
+
+def signal_nd_geometry(shape1, shape2, mode, axes):
+    """scipy.signal.convolve/correlate's rules and errors for these shapes, mode and axes.
+
+    `axes` None filters every axis; otherwise in2 must have size 1 along the other axes (one
+    kernel for every index there: a batch of signals).
+    """
+    if len(shape1) != len(shape2):
+        raise ValueError("in1 and in2 should have the same dimensionality")
+    if not isinstance(mode, str) or mode not in _SIGNAL_ND_MODES:
+        raise ValueError("Acceptable mode flags are 'valid', 'same', or 'full'.")
+    nd = len(shape1)
+    if axes is None:
+        ax = tuple(range(nd))
+    else:
+        raw = (axes,) if _is_int(axes) else tuple(axes)
+        if not all(_is_int(a) for a in raw):
+            raise TypeError(f"axes must be an int or a sequence of ints, got {axes!r}")
+        if any(not -nd <= int(a) < nd for a in raw):
+            raise ValueError(f"axes {axes!r} out of range for {nd}-D inputs")
+        ax = tuple(sorted({int(a) % nd for a in raw}))
+        if len(ax) != len(raw):
+            raise ValueError(f"axes must not repeat an axis, got {axes!r}")
+        for a in range(nd):
+            if a not in ax and shape2[a] != 1:
+                raise ValueError(
+                    f"in2 must have size 1 along the axes not in axes={axes!r} (one kernel for "
+                    f"every index there), got shape {tuple(shape2)}"
+                )
+    swap = False
+    if mode == "valid" and nd:
+        ok1 = all(shape1[a] >= shape2[a] for a in ax)
+        ok2 = all(shape2[a] >= shape1[a] for a in ax)
+        if not (ok1 or ok2):
+            raise ValueError(
+                "For 'valid' mode, one must be at least as large as the other in every dimension"
+            )
+        swap = not ok1
+    big, small = (shape2, shape1) if swap else (shape1, shape2)
+    out = list(shape1)  # axes not filtered keep in1's size (in2 is 1 there)
+    for a in ax:
+        if mode == "full":
+            out[a] = shape1[a] + shape2[a] - 1 if shape1[a] and shape2[a] else 0
+        elif mode == "valid":
+            out[a] = big[a] - small[a] + 1 if big[a] and small[a] else 0
+        else:
+            out[a] = shape1[a]
+    return SignalNdGeometry(mode, ax, swap, tuple(int(small[a]) for a in ax), tuple(out))

@@ -1345,3 +1345,31 @@ def plan_ndimage(kind, shape3, taps, backend="auto", nthreads=None):
 
 
 # (end of the fastconv.ndimage section)
+
+
+# ---- N-d signal.convolve / correlate (fastconv.signal) ----------------------------------------
+# "direct" runs fastconv.ndimage's correlation kernels (float64 sums in scipy's order, threaded);
+# "fft" runs scipy.signal.fftconvolve, as scipy's own method="fft" does.  Seconds per unit, measured
+# on this project's 2-core machine (2 threads, quiet) by the last lines of
+# benchmarks/scripts/signal_nd_speed.py: direct 5.4e-11 s per multiply-add (a 128^3 volume with a
+# 5^3 kernel, padding included), scipy.signal.fftconvolve 1.6e-9 s per N log2 N of the full shape.
+SIGNAL_ND_DIRECT_SECONDS_PER_MAC = 5.4e-11
+SIGNAL_ND_FFT_SECONDS_PER_NLOGN = 1.6e-9
+
+
+def plan_convolve_nd(geom, shape1, shape2, dtype, method="auto"):
+    """'direct' or 'fft' for an N-d signal.convolve/correlate (a SignalNdGeometry), like scipy's
+    choose_conv_method: integer, bool and object data always run direct (an FFT would round)."""
+    if method in ("direct", "fft"):
+        return method
+    if method != "auto":
+        raise ValueError("Acceptable method flags are 'auto', 'direct', or 'fft'.")
+    if np.dtype(dtype).kind not in "fc":
+        return "direct"
+    macs = math.prod(geom.out_shape) * math.prod(geom.kernel)
+    full = math.prod(shape1[a] + shape2[a] - 1 for a in geom.axes)  # one transform's elements
+    batch = math.prod(shape1[a] for a in range(len(shape1)) if a not in geom.axes)
+    n = max(1, full * batch)
+    t_fft = SIGNAL_ND_FFT_SECONDS_PER_NLOGN * n * max(1.0, math.log2(max(2, full)))
+    t_direct = SIGNAL_ND_DIRECT_SECONDS_PER_MAC * macs
+    return "direct" if t_direct <= t_fft else "fft"

@@ -373,7 +373,12 @@ def _int(v, name):
         raise TypeError(f"{name} must be an integer, got {v!r}") from None
 
 
-def _correlate_or_convolve(x, weights, output, mode, cval, origin, convolution, axes, backend):
+def _correlate_or_convolve(
+    x, weights, output, mode, cval, origin, convolution, axes, backend, tap_eps=None
+):
+    """correlate/convolve.  `tap_eps`: weights with |w| <= it are left out of the sum (scipy's
+    float64 epsilon by default; fastconv.signal passes -1 to keep every tap, zeros included, as
+    scipy.signal's direct sums do)."""
     x = np.asarray(x)
     wa = np.asarray(weights)
     if x.dtype.kind == "c" or wa.dtype.kind == "c":
@@ -391,6 +396,7 @@ def _correlate_or_convolve(x, weights, output, mode, cval, origin, convolution, 
             convolution=convolution,
             axes=axes,
             backend=backend,
+            tap_eps=tap_eps,
         )
     x = _real_input(x)
     axes = _geometry.ndimage_axes(axes, x.ndim)
@@ -428,7 +434,8 @@ def _correlate_or_convolve(x, weights, output, mode, cval, origin, convolution, 
     g = _geometry.nd_filter_geometry(x.shape, w.shape, origins, m)
     T, kh, kw = g.kernel3
     w3 = np.ascontiguousarray(w.reshape(T, kh, kw))
-    tt, pp, qq = np.nonzero(np.abs(w3) > _geometry.NDIMAGE_TAP_EPS)
+    eps = _geometry.NDIMAGE_TAP_EPS if tap_eps is None else tap_eps
+    tt, pp, qq = np.nonzero(np.abs(w3) > eps)
     taps = w3[tt, pp, qq].copy()
     plan = _plan.plan_ndimage("correlate", g.shape3, (T, kh, kw, taps.shape[0]), backend)
     work = _work_dtype(x, out)
@@ -455,7 +462,16 @@ def _correlate_or_convolve(x, weights, output, mode, cval, origin, convolution, 
 
 def _correlate_or_convolve_kw(x, w, output=None, cval=0.0, **kw):
     return _correlate_or_convolve(
-        x, w, output, kw["mode"], cval, kw["origin"], kw["convolution"], kw["axes"], kw["backend"]
+        x,
+        w,
+        output,
+        kw["mode"],
+        cval,
+        kw["origin"],
+        kw["convolution"],
+        kw["axes"],
+        kw["backend"],
+        kw.get("tap_eps"),
     )
 
 

@@ -32,8 +32,16 @@ from ._geometry import (
     filter_swap,
 )
 from ._plan import kernels, resolve_backend
+from ._signal_nd import convolve, correlate
 
-__all__ = ["MethodChoice", "choose_method", "convolve2d", "correlate2d"]
+__all__ = [
+    "MethodChoice",
+    "choose_method",
+    "convolve",
+    "convolve2d",
+    "correlate",
+    "correlate2d",
+]
 
 _METHODS = ("auto", "direct", "fft", "separable")
 
@@ -248,9 +256,7 @@ def _fft_correlate(xp, w, nthreads):
     """'valid' correlation of a stack (B, Hp, Wp) by FFT: the single-channel case of the shared
     multi-channel routine (see fastconv._fft for why this padding length is exact)."""
     with np.errstate(invalid="ignore", over="ignore"):  # forced on NaN/inf: spread, no warning
-        y, _ = correlate_valid_fft(
-            xp[:, None], np.asarray(w, dtype=xp.dtype)[None, None], nthreads
-        )
+        y, _ = correlate_valid_fft(xp[:, None], np.asarray(w, dtype=xp.dtype)[None, None], nthreads)
     return np.ascontiguousarray(y[:, 0])
 
 
@@ -354,7 +360,9 @@ def _correlate_stack(x, w, g, fill, method, backend, plan=None):
     if plan.method == "taps":
         return _taps_exotic(x, w.astype(dt), g, fill, dt)
     if plan.method == "separable" and method == "separable" and factors is None:
-        got = [_rank1_factors(p, g.work) for p in ([w.real, w.imag] if w.dtype.kind == "c" else [w])]
+        got = [
+            _rank1_factors(p, g.work) for p in ([w.real, w.imag] if w.dtype.kind == "c" else [w])
+        ]
         if any(f is None for f in got):
             raise ValueError(
                 f"method='separable' needs a finite rank-1 kernel (in2 of shape {w.shape} is "
