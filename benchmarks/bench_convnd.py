@@ -2,12 +2,10 @@
 
 Layers: a temporal convolutional network (TCN) layer at dilations 1 and 16, a long FIR filter bank,
 a 3-D U-Net 3x3x3 layer, a C3D layer and a depthwise 3-D layer, at batch sizes that keep a
-benchmark under a second.  ``track_gflops`` reports throughput; the timings compare with torch.
+benchmark under a second; the timings compare with torch (GFLOP/s: benchmarks/scripts/convnd_speed.py).
 """
 
 from __future__ import annotations
-
-import math
 
 from ._common import THREADS, fastconv, require_backend, require_torch, rng, use_threads, warm
 
@@ -48,28 +46,15 @@ class ConvNd:
             f = fastconv.conv1d if rank == 1 else fastconv.conv3d
             self.fn = lambda: f(x, w, **kw, backend=backend)
         self.restore = use_threads(threads)
-        out = warm(self.fn)
-        self.flops = 2.0 * math.prod(tuple(out.shape)) * math.prod(ws[1:])
+        warm(self.fn)
 
     def teardown(self, *params):
-        self.restore()
+        restore = getattr(self, "restore", None)  # setup may have skipped before setting it
+        if restore is not None:
+            restore()
 
     def time_conv(self, dtype, layer, backend, threads):
         self.fn()
-
-    def track_gflops(self, dtype, layer, backend, threads):
-        t = min(_timed(self.fn) for _ in range(3))
-        return self.flops / t / 1e9
-
-    track_gflops.unit = "GFLOP/s"
-
-
-def _timed(fn):
-    import time
-
-    t = time.perf_counter()
-    fn()
-    return time.perf_counter() - t
 
 
 class Unfold3d:

@@ -141,7 +141,9 @@ class ConvolveNd:
         warm(self.fn)
 
     def teardown(self, *params):
-        self.restore()
+        restore = getattr(self, "restore", None)  # setup may have skipped before setting it
+        if restore is not None:
+            restore()
 
     def time_convolve(self, case, impl, threads):
         self.fn()
