@@ -59,9 +59,12 @@ def kernel(fn=None, *, inline=False):
 class ParallelKernel:
     """A `@njit(parallel=True)` kernel whose last argument is the thread count."""
 
+    #: the Numba options of both compilations (a subclass may drop fastmath, e.g. ndimage's)
+    options = _OPTIONS
+
     def __init__(self, fn):
         self.py_func = fn
-        self.parallel = njit(parallel=True, **_OPTIONS)(fn)
+        self.parallel = njit(parallel=True, **self.options)(fn)
         self._serial = None
         self.__name__ = fn.__name__
         self.__qualname__ = fn.__qualname__
@@ -85,7 +88,7 @@ class ParallelKernel:
             )
             twin.__qualname__ = fn.__qualname__ + "_serial"
             twin.__module__ = fn.__module__
-            serial = njit(**_OPTIONS)(twin)
+            serial = njit(**self.options)(twin)
             _notice.watch(serial, fn.__name__ + " (serial)")
             self._serial = serial
         return self._serial

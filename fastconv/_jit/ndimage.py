@@ -6,12 +6,10 @@ compile without fastmath: reassociation or contraction into fused multiply-adds 
 bit, and the point of the module is scipy's result bit for bit.
 """
 
-import types
-
 import numpy as np
 from numba import njit, prange
 
-from ._options import _OPTIONS, KERNELS, ParallelKernel, _notice
+from ._options import _OPTIONS, ParallelKernel
 
 _EXACT = {k: v for k, v in _OPTIONS.items() if k != "fastmath"}
 LANES = 32
@@ -20,33 +18,7 @@ LANES = 32
 class _ExactKernel(ParallelKernel):
     """A ParallelKernel compiled without fastmath (its serial twin too)."""
 
-    def __init__(self, fn):
-        self.py_func = fn
-        self.parallel = njit(parallel=True, **_EXACT)(fn)
-        self._serial = None
-        self.__name__ = fn.__name__
-        self.__qualname__ = fn.__qualname__
-        self.__module__ = fn.__module__
-        self.__doc__ = fn.__doc__
-        _notice.watch(self.parallel, fn.__name__)
-        KERNELS.append(self)
-
-    @property
-    def serial(self):
-        if self._serial is None:
-            fn = self.py_func
-            twin = types.FunctionType(
-                fn.__code__,
-                fn.__globals__,
-                fn.__name__ + "_serial",
-                fn.__defaults__,
-                fn.__closure__,
-            )
-            twin.__qualname__ = fn.__qualname__ + "_serial"
-            twin.__module__ = fn.__module__
-            self._serial = njit(**_EXACT)(twin)
-            _notice.watch(self._serial, fn.__name__ + " (serial)")
-        return self._serial
+    options = _EXACT
 
 
 _helper = njit(**_EXACT)
