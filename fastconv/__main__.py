@@ -305,8 +305,16 @@ def _extension_lines():
         except ImportError as e:
             missing[stem] = failed.get(stem) or f"not built or not importable ({e})"
     if not missing:
-        variants = [v for v in ("v3", "v4") if _importable(f"fastconv._ext._isa_conv_{v}")]
-        extra = f"; ISA builds {', '.join(variants)} (AVX2, AVX-512)" if variants else ""
+        # only the builds this CPU runs: importing the AVX-512 build on an AVX2-only CPU would
+        # stop the interpreter with SIGILL (its module code is compiled for x86-64-v4)
+        from fastconv._plan import cpu_level
+
+        runnable = {"v4": ("v3", "v4"), "v3": ("v3",)}.get(cpu_level(), ())
+        variants = [v for v in runnable if _importable(f"fastconv._ext._isa_conv_{v}")]
+        isa = {"v3": "AVX2", "v4": "AVX-512"}
+        extra = (
+            f"; ISA builds {', '.join(f'{v} ({isa[v]})' for v in variants)}" if variants else ""
+        )
         return [f"extensions   all {len(stems)} built ({', '.join(stems)}){extra}"]
     lines = [f"extensions   missing {len(missing)} of {len(stems)}: {', '.join(missing)}"]
     for reason in sorted(set(missing.values())):

@@ -93,6 +93,25 @@ def test_info_reports_extensions_and_runtimes():
         assert re.match(r"openmp\s+lib\w+ \(\d+ threads\)", line), line
 
 
+@pytest.mark.parametrize("level", ["baseline", "v3"])
+def test_info_imports_no_build_this_cpu_cannot_run(level):
+    """An AVX2-only CPU (a Zen 3 EPYC) stops with SIGILL on importing the AVX-512 build: info
+    lists only the ISA builds cpu_level() allows (FASTCONV_CPU caps it to act as such a CPU)."""
+    code = (
+        "import sys\n"
+        "from fastconv.__main__ import main\n"
+        "main(['info'])\n"
+        "bad = [m for m in sys.modules if m.startswith('fastconv._ext._isa_') and "
+        f"({level!r} == 'baseline' or m.endswith('_v4'))]\n"
+        "assert not bad, bad\n"
+    )
+    env = dict(os.environ, FASTCONV_CPU=level)
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                       timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "v4 (AVX-512)" not in r.stdout
+
+
 def test_info_explains_missing_extensions(tmp_path):
     """With the extensions hidden (as a compiler-less install has them), info says what is missing
     and that the package still runs: a stub package dir shadows fastconv._ext's compiled modules."""
