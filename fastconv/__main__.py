@@ -312,9 +312,7 @@ def _extension_lines():
         runnable = {"v4": ("v3", "v4"), "v3": ("v3",)}.get(cpu_level(), ())
         variants = [v for v in runnable if _importable(f"fastconv._ext._isa_conv_{v}")]
         isa = {"v3": "AVX2", "v4": "AVX-512"}
-        extra = (
-            f"; ISA builds {', '.join(f'{v} ({isa[v]})' for v in variants)}" if variants else ""
-        )
+        extra = f"; ISA builds {', '.join(f'{v} ({isa[v]})' for v in variants)}" if variants else ""
         return [f"extensions   all {len(stems)} built ({', '.join(stems)}){extra}"]
     lines = [f"extensions   missing {len(missing)} of {len(stems)}: {', '.join(missing)}"]
     for reason in sorted(set(missing.values())):

@@ -106,8 +106,9 @@ def test_info_imports_no_build_this_cpu_cannot_run(level):
         "assert not bad, bad\n"
     )
     env = dict(os.environ, FASTCONV_CPU=level)
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
-                       timeout=300)
+    r = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300
+    )
     assert r.returncode == 0, r.stdout + r.stderr
     assert "v4 (AVX-512)" not in r.stdout
 
