@@ -231,11 +231,12 @@ def test_cython_workspace_too_small_is_refused():
 
 
 _PORTABLE_CHECK = """
+import os
 import numpy as np
 from fastconv import _reference
 from fastconv._ext import packed
 from test_packed import LAYERS, _check, _kernels, _run
-assert not packed.packed_supported("f")
+assert packed.packed_supported("f") == ("FASTCONV_NO_AVX2" not in os.environ)
 rng = np.random.default_rng(5)
 for N, C, H, W, K, kh, kw, s, p, d, g in LAYERS[:-1]:
     x = rng.standard_normal((N, C, H, W), dtype=np.float32)
@@ -247,10 +248,22 @@ print("ok")
 """
 
 
+def _has_avx2():
+    feats = getattr(np._core._multiarray_umath, "__cpu_features__", {})
+    return bool(feats.get("AVX2") and feats.get("FMA3"))
+
+
 @pytest.mark.slow
-def test_portable_path_without_avx512():
-    """The C path for CPUs without AVX-512F, forced on this one in a child process."""
+@pytest.mark.parametrize("path", ["avx2", "portable"])
+def test_paths_without_avx512(path):
+    """The AVX2 tiles (CPUs with AVX2 and FMA but no AVX-512F) and the portable C path (neither),
+    forced on this CPU in a child process."""
+    if path == "avx2" and not _has_avx2():
+        pytest.skip("this CPU has no AVX2/FMA")
     env = dict(os.environ, FASTCONV_NO_AVX512="1")
+    env.pop("FASTCONV_NO_AVX2", None)
+    if path == "portable":
+        env["FASTCONV_NO_AVX2"] = "1"
     here = os.path.dirname(os.path.abspath(__file__))
     env["PYTHONPATH"] = os.pathsep.join([here, os.path.dirname(here), env.get("PYTHONPATH", "")])
     res = subprocess.run(

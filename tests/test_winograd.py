@@ -125,17 +125,25 @@ def test_winograd_ignores_stale_workspace(backend):
     assert_close(out, ref.conv2d(x, w, padding=1), np.float32)
 
 
-def test_winograd_portable_path():
-    """The portable C twin (CPUs without AVX-512) gives the same results."""
+@pytest.mark.parametrize("path", ["avx2", "portable"])
+def test_winograd_paths_without_avx512(path):
+    """The AVX2 twin (CPUs with AVX2 and FMA, no AVX-512) and the portable C twin (neither) give
+    the same results; the inf lands on the last pixel, a tile's edge."""
     if "cython" not in WG_BACKENDS:
         pytest.skip("Cython Winograd kernel not built")
+    feats = getattr(np._core._multiarray_umath, "__cpu_features__", {})
+    if path == "avx2" and not (feats.get("AVX2") and feats.get("FMA3")):
+        pytest.skip("this CPU has no AVX2/FMA")
     env = dict(os.environ, FASTCONV_NO_AVX512="1")
+    env.pop("FASTCONV_NO_AVX2", None)
+    if path == "portable":
+        env["FASTCONV_NO_AVX2"] = "1"
     script = (
         "import numpy as np\n"
         "from fastconv import _reference as ref\n"
         "from fastconv._ext import winograd as wk\n"
         "from fastconv._geometry import conv_geometry\n"
-        "assert not wk.winograd_supported('f')\n"
+        f"assert wk.winograd_supported('f') == {path == 'avx2'}\n"
         "rng = np.random.default_rng(0)\n"
         "x = rng.standard_normal((2, 48, 15, 22), dtype=np.float32)\n"
         "w = rng.standard_normal((2, 40, 48, 3, 3), dtype=np.float32)\n"

@@ -1,5 +1,6 @@
 /* Packed, register-blocked convolution (implicit GEMM) for fastconv: the AVX-512 micro-kernel,
- * the panel packing it reads, and a portable C twin used without AVX-512 and for float64.
+ * the panel packing it reads, an AVX2 twin of the pixel-lane tile for CPUs without AVX-512, and a
+ * portable C twin used without either and for float64.
  *
  * One conv2d per group is the GEMM out[k, p] = sum_r W[k, r] * B[r, p] with r = (c, i, j) over
  * Cg*kh*kw and p over the Ho*Wo output pixels of one sample (B is im2col, never materialised).
@@ -56,6 +57,7 @@ static inline int64_t fc_apack_size(const int64_t *g) { return fc_num_ablocks(g)
 /* +16: packing stores whole vectors, and the last one may run 15 elements past the panel */
 static inline int64_t fc_bpanel_size(void) { return FC_KC * FC_NR + 16; }
 static inline int fc_have_avx512(void);
+static inline int fc_have_avx2(void);
 
 /* Implicit mode: the input is copied once, zero-bordered and split into sh x sw stride phases,
  * into xp: plane (n, c, a, b) holds padded-input pixel (y*sh + a, x*sw + b) at (y, x), Hq x Wq =
@@ -205,7 +207,8 @@ static inline int64_t fc_ksplit(const int64_t *g, int64_t ntasks, int64_t nthrea
 #endif
     if (fc_klanes(g)) return fc_kl_parts(g, nthreads);
     int64_t want = FC_KSPLIT_TASKS * (nthreads < 1 ? 1 : nthreads), most = fc_mblocks(g) / 8;
-    if (ntasks >= want || most < 2 || !fc_have_avx512()) return 1;  /* portable path: no split */
+    if (ntasks >= want || most < 2 || !(fc_have_avx512() || fc_have_avx2()))
+        return 1;  /* portable path: no split */
     int64_t k = (want + ntasks - 1) / ntasks;
     return k < most ? k : most;
 }
@@ -1005,6 +1008,253 @@ static FC_TARGET void fc_task_klanes_f32(const float *w, const float *bt, const 
 }
 #endif /* FC_HAVE_X86 */
 
+/* ---------------------------------------------------------------- AVX2 float32 (no AVX-512) */
+/* CPUs with AVX2 and FMA but no AVX-512 (Zen 2/3 EPYCs, Haswell..Alder Lake): the pixel-lane
+ * tile in 256-bit registers.  Only 16 ymm registers, so the 8 x 48 tile of the AVX-512 kernel
+ * runs as 4 x 24 sub-tiles (12 accumulators, 3 B vectors, 1 broadcast): rows 0-3 and 4-7 of the
+ * A panel over the stripe's columns 0-23 and 24-47, each sub-tile streaming its B columns
+ * (kc x 24 floats, 24 KiB at KC = 256) from L1.  Same panels, same task layout as the AVX-512
+ * path; implicit and K-lanes modes stay AVX-512 only (fc_implicit, fc_klanes). */
+#define FC_TARGET2 __attribute__((target("avx2,fma")))
+
+static inline int fc_have_avx2(void) {
+#if FC_HAVE_X86
+    static int cached = -1;
+    if (cached < 0) {
+        __builtin_cpu_init();
+        /* FASTCONV_NO_AVX2 (any value) forces the portable path on an AVX2 machine */
+        cached = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+                         !getenv("FASTCONV_NO_AVX2")
+                     ? 1
+                     : 0;
+    }
+    return cached;
+#else
+    return 0;
+#endif
+}
+
+#if FC_HAVE_X86
+/* im2col rows [rb, rb + kc) of one stripe into panel[kc][FC_NR]: stride 1 by whole 8-float
+ * vectors inside the image (a vector past its segment lands in the next segment or row, packed
+ * after it, as in fc_pack_b_avx512), element by element at the image's edges and other strides */
+static FC_TARGET2 void fc_pack_b_avx2(const float *x, const int64_t *g, const fc_segments *s,
+                                      int64_t grp, int64_t rb, int64_t kc, float *panel) {
+    int64_t C = g[FC_C], H = g[FC_H], W = g[FC_W], kh = g[FC_KH], kw = g[FC_KW];
+    int64_t sw = g[FC_SW], dh = g[FC_DH], dw = g[FC_DW], Cg = C / g[FC_G];
+    const __m256 zero = _mm256_setzero_ps();
+    int64_t cl = rb / (kh * kw), ij = rb - cl * kh * kw, i = ij / kw, j = ij - i * kw;
+    for (int64_t r = 0; r < kc; r++) {
+        float *row = panel + r * FC_NR;
+        for (int64_t q = 0; q < s->n; q++) {
+            const float *plane = x + (s->smp[q] * C + grp * Cg + cl) * H * W;
+            float *dst = row + s->d[q];
+            int64_t len = s->len[q], ih = s->ih0[q] + i * dh, iw = s->iw0[q] + j * dw;
+            if (ih < 0 || ih >= H) {
+                for (int64_t t = 0; t < len; t += 8) _mm256_storeu_ps(dst + t, zero);
+                continue;
+            }
+            const float *src = plane + ih * W;
+            if (sw == 1) {
+                for (int64_t t = 0; t < len; t += 8) {
+                    int64_t q0 = iw + t;
+                    if (q0 >= 0 && q0 + 8 <= W) {
+                        _mm256_storeu_ps(dst + t, _mm256_loadu_ps(src + q0));
+                    } else {
+                        float tmp[8];
+                        for (int e = 0; e < 8; e++)
+                            tmp[e] = (q0 + e >= 0 && q0 + e < W) ? src[q0 + e] : 0.0f;
+                        _mm256_storeu_ps(dst + t, _mm256_loadu_ps(tmp));
+                    }
+                }
+            } else {
+                for (int64_t t = 0; t < len; t++, iw += sw)
+                    dst[t] = (iw >= 0 && iw < W) ? src[iw] : 0.0f;
+            }
+        }
+        if (++j == kw) {
+            j = 0;
+            if (++i == kh) {
+                i = 0;
+                cl++;
+            }
+        }
+    }
+}
+
+/* acc[4][NY] = A[kc][rows m0..m0+3 of 8] x B[kc][col0 .. col0 + 8 NY); then stored into the
+ * columns [col0, col0 + 8 NY) of the tile's pieces: out[off + m*ldc + col] = acc (+ bias) on
+ * the first K block, += acc after */
+static inline __attribute__((always_inline)) FC_TARGET2 void
+fc_micro2(const int NY, int64_t kc, const float *restrict a, const float *restrict b, int64_t ldb,
+          float *restrict out, int64_t k0, int64_t ldc, int64_t mrows, const fc_segments *s,
+          int first, const float *bias, int m0, int64_t col0) {
+    __m256 acc[4][3];
+#pragma GCC unroll 4
+    for (int m = 0; m < 4; m++)
+#pragma GCC unroll 3
+        for (int v = 0; v < NY; v++) acc[m][v] = _mm256_setzero_ps();
+    const float *ap = a + m0, *bp = b + col0;
+#pragma GCC unroll 2
+    for (int64_t r = 0; r < kc; r++) {
+        __m256 bv[3];
+#pragma GCC unroll 3
+        for (int v = 0; v < NY; v++) bv[v] = _mm256_loadu_ps(bp + r * ldb + 8 * v);
+#pragma GCC unroll 4
+        for (int m = 0; m < 4; m++) {
+            __m256 am = _mm256_broadcast_ss(ap + r * FC_MR + m);
+#pragma GCC unroll 3
+            for (int v = 0; v < NY; v++) acc[m][v] = _mm256_fmadd_ps(am, bv[v], acc[m][v]);
+        }
+    }
+    if (first && bias) {
+#pragma GCC unroll 4
+        for (int m = 0; m < 4; m++) {
+            __m256 bm = _mm256_set1_ps(m0 + m < mrows ? bias[m0 + m] : 0.0f);
+#pragma GCC unroll 3
+            for (int v = 0; v < NY; v++) acc[m][v] = _mm256_add_ps(acc[m][v], bm);
+        }
+    }
+    int64_t c1 = col0 + 8 * NY;
+    if (s->npc == 1 && s->pd[0] <= col0 && s->pd[0] + s->plen[0] >= c1) {
+        /* the columns lie inside one piece: whole-vector stores */
+        float *c = out + s->poff[0] + k0 * ldc;
+#pragma GCC unroll 4
+        for (int m = 0; m < 4; m++) {
+            if (m0 + m < mrows) {
+                float *cr = c + (m0 + m) * ldc + col0;
+#pragma GCC unroll 3
+                for (int v = 0; v < NY; v++) {
+                    __m256 t = acc[m][v];
+                    if (!first) t = _mm256_add_ps(t, _mm256_loadu_ps(cr + 8 * v));
+                    _mm256_storeu_ps(cr + 8 * v, t);
+                }
+            }
+        }
+        return;
+    }
+    /* pieces that cover part of the columns: through a buffer, element by element (AVX2 masked
+     * stores are microcoded on AMD cores) */
+    float tmp[4][24];
+#pragma GCC unroll 4
+    for (int m = 0; m < 4; m++)
+#pragma GCC unroll 3
+        for (int v = 0; v < NY; v++) _mm256_storeu_ps(&tmp[m][8 * v], acc[m][v]);
+    for (int64_t pc = 0; pc < s->npc; pc++) {
+        int64_t d0 = s->pd[pc] > col0 ? s->pd[pc] : col0;
+        int64_t d1 = s->pd[pc] + s->plen[pc] < c1 ? s->pd[pc] + s->plen[pc] : c1;
+        if (d1 <= d0) continue;
+        float *c = out + s->poff[pc] + k0 * ldc;
+        for (int m = 0; m < 4; m++) {
+            if (m0 + m >= mrows) break;
+            float *cr = c + (m0 + m) * ldc;
+            if (first)
+                for (int64_t p = d0; p < d1; p++) cr[p] = tmp[m][p - col0];
+            else
+                for (int64_t p = d0; p < d1; p++) cr[p] += tmp[m][p - col0];
+        }
+    }
+}
+
+#define FC_MICRO2_NY(NYY)                                                                          \
+static __attribute__((noinline)) FC_TARGET2 void                                                   \
+fc_micro2_ny##NYY(int64_t kc, const float *a, const float *b, int64_t ldb, float *out,             \
+                  int64_t k0, int64_t ldc, int64_t mrows, const fc_segments *s, int first,         \
+                  const float *bias, int m0, int64_t col0) {                                       \
+    fc_micro2(NYY, kc, a, b, ldb, out, k0, ldc, mrows, s, first, bias, m0, col0);                  \
+}
+FC_MICRO2_NY(1)
+FC_MICRO2_NY(2)
+FC_MICRO2_NY(3)
+
+/* the 8 x ncols tile of one m-block (ncols <= 48, the columns that hold pixels) as 4 x 24
+ * sub-tiles; rows past mrows are computed (zero weights) but not stored */
+static inline FC_TARGET2 void fc_tile_avx2(int64_t kc, const float *a, const float *b,
+                                           int64_t ldb, float *out, int64_t k0, int64_t ldc,
+                                           int64_t mrows, const fc_segments *s, int first,
+                                           const float *bias, int64_t ncols) {
+    for (int64_t col0 = 0; col0 < ncols; col0 += 24) {
+        int64_t ny = (ncols - col0 + 7) / 8;
+        if (ny > 3) ny = 3;
+        for (int m0 = 0; m0 < FC_MR && m0 < mrows; m0 += 4) {
+            if (ny == 3)
+                fc_micro2_ny3(kc, a, b, ldb, out, k0, ldc, mrows, s, first, bias, m0, col0);
+            else if (ny == 2)
+                fc_micro2_ny2(kc, a, b, ldb, out, k0, ldc, mrows, s, first, bias, m0, col0);
+            else
+                fc_micro2_ny1(kc, a, b, ldb, out, k0, ldc, mrows, s, first, bias, m0, col0);
+        }
+    }
+}
+
+static inline FC_TARGET2 void fc_prefetch_rows2(const float *b, int64_t ldb, int64_t r0,
+                                               int64_t r1) {
+    for (int64_t r = r0; r < r1; r++) {
+        const char *pr = (const char *)(b + r * ldb);
+        _mm_prefetch(pr, _MM_HINT_T1);
+        _mm_prefetch(pr + 64, _MM_HINT_T1);
+        _mm_prefetch(pr + 128, _MM_HINT_T1);
+        _mm_prefetch(pr + 191, _MM_HINT_T1);
+    }
+}
+
+/* One stripe, as fc_task_avx512_f32 (1x1 stride-1 stripes read the input planes in place) */
+static FC_TARGET2 void fc_task_avx2_f32(const float *x, const float *apack, const float *bias,
+                                        int has_bias, const int64_t *g, float *out, float *panel,
+                                        int64_t task, int64_t ksplit) {
+    int64_t kp = task % ksplit;
+    task /= ksplit;
+    int64_t P = g[FC_HO] * g[FC_WO], NP = g[FC_N] * P, R = fc_R(g), Kg = fc_Kg(g);
+    int64_t mb_n = fc_mblocks(g), ns = fc_stripes(g), C = g[FC_C], Cg = C / g[FC_G];
+    int64_t grp = task / ns, st = task - grp * ns;
+    int64_t q0 = st * FC_NR, np = NP - q0 < FC_NR ? NP - q0 : FC_NR;
+    fc_segments s;
+    fc_stripe_segments(g, q0, np, &s);
+    int direct = g[FC_KH] == 1 && g[FC_KW] == 1 && g[FC_SH] == 1 && g[FC_SW] == 1 &&
+                 g[FC_PT] == 0 && g[FC_PL] == 0 && g[FC_HO] == g[FC_H] && g[FC_WO] == g[FC_W] &&
+                 np == FC_NR && s.npc == 1;
+#ifdef FC_NO_DIRECT
+    direct = 0;
+#endif
+    int64_t n0 = q0 / P, p0 = q0 - n0 * P;
+    for (int64_t rb = 0; rb < R; rb += FC_KC) {
+        int64_t kc = R - rb < FC_KC ? R - rb : FC_KC;
+        const float *b;
+        int64_t ldb;
+        if (direct) {
+            b = x + (n0 * C + grp * Cg + rb) * P + p0;
+            ldb = P;
+            fc_prefetch_rows2(b, ldb, 0, kc);
+        } else {
+            fc_pack_b_avx2(x, g, &s, grp, rb, kc, panel);
+            b = panel;
+            ldb = FC_NR;
+        }
+        int64_t mb0 = kp * mb_n / ksplit, mb1 = (kp + 1) * mb_n / ksplit;
+        /* column halves outside the m-blocks: a half's B columns (kc x 24 floats) stay in L1
+         * while every m-block's A panel streams past them */
+        for (int64_t col0 = 0; col0 < np; col0 += 24) {
+            int64_t ny = (np - col0 + 7) / 8;
+            if (ny > 3) ny = 3;
+            for (int64_t mb = mb0; mb < mb1; mb++) {
+                const float *a = apack + (grp * mb_n + mb) * FC_MR * R + rb * FC_MR;
+                int64_t k0 = grp * Kg + mb * FC_MR, mrows = Kg - mb * FC_MR;
+                const float *bb = (has_bias && rb == 0) ? bias + k0 : 0;
+                if (mrows > FC_MR) mrows = FC_MR;
+                for (int m0 = 0; m0 < FC_MR && m0 < mrows; m0 += 4) {
+                    if (ny == 3)
+                        fc_micro2_ny3(kc, a, b, ldb, out, k0, P, mrows, &s, rb == 0, bb, m0, col0);
+                    else if (ny == 2)
+                        fc_micro2_ny2(kc, a, b, ldb, out, k0, P, mrows, &s, rb == 0, bb, m0, col0);
+                    else
+                        fc_micro2_ny1(kc, a, b, ldb, out, k0, P, mrows, &s, rb == 0, bb, m0, col0);
+                }
+            }
+        }
+    }
+}
+#endif /* FC_HAVE_X86 */
+
 /* ---------------------------------------------------------------- entry points */
 
 static inline void fc_task_f32(const float *x, const float *xp, const float *w,
@@ -1023,6 +1273,10 @@ static inline void fc_task_f32(const float *x, const float *xp, const float *w,
     }
     if (fc_have_avx512()) {
         fc_task_avx512_f32(x, apack, bias, has_bias, g, out, panel, task, chunk, ksplit);
+        return;
+    }
+    if (fc_have_avx2()) {
+        fc_task_avx2_f32(x, apack, bias, has_bias, g, out, panel, task, ksplit);
         return;
     }
 #endif

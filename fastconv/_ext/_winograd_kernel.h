@@ -1,6 +1,7 @@
 /* Winograd F(2x2, 3x3) convolution for fastconv: 3x3, stride 1, dilation 1, any padding and groups,
  * shared or per-sample weights.  AVX-512 float32 transforms around the packed kernel's micro-kernel,
- * and a portable C twin (float, double) with the same workspace layout.
+ * their AVX2 twins around its AVX2 sub-tiles (CPUs without AVX-512), and a portable C twin (float,
+ * double) with the same workspace layout.
  *
  * Lavin & Gray (2016): a 2x2 output tile is Y = A^T [(G g G^T) . (B^T d B)] A with d the 4x4 input
  * patch, so the 36 multiplications of four outputs become 16, each a GEMM over input channels:
@@ -448,6 +449,218 @@ static FC_TARGET int wg_task_avx512_f32(const float *x, const float *u, const fl
 }
 #endif /* FC_HAVE_X86 */
 
+/* ---------------------------------------------------------------- AVX2 float32 (no AVX-512) */
+#if FC_HAVE_X86
+
+/* the even / odd elements of the 16 floats (a, b), in order */
+static inline FC_TARGET2 __m256 wg_even2(__m256 a, __m256 b) {
+    __m256 t = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0));
+    return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(t), _MM_SHUFFLE(3, 1, 2, 0)));
+}
+static inline FC_TARGET2 __m256 wg_odd2(__m256 a, __m256 b) {
+    __m256 t = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(3, 1, 3, 1));
+    return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(t), _MM_SHUFFLE(3, 1, 2, 0)));
+}
+
+/* input row iy from column ix0: the four columns ix0 + 2t + {0,1,2,3} of 8 tiles, zeros outside
+ * the image (`inside`: columns ix0 .. ix0 + 18 all in it) */
+static inline FC_TARGET2 void wg_load_row2(const float *plane, int64_t H, int64_t W, int64_t iy,
+                                           int64_t ix0, int inside, __m256 c[4]) {
+    if (iy < 0 || iy >= H) {
+        c[0] = c[1] = c[2] = c[3] = _mm256_setzero_ps();
+        return;
+    }
+    const float *src = plane + iy * W + ix0;
+    __m256 a0, a1, b0, b1;
+    if (inside) {
+        a0 = _mm256_loadu_ps(src);
+        a1 = _mm256_loadu_ps(src + 8);
+        b0 = _mm256_loadu_ps(src + 2);
+        b1 = _mm256_loadu_ps(src + 10);
+    } else {
+        float tmp[24];
+        for (int e = 0; e < 24; e++)
+            tmp[e] = (e < 18 && ix0 + e >= 0 && ix0 + e < W) ? src[e] : 0.0f;
+        a0 = _mm256_loadu_ps(tmp);
+        a1 = _mm256_loadu_ps(tmp + 8);
+        b0 = _mm256_loadu_ps(tmp + 2);
+        b1 = _mm256_loadu_ps(tmp + 10);
+    }
+    c[0] = wg_even2(a0, a1);
+    c[1] = wg_odd2(a0, a1);
+    c[2] = wg_even2(b0, b1);
+    c[3] = wg_odd2(b0, b1);
+}
+
+/* V columns of 8 tiles (block column `col`, at most `room` columns left in the block), all Cg
+ * channels: B^T d B of each 4x4 patch, one vector per transform point */
+static FC_TARGET2 void wg_input_8(const float *x, int64_t nc, int64_t H, int64_t W, int64_t iy0,
+                                  int64_t ix0, float *v, int64_t ldv, int64_t vp, int64_t room) {
+    int inside = ix0 >= 0 && ix0 + 18 <= W;
+    for (int64_t c = 0; c < nc; c++) {
+        const float *plane = x + c * H * W;
+        __m256 d[4][4], b[4][4], o[16];
+#pragma GCC unroll 4
+        for (int i = 0; i < 4; i++) wg_load_row2(plane, H, W, iy0 + i, ix0, inside, d[i]);
+#pragma GCC unroll 4
+        for (int i = 0; i < 4; i++) {
+            b[i][0] = _mm256_sub_ps(d[i][0], d[i][2]);
+            b[i][1] = _mm256_add_ps(d[i][1], d[i][2]);
+            b[i][2] = _mm256_sub_ps(d[i][2], d[i][1]);
+            b[i][3] = _mm256_sub_ps(d[i][1], d[i][3]);
+        }
+#pragma GCC unroll 4
+        for (int j = 0; j < 4; j++) {
+            o[0 * 4 + j] = _mm256_sub_ps(b[0][j], b[2][j]);
+            o[1 * 4 + j] = _mm256_add_ps(b[1][j], b[2][j]);
+            o[2 * 4 + j] = _mm256_sub_ps(b[2][j], b[1][j]);
+            o[3 * 4 + j] = _mm256_sub_ps(b[1][j], b[3][j]);
+        }
+        float *vc = v + c * ldv;
+        if (room >= 8) {
+#pragma GCC unroll 16
+            for (int a = 0; a < 16; a++) _mm256_storeu_ps(vc + a * vp, o[a]);
+        } else {
+            /* the block's last columns: only `room` of them (the rest is the next plane row) */
+            float tmp[8];
+            for (int a = 0; a < 16; a++) {
+                _mm256_storeu_ps(tmp, o[a]);
+                for (int64_t e = 0; e < room; e++) vc[a * vp + e] = tmp[e];
+            }
+        }
+    }
+}
+
+/* outputs of 8 tiles of one output channel: A^T M A, + bias, into rows oy, oy + 1 from column ox
+ * (nt tiles hold outputs); *chk (vector) and *chks (scalar) turn NaN once an output is not finite */
+static inline FC_TARGET2 void wg_output_8(const float *m, int64_t mp, float *op, int64_t Ho,
+                                          int64_t Wo, int64_t oy, int64_t ox, int64_t nt,
+                                          __m256 bias, __m256 *chk, float *chks) {
+    __m256 s[4][2];
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; i++) {
+        __m256 m0 = _mm256_loadu_ps(m + (i * 4 + 0) * mp), m1 = _mm256_loadu_ps(m + (i * 4 + 1) * mp);
+        __m256 m2 = _mm256_loadu_ps(m + (i * 4 + 2) * mp), m3 = _mm256_loadu_ps(m + (i * 4 + 3) * mp);
+        s[i][0] = _mm256_add_ps(_mm256_add_ps(m0, m1), m2);
+        s[i][1] = _mm256_sub_ps(_mm256_sub_ps(m1, m2), m3);
+    }
+    int64_t nf = Wo - ox < 2 * nt ? Wo - ox : 2 * nt;
+    for (int r = 0; r < 2; r++) {
+        if (oy + r >= Ho) break;
+        __m256 y0, y1;
+        if (r == 0) {
+            y0 = _mm256_add_ps(_mm256_add_ps(s[0][0], s[1][0]), s[2][0]);
+            y1 = _mm256_add_ps(_mm256_add_ps(s[0][1], s[1][1]), s[2][1]);
+        } else {
+            y0 = _mm256_sub_ps(_mm256_sub_ps(s[1][0], s[2][0]), s[3][0]);
+            y1 = _mm256_sub_ps(_mm256_sub_ps(s[1][1], s[2][1]), s[3][1]);
+        }
+        y0 = _mm256_add_ps(y0, bias);
+        y1 = _mm256_add_ps(y1, bias);
+        __m256 lo = _mm256_unpacklo_ps(y0, y1), hi = _mm256_unpackhi_ps(y0, y1);
+        __m256 e0 = _mm256_permute2f128_ps(lo, hi, 0x20), e1 = _mm256_permute2f128_ps(lo, hi, 0x31);
+        float *dst = op + (oy + r) * Wo + ox;
+        if (nf >= 16) {
+            _mm256_storeu_ps(dst, e0);
+            _mm256_storeu_ps(dst + 8, e1);
+            *chk = _mm256_add_ps(*chk, _mm256_add_ps(_mm256_sub_ps(e0, e0), _mm256_sub_ps(e1, e1)));
+        } else {
+            float tmp[16];
+            _mm256_storeu_ps(tmp, e0);
+            _mm256_storeu_ps(tmp + 8, e1);
+            for (int64_t e = 0; e < nf; e++) {
+                dst[e] = tmp[e];
+                *chks += tmp[e] - tmp[e];
+            }
+        }
+    }
+}
+
+/* One task, as wg_task_avx512_f32: transforms 8 tiles at a time, the 16 GEMMs through the
+ * packed kernel's AVX2 sub-tiles */
+static FC_TARGET2 int wg_task_avx2_f32(const float *x, const float *u, const float *bias,
+                                       int64_t nb, int has_bias, const int64_t *g, int64_t nw,
+                                       float *out, float *scratch, int64_t task, int64_t ksplit) {
+    int64_t C = g[FC_C], H = g[FC_H], W = g[FC_W], G = g[FC_G], Cg = C / G, Kg = fc_Kg(g);
+    int64_t Ho = g[FC_HO], Wo = g[FC_WO], tn = wg_tn(g), mb_n = fc_mblocks(g);
+    int64_t nblk = wg_blocks(g, nw), ub = wg_ublock(g), vp = wg_vplane(g), mp = wg_mplane(g);
+    int64_t kp = task % ksplit, rest = task / ksplit;
+    int64_t blk = rest % nblk, grp = (rest / nblk) % G, seq = rest / (nblk * G);
+    float *V = scratch, *M = scratch + 16 * vp;
+    wg_runs r;
+    wg_block_runs(g, seq, nw, blk, &r);
+    if (r.n == 0) return 0;
+    __m256 chk = _mm256_setzero_ps();
+    float chks = 0.0f;
+    int64_t ntile = r.d[r.n - 1] + r.len[r.n - 1], ldv = wg_vrow(g);
+    if (ntile < tn)  /* a short last block: junk columns finite (never denormal garbage) */
+        for (int a = 0; a < 16; a++)
+            for (int64_t c = 0; c < Cg; c++)
+                memset(V + a * vp + c * ldv + ntile, 0, (size_t)(tn - ntile) * sizeof(float));
+#ifndef WG_SKIP_IN
+    for (int64_t q = 0; q < r.n; q++) {
+        const float *xs = x + (r.smp[q] * C + grp * Cg) * H * W;
+        for (int64_t t = 0; t < r.len[q]; t += 8)
+            wg_input_8(xs, Cg, H, W, 2 * r.ty[q] - g[FC_PT], 2 * (r.tx[q] + t) - g[FC_PL],
+                       V + r.d[q] + t, ldv, vp, tn - r.d[q] - t);
+    }
+#endif
+    int64_t ncols = (ntile + 7) / 8 * 8;
+    fc_segments s;  /* the micro-kernel's store: one whole piece, M rows tn apart */
+    s.npc = 1;
+    s.pd[0] = 0;
+    s.plen[0] = ncols;
+    s.poff[0] = 0;
+    const float *ubase = u + ((nw > 1 ? seq : 0) * G + grp) * 16 * ub;
+    int64_t mb0 = kp * mb_n / ksplit, mb1 = (kp + 1) * mb_n / ksplit;
+    for (int64_t kb = mb0; kb < mb1; kb += WG_KB / FC_MR) {
+        int64_t kbe = kb + WG_KB / FC_MR < mb1 ? kb + WG_KB / FC_MR : mb1;
+        for (int a = 0; a < 16; a++)
+            for (int64_t col0 = 0; col0 < ncols; col0 += 24) {
+                int64_t ny = (ncols - col0) / 8 < 3 ? (ncols - col0) / 8 : 3;
+                for (int64_t mb = kb; mb < kbe; mb++) {
+                    const float *ua = ubase + a * ub + mb * FC_MR * Cg;
+                    float *ma = M + a * mp;
+                    int64_t k0 = (mb - kb) * FC_MR;
+                    for (int m0 = 0; m0 < FC_MR; m0 += 4) {
+                        if (ny == 3)
+                            fc_micro2_ny3(Cg, ua, V + a * vp, ldv, ma, k0, tn, FC_MR, &s, 1, 0,
+                                          m0, col0);
+                        else if (ny == 2)
+                            fc_micro2_ny2(Cg, ua, V + a * vp, ldv, ma, k0, tn, FC_MR, &s, 1, 0,
+                                          m0, col0);
+                        else
+                            fc_micro2_ny1(Cg, ua, V + a * vp, ldv, ma, k0, tn, FC_MR, &s, 1, 0,
+                                          m0, col0);
+                    }
+                }
+            }
+#ifdef WG_SKIP_OUT
+        continue;
+#endif
+        for (int64_t kl = 0; kl < (kbe - kb) * FC_MR; kl++) {
+            int64_t k = kb * FC_MR + kl;
+            if (k >= Kg) break;
+            int64_t kk = grp * Kg + k;
+            for (int64_t q = 0; q < r.n; q++) {
+                int64_t smp = r.smp[q];
+                __m256 bv = _mm256_set1_ps(has_bias ? bias[(nb > 1 ? smp : 0) * g[FC_K] + kk] : 0.0f);
+                float *op = out + (smp * g[FC_K] + kk) * Ho * Wo;
+                for (int64_t t = 0; t < r.len[q]; t += 8) {
+                    int64_t nt = r.len[q] - t < 8 ? r.len[q] - t : 8;
+                    wg_output_8(M + kl * tn + r.d[q] + t, mp, op, Ho, Wo, 2 * r.ty[q],
+                                2 * (r.tx[q] + t), nt, bv, &chk, &chks);
+                }
+            }
+        }
+    }
+    float lanes[8];
+    _mm256_storeu_ps(lanes, chk);
+    for (int e = 0; e < 8; e++) chks += lanes[e];
+    return chks != chks;
+}
+#endif /* FC_HAVE_X86 */
+
 /* One task; returns 1 when some output it wrote is NaN or +-inf (the transforms turn one inf
  * into NaN and inf where direct summation gives inf, so the caller recomputes those calls). */
 static inline int wg_task_f32(const float *x, const float *u, const float *bias, int64_t nb,
@@ -456,6 +669,8 @@ static inline int wg_task_f32(const float *x, const float *u, const float *bias,
 #if FC_HAVE_X86
     if (fc_have_avx512())
         return wg_task_avx512_f32(x, u, bias, nb, has_bias, g, nw, out, scratch, task, ksplit);
+    if (fc_have_avx2())
+        return wg_task_avx2_f32(x, u, bias, nb, has_bias, g, nw, out, scratch, task, ksplit);
 #endif
     return wg_task_generic_f32(x, u, bias, nb, has_bias, g, nw, out, scratch, task, ksplit);
 }

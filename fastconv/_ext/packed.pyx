@@ -13,6 +13,7 @@ ctypedef fused floating:
 
 cdef extern from "_packed_kernel.h" nogil:
     int fc_have_avx512()
+    int fc_have_avx2()
     int64_t fc_workspace_size(const int64_t *g, int64_t nthreads)
     int64_t fc_flags_offset(const int64_t *g, int64_t nthreads)
     int64_t fc_num_tasks(const int64_t *g)
@@ -42,8 +43,9 @@ cdef extern from "_packed_kernel.h" nogil:
 
 
 def packed_supported(dtype_char):
-    """True when the fast packed path exists for this dtype on this CPU (float32 with AVX-512F)."""
-    return dtype_char == "f" and fc_have_avx512() == 1
+    """True when a fast packed path exists for this dtype on this CPU (float32 with AVX-512F, or
+    with AVX2 and FMA)."""
+    return dtype_char == "f" and (fc_have_avx512() == 1 or fc_have_avx2() == 1)
 
 
 def packed_workspace_size(const int64_t[::1] geo, int nthreads):

@@ -13,6 +13,7 @@ ctypedef fused floating:
 
 cdef extern from "_winograd_kernel.h" nogil:
     int fc_have_avx512()
+    int fc_have_avx2()
     void fc_omp_barrier()
     float *fc_align_f32(float *ws)
     double *fc_align_f64(double *ws)
@@ -34,8 +35,9 @@ cdef extern from "_winograd_kernel.h" nogil:
 
 
 def winograd_supported(dtype_char):
-    """True when the Winograd kernel is a fast path for this dtype here (float32 with AVX-512F)."""
-    return dtype_char == "f" and fc_have_avx512() == 1
+    """True when the Winograd kernel is a fast path for this dtype here (float32 with AVX-512F,
+    or with AVX2 and FMA)."""
+    return dtype_char == "f" and (fc_have_avx512() == 1 or fc_have_avx2() == 1)
 
 
 def winograd_workspace_size(const int64_t[::1] geo, int nw, int nthreads):
