@@ -246,7 +246,16 @@ def _preload():
             mod = importlib.import_module(pkg)
         except ImportError:
             continue
+        try:  # an ISA build above this CPU's level would stop the process with SIGILL
+            from fastconv._plan import isa_runnable
+        except ImportError:  # an old commit: leave every ISA build out
+
+            def isa_runnable(name):
+                return not name.startswith("_isa_")
+
         for info in pkgutil.iter_modules(mod.__path__):
+            if not isa_runnable(info.name):
+                continue
             try:
                 importlib.import_module(f"{pkg}.{info.name}")
             except Exception:  # an old commit, a missing extension: the benchmark will say

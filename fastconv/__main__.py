@@ -307,10 +307,13 @@ def _extension_lines():
     if not missing:
         # only the builds this CPU runs: importing the AVX-512 build on an AVX2-only CPU would
         # stop the interpreter with SIGILL (its module code is compiled for x86-64-v4)
-        from fastconv._plan import cpu_level
+        from fastconv._plan import isa_runnable
 
-        runnable = {"v4": ("v3", "v4"), "v3": ("v3",)}.get(cpu_level(), ())
-        variants = [v for v in runnable if _importable(f"fastconv._ext._isa_conv_{v}")]
+        variants = [
+            v
+            for v in ("v3", "v4")
+            if isa_runnable(f"_isa_conv_{v}") and _importable(f"fastconv._ext._isa_conv_{v}")
+        ]
         isa = {"v3": "AVX2", "v4": "AVX-512"}
         extra = f"; ISA builds {', '.join(f'{v} ({isa[v]})' for v in variants)}" if variants else ""
         return [f"extensions   all {len(stems)} built ({', '.join(stems)}){extra}"]

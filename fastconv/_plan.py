@@ -65,6 +65,17 @@ def cpu_level():
     return level
 
 
+def isa_runnable(module_name):
+    """False for an ISA build (fastconv._ext._isa_<stem>_<level>) above this CPU's level: its
+    module code is compiled for that level, so importing it on an older CPU stops the
+    interpreter with SIGILL, not an ImportError."""
+    leaf = module_name.rsplit(".", 1)[-1]
+    if not leaf.startswith("_isa_"):
+        return True
+    tag = leaf.rsplit("_", 1)[-1]
+    return tag in {"v4": ("v3", "v4"), "v3": ("v3",)}.get(cpu_level(), ())
+
+
 def _load(backend, name):
     key = (backend, name)
     if key not in _modules:
@@ -619,11 +630,36 @@ def _nonfinite(a):
     return not (math.isfinite(r.min()) and math.isfinite(r.max()))
 
 
+_COST_LEVEL = []  # cost_level(), worked out once
+
+
+def cost_level():
+    """The ISA level whose measured costs the planner reads: "v4", "v3" or "baseline".
+
+    The kernels differ by level (AVX-512 tiles, AVX2 tiles, portable C), and so do their costs:
+    fastconv/_costs.py keeps one table per level that calibrate.py measured."""
+    if not _COST_LEVEL:
+        _COST_LEVEL.append(cpu_level() or "baseline")
+    return _COST_LEVEL[0]
+
+
+def cost_table(name, backend, dtype_char):
+    """{threads: coefficients} of `name` measured on this CPU's ISA level, else on the nearest
+    level measured (then the other backend's), or None."""
+    level = cost_level()
+    order = [level] + [lv for lv in ("v4", "v3", "baseline") if lv != level]
+    for be in (backend, "cython"):
+        for lv in order:
+            table = _costs.COSTS.get((name, be, dtype_char, lv))
+            if table is not None:
+                return table
+    return None
+
+
 def _coefficients(name, g, be, nt):
-    """Cost coefficients of `name` for this dtype, backend and thread count (fastconv/_costs.py)."""
-    table = _costs.COSTS.get((name, be, g.dtype.char)) or _costs.COSTS.get(
-        (name, "cython", g.dtype.char)
-    )
+    """Cost coefficients of `name` for this dtype, backend, ISA level and thread count
+    (fastconv/_costs.py)."""
+    table = cost_table(name, be, g.dtype.char)
     if table is None:
         return None
     known = sorted(table)
@@ -816,7 +852,7 @@ DYNAMIC_METHODS = ("auto", "mix", "experts")
 
 def _mix_seconds(macs, elems, dtype, nt):
     """A memory-bound NumPy matmul (mixing kernels or expert outputs), by the measured rates."""
-    table = _costs.COSTS.get(("mix", "numpy", np.dtype(dtype).char), {1: (5e-6, 2e-10, 4e-10, 0)})
+    table = cost_table("mix", "numpy", np.dtype(dtype).char) or {1: (5e-6, 2e-10, 4e-10, 0)}
     c0, c1, c2, _ = table[min(table)]  # the mixing runs on one BLAS thread (fastconv.dynamic)
     return c0 + c1 * macs + c2 * elems
 

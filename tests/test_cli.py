@@ -95,19 +95,22 @@ def test_info_reports_extensions_and_runtimes():
 
 @pytest.mark.parametrize("level", ["baseline", "v3"])
 def test_info_imports_no_build_this_cpu_cannot_run(level):
-    """An AVX2-only CPU (a Zen 3 EPYC) stops with SIGILL on importing the AVX-512 build: info
-    lists only the ISA builds cpu_level() allows (FASTCONV_CPU caps it to act as such a CPU)."""
+    """An AVX2-only CPU (a Zen 3 EPYC) stops with SIGILL on importing the AVX-512 build: info and
+    the benchmarks' preload import only the ISA builds cpu_level() allows (FASTCONV_CPU caps it to
+    act as such a CPU)."""
     code = (
         "import sys\n"
         "from fastconv.__main__ import main\n"
         "main(['info'])\n"
+        "import benchmarks._common\n"  # asv's preload imports every kernel module
         "bad = [m for m in sys.modules if m.startswith('fastconv._ext._isa_') and "
         f"({level!r} == 'baseline' or m.endswith('_v4'))]\n"
         "assert not bad, bad\n"
     )
     env = dict(os.environ, FASTCONV_CPU=level)
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     r = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300, cwd=root
     )
     assert r.returncode == 0, r.stdout + r.stderr
     assert "v4 (AVX-512)" not in r.stdout

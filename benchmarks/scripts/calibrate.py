@@ -10,7 +10,8 @@ all threads, each option's calls back to back, in two passes of opposite order; 
 (call overhead, multiply-adds as its kernel executes them, elements moved, weight elements prepared
 per call) by non-negative least
 squares on relative error.  --write stores the coefficients, with the command, machine and date,
-in fastconv/_costs.py; the raw times go to benchmarks/results/calibration-<backend>.csv.
+in fastconv/_costs.py, keyed by the CPU's ISA level (AVX-512 v4, AVX2 v3, baseline: the kernels
+differ by level); the raw times go to benchmarks/results/calibration-<backend>-<level>-<dtype>.csv.
 
 The evaluation reads those times: for each point and thread budget, the planner's choice (algorithm
 and thread count) against the fastest measured option, as the fraction of points within 10% and
@@ -79,7 +80,19 @@ def grid(npoints, seed=0):
     grid.n_fixed = len(fixed)
     planes = [7, 8, 13, 14, 17, 28, 33, 56, 64, 112, 224]
     chans = [3, 8, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 1024]
-    kernels = [(1, 1), (3, 3), (3, 3), (3, 3), (5, 5), (7, 7), (1, 7), (7, 1), (2, 2), (4, 4), (11, 11)]
+    kernels = [
+        (1, 1),
+        (3, 3),
+        (3, 3),
+        (3, 3),
+        (5, 5),
+        (7, 7),
+        (1, 7),
+        (7, 1),
+        (2, 2),
+        (4, 4),
+        (11, 11),
+    ]
     tries = 0
     while len(pts) < npoints and tries < 100 * npoints:
         tries += 1
@@ -158,7 +171,9 @@ def measure(points, be, dtype, threads, repeat, budget):
         for (name, nt), t in best.items():
             rows.append((i, name, nt, t))
         if i % 20 == 0:
-            print(f"{i}/{len(points)} points, {time.perf_counter() - t_start:.0f} s", file=sys.stderr)
+            print(
+                f"{i}/{len(points)} points, {time.perf_counter() - t_start:.0f} s", file=sys.stderr
+            )
     return rows
 
 
@@ -182,7 +197,8 @@ def fit(points, rows, be, dtype):
         scale[scale == 0] = 1
         coef, _ = nnls((A / scale) * (wt / t)[:, None], wt)
         coef = coef / scale
-        out.setdefault((name, be, np.dtype(dtype).char), {})[nt] = tuple(float(c) for c in coef)
+        key = (name, be, np.dtype(dtype).char, _plan.cost_level())
+        out.setdefault(key, {})[nt] = tuple(float(c) for c in coef)
     return out
 
 
@@ -206,7 +222,9 @@ def evaluate(points, rows, be, dtype, threads):
             fastest = min(allowed.values())
             r = got / fastest
             ratios.append(r)
-            worst.append((r, i, budget, plan.algorithm, plan.nthreads, min(allowed, key=allowed.get)))
+            worst.append(
+                (r, i, budget, plan.algorithm, plan.nthreads, min(allowed, key=allowed.get))
+            )
     ratios = np.array(ratios)
     worst.sort(reverse=True)
     return ratios, worst
@@ -240,24 +258,35 @@ def measure_mix(dtype, repeat):
     scale = A.max(axis=0)
     scale[scale == 0] = 1
     coef, _ = nnls((A / scale) / t[:, None], np.ones(len(t)))
-    return {("mix", "numpy", np.dtype(dtype).char): {1: tuple(float(c) for c in coef / scale)}}
+    key = ("mix", "numpy", np.dtype(dtype).char, _plan.cost_level())
+    return {key: {1: tuple(float(c) for c in coef / scale)}}
 
 
 def write_costs(costs, command):
     path = os.path.join(_ROOT, "fastconv", "_costs.py")
     old, runs = {}, []
     backend = "numba" if "--backend numba" in command else "cython"
+    level = _plan.cost_level()
     if os.path.exists(path):
         ns = {}
         text = open(path).read()
         exec(text, ns)
         old = ns.get("COSTS", {})
-        # keep the record of the other backend's run (each backend's coefficients are its own)
+        # keep the record of the other runs (each backend's and each ISA level's coefficients
+        # are their own)
         lines = text.splitlines()
         for i, line in enumerate(lines[:-1]):
             if line.startswith("    python benchmarks/scripts/calibrate.py"):
                 other = "numba" if "--backend numba" in line else "cython"
-                if other != backend:
+                other_level = next(
+                    (
+                        lv
+                        for lv in ("v4", "v3", "baseline")
+                        if f"(x86-64-{lv})" in lines[i + 1] or f"({lv})" in lines[i + 1]
+                    ),
+                    "",
+                )
+                if (other, other_level) != (backend, level):
                     runs += [line, lines[i + 1]]
     old.update(costs)
     cpu = platform.processor() or platform.machine()
@@ -274,14 +303,17 @@ def write_costs(costs, command):
         "kernel executes them, elements moved, weight elements prepared).  Measured by:",
         *runs,
         f"    {command}",
-        f"    on {cpu}, {os.cpu_count()} CPUs, {datetime.date.today().isoformat()}",
+        f"    on {cpu} ({'x86-64-' + level if level != 'baseline' else 'baseline'}), "
+        f"{os.cpu_count()} CPUs, {datetime.date.today().isoformat()}",
         '"""',
         "",
-        "# (algorithm, backend, dtype char): {threads: (c0, c1, ...)}",
+        "# (algorithm, backend, dtype char, ISA level): {threads: (c0, c1, ...)}",
         "COSTS = {",
     ]
     for key in sorted(old):
-        inner = ", ".join(f"{nt}: ({', '.join(f'{c:.4g}' for c in v)})" for nt, v in sorted(old[key].items()))
+        inner = ", ".join(
+            f"{nt}: ({', '.join(f'{c:.4g}' for c in v)})" for nt, v in sorted(old[key].items())
+        )
         lines.append(f"    {key!r}: {{{inner}}},")
     lines.append("}")
     with open(path, "w") as f:
@@ -297,8 +329,11 @@ def main(argv=None):
     ap.add_argument("--repeat", type=int, default=3, help="timed calls per option (default 3)")
     ap.add_argument("--budget", type=float, default=900, help="seconds per dtype (default 900)")
     ap.add_argument("--write", action="store_true", help="store the fit in fastconv/_costs.py")
-    ap.add_argument("--evaluate", action="store_true",
-                    help="only compare the planner's choices with the recorded times")
+    ap.add_argument(
+        "--evaluate",
+        action="store_true",
+        help="only compare the planner's choices with the recorded times",
+    )
     args = ap.parse_args(argv)
     threads = sorted({1, os.cpu_count() or 1})
     points = grid(args.points)
@@ -306,7 +341,12 @@ def main(argv=None):
     costs = {}
     for dn in args.dtype.split(","):
         dtype = np.dtype(dn)
-        path = os.path.join(_ROOT, "benchmarks", "results", f"calibration-{args.backend}-{dn}.csv")
+        path = os.path.join(
+            _ROOT,
+            "benchmarks",
+            "results",
+            f"calibration-{args.backend}-{_plan.cost_level()}-{dn}.csv",
+        )
         if args.evaluate:
             with open(path) as f:
                 rows = [(int(r[0]), r[1], int(r[2]), float(r[3])) for r in csv.reader(f)]
@@ -318,18 +358,27 @@ def main(argv=None):
             costs.update(fit(points, rows, args.backend, dtype))
             costs.update(measure_mix(dtype, args.repeat))
         if args.write and not args.evaluate:
-            write_costs(costs, "python benchmarks/scripts/" + " ".join(
-                [os.path.basename(__file__)] + (argv if argv is not None else sys.argv[1:])))
+            write_costs(
+                costs,
+                "python benchmarks/scripts/"
+                + " ".join(
+                    [os.path.basename(__file__)] + (argv if argv is not None else sys.argv[1:])
+                ),
+            )
             _reload_costs()
         ratios, worst = evaluate(points, rows, args.backend, dtype, threads)
         if len(ratios):
-            print(f"{args.backend} {dn}: {len(ratios)} (point, thread budget) cases; planner within "
-                  f"10% of the fastest on {np.mean(ratios <= 1.10):.1%}, within 50% on "
-                  f"{np.mean(ratios <= 1.5):.1%}; median ratio {np.median(ratios):.3f}, "
-                  f"worst {ratios.max():.2f}")
+            print(
+                f"{args.backend} {dn}: {len(ratios)} (point, thread budget) cases; planner within "
+                f"10% of the fastest on {np.mean(ratios <= 1.10):.1%}, within 50% on "
+                f"{np.mean(ratios <= 1.5):.1%}; median ratio {np.median(ratios):.3f}, "
+                f"worst {ratios.max():.2f}"
+            )
             for r, i, budget, alg, nt, fast in worst[:8]:
-                print(f"  {r:.2f}x  point {points[i]} budget {budget}: planner {alg}/{nt}, "
-                      f"fastest {fast[0]}/{fast[1]}")
+                print(
+                    f"  {r:.2f}x  point {points[i]} budget {budget}: planner {alg}/{nt}, "
+                    f"fastest {fast[0]}/{fast[1]}"
+                )
 
 
 def _reload_costs():
