@@ -192,6 +192,12 @@ def _io_elems(g):
 
 
 def _packed_applies(g, be, per_sample):
+    # a depthwise layer with one output channel per input channel fills one of the tile's 8
+    # rows: the depthwise kernels run it (measured faster on 115 of 118 such grid points with
+    # AVX2 and on all but one of 164 with AVX-512; benchmarks/results/calibration-*); with a
+    # channel multiplier of 2 or more the packed tile is often faster and stays an option
+    if g.Cg == 1 and g.Kg == 1 and g.groups > 1:
+        return False
     mod = _optional(be, "packed")
     return mod is not None and not per_sample and bool(mod.packed_supported(g.dtype.char))
 
@@ -222,12 +228,27 @@ def _packed_features(g):
     # to 48; K-lanes tiles round Kg up to 64 and the pixels to their 4-7 per tile.  Each tile
     # has a fixed cost too (its loop, packing setup, stores), which dominates with many tiny
     # groups (packed on a depthwise layer)
+    # Packing copies R rows of each 48-pixel stripe once per (group, stripe), whatever K is: the
+    # cost of layers with few output channels (few m-blocks to spread it over).  Stride-1 rows
+    # pack by whole vectors, other strides element by element on AVX2 (two terms).
     mp = _packed_klanes(g)
     if mp:
         tiles = g.groups * -(-g.Kg // 64) * -(-(g.N * g.P) // mp)
-        return (1.0, 0.0, tiles * 64 * mp * g.R, _io_elems(g), g.K * g.R, tiles)
+        return (1.0, 0.0, tiles * 64 * mp * g.R, _io_elems(g), g.K * g.R, tiles, 0.0, 0.0, 0.0)
     tiles = g.N * g.groups * -(-g.Kg // 8) * -(-g.P // 48)
-    return (1.0, tiles * 8 * 48 * g.R, 0.0, _io_elems(g), g.K * g.R, tiles)
+    direct = g.is_pointwise and g.sh == g.sw == 1 and g.Ho == g.H and g.Wo == g.W
+    packs = 0.0 if direct else g.groups * -(-(g.N * g.P) // 48) * 48.0 * g.R
+    return (
+        1.0,
+        tiles * 8 * 48 * g.R,
+        0.0,
+        _io_elems(g),
+        g.K * g.R,
+        tiles,
+        packs if g.sw == 1 else 0.0,
+        packs if g.sw != 1 else 0.0,
+        0.0 if direct else float(g.groups * g.R * g.N * g.Ho),  # packed row segments
+    )
 
 
 def _packed_run(plan, x4, w3, bias, has_bias, g, res4):
@@ -305,6 +326,13 @@ def _winograd_applies(g, be, per_sample):
     if not (g.kh == g.kw == 3 and g.sh == g.sw == 1 and g.dh <= 4 and g.dw <= 4):
         return False
     if not (16 <= g.Cg <= 1024 and g.Kg >= 8):
+        return False
+    # dilated: every phase sub-image at least 8x8 outputs (4x4 tiles).  On smaller phases the
+    # split, the frame and the per-block work outweigh the saved multiplications: measured
+    # 1.4-8.9x slower than the best other entry on 2-7 outputs per phase side, 0.6-1.2x from 8 up
+    # (benchmarks/results/calibration-cython-v3/v4-float32.csv: 7x7 and 13x13 at dilation 2-4
+    # against 33x33, 56x56, 224x224)
+    if (g.dh > 1 or g.dw > 1) and (g.Ho // g.dh < 8 or g.Wo // g.dw < 8):
         return False
     mod = _optional(be, "winograd")
     return mod is not None and bool(mod.winograd_supported(g.dtype.char))
@@ -554,7 +582,16 @@ def _gemm_workspace(g, be, nt, nw, limit):
 
 
 def _gemm_features(g):
-    return (1.0, g.N * g.K * g.P * g.R, g.N * g.groups * g.R * g.P + _io_elems(g), g.K * g.R)
+    # one BLAS call per (sample, group) at least: its fixed cost dominates depthwise and
+    # small-plane layers
+    return (
+        1.0,
+        g.N * g.K * g.P * g.R,
+        g.N * g.groups * g.R * g.P + _io_elems(g),
+        g.K * g.R,
+        float(g.N * g.groups),
+        float(g.N * g.groups * g.R * g.Ho),  # im2col row segments (short rows: small planes)
+    )
 
 
 def _gemm_run(plan, x4, w3, bias, has_bias, g, res4):
@@ -666,6 +703,8 @@ def _coefficients(name, g, be, nt):
     use = max([t for t in known if t <= nt] or [known[0]])
     c0, *work = table[use]
     scale = use / nt  # threads past the measured ones: work terms shrink, overhead does not
+    # a table measured before a feature was added has no coefficient for it (counted in others)
+    work += [0.0] * (len(ALGORITHMS[name].features(g)) - 1 - len(work))
     return (c0, *(c * scale for c in work))
 
 

@@ -185,6 +185,8 @@ def fit(points, rows, be, dtype):
     for i, name, nt, t in rows:
         xs, ws, s, p, d, G = points[i]
         g = geometry_from_shapes(xs, ws, s, p, d, G, dtype)
+        if not _plan.ALGORITHMS[name].applies(g, be, False):
+            continue  # a precondition added since the times were taken (--refit)
         # the named layers users run most (ResNet, MobileNet, the public suite) weigh 5x
         weight = FIXED_WEIGHT if i < getattr(grid, "n_fixed", 0) else 1.0
         by.setdefault((name, nt), []).append((_plan.ALGORITHMS[name].features(g), t, weight))
@@ -262,7 +264,7 @@ def measure_mix(dtype, repeat):
     return {key: {1: tuple(float(c) for c in coef / scale)}}
 
 
-def write_costs(costs, command):
+def write_costs(costs, command, refit=False):
     path = os.path.join(_ROOT, "fastconv", "_costs.py")
     old, runs = {}, []
     backend = "numba" if "--backend numba" in command else "cython"
@@ -286,7 +288,7 @@ def write_costs(costs, command):
                     ),
                     "",
                 )
-                if (other, other_level) != (backend, level):
+                if refit or (other, other_level) != (backend, level):
                     runs += [line, lines[i + 1]]
     old.update(costs)
     cpu = platform.processor() or platform.machine()
@@ -334,6 +336,11 @@ def main(argv=None):
         action="store_true",
         help="only compare the planner's choices with the recorded times",
     )
+    ap.add_argument(
+        "--refit",
+        action="store_true",
+        help="fit the recorded times again (after a precondition changed), measuring nothing",
+    )
     args = ap.parse_args(argv)
     threads = sorted({1, os.cpu_count() or 1})
     points = grid(args.points)
@@ -347,9 +354,11 @@ def main(argv=None):
             "results",
             f"calibration-{args.backend}-{_plan.cost_level()}-{dn}.csv",
         )
-        if args.evaluate:
+        if args.evaluate or args.refit:
             with open(path) as f:
                 rows = [(int(r[0]), r[1], int(r[2]), float(r[3])) for r in csv.reader(f)]
+            if args.refit:
+                costs.update(fit(points, rows, args.backend, dtype))
         else:
             with fastconv.threads(max(threads)):
                 rows = measure(points, args.backend, dtype, threads, args.repeat, args.budget)
@@ -357,13 +366,14 @@ def main(argv=None):
                 csv.writer(f).writerows(rows)
             costs.update(fit(points, rows, args.backend, dtype))
             costs.update(measure_mix(dtype, args.repeat))
-        if args.write and not args.evaluate:
+        if args.write and not args.evaluate and costs:
             write_costs(
                 costs,
                 "python benchmarks/scripts/"
                 + " ".join(
                     [os.path.basename(__file__)] + (argv if argv is not None else sys.argv[1:])
                 ),
+                refit=args.refit,
             )
             _reload_costs()
         ratios, worst = evaluate(points, rows, args.backend, dtype, threads)
