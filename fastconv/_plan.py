@@ -1079,6 +1079,20 @@ def plan_filter2d(
     if nthreads is None:
         nthreads = _threads.get_num_threads()
     dt = fgeom.dtype
+    if dt.kind in "fc" and dt.itemsize <= 16:
+        ranking = _filter_ranking(fgeom, nthreads)
+        if method != "auto" or ranking[0][0] == "direct":
+            # no fact about the data decides (a forced method, or direct cheapest): the plan
+            # depends on shapes and arguments only, so a repeated small call reuses it
+            return cached(
+                ("filter2d", fgeom, method, be, nthreads),
+                lambda: _plan_filter2d(fgeom, method, be, nthreads, rank1, finite, exact),
+            )
+    return _plan_filter2d(fgeom, method, be, nthreads, rank1, finite, exact)
+
+
+def _plan_filter2d(fgeom, method, be, nthreads, rank1, finite, exact):
+    dt = fgeom.dtype
     ph, pw = fgeom.padded
     one_copy = fgeom.batch * fgeom.parts * ph * pw * fgeom.work.itemsize <= FILTER_ONE_COPY_BYTES
     if (dt.kind == "f" and dt.itemsize > 8) or (dt.kind == "c" and dt.itemsize > 16):
