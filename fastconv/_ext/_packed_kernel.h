@@ -1035,8 +1035,8 @@ static inline int fc_have_avx2(void) {
 }
 
 #if FC_HAVE_X86
-/* im2col rows [rb, rb + kc) of one stripe into panel[kc][FC_NR]: stride 1 by whole 8-float
- * vectors inside the image (a vector past its segment lands in the next segment or row, packed
+/* im2col rows [rb, rb + kc) of one stripe into panel[kc][FC_NR]: strides 1 and 2 by whole
+ * 8-float vectors inside the image (a vector past its segment lands in the next segment or row, packed
  * after it, as in fc_pack_b_avx512), element by element at the image's edges and other strides */
 static FC_TARGET2 void fc_pack_b_avx2(const float *x, const int64_t *g, const fc_segments *s,
                                       int64_t grp, int64_t rb, int64_t kc, float *panel) {
@@ -1066,6 +1066,27 @@ static FC_TARGET2 void fc_pack_b_avx2(const float *x, const int64_t *g, const fc
                             tmp[e] = (q0 + e >= 0 && q0 + e < W) ? src[q0 + e] : 0.0f;
                         _mm256_storeu_ps(dst + t, _mm256_loadu_ps(tmp));
                     }
+                }
+            } else if (sw == 2) {
+                /* the even elements of 16 loaded floats (stride-2 layers: ResNet's downsampling
+                 * 3x3, the 7x7 stem) */
+                for (int64_t t = 0; t < len; t += 8) {
+                    int64_t q0 = iw + 2 * t;
+                    __m256 a0, a1;
+                    if (q0 >= 0 && q0 + 16 <= W) {
+                        a0 = _mm256_loadu_ps(src + q0);
+                        a1 = _mm256_loadu_ps(src + q0 + 8);
+                    } else {
+                        float tmp[16];
+                        for (int e = 0; e < 16; e++)
+                            tmp[e] = (q0 + e >= 0 && q0 + e < W) ? src[q0 + e] : 0.0f;
+                        a0 = _mm256_loadu_ps(tmp);
+                        a1 = _mm256_loadu_ps(tmp + 8);
+                    }
+                    __m256 ev = _mm256_shuffle_ps(a0, a1, _MM_SHUFFLE(2, 0, 2, 0));
+                    ev = _mm256_castpd_ps(
+                        _mm256_permute4x64_pd(_mm256_castps_pd(ev), _MM_SHUFFLE(3, 1, 2, 0)));
+                    _mm256_storeu_ps(dst + t, ev);
                 }
             } else {
                 for (int64_t t = 0; t < len; t++, iw += sw)
