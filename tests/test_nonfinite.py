@@ -281,7 +281,7 @@ def test_planner_reaches():
         w = np.zeros(w_shape, dtype)
         full = dict(dict(stride=1, padding=0, dilation=1, groups=1), **kwargs)
         if name not in _plan.applicable(_geometry(x, w, None, full), "cython"):
-            # a kernel this CPU lacks (depthwise16 and grouped are AVX-512 only)
+            # a kernel this CPU lacks (grouped is AVX-512 only, depthwise16 AVX-512 or AVX2)
             absent.add(name)
             continue
         c = fastconv.cost.conv2d_cost(x_shape, w_shape, dtype=dtype, backend="cython", **kwargs)
@@ -289,8 +289,8 @@ def test_planner_reaches():
         covered.add(c.algorithm)
     if _plan.cpu_level() == "v4":
         assert not absent, absent
-    else:  # the AVX-512-only kernels apply to no shape here
-        absent |= {"grouped", "depthwise16"}
+    else:  # the AVX-512-only kernel applies to no shape here (nor depthwise16 without AVX2)
+        absent |= {"grouped"} | ({"depthwise16"} if _plan.cpu_level() == "baseline" else set())
     for f in FAMILIES.values():
         C = f["C"][1]
         groups = C if f["groups"] == "C" else f["groups"]

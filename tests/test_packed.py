@@ -274,3 +274,47 @@ def test_paths_without_avx512(path):
     )
     assert res.returncode == 0, res.stderr
     assert res.stdout.strip() == "ok"
+
+
+_DW16_CHECK = """
+import os
+import numpy as np
+import fastconv
+from fastconv import _reference
+from fastconv._ext import conv
+supported = conv.depthwise16_supported("f")
+assert supported == ("FASTCONV_NO_AVX2" not in os.environ), supported
+rng = np.random.default_rng(3)
+for xs, k, s, p, d, m in [((2, 33, 9, 11), 3, 1, 1, 1, 1), ((1, 20, 14, 14), 5, 2, 2, 1, 2),
+                          ((1, 16, 7, 7), 3, 1, 2, 2, 1), ((1, 48, 3, 20), 3, 1, 1, 1, 1)]:
+    C = xs[1]
+    x = rng.standard_normal(xs).astype(np.float32)
+    w = rng.standard_normal((C * m, 1, k, k)).astype(np.float32)
+    b = rng.standard_normal(C * m).astype(np.float32)
+    ref = _reference.conv2d(x, w, b, s, p, d, C)
+    alg = "depthwise16" if supported else "auto"
+    y = fastconv.conv2d(x, w, b, stride=s, padding=p, dilation=d, groups=C, algorithm=alg)
+    err = np.abs(y - ref).max() / np.abs(ref).max()
+    assert err < 1e-5, (xs, err)
+print("ok")
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", ["avx2", "portable"])
+def test_depthwise16_without_avx512(path):
+    """The 16-lane depthwise kernel as two 8-lane AVX2 halves (no AVX-512), and not offered
+    without AVX2, forced on this CPU in a child process."""
+    if path == "avx2" and not _has_avx2():
+        pytest.skip("this CPU has no AVX2/FMA")
+    env = dict(os.environ, FASTCONV_NO_AVX512="1")
+    env.pop("FASTCONV_NO_AVX2", None)
+    if path == "portable":
+        env["FASTCONV_NO_AVX2"] = "1"
+    here = os.path.dirname(os.path.abspath(__file__))
+    env["PYTHONPATH"] = os.pathsep.join([here, os.path.dirname(here), env.get("PYTHONPATH", "")])
+    res = subprocess.run(
+        [sys.executable, "-c", _DW16_CHECK], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() == "ok"

@@ -1,4 +1,5 @@
-/* Depthwise convolution with 16 channels in the vector lanes, float32 AVX-512.
+/* Depthwise convolution with 16 channels in the vector lanes, float32 AVX-512 (or AVX2+FMA as two
+   8-lane halves).
 
    Per task (one sample, 16 output channels): the 16 input planes they read are transposed into a
    zero-padded pixel-major buffer P[Hp][Wp][16] (16x16 in-register transposes), so every tap of
@@ -6,7 +7,7 @@
    16 output pixels along a row are transposed back and stored per channel.  The plane-by-plane
    kernel spends a small plane's time on its padding copy and edges (MobileNet's 28-, 14- and
    7-pixel layers ran 3-5x torch's time); here those costs are per 16 channels.
-   AVX-512 through a target attribute and a run-time CPU check, never -march.
+   AVX-512 / AVX2 through target attributes and a run-time CPU check, never -march.
 */
 #ifndef FASTCONV_DEPTHWISE_KERNEL_H
 #define FASTCONV_DEPTHWISE_KERNEL_H
@@ -18,7 +19,9 @@
 #include <immintrin.h>
 #define DW_TARGET __attribute__((target("avx512f")))
 
-static inline int dw16_supported(void) {
+#define DW2_TARGET __attribute__((target("avx2,fma")))
+
+static inline int dw16_avx512(void) {
     static int cached = -1;
     if (cached < 0) {
         __builtin_cpu_init();
@@ -26,6 +29,19 @@ static inline int dw16_supported(void) {
     }
     return cached;
 }
+static inline int dw16_avx2(void) {
+    static int cached = -1;
+    if (cached < 0) {
+        __builtin_cpu_init();
+        cached = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+                         !getenv("FASTCONV_NO_AVX2")
+                     ? 1
+                     : 0;
+    }
+    return cached;
+}
+/* the 16-lane layout runs with AVX-512, or with AVX2+FMA as two 8-lane halves */
+static inline int dw16_supported(void) { return dw16_avx512() || dw16_avx2(); }
 
 /* r[i] (16 floats each) -> r[j] holds element j of every r[i] (a 16x16 transpose) */
 static inline DW_TARGET void dw_transpose16(__m512 *r) {
@@ -55,7 +71,7 @@ static inline DW_TARGET void dw_transpose16(__m512 *r) {
 /* Which transposed vector holds element j: the network above leaves them permuted. */
 static int dw_perm[16];
 static int dw_perm_ready = 0;
-static DW_TARGET void dw_init_perm(void) {
+static DW_TARGET void dw_init_perm_avx512(void) {
     if (dw_perm_ready) return;
     __m512 r[16];
     float buf[16];
@@ -71,6 +87,10 @@ static DW_TARGET void dw_init_perm(void) {
     dw_perm_ready = 1;
 }
 
+static inline void dw_init_perm(void) {
+    if (dw16_avx512()) dw_init_perm_avx512();
+}
+
 /* Elements of the per-thread buffer: the padded pixel-major planes plus 16 weights per tap. */
 static inline int64_t dw16_buffer_size(int64_t Hp, int64_t Wp, int64_t taps) {
     return Hp * Wp * 16 + taps * 16 + 16;
@@ -79,11 +99,11 @@ static inline int64_t dw16_buffer_size(int64_t Hp, int64_t Wp, int64_t taps) {
 /* One task: sample n, output channels [k0, k0 + 16) (nk <= 16 of them valid).
    x: the sample's C input planes (H x W); w: (K, kh*kw) weights of this sample; bias: K or NULL;
    out: the sample's K output planes; m: channel multiplier (output k reads input k / m). */
-static DW_TARGET void dw16_task(const float *x, int64_t H, int64_t W, const float *w,
-                                const float *bias, float *out, int64_t k0, int64_t nk, int64_t m,
-                                int64_t kh, int64_t kw, int64_t sh, int64_t sw, int64_t pt,
-                                int64_t pl, int64_t dh, int64_t dw, int64_t Ho, int64_t Wo,
-                                float *buf) {
+static DW_TARGET void dw16_task_avx512(const float *x, int64_t H, int64_t W, const float *w,
+                                       const float *bias, float *out, int64_t k0, int64_t nk,
+                                       int64_t m, int64_t kh, int64_t kw, int64_t sh, int64_t sw,
+                                       int64_t pt, int64_t pl, int64_t dh, int64_t dw, int64_t Ho,
+                                       int64_t Wo, float *buf) {
     int64_t Hp = (Ho - 1) * sh + dh * (kh - 1) + 1, Wp = (Wo - 1) * sw + dw * (kw - 1) + 1;
     int64_t taps = kh * kw;
     float *P = buf, *wt = buf + Hp * Wp * 16;
@@ -155,6 +175,127 @@ static DW_TARGET void dw16_task(const float *x, int64_t H, int64_t W, const floa
             }
         }
     }
+}
+
+/* ---- AVX2+FMA: the same buffer layout, each 16-lane vector as two 8-lane halves */
+
+/* r[i] (8 floats each) -> r[j] holds element j of every r[i] (an 8x8 transpose, in order) */
+static inline DW2_TARGET void dw_transpose8(__m256 *r) {
+    __m256 t[8], u[8];
+    for (int i = 0; i < 4; i++) {
+        t[2 * i] = _mm256_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm256_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+    }
+    for (int i = 0; i < 2; i++) {
+        u[4 * i] = _mm256_shuffle_ps(t[4 * i], t[4 * i + 2], 0x44);
+        u[4 * i + 1] = _mm256_shuffle_ps(t[4 * i], t[4 * i + 2], 0xEE);
+        u[4 * i + 2] = _mm256_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0x44);
+        u[4 * i + 3] = _mm256_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0xEE);
+    }
+    for (int i = 0; i < 4; i++) {
+        r[i] = _mm256_permute2f128_ps(u[i], u[4 + i], 0x20);
+        r[4 + i] = _mm256_permute2f128_ps(u[i], u[4 + i], 0x31);
+    }
+}
+
+static DW2_TARGET void dw16_task_avx2(const float *x, int64_t H, int64_t W, const float *w,
+                                      const float *bias, float *out, int64_t k0, int64_t nk,
+                                      int64_t m, int64_t kh, int64_t kw, int64_t sh, int64_t sw,
+                                      int64_t pt, int64_t pl, int64_t dh, int64_t dw, int64_t Ho,
+                                      int64_t Wo, float *buf) {
+    int64_t Hp = (Ho - 1) * sh + dh * (kh - 1) + 1, Wp = (Wo - 1) * sw + dw * (kw - 1) + 1;
+    int64_t taps = kh * kw;
+    float *P = buf, *wt = buf + Hp * Wp * 16;
+    const float *src[16];
+    for (int l = 0; l < 16; l++) src[l] = x + ((k0 + (l < nk ? l : nk - 1)) / m) * H * W;
+    for (int64_t t = 0; t < taps; t++)
+        for (int l = 0; l < 16; l++) wt[t * 16 + l] = l < nk ? w[(k0 + l) * taps + t] : 0.0f;
+    const __m256 z = _mm256_setzero_ps();
+    for (int64_t y = 0; y < Hp; y++) {
+        int64_t iy = y - pt;
+        float *prow = P + y * Wp * 16;
+        if (iy < 0 || iy >= H) {
+            for (int64_t xx = 0; xx < 2 * Wp; xx++) _mm256_storeu_ps(prow + xx * 8, z);
+            continue;
+        }
+        int64_t c0 = pl < Wp ? pl : Wp, c1 = pl + W < Wp ? pl + W : Wp;
+        for (int64_t xx = 0; xx < 2 * c0; xx++) _mm256_storeu_ps(prow + xx * 8, z);
+        for (int64_t xx = 2 * c1; xx < 2 * Wp; xx++) _mm256_storeu_ps(prow + xx * 8, z);
+        int64_t ix0 = c0 - pl, ix1 = c1 - pl;
+        for (int64_t ix = ix0; ix < ix1; ix += 8) {
+            int64_t n = ix1 - ix < 8 ? ix1 - ix : 8;
+            for (int h = 0; h < 2; h++) {
+                __m256 r[8];
+                for (int l = 0; l < 8; l++) {
+                    const float *sp = src[8 * h + l] + iy * W + ix;
+                    if (n == 8) {
+                        r[l] = _mm256_loadu_ps(sp);
+                    } else {
+                        float tmp[8] = {0};
+                        for (int64_t e = 0; e < n; e++) tmp[e] = sp[e];
+                        r[l] = _mm256_loadu_ps(tmp);
+                    }
+                }
+                dw_transpose8(r);
+                for (int64_t j = 0; j < n; j++)
+                    _mm256_storeu_ps(prow + (ix + pl + j) * 16 + 8 * h, r[j]);
+            }
+        }
+    }
+    float b16[16];
+    for (int l = 0; l < 16; l++) b16[l] = (bias && l < nk) ? bias[k0 + l] : 0.0f;
+    /* blocks of 8 output pixels along a row, each half of the lanes in turn (8 accumulators);
+       the last block overlaps the previous one, or on rows under 8 pixels stores np of them */
+    for (int64_t ho = 0; ho < Ho; ho++) {
+        for (int64_t q0 = 0; q0 < Wo; q0 += 8) {
+            int64_t q = q0, np = 8;
+            if (Wo < 8)
+                np = Wo;
+            else if (q + 8 > Wo)
+                q = Wo - 8;
+            for (int h = 0; h < 2; h++) {
+                if (8 * h >= nk) break;
+                __m256 bv = _mm256_loadu_ps(b16 + 8 * h), acc[8];
+                for (int p = 0; p < 8; p++) acc[p] = bv;
+                for (int64_t i = 0; i < kh; i++) {
+                    const float *prow = P + ((ho * sh + i * dh) * Wp + q * sw) * 16 + 8 * h;
+                    for (int64_t j = 0; j < kw; j++) {
+                        __m256 wv = _mm256_loadu_ps(wt + (i * kw + j) * 16 + 8 * h);
+                        const float *pp = prow + j * dw * 16;
+                        for (int p = 0; p < 8; p++)
+                            if (p < np)
+                                acc[p] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(pp + p * sw * 16),
+                                                         acc[p]);
+                    }
+                }
+                dw_transpose8(acc);
+                int64_t nl = nk - 8 * h < 8 ? nk - 8 * h : 8;
+                for (int64_t l = 0; l < nl; l++) {
+                    float *o = out + (k0 + 8 * h + l) * Ho * Wo + ho * Wo + q;
+                    if (np == 8) {
+                        _mm256_storeu_ps(o, acc[l]);
+                    } else {
+                        float tmp[8];
+                        _mm256_storeu_ps(tmp, acc[l]);
+                        for (int64_t e = 0; e < np; e++) o[e] = tmp[e];
+                    }
+                }
+            }
+        }
+    }
+}
+
+static inline void dw16_task(const float *x, int64_t H, int64_t W, const float *w,
+                             const float *bias, float *out, int64_t k0, int64_t nk, int64_t m,
+                             int64_t kh, int64_t kw, int64_t sh, int64_t sw, int64_t pt,
+                             int64_t pl, int64_t dh, int64_t dw, int64_t Ho, int64_t Wo,
+                             float *buf) {
+    if (dw16_avx512())
+        dw16_task_avx512(x, H, W, w, bias, out, k0, nk, m, kh, kw, sh, sw, pt, pl, dh, dw, Ho,
+                         Wo, buf);
+    else
+        dw16_task_avx2(x, H, W, w, bias, out, k0, nk, m, kh, kw, sh, sw, pt, pl, dh, dw, Ho, Wo,
+                       buf);
 }
 
 #else

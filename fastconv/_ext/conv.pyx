@@ -447,7 +447,7 @@ def depthwise_planes_workspace(const int64_t[::1] geo):
 
 
 def depthwise16_supported(dtype_char):
-    """True when conv_depthwise16 runs here: float32 on a CPU with AVX-512F."""
+    """True when conv_depthwise16 runs here: float32 on a CPU with AVX-512F or AVX2+FMA."""
     return dtype_char == "f" and dw16_supported() == 1
 
 
