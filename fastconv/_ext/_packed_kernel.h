@@ -1016,6 +1016,9 @@ static FC_TARGET void fc_task_klanes_f32(const float *w, const float *bt, const 
  * (kc x 24 floats, 24 KiB at KC = 256) from L1.  Same panels, same task layout as the AVX-512
  * path; implicit and K-lanes modes stay AVX-512 only (fc_implicit, fc_klanes). */
 #define FC_TARGET2 __attribute__((target("avx2,fma")))
+#ifndef FC_KC2
+#define FC_KC2 128  /* B rows per K block: a 24-column half is then 128 x 2 cache lines, in L1 */
+#endif
 
 static inline int fc_have_avx2(void) {
 #if FC_HAVE_X86
@@ -1238,8 +1241,8 @@ static FC_TARGET2 void fc_task_avx2_f32(const float *x, const float *apack, cons
     direct = 0;
 #endif
     int64_t n0 = q0 / P, p0 = q0 - n0 * P;
-    for (int64_t rb = 0; rb < R; rb += FC_KC) {
-        int64_t kc = R - rb < FC_KC ? R - rb : FC_KC;
+    for (int64_t rb = 0; rb < R; rb += FC_KC2) {
+        int64_t kc = R - rb < FC_KC2 ? R - rb : FC_KC2;
         const float *b;
         int64_t ldb;
         if (direct) {

@@ -618,20 +618,26 @@ static FC_TARGET2 int wg_task_avx2_f32(const float *x, const float *u, const flo
         for (int a = 0; a < 16; a++)
             for (int64_t col0 = 0; col0 < ncols; col0 += 24) {
                 int64_t ny = (ncols - col0) / 8 < 3 ? (ncols - col0) / 8 : 3;
-                for (int64_t mb = kb; mb < kbe; mb++) {
-                    const float *ua = ubase + a * ub + mb * FC_MR * Cg;
-                    float *ma = M + a * mp;
-                    int64_t k0 = (mb - kb) * FC_MR;
-                    for (int m0 = 0; m0 < FC_MR; m0 += 4) {
-                        if (ny == 3)
-                            fc_micro2_ny3(Cg, ua, V + a * vp, ldv, ma, k0, tn, FC_MR, &s, 1, 0,
-                                          m0, col0);
-                        else if (ny == 2)
-                            fc_micro2_ny2(Cg, ua, V + a * vp, ldv, ma, k0, tn, FC_MR, &s, 1, 0,
-                                          m0, col0);
-                        else
-                            fc_micro2_ny1(Cg, ua, V + a * vp, ldv, ma, k0, tn, FC_MR, &s, 1, 0,
-                                          m0, col0);
+                /* input channels in blocks of FC_KC2: a block's V columns stay in L1 */
+                for (int64_t cb = 0; cb < Cg; cb += FC_KC2) {
+                    int64_t kcb = Cg - cb < FC_KC2 ? Cg - cb : FC_KC2;
+                    const float *vb = V + a * vp + cb * ldv;
+                    for (int64_t mb = kb; mb < kbe; mb++) {
+                        const float *ua = ubase + a * ub + mb * FC_MR * Cg + cb * FC_MR;
+                        float *ma = M + a * mp;
+                        int64_t k0 = (mb - kb) * FC_MR;
+                        int first = cb == 0;
+                        for (int m0 = 0; m0 < FC_MR; m0 += 4) {
+                            if (ny == 3)
+                                fc_micro2_ny3(kcb, ua, vb, ldv, ma, k0, tn, FC_MR, &s, first, 0,
+                                              m0, col0);
+                            else if (ny == 2)
+                                fc_micro2_ny2(kcb, ua, vb, ldv, ma, k0, tn, FC_MR, &s, first, 0,
+                                              m0, col0);
+                            else
+                                fc_micro2_ny1(kcb, ua, vb, ldv, ma, k0, tn, FC_MR, &s, first, 0,
+                                              m0, col0);
+                        }
                     }
                 }
             }
