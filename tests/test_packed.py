@@ -252,11 +252,9 @@ def _has_avx2():
     return bool(feats.get("AVX2") and feats.get("FMA3"))
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("path", ["avx2", "portable"])
-def test_paths_without_avx512(path):
-    """The AVX2 tiles (CPUs with AVX2 and FMA but no AVX-512F) and the portable C path (neither),
-    forced on this CPU in a child process."""
+def _run_without_avx512(path, script, timeout):
+    """Run `script` in a child process on the AVX2 path (AVX-512 off) or the portable one (AVX2
+    off too); assert it printed ok."""
     if path == "avx2" and not _has_avx2():
         pytest.skip("this CPU has no AVX2/FMA")
     env = dict(os.environ, FASTCONV_NO_AVX512="1")
@@ -266,14 +264,18 @@ def test_paths_without_avx512(path):
     here = os.path.dirname(os.path.abspath(__file__))
     env["PYTHONPATH"] = os.pathsep.join([here, os.path.dirname(here), env.get("PYTHONPATH", "")])
     res = subprocess.run(
-        [sys.executable, "-c", _PORTABLE_CHECK],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=timeout
     )
     assert res.returncode == 0, res.stderr
     assert res.stdout.strip() == "ok"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", ["avx2", "portable"])
+def test_paths_without_avx512(path):
+    """The AVX2 tiles (CPUs with AVX2 and FMA but no AVX-512F) and the portable C path (neither),
+    forced on this CPU in a child process."""
+    _run_without_avx512(path, _PORTABLE_CHECK, 120)
 
 
 _DW16_CHECK = """
@@ -305,16 +307,4 @@ print("ok")
 def test_depthwise16_without_avx512(path):
     """The 16-lane depthwise kernel as two 8-lane AVX2 halves (no AVX-512), and not offered
     without AVX2, forced on this CPU in a child process."""
-    if path == "avx2" and not _has_avx2():
-        pytest.skip("this CPU has no AVX2/FMA")
-    env = dict(os.environ, FASTCONV_NO_AVX512="1")
-    env.pop("FASTCONV_NO_AVX2", None)
-    if path == "portable":
-        env["FASTCONV_NO_AVX2"] = "1"
-    here = os.path.dirname(os.path.abspath(__file__))
-    env["PYTHONPATH"] = os.pathsep.join([here, os.path.dirname(here), env.get("PYTHONPATH", "")])
-    res = subprocess.run(
-        [sys.executable, "-c", _DW16_CHECK], env=env, capture_output=True, text=True, timeout=300
-    )
-    assert res.returncode == 0, res.stderr
-    assert res.stdout.strip() == "ok"
+    _run_without_avx512(path, _DW16_CHECK, 300)
