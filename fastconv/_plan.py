@@ -668,26 +668,67 @@ def _nonfinite(a):
 
 
 _COST_LEVEL = []  # cost_level(), worked out once
+_CPU_VENDOR = []  # cpu_vendor(), read once
+_VENDORS = ("amd", "intel")
 
 
 def cost_level():
     """The ISA level whose measured costs the planner reads: "v4", "v3" or "baseline".
 
     The kernels differ by level (AVX-512 tiles, AVX2 tiles, portable C), and so do their costs:
-    fastconv/_costs.py keeps one table per level that calibrate.py measured."""
+    fastconv/_costs.py keeps one table per level and CPU vendor that calibrate.py measured."""
     if not _COST_LEVEL:
         _COST_LEVEL.append(cpu_level() or "baseline")
     return _COST_LEVEL[0]
 
 
+def cpu_vendor():
+    """ "amd", "intel" or "" (unknown), from /proc/cpuinfo's vendor_id.
+
+    Same ISA level, different costs: an AMD core with AVX-512 runs OpenBLAS's AVX2 (Haswell)
+    kernels, an Intel one its AVX-512 (SkylakeX) kernels, so the balance between im2col + BLAS
+    and fastconv's own AVX-512 tiles differs by vendor."""
+    if not _CPU_VENDOR:
+        vendor = ""
+        try:
+            with open("/proc/cpuinfo") as f:
+                for line in f:
+                    if line.startswith("vendor_id"):
+                        name = line.split(":", 1)[1].strip()
+                        vendor = {"AuthenticAMD": "amd", "GenuineIntel": "intel"}.get(name, "")
+                        break
+        except OSError:
+            pass
+        _CPU_VENDOR.append(vendor)
+    return _CPU_VENDOR[0]
+
+
+def cost_key():
+    """The name of the cost table measured on this machine: "<level>-<vendor>" ("v4-amd"), or
+    the level alone where the vendor is unknown.  calibrate.py writes under this key."""
+    vendor = cpu_vendor()
+    return f"{cost_level()}-{vendor}" if vendor else cost_level()
+
+
+def cost_keys():
+    """The cost tables to read, best first: this machine's level and vendor, the same level
+    measured on another vendor, then the nearest other levels (each vendor's)."""
+    level, vendor = cost_level(), cpu_vendor()
+    mine = [vendor] if vendor else []
+    others = [v for v in _VENDORS if v != vendor]
+    keys = []
+    for lv in [level] + [lv for lv in ("v4", "v3", "baseline") if lv != level]:
+        keys += [f"{lv}-{v}" for v in mine] + [lv] + [f"{lv}-{v}" for v in others]
+    return keys
+
+
 def cost_table(name, backend, dtype_char):
-    """{threads: coefficients} of `name` measured on this CPU's ISA level, else on the nearest
-    level measured (then the other backend's), or None."""
-    level = cost_level()
-    order = [level] + [lv for lv in ("v4", "v3", "baseline") if lv != level]
+    """{threads: coefficients} of `name` measured on this machine's ISA level and CPU vendor,
+    else on the nearest table measured (then the other backend's), or None."""
+    keys = cost_keys()
     for be in (backend, "cython"):
-        for lv in order:
-            table = _costs.COSTS.get((name, be, dtype_char, lv))
+        for key in keys:
+            table = _costs.COSTS.get((name, be, dtype_char, key))
             if table is not None:
                 return table
     return None

@@ -253,3 +253,30 @@ def test_winograd_meeting_an_inf_is_recomputed_exactly_unless_forced():
     np.testing.assert_array_equal(np.isneginf(got), np.isneginf(ref))
     forced = fastconv.conv2d(x, w, padding=1, algorithm="winograd")
     assert np.isnan(forced).sum() > np.isnan(ref).sum()  # its own behaviour, documented
+
+
+def test_cost_tables_are_read_for_this_machine_first_then_the_nearest(monkeypatch):
+    # every table in _costs.py is keyed "<level>-<vendor>" by calibrate.py (cost_key)
+    from fastconv import _costs
+
+    keys = {k[3] for k in _costs.COSTS}
+    assert keys <= {f"{lv}-{v}" for lv in ("v4", "v3", "baseline") for v in ("amd", "intel")}
+    monkeypatch.setattr(_plan, "_COST_LEVEL", ["v4"])
+    monkeypatch.setattr(_plan, "_CPU_VENDOR", ["amd"])
+    assert _plan.cost_key() == "v4-amd"
+    order = _plan.cost_keys()
+    assert order[:3] == ["v4-amd", "v4", "v4-intel"]
+    assert order.index("v3-amd") < order.index("v3-intel") < order.index("baseline-amd")
+    # a table only another vendor measured at this level is read before another level's
+    fake = {
+        ("packed", "cython", "f", "v4-intel"): {1: (1.0,)},
+        ("packed", "cython", "f", "v3-amd"): {1: (2.0,)},
+    }
+    monkeypatch.setattr(_costs, "COSTS", fake)
+    assert _plan.cost_table("packed", "cython", "f") == {1: (1.0,)}
+    fake[("packed", "cython", "f", "v4-amd")] = {1: (3.0,)}
+    assert _plan.cost_table("packed", "cython", "f") == {1: (3.0,)}
+    # the numba backend falls back to cython's table; an unknown vendor reads the level alone
+    assert _plan.cost_table("packed", "numba", "f") == {1: (3.0,)}
+    monkeypatch.setattr(_plan, "_CPU_VENDOR", [""])
+    assert _plan.cost_key() == "v4" and _plan.cost_keys()[0] == "v4"

@@ -10,8 +10,10 @@ all threads, each option's calls back to back, in two passes of opposite order; 
 (call overhead, multiply-adds as its kernel executes them, elements moved, weight elements prepared
 per call) by non-negative least
 squares on relative error.  --write stores the coefficients, with the command, machine and date,
-in fastconv/_costs.py, keyed by the CPU's ISA level (AVX-512 v4, AVX2 v3, baseline: the kernels
-differ by level); the raw times go to benchmarks/results/calibration-<backend>-<level>-<dtype>.csv.
+in fastconv/_costs.py, keyed by the CPU's ISA level and vendor (`_plan.cost_key()`: "v4-amd",
+"v3-amd", "v4-intel"; the kernels differ by level, and OpenBLAS's by vendor: AVX-512 kernels on
+Intel, AVX2 ones on AMD); the raw times go to
+benchmarks/results/calibration-<backend>-<table>-<dtype>.csv.
 
 The evaluation reads those times: for each point and thread budget, the planner's choice (algorithm
 and thread count) against the fastest measured option, as the fraction of points within 10% and
@@ -26,6 +28,7 @@ import datetime
 import math
 import os
 import platform
+import re
 import sys
 import time
 
@@ -199,7 +202,7 @@ def fit(points, rows, be, dtype):
         scale[scale == 0] = 1
         coef, _ = nnls((A / scale) * (wt / t)[:, None], wt)
         coef = coef / scale
-        key = (name, be, np.dtype(dtype).char, _plan.cost_level())
+        key = (name, be, np.dtype(dtype).char, _plan.cost_key())
         out.setdefault(key, {})[nt] = tuple(float(c) for c in coef)
     return out
 
@@ -260,7 +263,7 @@ def measure_mix(dtype, repeat):
     scale = A.max(axis=0)
     scale[scale == 0] = 1
     coef, _ = nnls((A / scale) / t[:, None], np.ones(len(t)))
-    key = ("mix", "numpy", np.dtype(dtype).char, _plan.cost_level())
+    key = ("mix", "numpy", np.dtype(dtype).char, _plan.cost_key())
     return {key: {1: tuple(float(c) for c in coef / scale)}}
 
 
@@ -268,27 +271,20 @@ def write_costs(costs, command, refit=False):
     path = os.path.join(_ROOT, "fastconv", "_costs.py")
     old, runs = {}, []
     backend = "numba" if "--backend numba" in command else "cython"
-    level = _plan.cost_level()
+    level, key = _plan.cost_level(), _plan.cost_key()
     if os.path.exists(path):
         ns = {}
         text = open(path).read()
         exec(text, ns)
         old = ns.get("COSTS", {})
-        # keep the record of the other runs (each backend's and each ISA level's coefficients
-        # are their own)
+        # keep the record of the other runs (each backend's and each table's coefficients are
+        # their own); a record's second line names its table: "(x86-64-v4, table v4-amd)"
         lines = text.splitlines()
         for i, line in enumerate(lines[:-1]):
             if line.startswith("    python benchmarks/scripts/calibrate.py"):
                 other = "numba" if "--backend numba" in line else "cython"
-                other_level = next(
-                    (
-                        lv
-                        for lv in ("v4", "v3", "baseline")
-                        if f"(x86-64-{lv})" in lines[i + 1] or f"({lv})" in lines[i + 1]
-                    ),
-                    "",
-                )
-                if refit or (other, other_level) != (backend, level):
+                found = re.search(r"table ([\w-]+)\)", lines[i + 1])
+                if refit or (other, found.group(1) if found else "") != (backend, key):
                     runs += [line, lines[i + 1]]
     old.update(costs)
     cpu = platform.processor() or platform.machine()
@@ -305,11 +301,11 @@ def write_costs(costs, command, refit=False):
         "kernel executes them, elements moved, weight elements prepared).  Measured by:",
         *runs,
         f"    {command}",
-        f"    on {cpu} ({'x86-64-' + level if level != 'baseline' else 'baseline'}), "
+        f"    on {cpu} ({'x86-64-' + level if level != 'baseline' else 'baseline'}, table {key}), "
         f"{os.cpu_count()} CPUs, {datetime.date.today().isoformat()}",
         '"""',
         "",
-        "# (algorithm, backend, dtype char, ISA level): {threads: (c0, c1, ...)}",
+        "# (algorithm, backend, dtype char, table: ISA level-CPU vendor): {threads: (c0, c1, ...)}",
         "COSTS = {",
     ]
     for key in sorted(old):
@@ -352,7 +348,7 @@ def main(argv=None):
             _ROOT,
             "benchmarks",
             "results",
-            f"calibration-{args.backend}-{_plan.cost_level()}-{dn}.csv",
+            f"calibration-{args.backend}-{_plan.cost_key()}-{dn}.csv",
         )
         if args.evaluate or args.refit:
             with open(path) as f:
