@@ -169,6 +169,7 @@ class Algorithm:
     run: Callable
     exact_nonfinite: bool = True
     per_sample: bool = True  # runs per-sample weights (w3 of N weight sets) natively
+    max_threads: int = 0  # most threads it runs on (0: any); see "pointwise"
 
 
 ALGORITHMS: "OrderedDict[str, Algorithm]" = OrderedDict()
@@ -548,15 +549,26 @@ def _pointwise_features(g):
 
 def _pointwise_run(plan, x4, w3, bias, has_bias, g, res4):
     # NaN/inf are data here: they propagate as in any sum, without a floating-point warning
-    with _threads.blas_threads(plan.nthreads), np.errstate(invalid="ignore", over="ignore"):
+    with _threads.blas_single(), np.errstate(invalid="ignore", over="ignore"):
         np.matmul(w3, x4.reshape(g.N, g.C, g.H * g.W), out=res4.reshape(g.N, g.K, g.P))
         if has_bias:
             res4 += bias.reshape(bias.shape[0], g.K, 1, 1)
 
 
+# One BLAS thread only.  Every other entry runs its threads in fastconv's own OpenMP/Numba pool;
+# a multi-threaded BLAS call would wake OpenBLAS's pool too, whose workers spin for up to 2^28
+# cycles (~0.1 s) after each call, and the two pools then take the cores from each other at every
+# hand-over (measured, Zen 5, 2 threads: a depthwise 3x3 then a 1x1 conv on 96x56x56 took
+# 8.0 ms against 0.2 ms for the two apart; MobileNetV2 at batch 1 took 166 ms against 14.5 ms on
+# one thread).  With one pool, a 1x1 layer that gains from two threads runs on "packed" or "gemm".
 _register(
     Algorithm(
-        "pointwise", _pointwise_applies, _pointwise_workspace, _pointwise_features, _pointwise_run
+        "pointwise",
+        _pointwise_applies,
+        _pointwise_workspace,
+        _pointwise_features,
+        _pointwise_run,
+        max_threads=1,
     )
 )
 
@@ -821,7 +833,7 @@ def plan_conv2d(
             fit = alg.applies(geom, be, per_sample) and alg.workspace(
                 geom, be, tuned[1], geom.N if per_sample else 1, workspace_bytes
             )
-            if fit:
+            if fit and (not alg.max_threads or tuned[1] <= alg.max_threads):
                 return ConvPlan(tuned[0], be, tuned[1], fit[1], fit[0], False, 0.0)
     for name in names:
         alg = ALGORITHMS[name]
@@ -829,7 +841,7 @@ def plan_conv2d(
             continue
         if not alg.applies(geom, be, per_sample):
             continue
-        for nt in _thread_options(nthreads):
+        for nt in _thread_options(min(nthreads, alg.max_threads or nthreads)):
             fit = alg.workspace(geom, be, nt, geom.N if per_sample else 1, workspace_bytes)
             if fit is None:
                 continue

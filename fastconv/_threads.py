@@ -1,8 +1,9 @@
 """The one thread knob: Numba, OpenMP (Cython) and BLAS threads, and the oversubscription policy.
 
-Policy: fastconv's kernels parallelise over tiles themselves, so any BLAS call made from inside a
-parallel region runs with BLAS capped at one thread (`blas_single`); a call that is one big GEMM
-instead lets BLAS use fastconv's thread count (`blas_threads`).  A forked child whose parent already
+Policy: fastconv's kernels parallelise over tiles themselves, so every BLAS call fastconv makes runs
+with BLAS capped at one thread (`blas_single`), inside a parallel region or not: all of fastconv's
+threads live in one pool (OpenMP or Numba's), since OpenBLAS's pool spinning after a call and
+OpenMP's spinning after a region take the cores from each other (docs/design.md, Threads policy).  A forked child whose parent already
 started an OpenMP pool runs single-threaded on the Cython backend, because GNU OpenMP is not
 fork-safe (Numba's omp layer aborts, a libgomp pool hangs).
 """

@@ -280,3 +280,38 @@ def test_cost_tables_are_read_for_this_machine_first_then_the_nearest(monkeypatc
     assert _plan.cost_table("packed", "numba", "f") == {1: (3.0,)}
     monkeypatch.setattr(_plan, "_CPU_VENDOR", [""])
     assert _plan.cost_key() == "v4" and _plan.cost_keys()[0] == "v4"
+
+
+def test_no_plan_starts_blas_threads_beside_fastconvs_own():
+    """Every thread fastconv starts lives in one pool: a 1x1 layer never runs a multi-threaded
+    BLAS call (OpenBLAS's spinning workers and OpenMP's took the cores from each other: 8 ms
+    against 0.2 ms for a depthwise then a 1x1 conv on 2 threads)."""
+    from threadpoolctl import threadpool_info
+
+    for xs, ws in [((1, 96, 56, 56), (24, 96, 1, 1)), ((8, 512, 28, 28), (1024, 512, 1, 1))]:
+        g = geometry_from_shapes(xs, ws, 1, 0, 1, 1, np.float32)
+        for be in BACKENDS:
+            plan = _plan.plan_conv2d(g, be, nthreads=2)
+            assert plan.algorithm != "pointwise" or plan.nthreads == 1, plan
+            forced = _plan.plan_conv2d(g, be, nthreads=2, algorithm="pointwise")
+            assert forced.nthreads == 1
+    # and the run itself holds BLAS at one thread (what threadpoolctl reports inside the call)
+    seen = []
+    real = np.matmul
+
+    def spy(*a, **k):
+        seen.append(max(i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"))
+        return real(*a, **k)
+
+    x = np.ones((1, 16, 8, 8), np.float32)
+    w = np.ones((4, 16, 1, 1), np.float32)
+    orig = _plan.np.matmul
+    try:
+        _plan.np.matmul = spy
+        with fastconv.threads(2):
+            fastconv.conv2d(
+                x, w, algorithm="pointwise", backend="cython" if "cython" in BACKENDS else "numba"
+            )
+    finally:
+        _plan.np.matmul = orig
+    assert seen == [1]
