@@ -196,9 +196,13 @@ def _packed_applies(g, be, per_sample):
     # a depthwise layer with one output channel per input channel fills one of the tile's 8
     # rows: the depthwise kernels run it (measured faster on 115 of 118 such grid points with
     # AVX2 and on all but one of 164 with AVX-512; benchmarks/results/calibration-*); with a
-    # channel multiplier of 2 or more the packed tile is often faster and stays an option
-    if g.Cg == 1 and g.Kg == 1 and g.groups > 1:
-        return False
+    # channel multiplier of 2 or more the packed tile is often faster and stays an option, unless
+    # the 16-lane depthwise kernel runs it and the multiplier leaves most of the tile's 8 rows
+    # idle (Kg < 8: packed 1.2-5x slower on 29 of 31 such AVX-512 grid points, Zen 5 and Xeon;
+    # at best 0.79x, on a 3-channel layer)
+    if g.Cg == 1 and g.groups > 1:
+        if g.Kg == 1 or (g.Kg < 8 and _depthwise16_applies(g, be, per_sample)):
+            return False
     mod = _optional(be, "packed")
     return mod is not None and not per_sample and bool(mod.packed_supported(g.dtype.char))
 
@@ -441,7 +445,12 @@ def _depthwise16_features(g):
     # 16 channels per vector: the channel count rounds up to 16; each block is transposed into a
     # pixel-major buffer and back
     taps16 = g.N * _ceil(g.K, 16) * g.kh * g.kw * g.P
-    return (1.0, taps16, _io_elems(g), 0.0)
+    # each task (sample, 16 output channels) first fills a zero-padded pixel-major buffer of the
+    # input rows its outputs read: Hp x Wp x 16, larger than the outputs by the stride squared
+    # (a strided 1x1 layer with a channel multiplier spends its time there, 3x the plane kernel)
+    hp = (g.Ho - 1) * g.sh + g.dh * (g.kh - 1) + 1
+    wp = (g.Wo - 1) * g.sw + g.dw * (g.kw - 1) + 1
+    return (1.0, taps16, _io_elems(g), 0.0, g.N * _ceil(g.K, 16) * hp * wp)
 
 
 def _depthwise_run(plan, x4, w3, bias, has_bias, g, res4):

@@ -243,43 +243,95 @@ def forked_after_pools():
 
 
 def _blas_libs():
+    """[(get, set)] for each BLAS NumPy and SciPy ship: OpenBLAS on its pthreads layer through
+    its own C entry points (1.3 us a call for get + set + restore on both libraries, against 11
+    us through threadpoolctl's controllers, which a small call paid twice), any other BLAS
+    through threadpoolctl."""
     global _controller
     if _controller is None:
         import scipy.linalg  # noqa: F401  (loads SciPy's BLAS, the one the kernels call)
         from threadpoolctl import ThreadpoolController
 
-        _controller = ThreadpoolController()
-    return [lib for lib in _controller.lib_controllers if lib.user_api == "blas"]
+        knobs = []
+        for lib in ThreadpoolController().lib_controllers:
+            if lib.user_api != "blas":
+                continue
+            fast = None
+            if lib.internal_api == "openblas" and lib.threading_layer == "pthreads":
+                fast = _openblas_knob(lib.filepath)
+            if fast is None:
+                fast = (lambda lib=lib: lib.num_threads, lib.set_num_threads)
+            knobs.append(fast)
+        _controller = knobs
+    return _controller
 
 
-@contextlib.contextmanager
+def _openblas_knob(path):
+    """OpenBLAS's (get_num_threads, set_num_threads) in the library at `path` (already loaded),
+    whatever its symbol prefix and suffix, or None."""
+    import ctypes
+
+    try:
+        dll = ctypes.CDLL(path)
+    except OSError:
+        return None
+    for prefix in ("", "scipy_"):
+        for suffix in ("", "64_", "_64"):
+            get = getattr(dll, f"{prefix}openblas_get_num_threads{suffix}", None)
+            put = getattr(dll, f"{prefix}openblas_set_num_threads{suffix}", None)
+            if get is not None and put is not None:
+                get.restype, get.argtypes = ctypes.c_int, []
+                put.restype, put.argtypes = None, [ctypes.c_int]
+                return get, put
+    return None
+
+
+class _BlasCap:
+    """The context manager `blas_threads` returns (a class, not a generator: this runs around
+    every small call, and contextlib's machinery cost more than the cap itself)."""
+
+    __slots__ = ("n",)
+
+    def __init__(self, n):
+        self.n = n
+
+    def __enter__(self):
+        global _blas_depth, _blas_saved
+        with _blas_lock:
+            if _blas_depth == 0:
+                saved = []
+                for get, put in _blas_libs():
+                    cur = get()
+                    if cur != self.n:
+                        put(self.n)
+                        saved.append((put, cur))
+                _blas_saved = saved
+            _blas_depth += 1
+        return self
+
+    def __exit__(self, *exc):
+        global _blas_depth, _blas_saved
+        with _blas_lock:
+            _blas_depth -= 1
+            if _blas_depth == 0 and _blas_saved is not None:
+                for put, cur in _blas_saved:
+                    put(cur)
+                _blas_saved = None
+        return False
+
+
 def blas_threads(n):
     """Cap the BLAS that NumPy/SciPy ship at `n` threads for the block, then restore.
 
     Reference-counted so concurrent fastconv calls from several Python threads restore the
     user's setting only when the last one leaves.
     """
-    global _blas_depth, _blas_saved
-    with _blas_lock:
-        if _blas_depth == 0:
-            libs = _blas_libs()
-            _blas_saved = [(lib, lib.num_threads) for lib in libs]
-            for lib, cur in _blas_saved:
-                if cur != n:
-                    lib.set_num_threads(n)
-        _blas_depth += 1
-    try:
-        yield
-    finally:
-        with _blas_lock:
-            _blas_depth -= 1
-            if _blas_depth == 0 and _blas_saved is not None:
-                for lib, cur in _blas_saved:
-                    if lib.num_threads != cur:
-                        lib.set_num_threads(cur)
-                _blas_saved = None
+    return _BlasCap(n)
+
+
+_SINGLE = _BlasCap(1)
 
 
 def blas_single():
-    """BLAS on one thread: used around kernels that call BLAS from inside a parallel region."""
-    return blas_threads(1)
+    """BLAS on one thread: around every BLAS call fastconv makes (one thread pool)."""
+    return _SINGLE

@@ -284,8 +284,14 @@ def write_costs(costs, command, refit=False):
             if line.startswith("    python benchmarks/scripts/calibrate.py"):
                 other = "numba" if "--backend numba" in line else "cython"
                 found = re.search(r"table ([\w-]+)\)", lines[i + 1])
-                if refit or (other, found.group(1) if found else "") != (backend, key):
-                    runs += [line, lines[i + 1]]
+                mine = (other, found.group(1) if found else "") == (backend, key)
+                # a measuring run replaces this table's records; a refit keeps the run it
+                # fitted again and replaces the earlier refits
+                if not mine or (refit and "--refit" not in line):
+                    if [line, lines[i + 1]] not in [
+                        runs[j : j + 2] for j in range(0, len(runs), 2)
+                    ]:
+                        runs += [line, lines[i + 1]]
     old.update(costs)
     cpu = platform.processor() or platform.machine()
     try:
