@@ -240,21 +240,24 @@ def info(args):
         print(f"cython       built, OpenMP {'on' if ext.openmp else 'off (kernels run serially)'}")
     else:
         print("cython       not built (backend='auto' uses Numba)")
+    simd = {"v4": "AVX-512", "v3": "AVX2+FMA"}.get(_plan.cpu_level(), "portable C")
     try:
         pk = _plan.kernels("cython", "packed")
-        print(
-            f"micro-kernel AVX-512 float32 {'available' if pk.packed_supported('f') else 'not supported by this CPU'}"
+        state = (
+            f"{simd} float32 available" if pk.packed_supported("f") else "not supported by this CPU"
         )
+        print(f"micro-kernel {state}")
     except ImportError:
         print("micro-kernel not built (the Numba kernels run instead)")
     try:
         wk = _plan.kernels("cython", "winograd")
         state = (
-            "AVX-512 float32" if wk.winograd_supported("f") else "portable C only (Numba twin used)"
+            f"{simd} float32" if wk.winograd_supported("f") else "portable C only (Numba twin used)"
         )
         print(f"winograd     F(2x2,3x3) {state}")
     except ImportError:
         print("winograd     Cython kernel not built (Numba twin used)")
+    print(f"planner      {_cost_line()}")
     print(
         f"numba        threading layer (config) {numba.config.THREADING_LAYER}, "
         f"max threads {numba.config.NUMBA_NUM_THREADS}"
@@ -291,6 +294,23 @@ def _extension_stems(status):
         if not name.startswith("_isa_") and name not in stems:
             stems.append(name)
     return stems
+
+
+def _cost_line():
+    """Which measured cost table the planner reads on this machine (fastconv/_costs.py)."""
+    from fastconv import _costs, _plan
+
+    mine = _plan.cost_key()
+    keys = {k[3] for k in _costs.COSTS if k[:3] == ("packed", "cython", "f")} or {
+        k[3] for k in _costs.COSTS
+    }
+    used = next((k for k in _plan.cost_keys() if k in keys), None)
+    if used == mine:
+        return f"costs measured on this kind of CPU (table {mine})"
+    return (
+        f"costs of table {used} (none measured for {mine}: "
+        "`python benchmarks/scripts/calibrate.py --write` measures one, fastconv.tune times a shape)"
+    )
 
 
 def _extension_lines():

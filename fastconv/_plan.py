@@ -335,7 +335,7 @@ def _winograd_applies(g, be, per_sample):
     # dilated: every phase sub-image at least 8x8 outputs (4x4 tiles).  On smaller phases the
     # split, the frame and the per-block work outweigh the saved multiplications: measured
     # 1.4-8.9x slower than the best other entry on 2-7 outputs per phase side, 0.6-1.2x from 8 up
-    # (benchmarks/results/calibration-cython-v3/v4-float32.csv: 7x7 and 13x13 at dilation 2-4
+    # (benchmarks/results/calibration-cython-v3-amd/v4-intel-float32.csv: 7x7 and 13x13 at dilation 2-4
     # against 33x33, 56x56, 224x224)
     if (g.dh > 1 or g.dw > 1) and (g.Ho // g.dh < 8 or g.Wo // g.dw < 8):
         return False
@@ -738,7 +738,8 @@ def cost_keys():
     mine = [vendor] if vendor else []
     others = [v for v in _VENDORS if v != vendor]
     keys = []
-    for lv in [level] + [lv for lv in ("v4", "v3", "baseline") if lv != level]:
+    nearest = {"v4": ("v4", "v3", "baseline"), "v3": ("v3", "v4", "baseline")}
+    for lv in nearest.get(level, ("baseline", "v3", "v4")):
         keys += [f"{lv}-{v}" for v in mine] + [lv] + [f"{lv}-{v}" for v in others]
     return keys
 

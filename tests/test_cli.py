@@ -91,6 +91,11 @@ def test_info_reports_extensions_and_runtimes():
     assert "None (" not in out, out
     for line in re.findall(r"^openmp\s+.*$", out, re.M):
         assert re.match(r"openmp\s+lib\w+ \(\d+ threads\)", line), line
+    # the cost table the planner reads, named as _costs.py keys it
+    from fastconv import _plan
+
+    m = re.search(r"^planner\s+costs .*table ([\w-]+)", out, re.M)
+    assert m and m.group(1) in _plan.cost_keys(), out
 
 
 @pytest.mark.parametrize("level", ["baseline", "v3"])
