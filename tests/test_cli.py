@@ -259,3 +259,14 @@ def test_onnx_conv_model_matches_torch(spec):
     y = sess.run(None, {"x": x})[0]
     assert y.shape == ref.shape
     np.testing.assert_allclose(y, ref, rtol=0, atol=F32_RTOL * np.abs(ref).max())
+
+
+def test_info_hints_at_openblas_avx2_kernels_on_an_avx512_cpu():
+    from fastconv.__main__ import _blas_hint
+
+    haswell = [{"internal_api": "openblas", "architecture": "Haswell"}]
+    skx = [{"internal_api": "openblas", "architecture": "SkylakeX"}]
+    assert "OPENBLAS_CORETYPE=SkylakeX" in _blas_hint(haswell, "v4")
+    assert _blas_hint(haswell, "v3") == ""  # an AVX2 CPU: Haswell kernels are the right ones
+    assert _blas_hint(skx, "v4") == ""
+    assert _blas_hint([{"internal_api": "mkl"}], "v4") == ""
