@@ -75,6 +75,18 @@ def _flipped(w, g):
     )
 
 
+def _taps(idx):
+    """Tap indices as a slice when evenly spaced (a view, no copy), else as a list."""
+    idx = list(idx)
+    if len(idx) == 1:
+        return slice(idx[0], idx[0] + 1)
+    step = idx[1] - idx[0]
+    if step != 0 and all(b - a == step for a, b in zip(idx, idx[1:])):
+        stop = idx[-1] + step
+        return slice(idx[0], stop if stop >= 0 else None, step)
+    return idx
+
+
 def _grad_input_into(plan, go4, wt, bias, g, out4):
     """out4 (N, C, H, W) = the transposed convolution of go4 (N, K, Hg, Wg) with wt (+ bias)."""
     from .conv import run_conv
@@ -91,9 +103,10 @@ def _grad_input_into(plan, go4, wt, bias, g, out4):
         sub = ph.geom
         win = go4[:, :, ph.r0 : ph.r1, ph.c0 : ph.c1]
         win = np.ascontiguousarray(win)
-        w3 = np.ascontiguousarray(wt[:, :, list(ph.rows)][:, :, :, list(ph.cols)]).reshape(
-            1, g.C, -1
-        )
+        # one copy from the strided view (fancy indexing made three: 2.4 ms of 6.9 on a
+        # 256-channel 3x3 layer at 4x14x14, whose forward call takes 3.6)
+        w3 = np.ascontiguousarray(wt[:, :, _taps(ph.rows)][:, :, :, _taps(ph.cols)])
+        w3 = w3.reshape(1, g.C, -1)
         if single and out4.flags.c_contiguous:
             run_conv(ph.plan, win, w3, b2, sub, out4)
         else:
