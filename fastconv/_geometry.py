@@ -851,6 +851,42 @@ def filter_geometry(batch, image_hw, kernel_hw, mode, boundary, corr, dtype):
 # (grad_output's shape, torch's output_padding rule) and raise torch's errors, naming the argument.
 
 
+def weight_grad_geometry(g):
+    """conv2d's weight gradient as a convolution, for groups = 1: (geometry, rows, cols).
+
+    dW[k, c, i, j] = sum over n, oy, ox of go[n, k, oy, ox] * x[n, c, oy*sh + i*dh - pt, ...] is
+    a conv2d whose samples are x's channels and whose channels are x's samples: input x
+    transposed to (C, N, rows, cols), weight grad_output transposed to (K, N, Ho, Wo), stride
+    (dh, dw), dilation (sh, sw), the forward call's top/left padding, and the bottom/right
+    padding (or the input rows and cols kept, never more than x has) that make its output
+    exactly kh x kw: that output, (C, K, kh, kw), is dW transposed.  Its padding taps are
+    skipped, as the forward call's are.
+    """
+    need_h = (g.kh - 1) * g.dh + (g.Ho - 1) * g.sh + 1
+    need_w = (g.kw - 1) * g.dw + (g.Wo - 1) * g.sw + 1
+    rows, cols = max(0, min(g.H, need_h - g.pt)), max(0, min(g.W, need_w - g.pl))
+    sub = replace(
+        g,
+        N=g.C,
+        C=g.N,
+        H=rows,
+        W=cols,
+        kh=g.Ho,
+        kw=g.Wo,
+        sh=g.dh,
+        sw=g.dw,
+        dh=g.sh,
+        dw=g.sw,
+        pb=need_h - g.pt - rows,
+        pr=need_w - g.pl - cols,
+        Ho=g.kh,
+        Wo=g.kw,
+        groups=1,
+        batched=True,
+    )
+    return sub, rows, cols
+
+
 def backward_geometry(
     input_size,
     weight_shape,

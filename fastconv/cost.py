@@ -237,6 +237,8 @@ class BackwardCost:
         How grad_x runs: stride 1 as one convolution by a forward algorithm (e.g. "winograd",
         "packed", "depthwise"), strided layers as "gemm+col2im".
     grad_weight_method : str
+        "conv" (float32, groups 1, where the packed kernel runs: one convolution of x's
+        channels with grad_output's; im2col tiles instead when grad_output holds NaN or inf),
         "im2col" (GEMM over bounded im2col tiles), "pointwise" or "depthwise".
 
     See Also

@@ -20,7 +20,7 @@ from ._geometry import (
     shape_tuple,
     transpose_geometry,
 )
-from ._plan import cached, kernels, plan_conv2d_weight, plan_conv_transpose
+from ._plan import _nonfinite, cached, kernels, plan_conv2d_weight, plan_conv_transpose
 
 __all__ = [
     "conv2d_backward",
@@ -81,7 +81,7 @@ def _taps(idx):
     if len(idx) == 1:
         return slice(idx[0], idx[0] + 1)
     step = idx[1] - idx[0]
-    if step != 0 and all(b - a == step for a, b in zip(idx, idx[1:])):
+    if step != 0 and all(idx[i + 1] - idx[i] == step for i in range(len(idx) - 1)):
         stop = idx[-1] + step
         return slice(idx[0], stop if stop >= 0 else None, step)
     return idx
@@ -173,6 +173,16 @@ def _grad_weight(plan, x4, go4, g):
     """dW (K, Cg, kh, kw) = sum over samples and output pixels of grad_output x the input taps."""
     K, Cg = g.K, g.Cg
     nt = plan.nthreads
+    if plan.method == "conv" and _nonfinite(go4):
+        plan = plan.fallback  # NaN/inf where torch puts them (_plan._weight_grad_conv_plan)
+    if plan.method == "conv":  # _plan._weight_grad_conv_plan: x's channels conv grad_output's
+        from .conv import run_conv
+
+        sub = plan.geom
+        xt = np.ascontiguousarray(x4[:, :, : sub.H, : sub.W].transpose(1, 0, 2, 3))
+        gt = np.ascontiguousarray(go4.transpose(1, 0, 2, 3)).reshape(1, K, -1)
+        y = run_conv(plan.conv, xt, gt, None, sub)  # (C, K, kh, kw)
+        return np.ascontiguousarray(y.transpose(1, 0, 2, 3))
     dw = np.zeros((K, Cg * g.kh * g.kw), dtype=g.dtype)
     if g.N == 0:
         return dw.reshape(K, Cg, g.kh, g.kw)

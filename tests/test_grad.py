@@ -443,3 +443,42 @@ def test_backward_float32_fast_paths_slow(c, seed):
     assert_close(gx, rx, np.float32, scale=scale)
     assert_close(gw, rw, np.float32)
     assert_close(gb, rb, np.float32)
+
+
+@pytest.mark.parametrize("stride,dilation", [(1, 1), (2, 1), (1, 2)])
+@pytest.mark.parametrize("where", ["nowhere", "x", "go", "go_corner"])
+@pytest.mark.parametrize("value", [np.nan, np.inf])
+def test_weight_gradient_as_a_packed_convolution(stride, dilation, where, value):
+    """float32 groups=1 layers where the packed kernel runs: the weight gradient is one convolution
+    of x's channels with grad_output's (_plan._weight_grad_conv_plan), against torch's autograd
+    in float64 on the same data, NaN and inf included: in x the convolution puts them where
+    torch does; in grad_output (a corner meets padding, where torch's 0 x inf makes NaN) the
+    plan's im2col fallback runs."""
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((3, 16, 13, 11), dtype=np.float32)
+    w = rng.standard_normal((24, 16, 3, 3), dtype=np.float32)
+    p = dilation
+    ho = (13 + 2 * p - dilation * 2 - 1) // stride + 1
+    wo = (11 + 2 * p - dilation * 2 - 1) // stride + 1
+    go = rng.standard_normal((3, 24, ho, wo), dtype=np.float32)
+    if where == "x":
+        x[1, 5, 6, 4] = value
+    elif where == "nowhere":
+        pass
+    elif where == "go":
+        go[2, 3, 2, 1] = value
+    else:
+        go[0, 7, 0, 0] = value
+    g = fastconv._geometry.backward_geometry(
+        x.shape, w.shape, go.shape, stride, p, dilation, 1, np.dtype("f4")
+    )
+    if _plan.ALGORITHMS["packed"].applies(g, _plan.resolve_backend("auto"), False):
+        assert _plan.plan_conv2d_weight(g).method == "conv"
+    gw = fastconv.conv2d_weight(x, w.shape, go, stride, p, dilation)
+    _, rw, _ = _torch_grads(
+        x.astype(np.float64), w.astype(np.float64), go.astype(np.float64), stride, p, dilation, 1
+    )
+    assert gw.dtype == np.float32
+    assert_close(gw, rw, np.float32)
+    assert (np.isnan(gw) == np.isnan(rw)).all() and (np.isinf(gw) == np.isinf(rw)).all()
+    assert np.isfinite(gw).all() == (where == "nowhere")
