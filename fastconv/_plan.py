@@ -1271,8 +1271,6 @@ def plan_conv_transpose(g, Hg, Wg, backend="auto", nthreads=None):
     be = resolve_backend(backend)
     if nthreads is None:
         nthreads = _threads.get_num_threads()
-    if g.sh > 1 or g.sw > 1:
-        return _transpose_gemm_plan(g, Hg, Wg, be, nthreads)
     phases = []
     for r in range(min(g.sh, g.H)):
         ar = _phase_axis(r, g.H, Hg, g.kh, g.sh, g.pt, g.dh)
@@ -1291,7 +1289,27 @@ def plan_conv_transpose(g, Hg, Wg, backend="auto", nthreads=None):
             sub = replace(sub, batched=True)
             plan = plan_conv2d(sub, be, nthreads)
             phases.append(TransposePhase(r, c, rows, cols, r0, r1, c0, c1, sub, plan))
+    if (g.sh > 1 or g.sw > 1) and not _strided_phases_win(phases, g, be):
+        return _transpose_gemm_plan(g, Hg, Wg, be, nthreads)
     return TransposePlan(tuple(phases), backend=be)
+
+
+def _strided_phases_win(phases, g, be):
+    """Whether a strided transposed convolution runs as its stride phases (else GEMM + col2im).
+
+    Measured on the decoder layers (Zen 5, 2 threads, float32, two runs each way): the phases on
+    the packed kernel took 0.65x GEMM + col2im's time on U-Net's 512->256 at 28x28, 0.84x on
+    256->128 at 56x56, 0.5-0.65x on DCGAN's 8x8 and 16x16 layers, but 1.15-1.3x on DCGAN's 4x4
+    input (4x4-pixel phases) and as fast or slower with 3 output channels (the tile's 8 rows
+    idle); float64 has no packed kernel and keeps GEMM + col2im."""
+    live = [ph for ph in phases if ph.geom is not None]
+    return (
+        g.dtype == np.float32
+        and g.C >= 8
+        and bool(live)
+        and all(ph.geom.Ho * ph.geom.Wo >= 64 for ph in live)
+        and all(ALGORITHMS["packed"].applies(ph.geom, be, False) for ph in live)
+    )
 
 
 #: Bound on the columns (and their transposes) the GEMM + col2im route of conv_transpose2d holds
@@ -1300,13 +1318,14 @@ TRANSPOSE_TILE_BYTES = 16 * 2**20
 
 
 def _transpose_gemm_plan(g, Hg, Wg, be, nthreads):
-    """Strided transposed convolutions: GEMM + col2im.
+    """Strided transposed convolutions where the phases do not win (_strided_phases_win):
+    GEMM + col2im.
 
-    Measured on the decoder layers (U-Net 2x2 stride 2, DCGAN 4x4 stride 2; loaded 2-core
-    machine, one process, interleaved): the stride phases are sh*sw small convolutions, each
+    Measured earlier on the decoder layers (U-Net 2x2 stride 2, DCGAN 4x4 stride 2; a loaded
+    2-core Xeon, one process, interleaved): the stride phases are sh*sw small convolutions, each
     with its own call and a strided copy into the result, 1.3-6x slower than one GEMM per
     sample chunk and one col2im pass (whose scatter is cheap when the kernel barely exceeds
-    the stride).  Stride 1 keeps the phases: one convolution, Winograd and the packed kernel.
+    the stride); with the packed kernel on this Zen 5 they win on large enough phases.
     """
     item = g.dtype.itemsize
     P = Hg * Wg

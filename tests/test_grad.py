@@ -482,3 +482,39 @@ def test_weight_gradient_as_a_packed_convolution(stride, dilation, where, value)
     assert_close(gw, rw, np.float32)
     assert (np.isnan(gw) == np.isnan(rw)).all() and (np.isinf(gw) == np.isinf(rw)).all()
     assert np.isfinite(gw).all() == (where == "nowhere")
+
+
+@pytest.mark.parametrize(
+    "xs,ws,s,p,op",
+    [
+        ((2, 16, 12, 12), (16, 24, 4, 4), 2, 1, 0),  # DCGAN-style 4x4 stride 2
+        ((1, 32, 14, 14), (32, 16, 2, 2), 2, 0, 0),  # U-Net up-convolution
+        ((2, 16, 10, 9), (16, 8, 3, 3), 2, 1, 1),
+        ((1, 16, 9, 9), (16, 16, 3, 3), 3, 1, 2),
+    ],
+)
+@pytest.mark.parametrize("value", [None, np.nan, np.inf])
+def test_strided_transpose_as_phases_matches_torch(xs, ws, s, p, op, value):
+    """float32 strided transposed convolutions with large enough phases run as stride phases on
+    the forward kernels (_plan._strided_phases_win): torch's float64 result on the same data,
+    NaN and inf in x (a corner too) and in the weight landing where torch puts them."""
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal(xs, dtype=np.float32)
+    w = rng.standard_normal(ws, dtype=np.float32)
+    if value is not None:
+        x[0, 3, 0, 0] = value
+        x[-1, 5, 4, 3] = value
+        w[2, 1, 0, 0] = value
+    g, Hin, Win = fastconv._geometry.transpose_geometry(
+        x.shape, w.shape, s, p, op, 1, 1, np.dtype("f4")
+    )
+    plan = _plan.plan_conv_transpose(g, Hin, Win)
+    if _plan.ALGORITHMS["packed"].applies(g, _plan.resolve_backend("auto"), False):
+        assert plan.phases and len(plan.phases) == s * s
+    y = fastconv.conv_transpose2d(x, w, None, s, p, op)
+    r = F.conv_transpose2d(
+        torch.tensor(x.astype(np.float64)), torch.tensor(w.astype(np.float64)), None, s, p, op
+    ).numpy()
+    assert y.dtype == np.float32
+    assert_close(y, r, np.float32)
+    assert (np.isnan(y) == np.isnan(r)).all() and (np.isinf(y) == np.isinf(r)).all()
