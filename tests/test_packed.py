@@ -175,6 +175,7 @@ LAYERS = [
     (1, 512, 7, 7, 512, 3, 3, 1, 1, 1, 1),  # K-lanes: 7 pixels x 64 channels, R > KC
     (1, 64, 14, 14, 100, 3, 3, 2, 1, 1, 1),  # K-lanes, strided, a partial channel block
     (2, 24, 5, 5, 64, 3, 3, 1, 0, 1, 1),  # K-lanes, stripes across samples, no padding
+    (2, 16, 56, 57, 16, 3, 3, 1, 1, 1, 1),  # 133 stripes: chunks of 2, a partial last, spread
 ]
 
 

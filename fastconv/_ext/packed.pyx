@@ -20,6 +20,7 @@ cdef extern from "_packed_kernel.h" nogil:
     int64_t fc_num_tasks_f64(const int64_t *g)
     int64_t fc_num_ablocks(const int64_t *g)
     int64_t fc_task_chunk(int64_t ntasks, int64_t nthreads)
+    int64_t fc_spread(int64_t t, int64_t ntasks, int64_t chunk, int64_t nthreads)
     int64_t fc_ksplit(const int64_t *g, int64_t ntasks, int64_t nthreads)
     int64_t fc_bpanel_offset(const int64_t *g, int64_t tid)
     int64_t fc_panel_offset_f32(const int64_t *g, int64_t tid)
@@ -123,13 +124,16 @@ def conv_packed(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
                     fc_prep_f64(wp, base, g, i, flags + tid)
             fc_omp_barrier()
             # dynamic: a thread the OS preempts (the machine is shared) does not hold up the call
+            # (in the fc_spread order: neighbouring stripes on one thread, not at once on two)
             for t in prange(ntasks, schedule="dynamic", chunksize=chunk):
                 tid = threadid()
                 if floating is float:
                     fc_task_f32(xp, xpad, wp, base, bp, hb, g, op,
-                                base + fc_panel_offset_f32(g, tid), t, chunk, ksplit, flags + tid)
+                                base + fc_panel_offset_f32(g, tid),
+                                fc_spread(t, ntasks, chunk, nthreads), chunk, ksplit, flags + tid)
                 else:
-                    fc_task_f64(xp, base, bp, hb, g, op, base + fc_bpanel_offset(g, tid), t)
+                    fc_task_f64(xp, base, bp, hb, g, op, base + fc_bpanel_offset(g, tid),
+                                fc_spread(t, ntasks, chunk, nthreads))
     for i in range(nthreads):
         if flags[i] != 0:
             with nogil:
