@@ -602,6 +602,34 @@ def check_out(out, shape, dtype):
     return out
 
 
+#: conv2d's fused activations and their kernel codes (conv_epilogue)
+ACTIVATIONS = {None: 0, "relu": 1, "relu6": 2}
+
+
+def check_epilogue(activation, residual, shape, dtype):
+    """(activation code, residual array or None) of conv2d's fused epilogue, out = activation(
+    conv + residual), validated before anything runs: `activation` one of ACTIVATIONS, `residual`
+    an array of the output's shape (converted to its dtype, C-contiguous; the caller's is never
+    written)."""
+    if activation is not None and not isinstance(activation, str):
+        raise TypeError(
+            f"activation must be None, 'relu' or 'relu6', got {type(activation).__name__}"
+        )
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"activation must be None, 'relu' or 'relu6', got {activation!r}")
+    if residual is None:
+        return ACTIVATIONS[activation], None
+    if not isinstance(residual, np.ndarray):
+        residual = np.asarray(residual)
+    if residual.dtype.kind not in "biuf":
+        raise TypeError(f"residual must be a real numeric array, got dtype {residual.dtype}")
+    if residual.shape != tuple(shape):
+        raise ValueError(
+            f"residual must have the output's shape {tuple(shape)}, got {residual.shape}"
+        )
+    return ACTIVATIONS[activation], np.ascontiguousarray(residual, dtype=dtype)
+
+
 @dataclass(frozen=True)
 class UnfoldGeometry:
     """Geometry of im2col/col2im (torch's unfold/fold); padding is symmetric there."""

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import expit
 
-from . import _threads
+from . import _plan, _threads
 from .algebra import Conv2d, fuse_bn
 from .conv import conv2d
 
@@ -175,14 +175,6 @@ def random_weights(name, seed=0):
 _REUSE_BYTES = 8 << 20  # outputs at least this large are written into a buffer kept per unit
 
 
-def _relu(y):
-    return np.maximum(y, 0, out=y)
-
-
-def _relu6(y):
-    return np.clip(y, 0, 6, out=y)
-
-
 def _silu(y, tmp):
     """y * sigmoid(y) = y / (1 + exp(-y)) in place; `tmp` is scratch of at least y's size.
 
@@ -261,8 +253,9 @@ class Network:
                 raw[c.name + ".bn." + k] for k in ("weight", "bias", "running_mean", "running_var")
             ]
             f = fuse_bn(layer, *bn, eps=self.arch.eps)
+            # fixed weights: a plan that packs weight panels packs these once (_plan.keep_packed)
             self.params[c.name] = (
-                np.ascontiguousarray(f.weight, dtype=dt),
+                _plan.keep_packed(np.array(f.weight, dtype=dt, order="C")),
                 np.ascontiguousarray(f.bias, dtype=dt),
             )
         for p, _, _ in self.arch.se:
@@ -280,8 +273,9 @@ class Network:
         self._out = {}  # (unit, input shape) -> its output buffer (large outputs only; see conv)
         self._tmp = np.empty(0, dtype=dt)
 
-    def conv(self, x, c):
-        """Run unit `c` (conv + folded BN) on `x`.
+    def conv(self, x, c, activation=None, residual=None):
+        """Run unit `c` (conv + folded BN, then `activation` of it plus `residual`, fused into
+        conv2d's epilogue: one pass over the output instead of one per NumPy operation) on `x`.
 
         Outputs of _REUSE_BYTES or more are written into the buffer this unit filled on the
         previous call of the same input shape: each unit runs once per forward pass, so no
@@ -294,7 +288,19 @@ class Network:
         w, b = self.params[c.name]
         key = (c.name, x.shape)
         buf = self._out.get(key)
-        y = conv2d(x, w, b, c.stride, c.padding, 1, c.groups, out=buf, backend=self.backend)
+        y = conv2d(
+            x,
+            w,
+            b,
+            c.stride,
+            c.padding,
+            1,
+            c.groups,
+            out=buf,
+            activation=activation,
+            residual=residual,
+            backend=self.backend,
+        )
         if buf is None and y.nbytes >= _REUSE_BYTES:
             self._out[key] = y
         return y
@@ -329,25 +335,27 @@ class Network:
         x = np.ascontiguousarray(x, dtype=self.dtype)
         a = self.arch
         if a.name == "resnet50":
-            y = _maxpool3s2(_relu(self.conv(x, a.convs[0])))
+            y = _maxpool3s2(self.conv(x, a.convs[0], "relu"))
             for c1, c2, c3, down in a.blocks:
-                h = _relu(self.conv(y, c1))
-                h = _relu(self.conv(h, c2))
-                h = self.conv(h, c3)
-                h += y if down is None else self.conv(y, down)
-                y = _relu(h)
+                h = self.conv(y, c1, "relu")
+                h = self.conv(h, c2, "relu")
+                y = self.conv(h, c3, "relu", y if down is None else self.conv(y, down))
             return y
-        act = _relu6 if a.name == "mobilenetv2" else self._silu
+        if a.name == "mobilenetv2":  # ReLU6 runs in conv2d's epilogue
+            y = self.conv(x, a.convs[0], "relu6")
+            for ex, dw, pr, _, residual in a.blocks:
+                h = y if ex is None else self.conv(y, ex, "relu6")
+                h = self.conv(h, dw, "relu6")
+                y = self.conv(h, pr, None, y if residual else None)
+            return self.conv(y, a.convs[-1], "relu6")
+        act = self._silu  # SiLU stays NumPy's (its exp is vectorised there)
         y = act(self.conv(x, a.convs[0]))
         for ex, dw, pr, sq, residual in a.blocks:
             h = y if ex is None else act(self.conv(y, ex))
             h = act(self.conv(h, dw))
             if sq is not None:
                 h = self._se(h, sq)
-            h = self.conv(h, pr)
-            if residual:
-                h += y
-            y = h
+            y = self.conv(h, pr, None, y if residual else None)
         return act(self.conv(y, a.convs[-1]))
 
     def __call__(self, x):

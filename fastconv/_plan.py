@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import importlib
 import math
+import weakref
 from collections import OrderedDict
 from dataclasses import dataclass, replace
 from typing import Callable
@@ -256,12 +257,54 @@ def _packed_features(g):
     )
 
 
+#: id(weight array) -> (weakref to it, {panel key: (packed panels, has a non-finite weight)})
+_FIXED = {}
+
+
+def keep_packed(w):
+    """Mark `w` as fixed weights (made read-only): calls whose plan packs weight panels pack
+    them once and keep them while `w` lives (a network runner's weights), instead of packing
+    them on every call (a read of the weights and a write and read of their panels: ResNet-50's
+    100 MB per forward pass).  Costs the panels' memory, about the weights' own size."""
+    w.flags.writeable = False
+    key = id(w)
+    _FIXED[key] = (weakref.ref(w, lambda _, key=key: _FIXED.pop(key, None)), {})
+    return w
+
+
+def _fixed_panels(mod, w4, g):
+    """(panels, nonfinite) packed once for the fixed weights w4 is a view of, or None."""
+    a = w4
+    while a is not None and id(a) not in _FIXED:
+        a = a.base
+    if a is None or _FIXED[id(a)][0]() is not a:
+        return None
+    geo = g.as_array()
+    size = int(mod.packed_prepack_size(geo))
+    if size == 0:
+        return None
+    store = _FIXED[id(a)][1]
+    key = (g.K, g.Cg, g.kh, g.kw, g.groups, w4.__array_interface__["data"][0])
+    got = store.get(key)
+    if got is None:
+        panels = np.empty(size, dtype=np.float32)
+        got = store[key] = (panels, bool(mod.packed_prepack(w4, geo, panels)))
+    return got
+
+
 def _packed_run(plan, x4, w3, bias, has_bias, g, res4):
     ws = np.empty(plan.workspace, dtype=g.dtype)
     w4 = w3[0].reshape(g.K, g.Cg, g.kh, g.kw)
-    kernels(plan.backend, "packed").conv_packed(
-        x4, w4, bias[0], has_bias, g.as_array(), res4, ws, plan.nthreads
-    )
+    mod = kernels(plan.backend, "packed")
+    fixed = None
+    if _FIXED and plan.backend == "cython" and g.dtype == np.float32:
+        fixed = _fixed_panels(mod, w4, g)
+    if fixed is None:
+        mod.conv_packed(x4, w4, bias[0], has_bias, g.as_array(), res4, ws, plan.nthreads)
+    else:
+        mod.conv_packed(
+            x4, w4, bias[0], has_bias, g.as_array(), res4, ws, plan.nthreads, fixed[0], fixed[1]
+        )
 
 
 _register(
@@ -793,6 +836,22 @@ def applicable(g, backend="auto", per_sample=False):
 
 def _thread_options(nthreads):
     return sorted({1, nthreads})
+
+
+#: outputs below this many elements take conv2d's fused epilogue on one thread: they are in
+#: cache after the convolution, and an OpenMP region costs about as much as the pass
+EPILOGUE_GRAIN = 1 << 16
+
+
+def run_epilogue(plan, res4, act, residual):
+    """conv2d's fused epilogue on the result: res4 = act(res4 + residual), in place, one pass
+    (NumPy glue makes one pass per operation: `y += r` then `np.maximum(y, 0, out=y)`)."""
+    if act == 0 and residual is None:
+        return
+    flat = res4.reshape(-1)
+    nt = 1 if flat.size < EPILOGUE_GRAIN else plan.nthreads
+    r = flat if residual is None else residual.reshape(-1)
+    kernels(plan.backend).conv_epilogue(flat, r, residual is not None, act, nt)
 
 
 def plan_conv2d(

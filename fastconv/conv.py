@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import _threads, _wisdom
-from ._geometry import check_out, conv_geometry, geometry_from_shapes
+from ._geometry import check_epilogue, check_out, conv_geometry, geometry_from_shapes
 from ._plan import (
     ALGORITHMS,
     WORKSPACE_BYTES,
@@ -23,6 +23,7 @@ from ._plan import (
     clear_cache,
     plan_conv2d,
     resolve_backend,
+    run_epilogue,
 )
 
 __all__ = ["TuneResult", "algorithms", "conv2d", "tune"]
@@ -38,6 +39,8 @@ def conv2d(
     groups=1,
     *,
     out=None,
+    activation=None,
+    residual=None,
     backend="auto",
     algorithm="auto",
 ):
@@ -63,6 +66,14 @@ def conv2d(
     out : ndarray, optional
         Where to write the result; must have the output shape and dtype.  Left untouched if the call
         fails.
+    activation : {None, "relu", "relu6"}, optional
+        Applied to the result in the same pass that adds `residual`: ``activation(conv2d(x,
+        weight, bias) + residual)``, what a CNN's conv -> (add) -> ReLU block computes, without
+        the extra passes over memory NumPy glue makes (``y += r; np.maximum(y, 0, out=y)``).
+        "relu6" clips to [0, 6] (MobileNet).  NaN stays NaN, as in torch.
+    residual : array_like, optional
+        Added to the result before `activation`; must have the output's shape.  It may be `out`
+        itself (``out=y, residual=y``: y = conv + y); it is never modified otherwise.
     backend : {"auto", "numba", "cython"}
         Which compiled kernels to use; both give the same results.
     algorithm : str, default "auto"
@@ -119,9 +130,12 @@ def conv2d(
         weight = np.ascontiguousarray(weight, dtype=g.dtype)
         bias = None if bias is None else np.ascontiguousarray(bias, dtype=g.dtype)
     out = check_out(out, g.out_shape, g.dtype)
+    act, residual = check_epilogue(activation, residual, g.out_shape, g.dtype)
     w3 = weight.reshape(1, g.K, -1)
     b2 = None if bias is None else bias.reshape(1, g.K)
-    return run_conv(plan, x, w3, b2, g, out)
+    if residual is not None and out is not None and np.may_share_memory(residual, out):
+        residual = residual.copy()  # the convolution writes `out` before the epilogue reads it
+    return run_conv(plan, x, w3, b2, g, out, (act, residual))
 
 
 def _key(v):
@@ -144,9 +158,18 @@ def _planned(x, weight, bias, stride, padding, dilation, groups, backend, algori
         return None, None
     nt = _threads.budget()  # fewer threads than asked while other processes hold the CPUs
     key = (
-        "conv2d", x.shape, x.dtype, weight.shape, weight.dtype,
+        "conv2d",
+        x.shape,
+        x.dtype,
+        weight.shape,
+        weight.dtype,
         None if bias is None else (bias.shape, bias.dtype),
-        _key(stride), _key(padding), _key(dilation), _key(groups), _key(backend), _key(algorithm),
+        _key(stride),
+        _key(padding),
+        _key(dilation),
+        _key(groups),
+        _key(backend),
+        _key(algorithm),
         nt,
     )
 
@@ -160,7 +183,7 @@ def _planned(x, weight, bias, stride, padding, dilation, groups, backend, algori
 _NO_BIAS = {}
 
 
-def run_conv(plan, x4, w3, b2, g, out=None):
+def run_conv(plan, x4, w3, b2, g, out=None, epilogue=(0, None)):
     """Run a planned convolution.  Arrays are already validated and contiguous in g.dtype.
 
     w3 is (Nw, K, Cg*kh*kw) with Nw in {1, N} and b2 (Nb, K) or None: per-sample weights serve
@@ -187,6 +210,7 @@ def run_conv(plan, x4, w3, b2, g, out=None):
                 g, plan.backend, plan.nthreads, per_sample=w3.shape[0] > 1, exact_nonfinite=True
             )
             ALGORITHMS[exact.algorithm].run(exact, x4, w3, b2, has_bias, g, res4)
+        run_epilogue(plan, res4, *epilogue)
     if out is not None and not direct:
         out[...] = res
         return out
@@ -224,8 +248,17 @@ class TuneResult:
     seconds: dict  # {(algorithm, nthreads): best seconds}
 
 
-def algorithms(x_shape, weight_shape, stride=1, padding=0, dilation=1, groups=1,
-               dtype=np.float32, *, backend="auto"):
+def algorithms(
+    x_shape,
+    weight_shape,
+    stride=1,
+    padding=0,
+    dilation=1,
+    groups=1,
+    dtype=np.float32,
+    *,
+    backend="auto",
+):
     """The algorithms that can run a conv2d of these shapes (values for ``conv2d(algorithm=...)``).
 
     Parameters
@@ -273,8 +306,19 @@ def algorithms(x_shape, weight_shape, stride=1, padding=0, dilation=1, groups=1,
     return tuple(applicable(g, backend))
 
 
-def tune(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, *, backend="auto",
-         repeat=5, remember=True):
+def tune(
+    x,
+    weight,
+    bias=None,
+    stride=1,
+    padding=0,
+    dilation=1,
+    groups=1,
+    *,
+    backend="auto",
+    repeat=5,
+    remember=True,
+):
     """Time every algorithm that applies to this conv2d call and make the fastest the plan for it.
 
     Like FFTW's wisdom or cuDNN's benchmark mode: the planner's cost model is measured on one

@@ -651,3 +651,35 @@ def phase_merge(const floating[:, :, :, ::1] ys, floating[:, :, :, ::1] out, int
                     src = &ys[(r * dw + c) * N + n, k, i, 0]
                     for j in range(Wr):
                         row[c + dw * j] = src[j]
+
+
+
+cdef extern from "_epilogue_kernel.h" nogil:
+    void fc_epilogue_f32(float *out, const float *res, int64_t i0, int64_t i1, int act)
+    void fc_epilogue_f64(double *out, const double *res, int64_t i0, int64_t i1, int act)
+
+
+DEF _EPI_CHUNK = 16384
+
+
+def conv_epilogue(floating[::1] out, const floating[::1] residual, bint has_residual, int act,
+                  int nthreads):
+    """out = act(out + residual) in one pass, in place: act 0 none, 1 relu, 2 relu6 (clip to
+    [0, 6]; codes: fastconv._geometry.ACTIVATIONS).  NaN stays NaN, as torch's relu and hardtanh
+    keep it (_epilogue_kernel.h)."""
+    cdef Py_ssize_t n = out.shape[0], nchunks = (n + _EPI_CHUNK - 1) // _EPI_CHUNK, ch, i0, i1
+    cdef floating *o
+    cdef const floating *r = NULL
+    if n == 0:
+        return
+    o = &out[0]
+    if has_residual:
+        r = &residual[0]
+    with nogil:
+        for ch in prange(nchunks, schedule="static", num_threads=nthreads):
+            i0 = ch * _EPI_CHUNK
+            i1 = i0 + _EPI_CHUNK if i0 + _EPI_CHUNK < n else n
+            if floating is float:
+                fc_epilogue_f32(o, r, i0, i1, act)
+            else:
+                fc_epilogue_f64(o, r, i0, i1, act)

@@ -19,6 +19,10 @@ cdef extern from "_packed_kernel.h" nogil:
     int64_t fc_num_tasks(const int64_t *g)
     int64_t fc_num_tasks_f64(const int64_t *g)
     int64_t fc_num_ablocks(const int64_t *g)
+    int64_t fc_apack_size(const int64_t *g)
+    int fc_klanes(const int64_t *g)
+    int fc_has_pad(const int64_t *g)
+    void fc_pack_a_f32(const float *w, float *apack, const int64_t *g, int64_t blk, float *flag)
     int64_t fc_task_chunk(int64_t ntasks, int64_t nthreads)
     int64_t fc_spread(int64_t t, int64_t ntasks, int64_t chunk, int64_t nthreads)
     int64_t fc_ksplit(const int64_t *g, int64_t ntasks, int64_t nthreads)
@@ -57,10 +61,38 @@ def packed_workspace_size(const int64_t[::1] geo, int nthreads):
     return int(fc_workspace_size(&geo[0], nthreads))
 
 
+def packed_prepack_size(const int64_t[::1] geo):
+    """Elements of the weight panels packed_prepack writes for geo; 0 where the call's mode packs
+    no weight panels (K-lanes transposes the weights task by task) or the CPU has no AVX-512."""
+    cdef const int64_t *g = &geo[0]
+    if not fc_have_avx512() or fc_klanes(g):
+        return 0
+    return fc_apack_size(g)
+
+
+def packed_prepack(const float[:, :, :, ::1] w, const int64_t[::1] geo, float[::1] apack):
+    """Pack w's weight panels for geo into apack (packed_prepack_size(geo) elements), once, for
+    conv_packed(..., apack=apack) to read on every call with fixed weights.  Returns True when a
+    weight is inf or NaN and some output pixel has a tap in the padding (conv_packed then
+    recomputes the border where a tap lies in the padding, as when it packs the weights)."""
+    cdef const int64_t *g = &geo[0]
+    cdef int64_t i
+    cdef float flag = 0
+    cdef float *fp = &flag
+    with nogil:
+        for i in range(fc_num_ablocks(g)):
+            fc_pack_a_f32(&w[0, 0, 0, 0], &apack[0], g, i, fp)
+    return flag != 0
+
+
 def conv_packed(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
                 const floating[::1] bias, bint has_bias, const int64_t[::1] geo,
-                floating[:, :, :, ::1] out, floating[::1] ws, int nthreads):
-    """out = conv2d(x, w) (+ bias) through packed weight panels and per-thread im2col panels."""
+                floating[:, :, :, ::1] out, floating[::1] ws, int nthreads,
+                const float[::1] apack=None, bint apack_nonfinite=False):
+    """out = conv2d(x, w) (+ bias) through packed weight panels and per-thread im2col panels.
+
+    apack: float32 weight panels packed_prepack made for this geo (then the call packs none);
+    apack_nonfinite what packed_prepack returned."""
     cdef const int64_t *g = &geo[0]
     cdef const floating *xp = &x[0, 0, 0, 0]
     cdef const floating *wp = &w[0, 0, 0, 0]
@@ -71,6 +103,8 @@ def conv_packed(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
     cdef floating *xpad = NULL
     cdef floating *flags
     cdef int tid, hb = 1 if (has_bias and bias.shape[0] > 0) else 0
+    cdef int64_t prep0 = 0
+    cdef const float *ap32 = NULL
     if nthreads < 1:
         nthreads = 1
     # not validation but memory safety: the layout depends on nthreads, so a workspace sized for
@@ -89,6 +123,10 @@ def conv_packed(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
         ntasks = fc_num_tasks(g)
         ksplit = fc_ksplit(g, ntasks, nthreads)  # few tiles: split their output channels too
         ntasks *= ksplit
+        ap32 = base
+        if apack is not None and not fc_klanes(g):
+            ap32 = &apack[0]
+            prep0 = fc_num_ablocks(g)  # the weight panels are packed already
     else:
         base = fc_align_f64(&ws[0])
         nprep = fc_num_ablocks(g)
@@ -97,18 +135,20 @@ def conv_packed(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
     flags = base + fc_flags_offset(g, nthreads)
     for i in range(nthreads):
         flags[i] = 0
+    if prep0 and apack_nonfinite and fc_has_pad(g):
+        flags[0] = 1
     chunk = fc_task_chunk(ntasks, nthreads)
     if nthreads == 1:
         # no OpenMP region: on tiny calls starting one costs as much as the work
         with nogil:
-            for i in range(nprep):
+            for i in range(prep0, nprep):
                 if floating is float:
                     fc_prep_f32(xp, wp, base, xpad, g, i, flags)
                 else:
                     fc_prep_f64(wp, base, g, i, flags)
             for t in range(ntasks):
                 if floating is float:
-                    fc_task_f32(xp, xpad, wp, base, bp, hb, g, op, base + fc_panel_offset_f32(g, 0),
+                    fc_task_f32(xp, xpad, wp, ap32, bp, hb, g, op, base + fc_panel_offset_f32(g, 0),
                                 t, chunk, ksplit, flags)
                 else:
                     fc_task_f64(xp, base, bp, hb, g, op, base + fc_bpanel_offset(g, 0), t)
@@ -116,7 +156,7 @@ def conv_packed(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
         with nogil, parallel(num_threads=nthreads):
             # the weights are packed (and the input padded) once per call, published by the
             # barrier
-            for i in prange(nprep, schedule="static"):
+            for i in prange(prep0, nprep, schedule="static"):
                 tid = threadid()
                 if floating is float:
                     fc_prep_f32(xp, wp, base, xpad, g, i, flags + tid)
@@ -128,7 +168,7 @@ def conv_packed(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
             for t in prange(ntasks, schedule="dynamic", chunksize=chunk):
                 tid = threadid()
                 if floating is float:
-                    fc_task_f32(xp, xpad, wp, base, bp, hb, g, op,
+                    fc_task_f32(xp, xpad, wp, ap32, bp, hb, g, op,
                                 base + fc_panel_offset_f32(g, tid),
                                 fc_spread(t, ntasks, chunk, nthreads), chunk, ksplit, flags + tid)
                 else:

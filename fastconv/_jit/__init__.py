@@ -71,6 +71,13 @@ def _calls(dtype):
                     ),
                 )
             )
+    xe, we, re_ = arr(1, 4, 6, 6), arr(4, 4, 1, 1), arr(1, 4, 6, 6)
+    calls.append(
+        (
+            "conv2d activation + residual",
+            lambda: fastconv.conv2d(xe, we, activation="relu", residual=re_, backend="numba"),
+        )
+    )
     xd, gd = arr(1, 8, 10, 10), arr(1, 8, 10, 10)
     calls.append(
         (

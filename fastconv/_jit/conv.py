@@ -309,3 +309,29 @@ def phase_merge(ys, out, dh, dw, nthreads):
                 s = (r * dw + c) * N + n
                 for j in range(Wr):
                     out[n, k, y, c + dw * j] = ys[s, k, i, j]
+
+
+_EPI_CHUNK = 16384
+
+
+@parallel_kernel
+def conv_epilogue(out, residual, has_residual, act, nthreads):
+    """out = act(out + residual) in place: act 0 none, 1 relu, 2 relu6 (twin of the Cython
+    kernel; NaN stays NaN)."""
+    n = out.shape[0]
+    nchunks = (n + _EPI_CHUNK - 1) // _EPI_CHUNK
+    for ch in prange(nchunks):
+        i0 = ch * _EPI_CHUNK
+        i1 = min(i0 + _EPI_CHUNK, n)
+        if has_residual:
+            for i in range(i0, i1):
+                out[i] = out[i] + residual[i]
+        if act == 1:
+            for i in range(i0, i1):
+                v = out[i]
+                out[i] = 0 if v < 0 else v
+        elif act == 2:
+            for i in range(i0, i1):
+                v = out[i]
+                v = 0 if v < 0 else v
+                out[i] = 6 if v > 6 else v

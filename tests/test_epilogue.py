@@ -1,0 +1,192 @@
+"""conv2d's fused epilogue (activation, residual) and fixed-weight panels (_plan.keep_packed).
+
+The reference is independent of the epilogue kernels: the float64 direct convolution, then the
+residual added and the activation applied with NumPy (np.maximum and np.clip propagate NaN, as
+torch's relu and relu6 do).
+"""
+
+import gc
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from tolerance import assert_close
+
+import fastconv
+from fastconv import _plan, _reference
+
+BACKENDS = ["cython", "numba"]
+
+
+def _act(y, activation):
+    if activation == "relu":
+        return np.maximum(y, 0)
+    if activation == "relu6":
+        return np.clip(y, 0, 6)
+    return y
+
+
+def _expected(x, w, b, residual, activation, **kw):
+    y = _reference.conv2d(x.astype(np.float64), w.astype(np.float64), b, **kw)
+    if residual is not None:
+        y = y + residual.astype(np.float64)
+    return _act(y, activation)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    n=st.integers(1, 2),
+    c=st.integers(1, 12),
+    k=st.integers(1, 20),
+    hw=st.integers(3, 17),
+    ks=st.sampled_from([1, 3]),
+    stride=st.integers(1, 2),
+    activation=st.sampled_from([None, "relu", "relu6"]),
+    with_residual=st.booleans(),
+    dtype=st.sampled_from([np.float32, np.float64]),
+    backend=st.sampled_from(BACKENDS),
+    seed=st.integers(0, 2**16),
+)
+def test_matches_conv_then_add_then_activation(
+    n, c, k, hw, ks, stride, activation, with_residual, dtype, backend, seed
+):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, c, hw, hw)).astype(dtype)
+    w = rng.standard_normal((k, c, ks, ks)).astype(dtype)
+    b = rng.standard_normal(k).astype(dtype)
+    ho = (hw + 2 * (ks // 2) - ks) // stride + 1
+    r = None
+    if with_residual:
+        r = (4 * rng.standard_normal((n, k, ho, ho))).astype(dtype)
+        r.flat[rng.integers(r.size)] = np.nan
+        r.flat[rng.integers(r.size)] = np.inf
+        r.flat[rng.integers(r.size)] = -np.inf
+    r_before = None if r is None else r.copy()
+    got = fastconv.conv2d(
+        x, w, b, stride, ks // 2, activation=activation, residual=r, backend=backend
+    )
+    ref = _expected(x, w, b, r, activation, stride=stride, padding=ks // 2)
+    assert got.dtype == dtype
+    assert_close(got, ref, dtype)
+    if r is not None:
+        np.testing.assert_array_equal(r, r_before)  # the residual is only read
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_every_algorithm_applies_it(backend):
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((2, 16, 12, 12)).astype(np.float32)
+    w = rng.standard_normal((16, 16, 3, 3)).astype(np.float32)
+    r = rng.standard_normal((2, 16, 12, 12)).astype(np.float32)
+    names = fastconv.algorithms(x.shape, w.shape, dtype=np.float32, backend=backend, padding=1)
+    assert len(names) >= 2
+    ref = _expected(x, w, None, r, "relu6", padding=1)
+    for name in names:
+        got = fastconv.conv2d(
+            x, w, padding=1, activation="relu6", residual=r, backend=backend, algorithm=name
+        )
+        assert_close(got, ref, np.float32, scale=np.abs(ref).max() * 10)
+
+
+def test_nan_from_the_convolution_survives_relu():
+    x = np.ones((1, 2, 5, 5), dtype=np.float32)
+    x[0, 0, 2, 2] = np.nan
+    w = np.ones((3, 2, 3, 3), dtype=np.float32)
+    got = fastconv.conv2d(x, -w, padding=1, activation="relu")
+    ref = _expected(x, -w, None, None, "relu", padding=1)
+    assert np.isnan(got).sum() == 27  # 3 channels x the 3x3 neighbourhood
+    assert_close(got, ref, np.float32)
+
+
+def test_residual_may_be_out():
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((1, 4, 6, 6)).astype(np.float32)
+    w = rng.standard_normal((4, 4, 3, 3)).astype(np.float32)
+    y = rng.standard_normal((1, 4, 6, 6)).astype(np.float32)
+    ref = _expected(x, w, None, y, "relu", padding=1)
+    got = fastconv.conv2d(x, w, padding=1, out=y, residual=y, activation="relu")
+    assert got is y
+    assert_close(y, ref, np.float32)
+
+
+def test_unbatched_and_integer_residual():
+    x = np.arange(2 * 5 * 5, dtype=np.float64).reshape(2, 5, 5)
+    w = np.ones((3, 2, 3, 3))
+    r = np.full((3, 3, 3), -100, dtype=np.int64)
+    got = fastconv.conv2d(x, w, residual=r, activation="relu")
+    assert got.shape == (3, 3, 3)
+    assert_close(got, _expected(x[None], w, None, r[None], "relu")[0], np.float64)
+
+
+@pytest.mark.parametrize(
+    "kwargs, exc, word",
+    [
+        (dict(activation="gelu"), ValueError, "activation"),
+        (dict(activation=1), TypeError, "activation"),
+        (dict(residual=np.zeros((1, 4, 5, 5))), ValueError, "residual"),
+        (dict(residual=np.zeros((1, 4, 6, 6), dtype=complex)), TypeError, "residual"),
+    ],
+)
+def test_bad_epilogue_arguments_are_refused_before_anything_runs(kwargs, exc, word):
+    x = np.ones((1, 2, 6, 6), dtype=np.float32)
+    w = np.ones((4, 2, 3, 3), dtype=np.float32)
+    out = np.full((1, 4, 6, 6), 7.0, dtype=np.float32)
+    with pytest.raises(exc, match=word):
+        fastconv.conv2d(x, w, padding=1, out=out, **kwargs)
+    assert (out == 7.0).all()
+
+
+# ------------------------------------------------------------------ fixed weights (keep_packed)
+
+FIXED_LAYERS = [
+    # x shape, K, kernel, stride, padding, dilation, groups: pixel-lane, implicit and
+    # K-lanes modes (K-lanes packs no weight panels: the plain path runs)
+    ((1, 64, 14, 14), 384, 1, 1, 0, 1, 1),
+    ((2, 32, 9, 11), 40, 3, 1, 1, 1, 1),
+    ((1, 16, 20, 23), 24, 3, 1, 2, 2, 1),
+    ((2, 64, 16, 16), 64, 3, 1, 1, 1, 32),
+    ((2, 64, 56, 56), 64, 3, 1, 1, 1, 1),
+    ((1, 512, 7, 7), 512, 3, 1, 1, 1, 1),
+]
+
+
+@pytest.mark.parametrize("layer", FIXED_LAYERS)
+@pytest.mark.parametrize("nthreads", [1, 2])
+def test_fixed_weights_give_the_same_result(layer, nthreads):
+    shape, k, ks, s, p, d, g = layer
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal(shape).astype(np.float32)
+    w = rng.standard_normal((k, shape[1] // g, ks, ks)).astype(np.float32)
+    b = rng.standard_normal(k).astype(np.float32)
+    wf = _plan.keep_packed(w.copy())
+    with fastconv.threads(nthreads):
+        plain = fastconv.conv2d(x, w, b, s, p, d, g, algorithm="packed")
+        first = fastconv.conv2d(x, wf, b, s, p, d, g, algorithm="packed")
+        again = fastconv.conv2d(x, wf, b, s, p, d, g, algorithm="packed")
+    np.testing.assert_array_equal(first, plain)
+    np.testing.assert_array_equal(again, plain)
+    assert_close(plain, _reference.conv2d(x, w, b, s, p, d, g), np.float32)
+
+
+def test_fixed_weights_with_inf_and_nan_over_the_padding():
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((1, 8, 6, 6)).astype(np.float32)
+    w = rng.standard_normal((16, 8, 3, 3)).astype(np.float32)
+    w[0, 0, 0, 0] = np.inf  # over the padding for the first row and column
+    w[5, 3, 2, 2] = np.nan
+    got = fastconv.conv2d(x, _plan.keep_packed(w.copy()), padding=1, algorithm="packed")
+    assert_close(got, _reference.conv2d(x, w, None, 1, 1, 1, 1), np.float32)
+
+
+def test_fixed_weights_are_read_only_and_forgotten_with_the_array():
+    w = _plan.keep_packed(np.ones((16, 8, 3, 3), dtype=np.float32))
+    with pytest.raises(ValueError):
+        w[0, 0, 0, 0] = 2.0
+    x = np.ones((1, 8, 10, 10), dtype=np.float32)
+    fastconv.conv2d(x, w, padding=1, algorithm="packed")
+    key = id(w)
+    assert key in _plan._FIXED
+    del w
+    gc.collect()
+    assert key not in _plan._FIXED
