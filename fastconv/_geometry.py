@@ -603,7 +603,7 @@ def check_out(out, shape, dtype):
 
 
 #: conv2d's fused activations and their kernel codes (conv_epilogue)
-ACTIVATIONS = {None: 0, "relu": 1, "relu6": 2}
+ACTIVATIONS = {None: 0, "relu": 1, "relu6": 2, "silu": 3}
 
 
 def check_epilogue(activation, residual, shape, dtype):
@@ -613,10 +613,10 @@ def check_epilogue(activation, residual, shape, dtype):
     written)."""
     if activation is not None and not isinstance(activation, str):
         raise TypeError(
-            f"activation must be None, 'relu' or 'relu6', got {type(activation).__name__}"
+            f"activation must be None, 'relu', 'relu6' or 'silu', got {type(activation).__name__}"
         )
     if activation not in ACTIVATIONS:
-        raise ValueError(f"activation must be None, 'relu' or 'relu6', got {activation!r}")
+        raise ValueError(f"activation must be None, 'relu', 'relu6' or 'silu', got {activation!r}")
     if residual is None:
         return ACTIVATIONS[activation], None
     if not isinstance(residual, np.ndarray):

@@ -271,7 +271,6 @@ class Network:
         )
         self.trace = None  # a list to record (spec, input shape) of each conv call
         self._out = {}  # (unit, input shape) -> its output buffer (large outputs only; see conv)
-        self._tmp = np.empty(0, dtype=dt)
 
     def conv(self, x, c, activation=None, residual=None):
         """Run unit `c` (conv + folded BN, then `activation` of it plus `residual`, fused into
@@ -305,11 +304,6 @@ class Network:
             self._out[key] = y
         return y
 
-    def _silu(self, y):
-        if self._tmp.size < y.size:
-            self._tmp = np.empty(y.size, dtype=self.dtype)
-        return _silu(y, self._tmp)
-
     def _se(self, y, sq):
         p = sq[0]
         s = y.mean(axis=(2, 3), dtype=self.dtype)
@@ -341,22 +335,15 @@ class Network:
                 h = self.conv(h, c2, "relu")
                 y = self.conv(h, c3, "relu", y if down is None else self.conv(y, down))
             return y
-        if a.name == "mobilenetv2":  # ReLU6 runs in conv2d's epilogue
-            y = self.conv(x, a.convs[0], "relu6")
-            for ex, dw, pr, _, residual in a.blocks:
-                h = y if ex is None else self.conv(y, ex, "relu6")
-                h = self.conv(h, dw, "relu6")
-                y = self.conv(h, pr, None, y if residual else None)
-            return self.conv(y, a.convs[-1], "relu6")
-        act = self._silu  # SiLU stays NumPy's (its exp is vectorised there)
-        y = act(self.conv(x, a.convs[0]))
+        act = "relu6" if a.name == "mobilenetv2" else "silu"  # in conv2d's epilogue
+        y = self.conv(x, a.convs[0], act)
         for ex, dw, pr, sq, residual in a.blocks:
-            h = y if ex is None else act(self.conv(y, ex))
-            h = act(self.conv(h, dw))
+            h = y if ex is None else self.conv(y, ex, act)
+            h = self.conv(h, dw, act)
             if sq is not None:
                 h = self._se(h, sq)
             y = self.conv(h, pr, None, y if residual else None)
-        return act(self.conv(y, a.convs[-1]))
+        return self.conv(y, a.convs[-1], act)
 
     def __call__(self, x):
         """Logits (N, 1000) of a batch (N, 3, H, W)."""

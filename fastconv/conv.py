@@ -66,11 +66,12 @@ def conv2d(
     out : ndarray, optional
         Where to write the result; must have the output shape and dtype.  Left untouched if the call
         fails.
-    activation : {None, "relu", "relu6"}, optional
+    activation : {None, "relu", "relu6", "silu"}, optional
         Applied to the result in the same pass that adds `residual`: ``activation(conv2d(x,
         weight, bias) + residual)``, what a CNN's conv -> (add) -> ReLU block computes, without
         the extra passes over memory NumPy glue makes (``y += r; np.maximum(y, 0, out=y)``).
-        "relu6" clips to [0, 6] (MobileNet).  NaN stays NaN, as in torch.
+        "relu6" clips to [0, 6] (MobileNet); "silu" is x / (1 + exp(-x)) (EfficientNet; float32
+        within 2 ulp of the libm formula).  NaN stays NaN, as in torch.
     residual : array_like, optional
         Added to the result before `activation`; must have the output's shape.  It may be `out`
         itself (``out=y, residual=y``: y = conv + y); it is never modified otherwise.

@@ -24,6 +24,9 @@ def _act(y, activation):
         return np.maximum(y, 0)
     if activation == "relu6":
         return np.clip(y, 0, 6)
+    if activation == "silu":
+        with np.errstate(over="ignore", invalid="ignore"):
+            return y / (1 + np.exp(-y))
     return y
 
 
@@ -42,7 +45,7 @@ def _expected(x, w, b, residual, activation, **kw):
     hw=st.integers(3, 17),
     ks=st.sampled_from([1, 3]),
     stride=st.integers(1, 2),
-    activation=st.sampled_from([None, "relu", "relu6"]),
+    activation=st.sampled_from([None, "relu", "relu6", "silu"]),
     with_residual=st.booleans(),
     dtype=st.sampled_from([np.float32, np.float64]),
     backend=st.sampled_from(BACKENDS),
@@ -123,6 +126,7 @@ def test_unbatched_and_integer_residual():
     "kwargs, exc, word",
     [
         (dict(activation="gelu"), ValueError, "activation"),
+        (dict(activation="SiLU"), ValueError, "activation"),
         (dict(activation=1), TypeError, "activation"),
         (dict(residual=np.zeros((1, 4, 5, 5))), ValueError, "residual"),
         (dict(residual=np.zeros((1, 4, 6, 6), dtype=complex)), TypeError, "residual"),
@@ -190,3 +194,28 @@ def test_fixed_weights_are_read_only_and_forgotten_with_the_array():
     del w
     gc.collect()
     assert key not in _plan._FIXED
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_silu_over_the_whole_float_range(backend, dtype):
+    # the Cython float32 path has its own exp: check it across the exponent range and at the
+    # edges where exp(-x) overflows or underflows, and its non-finite results
+    v = np.concatenate(
+        [
+            np.linspace(-100, 100, 20001),
+            [-1e30, -88.5, -87.5, -1e-30, 0.0, -0.0, 1e-30, 87.5, 88.5, 1e30],
+            [np.inf, -np.inf, np.nan],
+        ]
+    ).astype(dtype)
+    x = v.reshape(1, 1, 1, -1)
+    w = np.ones((1, 1, 1, 1), dtype=dtype)
+    got = fastconv.conv2d(x, w, activation="silu", backend=backend).ravel()
+    with np.errstate(over="ignore", invalid="ignore"):
+        ref = v.astype(np.float64) / (1 + np.exp(-v.astype(np.float64)))
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(ref))
+    fin = np.isfinite(ref)
+    np.testing.assert_array_equal(got[~fin & ~np.isnan(ref)], ref[~fin & ~np.isnan(ref)])
+    # (float32 exp(-x) overflows for x < -88.72, where the float64 result is still ~1e-37)
+    tiny = np.finfo(dtype).tiny
+    np.testing.assert_allclose(got[fin], ref[fin], rtol=4 * np.finfo(dtype).eps, atol=32 * tiny)

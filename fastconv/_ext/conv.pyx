@@ -665,7 +665,7 @@ DEF _EPI_CHUNK = 16384
 def conv_epilogue(floating[::1] out, const floating[::1] residual, bint has_residual, int act,
                   int nthreads):
     """out = act(out + residual) in one pass, in place: act 0 none, 1 relu, 2 relu6 (clip to
-    [0, 6]; codes: fastconv._geometry.ACTIVATIONS).  NaN stays NaN, as torch's relu and hardtanh
+    [0, 6]), 3 silu (x / (1 + exp(-x)); codes: fastconv._geometry.ACTIVATIONS).  NaN stays NaN, as torch's relu and hardtanh
     keep it (_epilogue_kernel.h)."""
     cdef Py_ssize_t n = out.shape[0], nchunks = (n + _EPI_CHUNK - 1) // _EPI_CHUNK, ch, i0, i1
     cdef floating *o

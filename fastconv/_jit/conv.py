@@ -316,8 +316,8 @@ _EPI_CHUNK = 16384
 
 @parallel_kernel
 def conv_epilogue(out, residual, has_residual, act, nthreads):
-    """out = act(out + residual) in place: act 0 none, 1 relu, 2 relu6 (twin of the Cython
-    kernel; NaN stays NaN)."""
+    """out = act(out + residual) in place: act 0 none, 1 relu, 2 relu6, 3 silu (twin of the
+    Cython kernel; NaN stays NaN)."""
     n = out.shape[0]
     nchunks = (n + _EPI_CHUNK - 1) // _EPI_CHUNK
     for ch in prange(nchunks):
@@ -335,3 +335,7 @@ def conv_epilogue(out, residual, has_residual, act, nthreads):
                 v = out[i]
                 v = 0 if v < 0 else v
                 out[i] = 6 if v > 6 else v
+        elif act == 3:
+            for i in range(i0, i1):
+                v = out[i]
+                out[i] = v / (1 + np.exp(-v))
