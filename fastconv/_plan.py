@@ -262,8 +262,8 @@ _FIXED = {}
 
 
 def keep_packed(w):
-    """Mark `w` as fixed weights (made read-only): calls whose plan packs weight panels pack
-    them once and keep them while `w` lives (a network runner's weights), instead of packing
+    """Mark `w` as fixed weights (made read-only): calls whose plan packs weight panels (the
+    packed algorithm, every mode) pack them once and keep them while `w` lives (a network runner's weights), instead of packing
     them on every call (a read of the weights and a write and read of their panels: ResNet-50's
     100 MB per forward pass).  Costs the panels' memory, about the weights' own size."""
     w.flags.writeable = False
@@ -284,7 +284,15 @@ def _fixed_panels(mod, w4, g):
     if size == 0:
         return None
     store = _FIXED[id(a)][1]
-    key = (g.K, g.Cg, g.kh, g.kw, g.groups, w4.__array_interface__["data"][0])
+    key = (
+        g.K,
+        g.Cg,
+        g.kh,
+        g.kw,
+        g.groups,
+        w4.__array_interface__["data"][0],
+        bool(mod.packed_klanes(geo)),  # K-lanes panels have their own layout
+    )
     got = store.get(key)
     if got is None:
         panels = np.empty(size, dtype=np.float32)

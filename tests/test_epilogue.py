@@ -145,13 +145,15 @@ def test_bad_epilogue_arguments_are_refused_before_anything_runs(kwargs, exc, wo
 
 FIXED_LAYERS = [
     # x shape, K, kernel, stride, padding, dilation, groups: pixel-lane, implicit and
-    # K-lanes modes (K-lanes packs no weight panels: the plain path runs)
+    # K-lanes modes (K-lanes keeps its own transposed panels)
     ((1, 64, 14, 14), 384, 1, 1, 0, 1, 1),
     ((2, 32, 9, 11), 40, 3, 1, 1, 1, 1),
     ((1, 16, 20, 23), 24, 3, 1, 2, 2, 1),
     ((2, 64, 16, 16), 64, 3, 1, 1, 1, 32),
     ((2, 64, 56, 56), 64, 3, 1, 1, 1, 1),
     ((1, 512, 7, 7), 512, 3, 1, 1, 1, 1),
+    ((1, 300, 7, 7), 100, 1, 1, 0, 1, 1),  # K-lanes: R > KC, a partial channel block
+    ((2, 64, 14, 14), 100, 3, 2, 1, 1, 1),  # K-lanes, strided, across samples
 ]
 
 
@@ -170,6 +172,7 @@ def test_fixed_weights_give_the_same_result(layer, nthreads):
         again = fastconv.conv2d(x, wf, b, s, p, d, g, algorithm="packed")
     np.testing.assert_array_equal(first, plain)
     np.testing.assert_array_equal(again, plain)
+    assert len(_plan._FIXED[id(wf)][1]) == 1  # the panels were kept (every mode keeps them)
     assert_close(plain, _reference.conv2d(x, w, b, s, p, d, g), np.float32)
 
 
@@ -180,6 +183,14 @@ def test_fixed_weights_with_inf_and_nan_over_the_padding():
     w[0, 0, 0, 0] = np.inf  # over the padding for the first row and column
     w[5, 3, 2, 2] = np.nan
     got = fastconv.conv2d(x, _plan.keep_packed(w.copy()), padding=1, algorithm="packed")
+    assert_close(got, _reference.conv2d(x, w, None, 1, 1, 1, 1), np.float32)
+    # the same in K-lanes mode (few pixels)
+    x = rng.standard_normal((1, 64, 5, 5)).astype(np.float32)
+    w = rng.standard_normal((128, 64, 3, 3)).astype(np.float32)
+    w[0, 0, 0, 0] = np.inf
+    w[70, 3, 2, 2] = np.nan
+    wf = _plan.keep_packed(w.copy())
+    got = fastconv.conv2d(x, wf, padding=1, algorithm="packed")
     assert_close(got, _reference.conv2d(x, w, None, 1, 1, 1, 1), np.float32)
 
 

@@ -978,9 +978,24 @@ FC_KL_MICRO(7)
 
 /* One K-lanes task: (group, 64-channel block, pixel part), `parts` parts per block; `tws` is the
  * thread's A panel and out tile. */
+/* K-lanes weight panels packed once for fixed weights (packed_prepack): panel (grp, kblock, rb)
+ * at ((grp * kblocks + kblock) * R + rb) * FC_KL_KB, what fc_kl_pack_a writes per task. */
+static inline int64_t fc_kl_prepack_size(const int64_t *g) {
+    return g[FC_G] * fc_kl_kblocks(g) * fc_R(g) * FC_KL_KB;
+}
+static FC_TARGET void fc_kl_prepack(const float *w, const int64_t *g, float *dst, float *flag) {
+    int64_t R = fc_R(g), kb_n = fc_kl_kblocks(g);
+    for (int64_t grp = 0; grp < g[FC_G]; grp++)
+        for (int64_t kb = 0; kb < kb_n; kb++)
+            for (int64_t rb = 0; rb < R; rb += FC_KL_KC)
+                fc_kl_pack_a(w, g, grp, kb * FC_KL_KB, rb, R - rb < FC_KL_KC ? R - rb : FC_KL_KC,
+                             dst + ((grp * kb_n + kb) * R + rb) * FC_KL_KB, flag);
+}
+
 static FC_TARGET void fc_task_klanes_f32(const float *w, const float *bt, const float *bias,
                                          int has_bias, const int64_t *g, float *out, float *tws,
-                                         int64_t task, int64_t parts, float *flag) {
+                                         int64_t task, int64_t parts, float *flag,
+                                         const float *pre) {
     int64_t part = task % parts;
     task /= parts;
     int64_t kb_n = fc_kl_kblocks(g), grp = task / kb_n, k0 = (task - grp * kb_n) * FC_KL_KB;
@@ -993,12 +1008,16 @@ static FC_TARGET void fc_task_klanes_f32(const float *w, const float *bt, const 
     const float *wk = w + (grp * Kg + k0) * R;
     for (int64_t rb = 0; rb < R; rb += FC_KL_KC) {
         int64_t kc = R - rb < FC_KL_KC ? R - rb : FC_KL_KC;
-        fc_kl_pack_a(w, g, grp, k0, rb, kc, ap, flag);
+        if (pre) {  /* fixed weights: the panel is packed already */
+            ap = (float *)pre + ((grp * kb_n + k0 / FC_KL_KB) * R + rb) * FC_KL_KB;
+        } else {
+            fc_kl_pack_a(w, g, grp, k0, rb, kc, ap, flag);
+        }
         /* the next weight block: 64 rows a weight row apart, which no hardware prefetcher
          * follows; fetched into L2 a slice per pixel group while this block computes */
         int64_t nb = rb + FC_KL_KC, nkc = R - nb < FC_KL_KC ? R - nb : FC_KL_KC;
         for (int64_t pg = pg0; pg < pg1; pg++) {
-            if (nkc > 0)
+            if (nkc > 0 && !pre)
                 for (int64_t k = (pg - pg0) * kn / (pg1 - pg0); k < (pg - pg0 + 1) * kn / (pg1 - pg0);
                      k++)
                     for (int64_t o = 0; o < nkc; o += 16)
@@ -1303,14 +1322,16 @@ static FC_TARGET2 void fc_task_avx2_f32(const float *x, const float *apack, cons
 
 /* ---------------------------------------------------------------- entry points */
 
+/* apack: the weight panels (K-lanes mode: the packed B); kl_pre: K-lanes weight panels packed
+ * once for fixed weights, or NULL */
 static inline void fc_task_f32(const float *x, const float *xp, const float *w,
                                const float *apack, const float *bias, int has_bias,
                                const int64_t *g, float *out, float *panel, int64_t task,
-                               int64_t chunk, int64_t ksplit, float *flag) {
+                               int64_t chunk, int64_t ksplit, float *flag, const float *kl_pre) {
 #if FC_HAVE_X86
     if (fc_klanes(g)) {
         fc_task_klanes_f32(w, apack, bias, has_bias, g, out, panel, task, ksplit,
-                           fc_has_pad(g) ? flag : 0);
+                           fc_has_pad(g) ? flag : 0, kl_pre);
         return;
     }
     if (fc_implicit(g)) {
@@ -1326,7 +1347,7 @@ static inline void fc_task_f32(const float *x, const float *xp, const float *w,
         return;
     }
 #endif
-    (void)w, (void)flag;
+    (void)w, (void)flag, (void)kl_pre;
     fc_task_generic_f32(x, apack, bias, has_bias, g, out, panel, task);
 }
 

@@ -38,7 +38,10 @@ cdef extern from "_packed_kernel.h" nogil:
     void fc_prep_f64(const double *w, double *base, const int64_t *g, int64_t i, double *flag)
     void fc_task_f32(const float *x, const float *xp, const float *w, const float *apack,
                      const float *bias, int has_bias, const int64_t *g, float *out, float *panel,
-                     int64_t task, int64_t chunk, int64_t ksplit, float *flag)
+                     int64_t task, int64_t chunk, int64_t ksplit, float *flag,
+                     const float *kl_pre)
+    int64_t fc_kl_prepack_size(const int64_t *g)
+    void fc_kl_prepack(const float *w, const int64_t *g, float *dst, float *flag)
     void fc_task_f64(const double *x, const double *apack, const double *bias, int has_bias,
                      const int64_t *g, double *out, double *panel, int64_t task)
     void fc_fix_border_f32(const float *x, const float *w, const float *bias, int has_bias,
@@ -62,12 +65,18 @@ def packed_workspace_size(const int64_t[::1] geo, int nthreads):
 
 
 def packed_prepack_size(const int64_t[::1] geo):
-    """Elements of the weight panels packed_prepack writes for geo; 0 where the call's mode packs
-    no weight panels (K-lanes transposes the weights task by task) or the CPU has no AVX-512."""
+    """Elements of the weight panels packed_prepack writes for geo (pixel-lane and implicit
+    modes: their A panels; K-lanes mode: the transposed panels its tasks would make); 0 without
+    AVX-512 (the AVX2 and portable paths pack per call)."""
     cdef const int64_t *g = &geo[0]
-    if not fc_have_avx512() or fc_klanes(g):
+    if not fc_have_avx512():
         return 0
-    return fc_apack_size(g)
+    return fc_kl_prepack_size(g) if fc_klanes(g) else fc_apack_size(g)
+
+
+def packed_klanes(const int64_t[::1] geo):
+    """True when a call of geo runs the K-lanes mode (its panels have their own layout)."""
+    return bool(fc_klanes(&geo[0]))
 
 
 def packed_prepack(const float[:, :, :, ::1] w, const int64_t[::1] geo, float[::1] apack):
@@ -80,8 +89,11 @@ def packed_prepack(const float[:, :, :, ::1] w, const int64_t[::1] geo, float[::
     cdef float flag = 0
     cdef float *fp = &flag
     with nogil:
-        for i in range(fc_num_ablocks(g)):
-            fc_pack_a_f32(&w[0, 0, 0, 0], &apack[0], g, i, fp)
+        if fc_klanes(g):
+            fc_kl_prepack(&w[0, 0, 0, 0], g, &apack[0], fp)
+        else:
+            for i in range(fc_num_ablocks(g)):
+                fc_pack_a_f32(&w[0, 0, 0, 0], &apack[0], g, i, fp)
     return flag != 0
 
 
@@ -105,6 +117,7 @@ def conv_packed(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
     cdef int tid, hb = 1 if (has_bias and bias.shape[0] > 0) else 0
     cdef int64_t prep0 = 0
     cdef const float *ap32 = NULL
+    cdef const float *kl_pre = NULL
     if nthreads < 1:
         nthreads = 1
     # not validation but memory safety: the layout depends on nthreads, so a workspace sized for
@@ -124,7 +137,9 @@ def conv_packed(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
         ksplit = fc_ksplit(g, ntasks, nthreads)  # few tiles: split their output channels too
         ntasks *= ksplit
         ap32 = base
-        if apack is not None and not fc_klanes(g):
+        if apack is not None and fc_klanes(g):
+            kl_pre = &apack[0]  # the tasks' weight panels are packed already
+        elif apack is not None:
             ap32 = &apack[0]
             prep0 = fc_num_ablocks(g)  # the weight panels are packed already
     else:
@@ -135,7 +150,7 @@ def conv_packed(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
     flags = base + fc_flags_offset(g, nthreads)
     for i in range(nthreads):
         flags[i] = 0
-    if prep0 and apack_nonfinite and fc_has_pad(g):
+    if apack is not None and apack_nonfinite and fc_has_pad(g):
         flags[0] = 1
     chunk = fc_task_chunk(ntasks, nthreads)
     if nthreads == 1:
@@ -149,7 +164,7 @@ def conv_packed(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
             for t in range(ntasks):
                 if floating is float:
                     fc_task_f32(xp, xpad, wp, ap32, bp, hb, g, op, base + fc_panel_offset_f32(g, 0),
-                                t, chunk, ksplit, flags)
+                                t, chunk, ksplit, flags, kl_pre)
                 else:
                     fc_task_f64(xp, base, bp, hb, g, op, base + fc_bpanel_offset(g, 0), t)
     else:
@@ -170,7 +185,8 @@ def conv_packed(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
                 if floating is float:
                     fc_task_f32(xp, xpad, wp, ap32, bp, hb, g, op,
                                 base + fc_panel_offset_f32(g, tid),
-                                fc_spread(t, ntasks, chunk, nthreads), chunk, ksplit, flags + tid)
+                                fc_spread(t, ntasks, chunk, nthreads), chunk, ksplit, flags + tid,
+                                kl_pre)
                 else:
                     fc_task_f64(xp, base, bp, hb, g, op, base + fc_bpanel_offset(g, tid),
                                 fc_spread(t, ntasks, chunk, nthreads))
