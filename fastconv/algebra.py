@@ -83,6 +83,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from . import _plan
 from ._geometry import (
     INT_MAX,
     as_float_array,
@@ -226,6 +227,11 @@ class Conv2d:
 
     Notes
     -----
+    Calling the layer takes conv2d's `activation` and `residual` (its fused epilogue) and
+    `backend`.  The weight is fixed, so where conv2d runs the packed algorithm its packed weight
+    panels are made on the first call of each geometry and kept with the layer (about the
+    weight's size again), not rebuilt on every call.
+
     conv2d takes only symmetric paddings; an asymmetric one (from "same" with an even kernel or
     from `compose`) is realised by zero-padding the input with `numpy.pad` for the asymmetric
     remainder and passing the symmetric part to conv2d.  The layer computes in the input's
@@ -264,7 +270,8 @@ class Conv2d:
         dilation = pair(dilation, "dilation", minimum=1)
         padding = _padding4(padding, w.shape[2], w.shape[3], dilation, stride)
         setattr_ = object.__setattr__
-        setattr_(self, "weight", _frozen(w.astype(dtype, copy=False)))
+        # its own read-only copy: fixed weights, whose packed panels the kernels may keep
+        setattr_(self, "weight", _plan.keep_packed(_frozen(w.astype(dtype, copy=False))))
         setattr_(self, "bias", None if bias is None else _frozen(bias.astype(dtype, copy=False)))
         setattr_(self, "stride", stride)
         setattr_(self, "padding", padding)
@@ -353,7 +360,7 @@ class Conv2d:
             out.append((n + p - e) // s + 1)
         return shape[:-3] + (self.out_channels, *out)
 
-    def __call__(self, x, *, backend="auto"):
+    def __call__(self, x, *, activation=None, residual=None, backend="auto"):
         conv2d = _conv2d_impl()
         x = as_float_array(x, "x")
         dtype = result_float_dtype(x)
@@ -374,7 +381,18 @@ class Conv2d:
                 padded, w.shape, self.stride, sym, self.dilation, self.groups, dtype
             )
             x = np.pad(x, ((0, 0),) * (x.ndim - 2) + extra)
-        return conv2d(x, w, b, self.stride, sym, self.dilation, self.groups, backend=backend)
+        return conv2d(
+            x,
+            w,
+            b,
+            self.stride,
+            sym,
+            self.dilation,
+            self.groups,
+            activation=activation,
+            residual=residual,
+            backend=backend,
+        )
 
     def __repr__(self):
         b = "None" if self.bias is None else f"({self.out_channels},)"

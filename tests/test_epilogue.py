@@ -230,3 +230,16 @@ def test_silu_over_the_whole_float_range(backend, dtype):
     # (float32 exp(-x) overflows for x < -88.72, where the float64 result is still ~1e-37)
     tiny = np.finfo(dtype).tiny
     np.testing.assert_allclose(got[fin], ref[fin], rtol=4 * np.finfo(dtype).eps, atol=32 * tiny)
+
+
+def test_conv2d_layer_keeps_its_panels_and_takes_the_epilogue():
+    rng = np.random.default_rng(8)
+    w = rng.standard_normal((32, 16, 3, 3)).astype(np.float32)
+    b = rng.standard_normal(32).astype(np.float32)
+    layer = fastconv.Conv2d(w, b, padding=1)
+    assert id(layer.weight) in _plan._FIXED
+    x = rng.standard_normal((2, 16, 12, 12)).astype(np.float32)
+    r = rng.standard_normal((2, 32, 12, 12)).astype(np.float32)
+    ref = _expected(x, w, b, r, "relu6", padding=1)
+    for _ in range(2):  # the second call reads the kept panels
+        assert_close(layer(x, activation="relu6", residual=r), ref, np.float32)
