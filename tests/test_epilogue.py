@@ -243,3 +243,41 @@ def test_conv2d_layer_keeps_its_panels_and_takes_the_epilogue():
     ref = _expected(x, w, b, r, "relu6", padding=1)
     for _ in range(2):  # the second call reads the kept panels
         assert_close(layer(x, activation="relu6", residual=r), ref, np.float32)
+
+
+@pytest.mark.parametrize("layer", FIXED_LAYERS)
+@pytest.mark.parametrize("fixed", [False, True])
+@pytest.mark.parametrize("nonfinite", [False, True])
+@pytest.mark.parametrize("activation", ["relu", "silu"])
+def test_packed_modes_with_the_epilogue(layer, fixed, nonfinite, activation):
+    # every packed mode (pixel-lane, implicit, K-lanes), with weight panels packed per call or
+    # kept; inf/NaN weights over the padding make the kernel recompute the border, and the
+    # epilogue must see the recomputed values, applied exactly once
+    shape, k, ks, s, p, d, g = layer
+    rng = np.random.default_rng(13)
+    x = rng.standard_normal(shape).astype(np.float32)
+    w = rng.standard_normal((k, shape[1] // g, ks, ks)).astype(np.float32)
+    b = rng.standard_normal(k).astype(np.float32)
+    if nonfinite:
+        w[0, 0, 0, 0] = np.inf
+        w[k // 2, 0, ks - 1, ks - 1] = np.nan
+    ho = (shape[2] + 2 * p - d * (ks - 1) - 1) // s + 1
+    wo = (shape[3] + 2 * p - d * (ks - 1) - 1) // s + 1
+    r = rng.standard_normal((shape[0], k, ho, wo)).astype(np.float32)
+    wk = _plan.keep_packed(w.copy()) if fixed else w
+    ref = _expected(x, w, b, r, activation, stride=s, padding=p, dilation=d, groups=g)
+    for _ in range(2):
+        got = fastconv.conv2d(
+            x,
+            wk,
+            b,
+            s,
+            p,
+            d,
+            g,
+            activation=activation,
+            residual=r,
+            backend="cython",
+            algorithm="packed",
+        )
+        assert_close(got, ref, np.float32)
