@@ -494,3 +494,61 @@ class Tuned(_Timed):
 
     def time_conv2d(self, layer, plan):
         self.fn()
+
+
+# conv -> (+ residual) -> activation blocks of the three networks (N, C, H, W, K, kh, kw, stride,
+# pad, dil, groups): a 1x1 expansion on a large map, a 3x3 block on a small one
+EPILOGUE_SHAPES = {
+    "mbv2_expand_24to144_56": (1, 24, 56, 56, 144, 1, 1, 1, 0, 1, 1),
+    "r50_3x3_c256_14": (1, 256, 14, 14, 256, 3, 3, 1, 1, 1, 1),
+}
+
+
+class Epilogue(_Timed):
+    """conv2d's fused epilogue (activation + residual in one pass after the convolution) against
+    the same block with NumPy glue (``y += r`` then the activation), and with the weight panels
+    kept for fixed weights (``fastconv.Conv2d``) against packed on every call."""
+
+    params = (
+        list(EPILOGUE_SHAPES),
+        ["relu", "silu"],
+        ["numpy_glue", "fused", "fused_fixed_weights"],
+    )
+    param_names = ["shape", "activation", "variant"]
+    timeout = 120
+
+    def setup(self, shape, activation, variant):
+        x, w, kw = layer_arrays(EPILOGUE_SHAPES[shape], np.float32)
+        y = fastconv.conv2d(x, w, **kw)
+        r = rng().standard_normal(y.shape).astype(np.float32)
+        if variant == "numpy_glue":
+
+            def act(v):
+                if activation == "relu":
+                    return np.maximum(v, 0, out=v)
+                with np.errstate(over="ignore"):
+                    np.divide(v, 1 + np.exp(-v), out=v)
+                return v
+
+            def fn():
+                v = fastconv.conv2d(x, w, **kw)
+                v += r
+                return act(v)
+
+        elif variant == "fused":
+
+            def fn():
+                return fastconv.conv2d(x, w, **kw, activation=activation, residual=r)
+
+        else:
+            layer = fastconv.Conv2d(
+                w, None, kw["stride"], kw["padding"], kw["dilation"], kw["groups"]
+            )
+
+            def fn():
+                return layer(x, activation=activation, residual=r)
+
+        self._start(fn, 1)
+
+    def time_block(self, shape, activation, variant):
+        self.fn()
