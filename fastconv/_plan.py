@@ -262,10 +262,14 @@ _FIXED = {}
 
 
 def keep_packed(w):
-    """Mark `w` as fixed weights (made read-only): calls whose plan packs weight panels (the
-    packed algorithm, every mode) pack them once and keep them while `w` lives (a network runner's weights), instead of packing
-    them on every call (a read of the weights and a write and read of their panels: ResNet-50's
-    100 MB per forward pass).  Costs the panels' memory, about the weights' own size."""
+    """Mark `w` as fixed weights and return it: made read-only, so calls whose plan packs
+    weight panels (the packed algorithm, every mode, on a backend that keeps them) pack them
+    once and keep them while `w` lives, instead of on every call (a read of the weights and a
+    write and read of their panels: ResNet-50's 100 MB per forward pass).  Costs the panels'
+    memory, about the weights' own size.  `w` must own its data (a view could change through
+    a writeable base): the network runner and `Conv2d` pass their own copies."""
+    if not (isinstance(w, np.ndarray) and w.flags.owndata):
+        raise ValueError("keep_packed needs an array that owns its data (pass a copy)")
     w.flags.writeable = False
     key = id(w)
     _FIXED[key] = (weakref.ref(w, lambda _, key=key: _FIXED.pop(key, None)), {})
@@ -305,14 +309,12 @@ def _packed_run(plan, x4, w3, bias, has_bias, g, res4):
     w4 = w3[0].reshape(g.K, g.Cg, g.kh, g.kw)
     mod = kernels(plan.backend, "packed")
     fixed = None
-    if _FIXED and plan.backend == "cython" and g.dtype == np.float32:
-        fixed = _fixed_panels(mod, w4, g)
+    if _FIXED and g.dtype == np.float32:
+        fixed = _fixed_panels(mod, w4, g)  # None where the backend keeps no panels
     if fixed is None:
         mod.conv_packed(x4, w4, bias[0], has_bias, g.as_array(), res4, ws, plan.nthreads)
     else:
-        mod.conv_packed(
-            x4, w4, bias[0], has_bias, g.as_array(), res4, ws, plan.nthreads, fixed[0], fixed[1]
-        )
+        mod.conv_packed(x4, w4, bias[0], has_bias, g.as_array(), res4, ws, plan.nthreads, *fixed)
 
 
 _register(

@@ -281,3 +281,16 @@ def test_packed_modes_with_the_epilogue(layer, fixed, nonfinite, activation):
             algorithm="packed",
         )
         assert_close(got, ref, np.float32)
+
+
+def test_keep_packed_refuses_a_view_and_numba_packs_per_call():
+    base = np.ones((8, 16, 3, 3), dtype=np.float32)
+    with pytest.raises(ValueError, match="owns its data"):
+        _plan.keep_packed(base[:4])
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal((1, 16, 10, 10)).astype(np.float32)
+    w = rng.standard_normal((8, 16, 3, 3)).astype(np.float32)
+    wf = _plan.keep_packed(w.copy())
+    got = fastconv.conv2d(x, wf, padding=1, backend="numba", algorithm="packed")
+    assert _plan._FIXED[id(wf)][1] == {}  # the Numba twin keeps no panels
+    assert_close(got, _reference.conv2d(x, w, None, 1, 1, 1, 1), np.float32)

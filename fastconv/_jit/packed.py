@@ -40,6 +40,30 @@ def _apack_size(geo):
     return G * mb * MR * R
 
 
+def packed_prepack_size(geo):
+    """Elements of weight panels this backend keeps for fixed weights: 0, its `conv_packed`
+    packs them on every call (the Cython twin keeps them; see fastconv._plan.keep_packed).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastconv._jit.packed import packed_prepack_size
+    >>> packed_prepack_size(np.zeros(16, dtype=np.int64))
+    0
+    """
+    return 0
+
+
+def packed_klanes(geo):
+    """False: this backend has no K-lanes mode (twin of the Cython function)."""
+    return False
+
+
+def packed_prepack(w, geo, apack):
+    """Never called: packed_prepack_size is 0 here (twin of the Cython function)."""
+    raise NotImplementedError("the Numba packed kernel packs its weight panels on every call")
+
+
 def packed_workspace_size(geo, nthreads):
     """Elements of workspace `conv_packed` needs: packed weights plus one panel per thread.
 
