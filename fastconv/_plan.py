@@ -15,7 +15,7 @@ import math
 import weakref
 from collections import OrderedDict
 from dataclasses import dataclass, replace
-from typing import Callable
+from typing import Callable, Optional
 
 import numpy as np
 
@@ -161,6 +161,9 @@ class Algorithm:
     run(plan, x4, w3, bias, has_bias, g, res4) -> True when its output holds a non-finite value
         (only reported by algorithms that are not exact on non-finite data), else None/False.
     exact_nonfinite: NaN and inf land where direct summation puts them.
+    call_features(g, has_bias, fixed) -> the features of a call with a bias and with fixed
+        weights (`keep_packed`), which the calibration grid does not run: the terms it costs
+        (a separate bias pass, weight panels packed on every call) are the fitted ones.
     """
 
     name: str
@@ -171,6 +174,9 @@ class Algorithm:
     exact_nonfinite: bool = True
     per_sample: bool = True  # runs per-sample weights (w3 of N weight sets) natively
     max_threads: int = 0  # most threads it runs on (0: any); see "pointwise"
+    # call_features(g, has_bias, fixed) -> features of one call: what the calibration grid
+    # (no bias, fresh weights) does not see; None: features(g)
+    call_features: Optional[Callable] = None
 
 
 ALGORITHMS: "OrderedDict[str, Algorithm]" = OrderedDict()
@@ -228,6 +234,11 @@ def _packed_klanes(g):
     return mp
 
 
+def _packed_call_features(g, has_bias, fixed):
+    f = _packed_features(g)
+    return f[:4] + (0.0,) + f[5:] if fixed else f  # kept panels: no weights packed per call
+
+
 def _packed_features(g):
     # the micro-tile's idle lanes count: pixel-lane tiles round Kg up to 8 channels and pixels
     # to 48; K-lanes tiles round Kg up to 64 and the pixels to their 4-7 per tile
@@ -276,12 +287,25 @@ def keep_packed(w):
     return w
 
 
-def _fixed_panels(mod, w4, g):
-    """(panels, nonfinite) packed once for the fixed weights w4 is a view of, or None."""
-    a = w4
+def _fixed_base(w):
+    """The array registered by keep_packed that w is (a view of), or None."""
+    a = w
     while a is not None and id(a) not in _FIXED:
         a = a.base
     if a is None or _FIXED[id(a)][0]() is not a:
+        return None
+    return a
+
+
+def is_fixed(w):
+    """Whether `w` is (a view of) weights kept by keep_packed."""
+    return bool(_FIXED) and _fixed_base(w) is not None
+
+
+def _fixed_panels(mod, w4, g):
+    """(panels, nonfinite) packed once for the fixed weights w4 is a view of, or None."""
+    a = _fixed_base(w4)
+    if a is None:
         return None
     geo = g.as_array()
     size = int(mod.packed_prepack_size(geo))
@@ -325,6 +349,7 @@ _register(
         _packed_features,
         _packed_run,
         per_sample=False,
+        call_features=_packed_call_features,
     )
 )
 
@@ -609,6 +634,12 @@ def _pointwise_features(g):
     return (1.0, g.N * g.K * g.P * g.C, _io_elems(g), g.K * g.C)
 
 
+def _pointwise_call_features(g, has_bias, fixed):
+    f = _pointwise_features(g)
+    # the bias is a second pass over the output (read and write), at the rate of its moves
+    return f[:2] + (f[2] + 2.0 * g.N * g.K * g.P,) + f[3:] if has_bias else f
+
+
 def _pointwise_run(plan, x4, w3, bias, has_bias, g, res4):
     # NaN/inf are data here: they propagate as in any sum, without a floating-point warning
     with _threads.blas_single(), np.errstate(invalid="ignore", over="ignore"):
@@ -631,6 +662,7 @@ _register(
         _pointwise_features,
         _pointwise_run,
         max_threads=1,
+        call_features=_pointwise_call_features,
     )
 )
 
@@ -824,12 +856,18 @@ def _coefficients(name, g, be, nt):
     return (c0, *(c * scale for c in work))
 
 
-def estimate(name, g, be, nt):
-    """Seconds the cost model gives algorithm `name` on geometry g with nt threads."""
+def estimate(name, g, be, nt, has_bias=False, fixed=False):
+    """Seconds the cost model gives algorithm `name` on geometry g with nt threads (a call
+    with a bias, and with weights kept by `keep_packed`, when said)."""
     coef = _coefficients(name, g, be, nt)
     if coef is None:
         return math.inf
-    return float(sum(c * f for c, f in zip(coef, ALGORITHMS[name].features(g), strict=True)))
+    alg = ALGORITHMS[name]
+    if alg.call_features is not None and (has_bias or fixed):
+        feats = alg.call_features(g, has_bias, fixed)
+    else:
+        feats = alg.features(g)
+    return float(sum(c * f for c, f in zip(coef, feats, strict=True)))
 
 
 def applicable(g, backend="auto", per_sample=False):
@@ -872,6 +910,8 @@ def plan_conv2d(
     per_sample=False,
     algorithm="auto",
     exact_nonfinite=False,
+    has_bias=False,
+    fixed=False,
 ):
     """Choose how `geom` (a ConvGeometry) runs: the cheapest applicable algorithm and thread count.
 
@@ -891,6 +931,9 @@ def plan_conv2d(
     exact_nonfinite : bool
         Only algorithms that put NaN/inf where direct summation does (the recompute after a
         transform-based path met a non-finite value).
+    has_bias, fixed : bool
+        The call adds a bias; its weights are kept by `keep_packed` (`is_fixed`).  They change
+        the costs of the algorithms whose call_features say so.
     """
     be = resolve_backend(backend)
     if nthreads is None:
@@ -924,7 +967,7 @@ def plan_conv2d(
             fit = alg.workspace(geom, be, nt, geom.N if per_sample else 1, workspace_bytes)
             if fit is None:
                 continue
-            cost = estimate(name, geom, be, nt)
+            cost = estimate(name, geom, be, nt, has_bias, fixed)
             if best is None or cost < best[0]:
                 best = (cost, ConvPlan(name, be, nt, fit[1], fit[0], algorithm != "auto", cost))
     if best is None:

@@ -21,6 +21,7 @@ from ._plan import (
     applicable,
     cached,
     clear_cache,
+    is_fixed,
     plan_conv2d,
     resolve_backend,
     run_epilogue,
@@ -125,7 +126,9 @@ def conv2d(
     plan, g = _planned(x, weight, bias, stride, padding, dilation, groups, backend, algorithm)
     if plan is None:  # not plain ndarrays, or an unhashable argument: validate the long way
         x, weight, bias, g = conv_geometry(x, weight, bias, stride, padding, dilation, groups)
-        plan = plan_conv2d(g, backend, algorithm=algorithm)
+        plan = plan_conv2d(
+            g, backend, algorithm=algorithm, has_bias=bias is not None, fixed=is_fixed(weight)
+        )
     else:
         x = np.ascontiguousarray(x if g.batched else x[None], dtype=g.dtype)
         weight = np.ascontiguousarray(weight, dtype=g.dtype)
@@ -172,11 +175,15 @@ def _planned(x, weight, bias, stride, padding, dilation, groups, backend, algori
         _key(backend),
         _key(algorithm),
         nt,
+        is_fixed(weight),
     )
 
     def make():
         _, _, _, g = conv_geometry(x, weight, bias, stride, padding, dilation, groups)
-        return plan_conv2d(g, backend, nt, algorithm=algorithm), g
+        plan = plan_conv2d(
+            g, backend, nt, algorithm=algorithm, has_bias=bias is not None, fixed=key[-1]
+        )
+        return plan, g
 
     return cached(key, make)
 

@@ -146,6 +146,40 @@ def test_small_work_runs_on_one_thread():
     assert _plan.plan_conv2d(g, nthreads=2).nthreads == 1
 
 
+def test_a_bias_and_fixed_weights_change_the_costs_they_touch():
+    """The calibration grid runs without a bias and with fresh weights: the pointwise entry's
+    bias is a second pass over the output (costed at its own rate for moved elements), and kept
+    weight panels (keep_packed) drop the packed entry's weight-packing term."""
+    g = geometry_from_shapes((1, 96, 14, 14), (576, 96, 1, 1), 1, 0, 1, 1)
+    be = _plan.resolve_backend("auto")
+    plain = _plan.estimate("pointwise", g, be, 1)
+    with_bias = _plan.estimate("pointwise", g, be, 1, has_bias=True)
+    coef = _plan._coefficients("pointwise", g, be, 1)
+    assert with_bias == pytest.approx(plain + coef[2] * 2 * g.N * g.K * g.P, rel=1e-9)
+    if "packed" in _plan.applicable(g, be):
+        feats = _plan.ALGORITHMS["packed"].call_features(g, False, True)
+        assert feats[4] == 0 and _plan.ALGORITHMS["packed"].features(g)[4] == g.K * g.R
+        assert _plan.estimate("packed", g, be, 1, fixed=True) <= _plan.estimate("packed", g, be, 1)
+        # the packed entry has no separate bias pass
+        assert _plan.estimate("packed", g, be, 1, has_bias=True) == _plan.estimate(
+            "packed", g, be, 1
+        )
+
+
+def test_conv2d_plans_kept_weights_apart_from_fresh_ones():
+    _plan.clear_cache()
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((1, 8, 5, 5)).astype(np.float32)
+    w = rng.standard_normal((4, 8, 1, 1)).astype(np.float32)
+    kept = _plan.keep_packed(w.copy())
+    assert _plan.is_fixed(kept) and _plan.is_fixed(kept[:, :]) and not _plan.is_fixed(w)
+    a = fastconv.conv2d(x, w)
+    n = len(_plan._PLAN_CACHE)
+    np.testing.assert_allclose(fastconv.conv2d(x, kept), a, rtol=1e-5, atol=1e-6)
+    assert len(_plan._PLAN_CACHE) == n + 1  # its own plan, planned with fixed=True
+    assert any(k[-1] is True for k in _plan._PLAN_CACHE)
+
+
 def test_repeated_calls_reuse_the_plan_and_tell_arguments_apart():
     _plan.clear_cache()
     x = np.random.default_rng(0).standard_normal((1, 2, 6, 6)).astype(np.float32)
