@@ -160,6 +160,8 @@ class Algorithm:
         moved, elements of weights prepared per call).
     run(plan, x4, w3, bias, has_bias, g, res4) -> True when its output holds a non-finite value
         (only reported by algorithms that are not exact on non-finite data), else None/False.
+        With epilogue=True it takes conv2d's epilogue too, run(..., res4, (act, residual)),
+        and applies it (the packed kernel inside its tasks, on outputs still in cache).
     exact_nonfinite: NaN and inf land where direct summation puts them.
     call_features(g, has_bias, fixed) -> the features of a call with a bias and with fixed
         weights (`keep_packed`), which the calibration grid does not run: the terms it costs
@@ -174,6 +176,9 @@ class Algorithm:
     exact_nonfinite: bool = True
     per_sample: bool = True  # runs per-sample weights (w3 of N weight sets) natively
     max_threads: int = 0  # most threads it runs on (0: any); see "pointwise"
+    # run(..., res4, epilogue=(act, residual)) applies conv2d's epilogue itself (fused into its
+    # tasks where it can, else by run_epilogue after)
+    epilogue: bool = False
     # call_features(g, has_bias, fixed) -> features of one call: what the calibration grid
     # (no bias, fresh weights) does not see; None: features(g)
     call_features: Optional[Callable] = None
@@ -328,17 +333,30 @@ def _fixed_panels(mod, w4, g):
     return got
 
 
-def _packed_run(plan, x4, w3, bias, has_bias, g, res4):
+def _packed_run(plan, x4, w3, bias, has_bias, g, res4, epilogue=(0, None)):
     ws = np.empty(plan.workspace, dtype=g.dtype)
     w4 = w3[0].reshape(g.K, g.Cg, g.kh, g.kw)
     mod = kernels(plan.backend, "packed")
+    geo = g.as_array()
     fixed = None
     if _FIXED and g.dtype == np.float32:
         fixed = _fixed_panels(mod, w4, g)  # None where the backend keeps no panels
-    if fixed is None:
-        mod.conv_packed(x4, w4, bias[0], has_bias, g.as_array(), res4, ws, plan.nthreads)
+    act, residual = epilogue
+    if (act or residual is not None) and mod.packed_fuses_epilogue(geo, residual is not None):
+        # each task applies the epilogue to the outputs it wrote, still in cache
+        r = None if residual is None else residual.reshape(-1)
+        apack, nonfinite = fixed if fixed is not None else (None, False)
+        fused = mod.conv_packed(
+            x4, w4, bias[0], has_bias, geo, res4, ws, plan.nthreads, apack, nonfinite, act, r
+        )
+        if not fused:
+            run_epilogue(plan, res4, act, residual)
+    elif fixed is None:
+        mod.conv_packed(x4, w4, bias[0], has_bias, geo, res4, ws, plan.nthreads)
+        run_epilogue(plan, res4, act, residual)
     else:
-        mod.conv_packed(x4, w4, bias[0], has_bias, g.as_array(), res4, ws, plan.nthreads, *fixed)
+        mod.conv_packed(x4, w4, bias[0], has_bias, geo, res4, ws, plan.nthreads, *fixed)
+        run_epilogue(plan, res4, act, residual)
 
 
 _register(
@@ -350,6 +368,7 @@ _register(
         _packed_run,
         per_sample=False,
         call_features=_packed_call_features,
+        epilogue=True,
     )
 )
 

@@ -212,13 +212,18 @@ def run_conv(plan, x4, w3, b2, g, out=None, epilogue=(0, None)):
             if b2 is None:
                 b2 = _NO_BIAS.setdefault(g.dtype, np.zeros((1, 1), dtype=g.dtype))
         _threads.mark_pools_started()
-        bad = ALGORITHMS[plan.algorithm].run(plan, x4, w3, b2, has_bias, g, res4)
+        alg = ALGORITHMS[plan.algorithm]
+        if alg.epilogue:  # applies the epilogue itself (into its tasks where it can)
+            bad = alg.run(plan, x4, w3, b2, has_bias, g, res4, epilogue)
+        else:
+            bad = alg.run(plan, x4, w3, b2, has_bias, g, res4)
         if bad and not plan.forced:
             exact = plan_conv2d(
                 g, plan.backend, plan.nthreads, per_sample=w3.shape[0] > 1, exact_nonfinite=True
             )
             ALGORITHMS[exact.algorithm].run(exact, x4, w3, b2, has_bias, g, res4)
-        run_epilogue(plan, res4, *epilogue)
+        if bad and not plan.forced or not alg.epilogue:
+            run_epilogue(plan, res4, *epilogue)
     if out is not None and not direct:
         out[...] = res
         return out

@@ -294,3 +294,54 @@ def test_keep_packed_refuses_a_view_and_numba_packs_per_call():
     got = fastconv.conv2d(x, wf, padding=1, backend="numba", algorithm="packed")
     assert _plan._FIXED[id(wf)][1] == {}  # the Numba twin keeps no panels
     assert_close(got, _reference.conv2d(x, w, None, 1, 1, 1, 1), np.float32)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    n=st.integers(1, 3),
+    c=st.integers(1, 40),
+    k=st.sampled_from([8, 20, 64, 70, 100, 136]),  # K-lanes from 64 channels on small planes
+    hw=st.integers(2, 30),
+    ks=st.sampled_from([1, 3]),
+    stride=st.integers(1, 2),
+    activation=st.sampled_from([None, "relu", "relu6", "silu"]),
+    with_residual=st.booleans(),
+    nthreads=st.integers(1, 2),
+    fixed=st.booleans(),
+    seed=st.integers(0, 2**16),
+)
+def test_packed_tasks_apply_the_epilogue_as_the_pass_after(
+    n, c, k, hw, ks, stride, activation, with_residual, nthreads, fixed, seed
+):
+    """The packed kernel applies the epilogue task by task (pixel-lane stripes, stripes crossing
+    samples, output-channel splits, K-lanes tiles in their transposing store): every output
+    exactly once, equal to the convolution followed by the separate pass; NaN and inf in the
+    residual land as NumPy's add and compare-and-select put them."""
+    if activation is None and not with_residual:
+        return
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, c, hw, hw)).astype(np.float32)
+    w = rng.standard_normal((k, c, ks, ks)).astype(np.float32)
+    b = rng.standard_normal(k).astype(np.float32)
+    ho = (hw + 2 * (ks // 2) - ks) // stride + 1
+    r = None
+    if with_residual:
+        r = (4 * rng.standard_normal((n, k, ho, ho))).astype(np.float32)
+        for v in (np.nan, np.inf, -np.inf):
+            r.flat[rng.integers(r.size)] = v
+    wk = _plan.keep_packed(w.copy()) if fixed else w
+    kw = dict(stride=stride, padding=ks // 2, backend="cython", algorithm="packed")
+    with fastconv.threads(nthreads):
+        plain = fastconv.conv2d(x, wk, b, **kw)
+        got = fastconv.conv2d(x, wk, b, activation=activation, residual=r, **kw)
+    want = plain if r is None else plain + r
+    with np.errstate(invalid="ignore"):
+        if activation == "relu":
+            want = np.where(want < 0, np.float32(0), want)
+        elif activation == "relu6":
+            want = np.where(want < 0, np.float32(0), want)
+            want = np.where(want > 6, np.float32(6), want)
+    if activation == "silu":
+        assert_close(got, _act(want.astype(np.float64), "silu"), np.float32)
+    else:
+        np.testing.assert_array_equal(got, want)

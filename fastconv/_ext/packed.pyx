@@ -39,7 +39,8 @@ cdef extern from "_packed_kernel.h" nogil:
     void fc_task_f32(const float *x, const float *xp, const float *w, const float *apack,
                      const float *bias, int has_bias, const int64_t *g, float *out, float *panel,
                      int64_t task, int64_t chunk, int64_t ksplit, float *flag,
-                     const float *kl_pre)
+                     const float *kl_pre, const float *res, int act)
+    int fc_epilogue_fuses(const int64_t *g, int has_res)
     int64_t fc_kl_prepack_size(const int64_t *g)
     void fc_kl_prepack(const float *w, const int64_t *g, float *dst, float *flag)
     void fc_task_f64(const double *x, const double *apack, const double *bias, int has_bias,
@@ -48,6 +49,15 @@ cdef extern from "_packed_kernel.h" nogil:
                            const int64_t *g, float *out)
     void fc_fix_border_f64(const double *x, const double *w, const double *bias, int has_bias,
                            const int64_t *g, double *out)
+
+
+cdef inline bint _any_flag(const floating *flags, int n) noexcept nogil:
+    # after the prep barrier no task sets a flag when fusing (see conv_packed)
+    cdef int i
+    for i in range(n):
+        if flags[i] != 0:
+            return True
+    return False
 
 
 def packed_supported(dtype_char):
@@ -72,6 +82,14 @@ def packed_prepack_size(const int64_t[::1] geo):
     if not fc_have_avx512():
         return 0
     return fc_kl_prepack_size(g) if fc_klanes(g) else fc_apack_size(g)
+
+
+def packed_fuses_epilogue(const int64_t[::1] geo, bint residual):
+    """True when conv_packed applies conv2d's epilogue (act, and a residual when `residual`)
+    task by task on geo (float32 with AVX-512: K-lanes mode, and pixel-lane mode without a
+    residual); it may still decline a call (a non-finite weight over the padding) and says so
+    by its return value."""
+    return bool(fc_epilogue_fuses(&geo[0], residual))
 
 
 def packed_klanes(const int64_t[::1] geo):
@@ -100,11 +118,16 @@ def packed_prepack(const float[:, :, :, ::1] w, const int64_t[::1] geo, float[::
 def conv_packed(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
                 const floating[::1] bias, bint has_bias, const int64_t[::1] geo,
                 floating[:, :, :, ::1] out, floating[::1] ws, int nthreads,
-                const float[::1] apack=None, bint apack_nonfinite=False):
+                const float[::1] apack=None, bint apack_nonfinite=False, int act=0,
+                const floating[::1] residual=None):
     """out = conv2d(x, w) (+ bias) through packed weight panels and per-thread im2col panels.
 
     apack: float32 weight panels packed_prepack made for this geo (then the call packs none);
-    apack_nonfinite what packed_prepack returned."""
+    apack_nonfinite what packed_prepack returned.  act (0 none, 1 relu, 2 relu6, 3 silu) and
+    residual (out's size, flat; never out's memory): conv2d's epilogue, out = act(out +
+    residual), applied by each task to the outputs it wrote where the mode allows (float32,
+    AVX-512, pixel-lane and K-lanes modes, and no border left to recompute for a non-finite
+    weight).  Returns True when it applied the epilogue, else the caller runs it."""
     cdef const int64_t *g = &geo[0]
     cdef const floating *xp = &x[0, 0, 0, 0]
     cdef const floating *wp = &w[0, 0, 0, 0]
@@ -118,6 +141,8 @@ def conv_packed(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
     cdef int64_t prep0 = 0
     cdef const float *ap32 = NULL
     cdef const float *kl_pre = NULL
+    cdef const float *rp = NULL
+    cdef int fuse = 0, fused = 0
     if nthreads < 1:
         nthreads = 1
     # not validation but memory safety: the layout depends on nthreads, so a workspace sized for
@@ -153,6 +178,14 @@ def conv_packed(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
     if apack is not None and apack_nonfinite and fc_has_pad(g):
         flags[0] = 1
     chunk = fc_task_chunk(ntasks, nthreads)
+    if floating is float:
+        # a K-lanes task that packs its own weights may flag a non-finite one (the border is
+        # then recomputed after the tasks): no fused epilogue there
+        fuse = (act != 0 or residual is not None) and fc_epilogue_fuses(
+            g, residual is not None) and not (
+            fc_klanes(g) and kl_pre == NULL and fc_has_pad(g))
+        if fuse and residual is not None:
+            rp = <const float *>&residual[0]
     if nthreads == 1:
         # no OpenMP region: on tiny calls starting one costs as much as the work
         with nogil:
@@ -161,10 +194,14 @@ def conv_packed(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
                     fc_prep_f32(xp, wp, base, xpad, g, i, flags)
                 else:
                     fc_prep_f64(wp, base, g, i, flags)
+            if fuse and flags[0] != 0:
+                fuse = 0  # a non-finite weight: the border is recomputed after the tasks
+            if not fuse:
+                act, rp = 0, NULL
             for t in range(ntasks):
                 if floating is float:
                     fc_task_f32(xp, xpad, wp, ap32, bp, hb, g, op, base + fc_panel_offset_f32(g, 0),
-                                t, chunk, ksplit, flags, kl_pre)
+                                t, chunk, ksplit, flags, kl_pre, rp, act)
                 else:
                     fc_task_f64(xp, base, bp, hb, g, op, base + fc_bpanel_offset(g, 0), t)
     else:
@@ -183,10 +220,13 @@ def conv_packed(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
             for t in prange(ntasks, schedule="dynamic", chunksize=chunk):
                 tid = threadid()
                 if floating is float:
+                    # a prep that flagged a non-finite weight: the border is recomputed after
+                    # the tasks, and the epilogue then (every thread sees the same flags)
+                    fused = fuse and not _any_flag(flags, nthreads)
                     fc_task_f32(xp, xpad, wp, ap32, bp, hb, g, op,
                                 base + fc_panel_offset_f32(g, tid),
-                                fc_spread(t, ntasks, chunk, nthreads), chunk, ksplit, flags + tid,
-                                kl_pre)
+                                fc_spread(t, ntasks, chunk, nthreads), chunk, ksplit,
+                                flags + tid, kl_pre, rp if fused else NULL, act if fused else 0)
                 else:
                     fc_task_f64(xp, base, bp, hb, g, op, base + fc_bpanel_offset(g, tid),
                                 fc_spread(t, ntasks, chunk, nthreads))
@@ -197,4 +237,5 @@ def conv_packed(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
                     fc_fix_border_f32(xp, wp, bp, hb, g, op)
                 else:
                     fc_fix_border_f64(xp, wp, bp, hb, g, op)
-            break
+            return False  # fused or not, the epilogue runs after the border's recompute
+    return bool(fuse)

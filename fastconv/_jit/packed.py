@@ -254,6 +254,18 @@ def _tile4x4(ws, a0, lda, b0, kc, o3, n, k0, p0, first, bias, hb, kend, pend):
     _put(o3, n, k0 + 3, p0 + 3, s33, first, bias, hb, kend, pend)
 
 
+def packed_fuses_epilogue(geo, residual):
+    """False: this twin never applies conv2d's epilogue itself (the caller's pass does).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> packed_fuses_epilogue(np.zeros(20, np.int64), False)
+    False
+    """
+    return False
+
+
 @parallel_kernel
 def conv_packed(x, w, bias, has_bias, geo, out, ws, nthreads):
     """out = conv2d(x, w) (+ bias) through packed weight panels and per-thread im2col panels.
