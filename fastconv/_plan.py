@@ -527,15 +527,42 @@ def _depthwise_workspace(g, be, nt, nw, limit):
 
 
 def _depthwise_features(g):
-    # stride-1 planes of at least 2 x 16 run in register blocks of 2 rows x 32 (16) columns, the
-    # last block overlapping the previous one; the rest runs a scalar loop at a different rate
-    # (2 x 16 blocks hold too few accumulators to hide the FMA latency: their own rate)
+    # float32 3x3 / 5x5 stride-1 planes of at least 4 x 8 with AVX-512 run in blocks of 4 rows
+    # x 32 (16) columns straight from the input (the last term: their vector FMAs); other
+    # stride-1 planes of at least 2 x 16 in register blocks of 2 rows x 32 (16) columns over a
+    # zero-padded copy, the last block overlapping the previous one; the rest runs a scalar
+    # loop at a different rate (2 x 16 blocks hold too few accumulators to hide the FMA
+    # latency: their own rate)
     taps = g.N * g.K * g.kh * g.kw
+    if _depthwise_plane_fast(g):
+        bw = 32 if g.Wo >= 32 else 16
+        fmas = taps * -(-g.Ho // 4) * -(-g.Wo // bw) * 4 * (bw // 16)
+        return (1.0, 0.0, 0.0, 0.0, _io_elems(g), float(fmas))
     if g.sh == g.sw == 1 and g.Ho >= 2 and g.Wo >= 16:
         bw = 32 if g.Wo >= 32 else 16
         blocked = taps * _ceil(g.Ho, 2) * _ceil(g.Wo, bw)
-        return (1.0, blocked if bw == 32 else 0.0, blocked if bw == 16 else 0.0, 0.0, _io_elems(g))
-    return (1.0, 0.0, 0.0, taps * g.P, _io_elems(g))
+        return (
+            1.0,
+            blocked if bw == 32 else 0.0,
+            blocked if bw == 16 else 0.0,
+            0.0,
+            _io_elems(g),
+            0.0,
+        )
+    return (1.0, 0.0, 0.0, taps * g.P, _io_elems(g), 0.0)
+
+
+@functools.lru_cache(maxsize=256)
+def _plane_fast(key, dtype_char):
+    return bool(_load("cython", "conv").depthwise_plane_fast(np.array(key, np.int64), dtype_char))
+
+
+def _depthwise_plane_fast(g):
+    """Whether the Cython plane kernel runs g in its AVX-512 blocks (the cost terms follow the
+    code that runs; the Numba twin's rows share the table's other terms)."""
+    if g.dtype != np.float32 or not cython_available("conv"):
+        return False
+    return _plane_fast(tuple(int(v) for v in g.as_array()), g.dtype.char)
 
 
 def _depthwise16_features(g):
@@ -550,16 +577,31 @@ def _depthwise16_features(g):
     return (1.0, taps16, _io_elems(g), 0.0, g.N * _ceil(g.K, 16) * hp * wp)
 
 
-def _depthwise_run(plan, x4, w3, bias, has_bias, g, res4):
+def _kernel_act(epilogue):
+    """The activation a direct kernel applies on its store (relu 1, relu6 2), or 0: the
+    epilogue then runs as the pass after (SiLU, a residual)."""
+    act, residual = epilogue
+    return act if act in (1, 2) and residual is None else 0
+
+
+def _depthwise_run(plan, x4, w3, bias, has_bias, g, res4, epilogue=(0, None)):
     mod = kernels(plan.backend)
     geo = g.as_array()
     ws = np.empty((plan.nthreads, mod.depthwise_planes_workspace(geo)), dtype=g.dtype)
-    mod.conv_depthwise_planes(x4, w3, bias, has_bias, geo, res4, ws, plan.nthreads)
+    act = _kernel_act(epilogue)
+    mod.conv_depthwise_planes(x4, w3, bias, has_bias, geo, res4, ws, act, plan.nthreads)
+    if not act:
+        run_epilogue(plan, res4, *epilogue)
 
 
 _register(
     Algorithm(
-        "depthwise", _depthwise_applies, _depthwise_workspace, _depthwise_features, _depthwise_run
+        "depthwise",
+        _depthwise_applies,
+        _depthwise_workspace,
+        _depthwise_features,
+        _depthwise_run,
+        epilogue=True,
     )
 )
 
@@ -582,11 +624,14 @@ def _depthwise16_workspace(g, be, nt, nw, limit):
     return nt * int(kernels(be).depthwise16_workspace(g.as_array())), 0
 
 
-def _depthwise16_run(plan, x4, w3, bias, has_bias, g, res4):
+def _depthwise16_run(plan, x4, w3, bias, has_bias, g, res4, epilogue=(0, None)):
     mod = kernels(plan.backend)
     geo = g.as_array()
     ws = np.empty((plan.nthreads, mod.depthwise16_workspace(geo)), dtype=g.dtype)
-    mod.conv_depthwise16(x4, w3, bias, has_bias, geo, res4, ws, plan.nthreads)
+    act = _kernel_act(epilogue)
+    mod.conv_depthwise16(x4, w3, bias, has_bias, geo, res4, ws, act, plan.nthreads)
+    if not act:
+        run_epilogue(plan, res4, *epilogue)
 
 
 # 16 channels in the AVX-512 lanes: wins where rows are short or strided (the plane kernel's
@@ -598,6 +643,7 @@ _register(
         _depthwise16_workspace,
         _depthwise16_features,
         _depthwise16_run,
+        epilogue=True,
     )
 )
 

@@ -71,7 +71,15 @@ def test_every_isa_build_gives_the_same_results():
         dw = np.empty(g.out_shape, np.float32)
         ws = np.empty((2, m.depthwise_planes_workspace(g.as_array())), np.float32)
         m.conv_depthwise_planes(
-            x4, w4.reshape(1, 12, 9), np.zeros((1, 1), np.float32), False, g.as_array(), dw, ws, 2
+            x4,
+            w4.reshape(1, 12, 9),
+            np.zeros((1, 1), np.float32),
+            False,
+            g.as_array(),
+            dw,
+            ws,
+            0,
+            2,
         )
         x4, w4, _, g = conv_geometry(x, wg, None, 2, 1, 1, 2)
         gm = np.empty((g.N, g.K, g.P), np.float32)

@@ -475,8 +475,12 @@ def test_depthwise_layer_shapes(shape, mult, kw, backend, dtype):
 @pytest.mark.parametrize("backend", BACKENDS)
 @settings(max_examples=60, deadline=None)
 @given(
-    W=st.integers(1, 12), pl=st.integers(0, 7), kw=st.integers(1, 3), dw=st.integers(1, 3),
-    sw=st.integers(1, 2), tile=st.integers(1, 9),
+    W=st.integers(1, 12),
+    pl=st.integers(0, 7),
+    kw=st.integers(1, 3),
+    dw=st.integers(1, 3),
+    sw=st.integers(1, 2),
+    tile=st.integers(1, 9),
 )
 def test_gemm_packing_stays_in_its_tile(backend, W, pl, kw, dw, sw, tile):
     """im2col tiles that end inside a row's left padding wrote zeros past their end (heap
@@ -492,8 +496,59 @@ def test_gemm_packing_stays_in_its_tile(backend, W, pl, kw, dw, sw, tile):
     n = mod.conv_gemm_workspace(g.R, g.Kg, tile)
     ws = np.full((1, n + 64), np.nan, np.float32)
     out = np.empty((g.N, g.K, g.P), np.float32)
-    mod.conv_gemm(x4, w4.reshape(1, g.K, -1), np.zeros((1, 1), np.float32), False, g.as_array(),
-                  out, ws[:, :n], tile, 1)
+    mod.conv_gemm(
+        x4,
+        w4.reshape(1, g.K, -1),
+        np.zeros((1, 1), np.float32),
+        False,
+        g.as_array(),
+        out,
+        ws[:, :n],
+        tile,
+        1,
+    )
     assert np.isnan(ws[0, n:]).all(), "conv_gemm wrote past its workspace"
-    assert_close(out.reshape(g.out_shape), ref.conv2d(x, w, None, (1, sw), (0, pl), (1, dw)),
-                 np.float32)
+    assert_close(
+        out.reshape(g.out_shape), ref.conv2d(x, w, None, (1, sw), (0, pl), (1, dw)), np.float32
+    )
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    n=st.integers(1, 2),
+    c=st.integers(2, 20),  # groups > 1: a depthwise layer
+    mult=st.integers(1, 2),
+    h=st.integers(4, 40),
+    w=st.integers(6, 40),
+    k=st.sampled_from([3, 5]),
+    pads=st.tuples(st.integers(0, 3), st.integers(0, 3)),
+    activation=st.sampled_from([None, "relu", "relu6"]),
+    nonfinite=st.booleans(),
+    nthreads=st.integers(1, 2),
+    seed=st.integers(0, 2**16),
+)
+def test_depthwise_plane_blocks_against_reference(
+    n, c, mult, h, w, k, pads, activation, nonfinite, nthreads, seed
+):
+    """The depthwise plane kernel's AVX-512 4-row blocks (float32, 3x3 and 5x5, stride 1, read
+    straight from the input with masked edges; the last blocks overlap; narrow planes store
+    under a mask) and their fused relu/relu6, against the float64 direct sum: all padding
+    amounts, planes near and under the blocks' sizes, NaN/inf in the input."""
+    ho, wo = h + 2 * pads[0] - k + 1, w + 2 * pads[1] - k + 1
+    if ho < 1 or wo < 1:
+        return
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, c, h, w)).astype(np.float32)
+    if nonfinite:
+        for v in (np.nan, np.inf, -np.inf):
+            x.flat[rng.integers(x.size)] = v
+    wt = rng.standard_normal((c * mult, 1, k, k)).astype(np.float32)
+    b = rng.standard_normal(c * mult).astype(np.float32)
+    with fastconv.threads(nthreads):
+        got = fastconv.conv2d(x, wt, b, 1, pads, 1, c, activation=activation, algorithm="depthwise")
+    want = ref.conv2d(x.astype(np.float64), wt.astype(np.float64), b, 1, pads, 1, c)
+    if activation == "relu":
+        want = np.maximum(want, 0)
+    elif activation == "relu6":
+        want = np.clip(want, 0, 6)
+    assert_close(got, want, np.float32)

@@ -41,10 +41,15 @@ cdef extern from "_depthwise_kernel.h" nogil:
     int dw16_supported()
     void dw_init_perm()
     int64_t dw16_buffer_size(int64_t Hp, int64_t Wp, int64_t taps)
+    int dw_plane_supported(int64_t kh, int64_t kw, int64_t sh, int64_t sw, int64_t dh,
+                           int64_t dw, int64_t Ho, int64_t Wo)
+    void dw_plane_f32(const float *x, int64_t H, int64_t W, int64_t pt, int64_t pl,
+                      const float *wk, int64_t kh, float b, float *out, int64_t Ho, int64_t Wo,
+                      int act)
     void dw16_task(const float *x, int64_t H, int64_t W, const float *w, const float *bias,
                    float *out, int64_t k0, int64_t nk, int64_t m, int64_t kh, int64_t kw,
                    int64_t sh, int64_t sw, int64_t pt, int64_t pl, int64_t dh, int64_t dw,
-                   int64_t Ho, int64_t Wo, float *buf)
+                   int64_t Ho, int64_t Wo, float *buf, int act)
 
 cdef sgemm_t _sgemm = NULL
 cdef dgemm_t _dgemm = NULL
@@ -376,9 +381,11 @@ cdef inline void _dw_block(const floating *xp, Py_ssize_t Wp, const floating *wk
 
 def conv_depthwise_planes(const floating[:, :, :, ::1] x, const floating[:, :, ::1] w,
                           const floating[:, ::1] bias, bint has_bias, const int64_t[::1] geo,
-                          floating[:, :, :, ::1] out, floating[:, ::1] ws, int nthreads):
+                          floating[:, :, :, ::1] out, floating[:, ::1] ws, int act,
+                          int nthreads):
     """Direct grouped convolution with one input channel per group (depthwise, channel multiplier
-    K/C), one output plane per task; w is (Nw, K, kh*kw), bias (Nb, K).
+    K/C), one output plane per task; w is (Nw, K, kh*kw), bias (Nb, K); act 1 (relu) or 2
+    (relu6) is applied to each plane as it is written (0: none).
 
     Stride 1 with output planes at least 2 x 16 (and ws of depthwise_planes_workspace elements
     per thread): the plane is copied once into the thread's zero-padded buffer and computed in
@@ -388,12 +395,25 @@ def conv_depthwise_planes(const floating[:, :, :, ::1] x, const floating[:, :, :
     tap falls on padding (a padding zero times inf is NaN, torch skips those taps), accumulate
     whole rows tap by tap over the in-image taps only.
     """
-    _depthwise_planes(x, w, bias, has_bias, geo, out, ws, nthreads)
+    _depthwise_planes(x, w, bias, has_bias, geo, out, ws, act, nthreads)
+
+
+cdef inline void _act_plane(floating *o, Py_ssize_t n, int act) noexcept nogil:
+    # relu (1) / relu6 (2) in place, compare-and-select: NaN stays NaN
+    cdef Py_ssize_t i
+    cdef floating v
+    for i in range(n):
+        v = o[i]
+        v = 0 if v < 0 else v
+        if act == 2:
+            v = 6 if v > 6 else v
+        o[i] = v
 
 
 cdef void _depthwise_planes(const floating[:, :, :, ::1] x, const floating[:, :, ::1] w,
                             const floating[:, ::1] bias, bint has_bias, const int64_t[::1] geo,
-                            floating[:, :, :, ::1] out, floating[:, ::1] ws, int nthreads):
+                            floating[:, :, :, ::1] out, floating[:, ::1] ws, int act,
+                            int nthreads):
     cdef const int64_t *g = &geo[0]
     cdef Py_ssize_t N = g[G_N], C = g[G_C], H = g[G_H], W = g[G_W], K = g[G_K]
     cdef Py_ssize_t kh = g[G_KH], kw = g[G_KW], sh = g[G_SH], sw = g[G_SW]
@@ -405,6 +425,8 @@ cdef void _depthwise_planes(const floating[:, :, :, ::1] x, const floating[:, :,
     cdef Py_ssize_t bw = 32 if Wo >= 32 else 16
     cdef bint blocked = sh == 1 and sw == 1 and Ho >= 2 and Wo >= 16 and ws.shape[1] >= Hp * Wp
     cdef bint padded = _padded(g)
+    # float32 with AVX-512, 3x3 and 5x5: 4-row register blocks with the activation on the store
+    cdef bint fast = floating is float and dw_plane_supported(kh, kw, sh, sw, dh, dw, Ho, Wo)
     cdef Py_ssize_t task, n, k, ho, q, tid
     cdef floating *buf
     cdef const floating *wk
@@ -419,7 +441,11 @@ cdef void _depthwise_planes(const floating[:, :, :, ::1] x, const floating[:, :,
             k = task - n * K
             wk = &w[n if Nw > 1 else 0, k, 0]
             b = bias[n if Nb > 1 else 0, k] if has_bias else 0
-            if blocked and (not padded or _all_finite(wk, kh * kw, 1)):
+            if fast and (not padded or _all_finite(wk, kh * kw, 1)):
+                dw_plane_f32(<const float *>&x[n, k // m, 0, 0], H, W, pt, pl,
+                             <const float *>wk, kh, <float>b, <float *>&out[n, k, 0, 0], Ho, Wo,
+                             act)
+            elif blocked and (not padded or _all_finite(wk, kh * kw, 1)):
                 _pad_plane(&x[n, k // m, 0, 0], H, W, pt, pl, buf, Hp, Wp)
                 ho = 0
                 while ho < Ho:
@@ -437,8 +463,20 @@ cdef void _depthwise_planes(const floating[:, :, :, ::1] x, const floating[:, :,
                                       &out[n, k, ho, q], Wo, b, 16)
                         q = q + bw
                     ho = ho + 2
+                if act:
+                    _act_plane(&out[n, k, 0, 0], Ho * Wo, act)
             else:
                 _direct_out(&x[n, k // m, 0, 0], 1, g, wk, 1, b, &out[n, k, 0, 0], 0, Ho * Wo)
+                if act:
+                    _act_plane(&out[n, k, 0, 0], Ho * Wo, act)
+
+
+def depthwise_plane_fast(const int64_t[::1] geo, dtype_char):
+    """True when conv_depthwise_planes runs geo's planes in its AVX-512 4-row blocks straight
+    from the input (float32, 3x3 or 5x5, stride 1, no dilation, planes at least 4 x 8)."""
+    cdef const int64_t *g = &geo[0]
+    return dtype_char == "f" and bool(dw_plane_supported(
+        g[G_KH], g[G_KW], g[G_SH], g[G_SW], g[G_DH], g[G_DW], g[G_HO], g[G_WO]))
 
 
 def depthwise_planes_workspace(const int64_t[::1] geo):
@@ -459,17 +497,18 @@ def depthwise16_workspace(const int64_t[::1] geo):
 
 def conv_depthwise16(const float[:, :, :, ::1] x, const float[:, :, ::1] w,
                      const float[:, ::1] bias, bint has_bias, const int64_t[::1] geo,
-                     float[:, :, :, ::1] out, float[:, ::1] ws, int nthreads):
+                     float[:, :, :, ::1] out, float[:, ::1] ws, int act, int nthreads):
     """Depthwise convolution (any channel multiplier, stride, dilation) with 16 channels in the
     AVX-512 lanes, float32: each task takes one sample's 16 output channels, transposed so the
-    channels fill the vector lanes (_depthwise_kernel.h).  ws is (threads, depthwise16_workspace).
+    channels fill the vector lanes (_depthwise_kernel.h); act 1 (relu) or 2 (relu6) on the
+    store (0: none).  ws is (threads, depthwise16_workspace).
     Needs depthwise16_supported('f') (the planner checks).  Channel blocks whose weights hold a
     NaN or inf where some tap falls on padding are summed over in-image taps plane by plane."""
     # a memory-safety guard, not validation: the task fills a buffer of this size
     if (dw16_supported() != 1 or ws.shape[1] < _dw16_buffer(&geo[0])
             or ws.shape[0] < nthreads):
         raise ValueError("conv_depthwise16: CPU or workspace outside the kernel's preconditions")
-    _depthwise16(x, w, bias, has_bias, geo, out, ws, nthreads)
+    _depthwise16(x, w, bias, has_bias, geo, out, ws, act, nthreads)
 
 
 cdef inline Py_ssize_t _dw16_buffer(const int64_t *g) noexcept nogil:
@@ -480,7 +519,7 @@ cdef inline Py_ssize_t _dw16_buffer(const int64_t *g) noexcept nogil:
 
 cdef void _depthwise16(const float[:, :, :, ::1] x, const float[:, :, ::1] w,
                        const float[:, ::1] bias, bint has_bias, const int64_t[::1] geo,
-                       float[:, :, :, ::1] out, float[:, ::1] ws, int nthreads):
+                       float[:, :, :, ::1] out, float[:, ::1] ws, int act, int nthreads):
     cdef const int64_t *g = &geo[0]
     cdef Py_ssize_t N = g[G_N], C = g[G_C], H = g[G_H], W = g[G_W], K = g[G_K]
     cdef Py_ssize_t kh = g[G_KH], kw = g[G_KW], sh = g[G_SH], sw = g[G_SW]
@@ -505,11 +544,13 @@ cdef void _depthwise16(const float[:, :, :, ::1] x, const float[:, :, ::1] w,
                     _direct_out(&x[n, (k0 + l) // m, 0, 0], 1, g, wn + (k0 + l) * taps, 1,
                                 bias[n if Nb > 1 else 0, k0 + l] if has_bias else 0,
                                 &out[n, k0 + l, 0, 0], 0, Ho * Wo)
+                    if act:
+                        _act_plane(&out[n, k0 + l, 0, 0], Ho * Wo, act)
             else:
                 dw16_task(&x[n, 0, 0, 0], H, W, wn,
                           &bias[n if Nb > 1 else 0, 0] if has_bias else NULL,
                           &out[n, 0, 0, 0], k0, nk, m, kh, kw, sh, sw, pt, pl, dh, dw,
-                          Ho, Wo, &ws[tid, 0])
+                          Ho, Wo, &ws[tid, 0], act)
 
 
 def grouped_supported(dtype_char):

@@ -176,11 +176,12 @@ def conv_gemm(x, w, bias, has_bias, geo, out, ws, tile, nthreads):
 
 
 @parallel_kernel
-def conv_depthwise_planes(x, w, bias, has_bias, geo, out, ws, nthreads):
+def conv_depthwise_planes(x, w, bias, has_bias, geo, out, ws, act, nthreads):
     """Direct depthwise convolution (channel multiplier K/C); one output plane per task.
 
     Accumulates whole output rows tap by tap, which LLVM vectorises; ws (the Cython twin's padded
-    planes) is accepted for the common signature and not needed here.
+    planes) is accepted for the common signature and not needed here.  act 1 (relu) or 2 (relu6)
+    is applied to each row as it is finished (0: none; NaN stays NaN).
     """
     N, C, H, W, K = geo[G_N], geo[G_C], geo[G_H], geo[G_W], geo[G_K]
     kh, kw, sh, sw = geo[G_KH], geo[G_KW], geo[G_SH], geo[G_SW]
@@ -208,6 +209,13 @@ def conv_depthwise_planes(x, w, bias, has_bias, geo, out, ws, nthreads):
                     lo, hw = _wo_range(off, sw, W, Wo)
                     for q in range(lo, hw):
                         orow[q] += wv * xr[q * sw + off]
+            if act:
+                for q in range(Wo):
+                    v = orow[q]
+                    v = 0.0 if v < 0 else v
+                    if act == 2:
+                        v = 6.0 if v > 6 else v
+                    orow[q] = v
 
 
 #: No 16-lane kernel here (depthwise16_supported is False); the name runs the plane kernel, so a
@@ -223,6 +231,11 @@ def depthwise16_supported(dtype_char):
 def depthwise16_workspace(geo):
     """Elements of workspace one thread of this backend's conv_depthwise16 needs."""
     return 1
+
+
+def depthwise_plane_fast(geo, dtype_char):
+    """False: this backend has no AVX-512 plane blocks (its rows are vectorised by LLVM)."""
+    return False
 
 
 def depthwise_planes_workspace(geo):
