@@ -229,8 +229,16 @@ static inline int64_t fc_ksplit(const int64_t *g, int64_t ntasks, int64_t nthrea
 #ifndef FC_KSPLIT_TASKS
 #define FC_KSPLIT_TASKS 4
 #endif
+#ifndef FC_KSPLIT_DIRECT_MB
+#define FC_KSPLIT_DIRECT_MB 2
+#endif
     if (fc_klanes(g)) return fc_kl_parts(g, nthreads);
-    int64_t want = FC_KSPLIT_TASKS * (nthreads < 1 ? 1 : nthreads), most = fc_mblocks(g) / 8;
+    /* a 1x1 stride-1 layer reads its B in place (nothing packed per part): parts of 2 m-blocks
+     * (MobileNetV2's 192->64 at 14x14: 5 stripes, 8 m-blocks) */
+    int direct = g[FC_KH] * g[FC_KW] == 1 && g[FC_SH] == 1 && g[FC_SW] == 1 && g[FC_PT] == 0 &&
+                 g[FC_PL] == 0 && g[FC_HO] == g[FC_H] && g[FC_WO] == g[FC_W];
+    int64_t want = FC_KSPLIT_TASKS * (nthreads < 1 ? 1 : nthreads);
+    int64_t most = fc_mblocks(g) / (direct ? FC_KSPLIT_DIRECT_MB : 8);
     if (ntasks >= want || most < 2 || !(fc_have_avx512() || fc_have_avx2()))
         return 1;  /* portable path: no split */
     int64_t k = (want + ntasks - 1) / ntasks;
