@@ -527,15 +527,15 @@ def _depthwise_workspace(g, be, nt, nw, limit):
 
 
 def _depthwise_features(g):
-    # float32 3x3 / 5x5 stride-1 planes of at least 4 x 8 with AVX-512 run in blocks of 4 rows
-    # x 32 (16) columns straight from the input (the last term: their vector FMAs); other
+    # float32 3x3 / 5x5 planes of at least 4 x 8 at stride 1 or 2 with AVX-512 run in blocks of
+    # 4 rows x 32 (16) columns straight from the input (the last term: their vector FMAs); other
     # stride-1 planes of at least 2 x 16 in register blocks of 2 rows x 32 (16) columns over a
     # zero-padded copy, the last block overlapping the previous one; the rest runs a scalar
     # loop at a different rate (2 x 16 blocks hold too few accumulators to hide the FMA
     # latency: their own rate)
     taps = g.N * g.K * g.kh * g.kw
     if _depthwise_plane_fast(g):
-        bw = 32 if g.Wo >= 32 else 16
+        bw = 32 if g.Wo >= 32 and g.sw == 1 else 16  # stride 2: blocks of 16 columns
         fmas = taps * -(-g.Ho // 4) * -(-g.Wo // bw) * 4 * (bw // 16)
         return (1.0, 0.0, 0.0, 0.0, _io_elems(g), float(fmas))
     if g.sh == g.sw == 1 and g.Ho >= 2 and g.Wo >= 16:

@@ -513,7 +513,7 @@ def test_gemm_packing_stays_in_its_tile(backend, W, pl, kw, dw, sw, tile):
     )
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=80, deadline=None)
 @given(
     n=st.integers(1, 2),
     c=st.integers(2, 20),  # groups > 1: a depthwise layer
@@ -522,20 +522,21 @@ def test_gemm_packing_stays_in_its_tile(backend, W, pl, kw, dw, sw, tile):
     w=st.integers(6, 40),
     k=st.sampled_from([3, 5]),
     pads=st.tuples(st.integers(0, 3), st.integers(0, 3)),
+    stride=st.integers(1, 2),
     activation=st.sampled_from([None, "relu", "relu6"]),
     nonfinite=st.booleans(),
     nthreads=st.integers(1, 2),
     seed=st.integers(0, 2**16),
 )
 def test_depthwise_plane_blocks_against_reference(
-    n, c, mult, h, w, k, pads, activation, nonfinite, nthreads, seed
+    n, c, mult, h, w, k, pads, stride, activation, nonfinite, nthreads, seed
 ):
-    """The depthwise plane kernel's AVX-512 4-row blocks (float32, 3x3 and 5x5, stride 1, read
-    straight from the input with masked edges; the last blocks overlap; narrow planes store
-    under a mask) and their fused relu/relu6, against the float64 direct sum: all padding
-    amounts, planes near and under the blocks' sizes, NaN/inf in the input."""
-    ho, wo = h + 2 * pads[0] - k + 1, w + 2 * pads[1] - k + 1
-    if ho < 1 or wo < 1:
+    """The depthwise plane kernel's AVX-512 4-row blocks (float32, 3x3 and 5x5, stride 1 or 2
+    (even lanes of two masked loads), read straight from the input with masked edges; the last
+    blocks overlap; narrow planes store under a mask) and their fused relu/relu6, against the
+    float64 direct sum: all padding amounts, planes near and under the blocks' sizes, NaN/inf
+    in the input."""
+    if h + 2 * pads[0] < k or w + 2 * pads[1] < k:
         return
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((n, c, h, w)).astype(np.float32)
@@ -545,8 +546,10 @@ def test_depthwise_plane_blocks_against_reference(
     wt = rng.standard_normal((c * mult, 1, k, k)).astype(np.float32)
     b = rng.standard_normal(c * mult).astype(np.float32)
     with fastconv.threads(nthreads):
-        got = fastconv.conv2d(x, wt, b, 1, pads, 1, c, activation=activation, algorithm="depthwise")
-    want = ref.conv2d(x.astype(np.float64), wt.astype(np.float64), b, 1, pads, 1, c)
+        got = fastconv.conv2d(
+            x, wt, b, stride, pads, 1, c, activation=activation, algorithm="depthwise"
+        )
+    want = ref.conv2d(x.astype(np.float64), wt.astype(np.float64), b, stride, pads, 1, c)
     if activation == "relu":
         want = np.maximum(want, 0)
     elif activation == "relu6":

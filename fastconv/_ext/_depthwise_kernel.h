@@ -185,7 +185,7 @@ static DW_TARGET void dw16_task_avx512(const float *x, int64_t H, int64_t W, con
     }
 }
 
-/* ---- Plane by plane, AVX-512: stride 1, no dilation, 3x3 or 5x5 ----
+/* ---- Plane by plane, AVX-512: stride 1 or 2, no dilation, 3x3 or 5x5 ----
    One output plane straight from its input plane x (H x W; padding pt, pl), in register blocks
    of 4 output rows x 16 NV columns: each input row's KW shifted vectors are loaded once and feed
    the up to KH output rows of the block that read them, against 9 taps x 2 rows of loads per
@@ -255,13 +255,72 @@ dw_plane_block(const int KH, const int KW, const int NV, const float *x, int64_t
         }
 }
 
+/* Stride 2: 4 output rows x 16 columns; each tap of an input row is the even lanes of two
+ * masked loads (one permute), feeding the up to ceil(KH / 2) output rows that read it. */
+static inline __attribute__((always_inline)) DW_TARGET void
+dw_plane_block_s2(const int KH, const int KW, const float *x, int64_t H, int64_t W, int64_t r0,
+                  int64_t c0, const __m512 *wv, __m512 bv, float *o, int64_t Wo, int act) {
+    const __m512i even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4,
+                                          2, 0);
+    __m512 acc[4];
+    __mmask16 mk[5][2];
+#pragma GCC unroll 4
+    for (int r = 0; r < 4; r++) acc[r] = bv;
+#pragma GCC unroll 5
+    for (int j = 0; j < KW; j++)
+#pragma GCC unroll 2
+        for (int v = 0; v < 2; v++) mk[j][v] = dw_cols(c0 + j + 16 * v, W);
+#pragma GCC unroll 12
+    for (int ir = 0; ir < 6 + KH; ir++) {
+        int64_t y = r0 + ir;
+        if (y < 0 || y >= H) continue;  /* a padding row: zeros */
+        const float *row = x + y * W + c0;
+#pragma GCC unroll 5
+        for (int j = 0; j < KW; j++) {
+            __m512 lo = _mm512_maskz_loadu_ps(mk[j][0], row + j);
+            __m512 hi = _mm512_maskz_loadu_ps(mk[j][1], row + j + 16);
+            __m512 xv = _mm512_permutex2var_ps(lo, even, hi);
+#pragma GCC unroll 5
+            for (int i = 0; i < KH; i++) {
+                if ((ir - i) & 1) continue;
+                const int orow = (ir - i) / 2;
+                if (ir < i || orow >= 4) continue;
+                acc[orow] = _mm512_fmadd_ps(wv[i * KW + j], xv, acc[orow]);
+            }
+        }
+    }
+    const __m512 zero = _mm512_setzero_ps(), six = _mm512_set1_ps(6.0f);
+#pragma GCC unroll 4
+    for (int r = 0; r < 4; r++) {
+        __m512 t = acc[r];
+        if (act) t = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(t, zero, _CMP_LT_OQ), t, zero);
+        if (act == 2) t = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(t, six, _CMP_GT_OQ), t, six);
+        if (Wo >= 16)
+            _mm512_storeu_ps(o + r * Wo, t);
+        else
+            _mm512_mask_storeu_ps(o + r * Wo, (__mmask16)((1u << Wo) - 1), t);
+    }
+}
+
 static inline __attribute__((always_inline)) DW_TARGET void
 dw_plane_k(const int KH, const int KW, const float *x, int64_t H, int64_t W, int64_t pt,
-           int64_t pl, const float *wk, float b, float *out, int64_t Ho, int64_t Wo, int act) {
+           int64_t pl, const float *wk, float b, float *out, int64_t Ho, int64_t Wo, int act,
+           int64_t stride) {
     __m512 wv[25];
 #pragma GCC unroll 25
     for (int t = 0; t < KH * KW; t++) wv[t] = _mm512_set1_ps(wk[t]);
     const __m512 bv = _mm512_set1_ps(b);
+    if (stride == 2) {
+        for (int64_t ho = 0; ho < Ho; ho += 4) {
+            int64_t h = ho + 4 > Ho ? Ho - 4 : ho;
+            for (int64_t q = 0; q < Wo; q += 16) {
+                int64_t c = q + 16 > Wo ? (Wo > 16 ? Wo - 16 : 0) : q;
+                dw_plane_block_s2(KH, KW, x, H, W, 2 * h - pt, 2 * c - pl, wv, bv,
+                                  out + h * Wo + c, Wo, act);
+            }
+        }
+        return;
+    }
     const int64_t bw = Wo >= 32 ? 32 : 16;
     for (int64_t ho = 0; ho < Ho; ho += 4) {
         int64_t h = ho + 4 > Ho ? Ho - 4 : ho;
@@ -279,28 +338,28 @@ dw_plane_k(const int KH, const int KW, const float *x, int64_t H, int64_t W, int
 
 static DW_TARGET void dw_plane3_avx512(const float *x, int64_t H, int64_t W, int64_t pt,
                                        int64_t pl, const float *wk, float b, float *out,
-                                       int64_t Ho, int64_t Wo, int act) {
-    dw_plane_k(3, 3, x, H, W, pt, pl, wk, b, out, Ho, Wo, act);
+                                       int64_t Ho, int64_t Wo, int act, int64_t stride) {
+    dw_plane_k(3, 3, x, H, W, pt, pl, wk, b, out, Ho, Wo, act, stride);
 }
 static DW_TARGET void dw_plane5_avx512(const float *x, int64_t H, int64_t W, int64_t pt,
                                        int64_t pl, const float *wk, float b, float *out,
-                                       int64_t Ho, int64_t Wo, int act) {
-    dw_plane_k(5, 5, x, H, W, pt, pl, wk, b, out, Ho, Wo, act);
+                                       int64_t Ho, int64_t Wo, int act, int64_t stride) {
+    dw_plane_k(5, 5, x, H, W, pt, pl, wk, b, out, Ho, Wo, act, stride);
 }
 
 /* whether dw_plane_f32 runs this plane geometry (else the caller's generic blocks) */
 static inline int dw_plane_supported(int64_t kh, int64_t kw, int64_t sh, int64_t sw, int64_t dh,
                                      int64_t dw, int64_t Ho, int64_t Wo) {
-    return dw16_avx512() && kh == kw && (kh == 3 || kh == 5) && sh == 1 && sw == 1 && dh == 1 &&
-           dw == 1 && Ho >= 4 && Wo >= DW_PLANE_MIN_WO;
+    return dw16_avx512() && kh == kw && (kh == 3 || kh == 5) && sh == sw && (sh == 1 || sh == 2) &&
+           dh == 1 && dw == 1 && Ho >= 4 && Wo >= DW_PLANE_MIN_WO;
 }
 static inline void dw_plane_f32(const float *x, int64_t H, int64_t W, int64_t pt, int64_t pl,
                                 const float *wk, int64_t kh, float b, float *out, int64_t Ho,
-                                int64_t Wo, int act) {
+                                int64_t Wo, int act, int64_t stride) {
     if (kh == 3)
-        dw_plane3_avx512(x, H, W, pt, pl, wk, b, out, Ho, Wo, act);
+        dw_plane3_avx512(x, H, W, pt, pl, wk, b, out, Ho, Wo, act, stride);
     else
-        dw_plane5_avx512(x, H, W, pt, pl, wk, b, out, Ho, Wo, act);
+        dw_plane5_avx512(x, H, W, pt, pl, wk, b, out, Ho, Wo, act, stride);
 }
 
 /* ---- AVX2+FMA: the same buffer layout, each 16-lane vector as two 8-lane halves */
@@ -440,9 +499,9 @@ static inline int dw_plane_supported(int64_t kh, int64_t kw, int64_t sh, int64_t
 }
 static inline void dw_plane_f32(const float *x, int64_t H, int64_t W, int64_t pt, int64_t pl,
                                 const float *wk, int64_t kh, float b, float *out, int64_t Ho,
-                                int64_t Wo, int act) {
+                                int64_t Wo, int act, int64_t stride) {
     (void)x; (void)H; (void)W; (void)pt; (void)pl; (void)wk; (void)kh; (void)b; (void)out;
-    (void)Ho; (void)Wo; (void)act;
+    (void)Ho; (void)Wo; (void)act; (void)stride;
 }
 static inline int dw16_supported(void) { return 0; }
 static void dw_init_perm(void) {}

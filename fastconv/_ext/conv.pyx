@@ -45,7 +45,7 @@ cdef extern from "_depthwise_kernel.h" nogil:
                            int64_t dw, int64_t Ho, int64_t Wo)
     void dw_plane_f32(const float *x, int64_t H, int64_t W, int64_t pt, int64_t pl,
                       const float *wk, int64_t kh, float b, float *out, int64_t Ho, int64_t Wo,
-                      int act)
+                      int act, int64_t stride)
     void dw16_task(const float *x, int64_t H, int64_t W, const float *w, const float *bias,
                    float *out, int64_t k0, int64_t nk, int64_t m, int64_t kh, int64_t kw,
                    int64_t sh, int64_t sw, int64_t pt, int64_t pl, int64_t dh, int64_t dw,
@@ -444,7 +444,7 @@ cdef void _depthwise_planes(const floating[:, :, :, ::1] x, const floating[:, :,
             if fast and (not padded or _all_finite(wk, kh * kw, 1)):
                 dw_plane_f32(<const float *>&x[n, k // m, 0, 0], H, W, pt, pl,
                              <const float *>wk, kh, <float>b, <float *>&out[n, k, 0, 0], Ho, Wo,
-                             act)
+                             act, sh)
             elif blocked and (not padded or _all_finite(wk, kh * kw, 1)):
                 _pad_plane(&x[n, k // m, 0, 0], H, W, pt, pl, buf, Hp, Wp)
                 ho = 0
@@ -473,7 +473,7 @@ cdef void _depthwise_planes(const floating[:, :, :, ::1] x, const floating[:, :,
 
 def depthwise_plane_fast(const int64_t[::1] geo, dtype_char):
     """True when conv_depthwise_planes runs geo's planes in its AVX-512 4-row blocks straight
-    from the input (float32, 3x3 or 5x5, stride 1, no dilation, planes at least 4 x 8)."""
+    from the input (float32, 3x3 or 5x5, stride 1 or 2, no dilation, planes at least 4 x 8)."""
     cdef const int64_t *g = &geo[0]
     return dtype_char == "f" and bool(dw_plane_supported(
         g[G_KH], g[G_KW], g[G_SH], g[G_SW], g[G_DH], g[G_DW], g[G_HO], g[G_WO]))
