@@ -523,21 +523,26 @@ def test_gemm_packing_stays_in_its_tile(backend, W, pl, kw, dw, sw, tile):
     k=st.sampled_from([3, 5]),
     pads=st.tuples(st.integers(0, 3), st.integers(0, 3)),
     stride=st.integers(1, 2),
-    activation=st.sampled_from([None, "relu", "relu6"]),
+    activation=st.sampled_from([None, "relu", "relu6", "silu"]),
+    algorithm=st.sampled_from(["depthwise", "depthwise16"]),
     nonfinite=st.booleans(),
     nthreads=st.integers(1, 2),
     seed=st.integers(0, 2**16),
 )
 def test_depthwise_plane_blocks_against_reference(
-    n, c, mult, h, w, k, pads, stride, activation, nonfinite, nthreads, seed
+    n, c, mult, h, w, k, pads, stride, activation, algorithm, nonfinite, nthreads, seed
 ):
     """The depthwise plane kernel's AVX-512 4-row blocks (float32, 3x3 and 5x5, stride 1 or 2
     (even lanes of two masked loads), read straight from the input with masked edges; the last
-    blocks overlap; narrow planes store under a mask) and their fused relu/relu6, against the
-    float64 direct sum: all padding amounts, planes near and under the blocks' sizes, NaN/inf
-    in the input."""
+    blocks overlap; narrow planes store under a mask), the 16-channel kernel beside it, and
+    the activations both apply as they store, against the float64 direct sum: all padding
+    amounts, planes near and under the blocks' sizes, NaN/inf in the input."""
     if h + 2 * pads[0] < k or w + 2 * pads[1] < k:
         return
+    if algorithm not in fastconv.algorithms(
+        (n, c, h, w), (c * mult, 1, k, k), stride, pads, 1, c, dtype=np.float32
+    ):
+        return  # depthwise16 needs AVX-512 or AVX2
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((n, c, h, w)).astype(np.float32)
     if nonfinite:
@@ -547,11 +552,14 @@ def test_depthwise_plane_blocks_against_reference(
     b = rng.standard_normal(c * mult).astype(np.float32)
     with fastconv.threads(nthreads):
         got = fastconv.conv2d(
-            x, wt, b, stride, pads, 1, c, activation=activation, algorithm="depthwise"
+            x, wt, b, stride, pads, 1, c, activation=activation, algorithm=algorithm
         )
     want = ref.conv2d(x.astype(np.float64), wt.astype(np.float64), b, stride, pads, 1, c)
     if activation == "relu":
         want = np.maximum(want, 0)
     elif activation == "relu6":
         want = np.clip(want, 0, 6)
+    elif activation == "silu":
+        with np.errstate(over="ignore", invalid="ignore"):
+            want = want / (1 + np.exp(-want))
     assert_close(got, want, np.float32)

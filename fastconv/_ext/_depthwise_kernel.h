@@ -15,6 +15,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "_epilogue_kernel.h"
+
 #if defined(__GNUC__) && defined(__x86_64__)
 #include <immintrin.h>
 #define DW_TARGET __attribute__((target("avx512f")))
@@ -42,6 +44,21 @@ static inline int dw16_avx2(void) {
 }
 /* the 16-lane layout runs with AVX-512, or with AVX2+FMA as two 8-lane halves */
 static inline int dw16_supported(void) { return dw16_avx512() || dw16_avx2(); }
+
+/* conv2d's activation on one vector as the kernels store it: 1 relu, 2 relu6 (compare-and-
+ * select: NaN stays NaN), 3 silu (_epilogue_kernel.h's vectorised exp, the pass's code) */
+static inline DW_TARGET __m512 dw_act16(__m512 t, int act) {
+    const __m512 zero = _mm512_setzero_ps(), six = _mm512_set1_ps(6.0f);
+    if (act == 3) {
+        float v[16];
+        _mm512_storeu_ps(v, t);
+        for (int i = 0; i < 16; i++) v[i] = fc_silu_f32(v[i]);
+        return _mm512_loadu_ps(v);
+    }
+    if (act) t = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(t, zero, _CMP_LT_OQ), t, zero);
+    if (act == 2) t = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(t, six, _CMP_GT_OQ), t, six);
+    return t;
+}
 
 /* r[i] (16 floats each) -> r[j] holds element j of every r[i] (a 16x16 transpose) */
 static inline DW_TARGET void dw_transpose16(__m512 *r) {
@@ -164,14 +181,9 @@ static DW_TARGET void dw16_task_avx512(const float *x, int64_t H, int64_t W, con
                             acc[p] = _mm512_fmadd_ps(wv, _mm512_loadu_ps(pp + p * sw * 16), acc[p]);
                 }
             }
-            if (act) {  /* relu / relu6, compare-and-select: NaN stays NaN */
-                const __m512 six = _mm512_set1_ps(6.0f);
-                for (int p = 0; p < 16; p++) {
-                    acc[p] = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(acc[p], z, _CMP_LT_OQ), acc[p], z);
-                    if (act == 2)
-                        acc[p] = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(acc[p], six, _CMP_GT_OQ), acc[p], six);
-                }
-            }
+            if (act)
+                for (int p = 0; p < 16; p++)
+                    if (p < np) acc[p] = dw_act16(acc[p], act);
             dw_transpose16(acc);
             __mmask16 sm = (__mmask16)((1u << np) - 1);
             for (int64_t l = 0; l < nk; l++) {
@@ -194,7 +206,7 @@ static DW_TARGET void dw16_task_avx512(const float *x, int64_t H, int64_t W, con
    the input are masked off the loads (zeros) and rows outside it skipped.  The weights stay in
    registers (3x3; 5x5 lets the compiler reload some).  The last block of a row and the last row
    block overlap the previous ones (recomputed from the input, identical).  act 1 relu, 2 relu6
-   on the store (compare-and-select: NaN stays NaN).  Needs Ho >= 4 and Wo >= 8 (masked stores
+   on the store, 3 silu (dw_act16).  Needs Ho >= 4 and Wo >= 8 (masked stores
    under 16). */
 #ifndef DW_PLANE_MIN_WO
 #define DW_PLANE_MIN_WO 8  /* narrower planes fill under half the lanes: depthwise16's */
@@ -240,14 +252,11 @@ dw_plane_block(const int KH, const int KW, const int NV, const float *x, int64_t
             }
         }
     }
-    const __m512 zero = _mm512_setzero_ps(), six = _mm512_set1_ps(6.0f);
 #pragma GCC unroll 4
     for (int r = 0; r < 4; r++)
 #pragma GCC unroll 2
         for (int v = 0; v < NV; v++) {
-            __m512 t = acc[r][v];
-            if (act) t = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(t, zero, _CMP_LT_OQ), t, zero);
-            if (act == 2) t = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(t, six, _CMP_GT_OQ), t, six);
+            __m512 t = act ? dw_act16(acc[r][v], act) : acc[r][v];
             if (Wo >= 16)
                 _mm512_storeu_ps(o + r * Wo + 16 * v, t);
             else  /* a plane under 16 wide: the row's own columns only */
@@ -289,12 +298,9 @@ dw_plane_block_s2(const int KH, const int KW, const float *x, int64_t H, int64_t
             }
         }
     }
-    const __m512 zero = _mm512_setzero_ps(), six = _mm512_set1_ps(6.0f);
 #pragma GCC unroll 4
     for (int r = 0; r < 4; r++) {
-        __m512 t = acc[r];
-        if (act) t = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(t, zero, _CMP_LT_OQ), t, zero);
-        if (act == 2) t = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(t, six, _CMP_GT_OQ), t, six);
+        __m512 t = act ? dw_act16(acc[r], act) : acc[r];
         if (Wo >= 16)
             _mm512_storeu_ps(o + r * Wo, t);
         else
@@ -453,7 +459,14 @@ static DW2_TARGET void dw16_task_avx2(const float *x, int64_t H, int64_t W, cons
                                                          acc[p]);
                     }
                 }
-                if (act) {  /* relu / relu6, compare-and-select: NaN stays NaN */
+                if (act == 3) {  /* silu: _epilogue_kernel.h's vectorised exp */
+                    for (int p = 0; p < 8; p++) {
+                        float v[8];
+                        _mm256_storeu_ps(v, acc[p]);
+                        for (int i = 0; i < 8; i++) v[i] = fc_silu_f32(v[i]);
+                        acc[p] = _mm256_loadu_ps(v);
+                    }
+                } else if (act) {  /* relu / relu6, compare-and-select: NaN stays NaN */
                     const __m256 six = _mm256_set1_ps(6.0f);
                     for (int p = 0; p < 8; p++) {
                         acc[p] = _mm256_blendv_ps(acc[p], z, _mm256_cmp_ps(acc[p], z, _CMP_LT_OQ));

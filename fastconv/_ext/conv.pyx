@@ -37,6 +37,10 @@ cdef extern from "_grouped_kernel.h" nogil:
                            int64_t Cg, int64_t kh, int64_t kw, int64_t dh, int64_t dw, float *o,
                            int64_t ldo, const float *bias8)
 
+cdef extern from "_epilogue_kernel.h" nogil:
+    void fc_epilogue_f32(float *out, const float *res, int64_t i0, int64_t i1, int act)
+    void fc_epilogue_f64(double *out, const double *res, int64_t i0, int64_t i1, int act)
+
 cdef extern from "_depthwise_kernel.h" nogil:
     int dw16_supported()
     void dw_init_perm()
@@ -384,8 +388,8 @@ def conv_depthwise_planes(const floating[:, :, :, ::1] x, const floating[:, :, :
                           floating[:, :, :, ::1] out, floating[:, ::1] ws, int act,
                           int nthreads):
     """Direct grouped convolution with one input channel per group (depthwise, channel multiplier
-    K/C), one output plane per task; w is (Nw, K, kh*kw), bias (Nb, K); act 1 (relu) or 2
-    (relu6) is applied to each plane as it is written (0: none).
+    K/C), one output plane per task; w is (Nw, K, kh*kw), bias (Nb, K); act 1 (relu), 2
+    (relu6) or 3 (silu) is applied to each plane as it is written (0: none).
 
     Stride 1 with output planes at least 2 x 16 (and ws of depthwise_planes_workspace elements
     per thread): the plane is copied once into the thread's zero-padded buffer and computed in
@@ -399,9 +403,16 @@ def conv_depthwise_planes(const floating[:, :, :, ::1] x, const floating[:, :, :
 
 
 cdef inline void _act_plane(floating *o, Py_ssize_t n, int act) noexcept nogil:
-    # relu (1) / relu6 (2) in place, compare-and-select: NaN stays NaN
+    # relu (1) / relu6 (2) in place, compare-and-select: NaN stays NaN; silu (3) by the pass's
+    # code (_epilogue_kernel.h)
     cdef Py_ssize_t i
     cdef floating v
+    if act == 3:
+        if floating is float:
+            fc_epilogue_f32(o, NULL, 0, n, 3)
+        else:
+            fc_epilogue_f64(o, NULL, 0, n, 3)
+        return
     for i in range(n):
         v = o[i]
         v = 0 if v < 0 else v
@@ -500,8 +511,8 @@ def conv_depthwise16(const float[:, :, :, ::1] x, const float[:, :, ::1] w,
                      float[:, :, :, ::1] out, float[:, ::1] ws, int act, int nthreads):
     """Depthwise convolution (any channel multiplier, stride, dilation) with 16 channels in the
     AVX-512 lanes, float32: each task takes one sample's 16 output channels, transposed so the
-    channels fill the vector lanes (_depthwise_kernel.h); act 1 (relu) or 2 (relu6) on the
-    store (0: none).  ws is (threads, depthwise16_workspace).
+    channels fill the vector lanes (_depthwise_kernel.h); act 1 (relu), 2 (relu6) or 3 (silu)
+    on the store (0: none).  ws is (threads, depthwise16_workspace).
     Needs depthwise16_supported('f') (the planner checks).  Channel blocks whose weights hold a
     NaN or inf where some tap falls on padding are summed over in-image taps plane by plane."""
     # a memory-safety guard, not validation: the task fills a buffer of this size
@@ -693,11 +704,6 @@ def phase_merge(const floating[:, :, :, ::1] ys, floating[:, :, :, ::1] out, int
                     for j in range(Wr):
                         row[c + dw * j] = src[j]
 
-
-
-cdef extern from "_epilogue_kernel.h" nogil:
-    void fc_epilogue_f32(float *out, const float *res, int64_t i0, int64_t i1, int act)
-    void fc_epilogue_f64(double *out, const double *res, int64_t i0, int64_t i1, int act)
 
 
 DEF _EPI_CHUNK = 16384

@@ -180,8 +180,8 @@ def conv_depthwise_planes(x, w, bias, has_bias, geo, out, ws, act, nthreads):
     """Direct depthwise convolution (channel multiplier K/C); one output plane per task.
 
     Accumulates whole output rows tap by tap, which LLVM vectorises; ws (the Cython twin's padded
-    planes) is accepted for the common signature and not needed here.  act 1 (relu) or 2 (relu6)
-    is applied to each row as it is finished (0: none; NaN stays NaN).
+    planes) is accepted for the common signature and not needed here.  act 1 (relu), 2 (relu6) or
+    3 (silu) is applied to each row as it is finished (0: none; NaN stays NaN).
     """
     N, C, H, W, K = geo[G_N], geo[G_C], geo[G_H], geo[G_W], geo[G_K]
     kh, kw, sh, sw = geo[G_KH], geo[G_KW], geo[G_SH], geo[G_SW]
@@ -209,7 +209,10 @@ def conv_depthwise_planes(x, w, bias, has_bias, geo, out, ws, act, nthreads):
                     lo, hw = _wo_range(off, sw, W, Wo)
                     for q in range(lo, hw):
                         orow[q] += wv * xr[q * sw + off]
-            if act:
+            if act == 3:
+                for q in range(Wo):
+                    orow[q] = orow[q] / (1.0 + np.exp(-orow[q]))
+            elif act:
                 for q in range(Wo):
                     v = orow[q]
                     v = 0.0 if v < 0 else v
