@@ -183,6 +183,18 @@ def _grad_weight(plan, x4, go4, g):
         gt = np.ascontiguousarray(go4.transpose(1, 0, 2, 3)).reshape(1, K, -1)
         y = run_conv(plan.conv, xt, gt, None, sub)  # (C, K, kh, kw)
         return np.ascontiguousarray(y.transpose(1, 0, 2, 3))
+    if plan.method == "direct":  # _plan._weight_grad_direct_plan: no im2col matrix
+        lanes = 64 // g.dtype.itemsize
+        parts = np.empty((nt, Cg * g.kh * g.kw, -(-K // lanes) * lanes), dtype=g.dtype)
+        ws = np.empty((nt, plan.thread_ws), dtype=g.dtype)
+        dw = np.empty((K, Cg, g.kh, g.kw), dtype=g.dtype)
+        with np.errstate(all="ignore"):
+            _threads.mark_pools_started()
+            kernels(plan.backend, "grad").conv_wgrad_direct(
+                x4, go4, g.as_array(), parts, ws, dw.reshape(K, -1), plan.samples, plan.rows,
+                plan.cols, nt,
+            )
+        return dw
     dw = np.zeros((K, Cg * g.kh * g.kw), dtype=g.dtype)
     if g.N == 0:
         return dw.reshape(K, Cg, g.kh, g.kw)

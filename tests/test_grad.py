@@ -202,8 +202,10 @@ def test_weight_gradient_row_bands():
     w = rng.standard_normal((4, 3, 3, 3))
     go = rng.standard_normal((2, 4, 9, 7))
     g = fastconv._geometry.backward_geometry(x.shape, w.shape, go.shape, 2, 1, 1, 1, np.dtype("f8"))
-    plan = _plan.plan_conv2d_weight(g, tile_bytes=3 * 27 * 7 * 8 * 2)
-    assert plan.rows < g.Ho
+    plan = _plan._weight_grad_tiles_plan(
+        g, _plan.resolve_backend("auto"), 1, tile_bytes=3 * 27 * 7 * 8 * 2
+    )
+    assert plan.method == "im2col" and plan.rows < g.Ho
     from fastconv.grad import _grad_weight
 
     assert_close(_grad_weight(plan, x, go, g), _torch_grads(x, w, go, 2, 1, 1, 1)[1])
@@ -472,7 +474,9 @@ def test_weight_gradient_as_a_packed_convolution(stride, dilation, where, value)
     g = fastconv._geometry.backward_geometry(
         x.shape, w.shape, go.shape, stride, p, dilation, 1, np.dtype("f4")
     )
-    if _plan.ALGORITHMS["packed"].applies(g, _plan.resolve_backend("auto"), False):
+    if _plan._wgrad_direct_wins(g, _plan.resolve_backend("auto")):
+        assert _plan.plan_conv2d_weight(g).method == "direct"
+    elif _plan.ALGORITHMS["packed"].applies(g, _plan.resolve_backend("auto"), False):
         assert _plan.plan_conv2d_weight(g).method == "conv"
     gw = fastconv.conv2d_weight(x, w.shape, go, stride, p, dilation)
     _, rw, _ = _torch_grads(
@@ -518,3 +522,108 @@ def test_strided_transpose_as_phases_matches_torch(xs, ws, s, p, op, value):
     assert y.dtype == np.float32
     assert_close(y, r, np.float32)
     assert (np.isnan(y) == np.isnan(r)).all() and (np.isinf(y) == np.isinf(r)).all()
+
+
+def _weight_grad_loop(x, go, stride, padding, dilation, kh, kw):
+    """The weight gradient of a groups-1 conv2d as a float64 NumPy loop over taps (its own
+    sizes from the arguments; no fastconv code): dW[k, c, i, j] = sum go[n, k] x_pad[n, c, ...]."""
+    (sh, sw), (ph, pw), (dh, dw) = stride, padding, dilation
+    x = np.asarray(x, np.float64)
+    go = np.asarray(go, np.float64)
+    N, C, H, W = x.shape
+    Ho, Wo = go.shape[2], go.shape[3]
+    xp = np.zeros((N, C, H + 2 * ph + sh * Wo + kh * dh, W + 2 * pw + sw * Wo + kw * dw))
+    xp[:, :, ph : ph + H, pw : pw + W] = x
+    dw_ = np.zeros((go.shape[1], C, kh, kw))
+    with np.errstate(all="ignore"):
+        for i in range(kh):
+            for j in range(kw):
+                xs = xp[:, :, i * dh : i * dh + sh * Ho : sh, j * dw : j * dw + sw * Wo : sw]
+                dw_[:, :, i, j] = np.einsum("nkhw,nchw->kc", go, xs[:, :, :Ho, :Wo])
+    return dw_
+
+
+@st.composite
+def direct_cases(draw):
+    """A groups-1 layer for the direct weight gradient: channel counts across the vector-block
+    edges (16 and 64 lanes of float32, 8 and 32 of float64), any stride, dilation and padding,
+    and a strip budget small enough that tasks split rows and columns."""
+    K = draw(st.sampled_from([1, 3, 16, 17, 40, 64, 65, 100]))
+    C = draw(st.integers(1, 5))
+    kh, kw = draw(st.integers(1, 5)), draw(st.integers(1, 5))
+    sh, sw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    dh, dw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    ph, pw = draw(st.integers(0, 3)), draw(st.integers(0, 3))
+    H = draw(st.integers(max(1, dh * (kh - 1) + 1 - 2 * ph), dh * (kh - 1) + 12))
+    W = draw(st.integers(max(1, dw * (kw - 1) + 1 - 2 * pw), dw * (kw - 1) + 12))
+    return dict(
+        N=draw(st.integers(1, 3)), C=C, H=H, W=W, K=K, kh=kh, kw=kw,
+        stride=(sh, sw), padding=(ph, pw), dilation=(dh, dw),
+        dtype=draw(st.sampled_from([np.float32, np.float64])),
+        strip=draw(st.sampled_from([64, 1024, 4096, 36 * 1024])),
+        nthreads=draw(st.integers(1, 3)),
+        backend=draw(st.sampled_from(BACKENDS)),
+        nonfinite=draw(st.sampled_from([None, "x", "go", "go_corner"])),
+    )
+
+
+@SETTINGS
+@given(c=direct_cases(), seed=st.integers(0, 2**16))
+def test_direct_weight_gradient_matches_a_loop(c, seed):
+    """The direct weight gradient (_plan._weight_grad_direct_plan, forced on both backends and
+    any strip budget, so tasks of whole samples, of rows and of a row's columns all run) against
+    a float64 NumPy loop; NaN and inf from x or grad_output (a corner that meets the padding
+    too) land where the loop puts them, as im2col's GEMM and torch put them."""
+    from fastconv.grad import _grad_weight
+
+    rng = np.random.default_rng(seed)
+    (sh, sw), (ph, pw), (dh, dw) = c["stride"], c["padding"], c["dilation"]
+    Ho = (c["H"] + 2 * ph - dh * (c["kh"] - 1) - 1) // sh + 1
+    Wo = (c["W"] + 2 * pw - dw * (c["kw"] - 1) - 1) // sw + 1
+    x = rng.standard_normal((c["N"], c["C"], c["H"], c["W"])).astype(c["dtype"])
+    go = rng.standard_normal((c["N"], c["K"], Ho, Wo)).astype(c["dtype"])
+    if c["nonfinite"] == "x":
+        x[0, rng.integers(c["C"]), rng.integers(c["H"]), rng.integers(c["W"])] = np.inf
+    elif c["nonfinite"] == "go":
+        go[-1, rng.integers(c["K"]), rng.integers(Ho), rng.integers(Wo)] = np.nan
+    elif c["nonfinite"] == "go_corner":
+        go[0, 0, 0, 0] = -np.inf
+    x0, go0 = x.copy(), go.copy()
+    g = fastconv._geometry.backward_geometry(
+        x.shape, (c["K"], c["C"], c["kh"], c["kw"]), go.shape, c["stride"], c["padding"],
+        c["dilation"], 1, np.dtype(c["dtype"]),
+    )
+    saved = _plan.WGRAD_STRIP_BYTES
+    try:
+        _plan.WGRAD_STRIP_BYTES = c["strip"]
+        plan = _plan._weight_grad_direct_plan(g, c["backend"], c["nthreads"])
+    finally:
+        _plan.WGRAD_STRIP_BYTES = saved
+    assert plan.method == "direct" and plan.nthreads <= c["nthreads"]
+    got = _grad_weight(plan, x, go, g)
+    ref = _weight_grad_loop(x, go, c["stride"], c["padding"], c["dilation"], c["kh"], c["kw"])
+    assert got.dtype == c["dtype"] and got.shape == ref.shape
+    assert (np.isnan(got) == np.isnan(ref)).all()
+    assert (np.isposinf(got) == np.isposinf(ref)).all()
+    assert (np.isneginf(got) == np.isneginf(ref)).all()
+    fin = np.isfinite(ref)
+    assert_close(np.where(fin, got, 0), np.where(fin, ref, 0), c["dtype"])
+    np.testing.assert_array_equal(x, x0)
+    np.testing.assert_array_equal(go, go0)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_direct_weight_gradient_is_deterministic(backend):
+    """Tasks run in a fixed order per thread: the same bits on every call."""
+    from fastconv.grad import _grad_weight
+
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((2, 8, 19, 23), dtype=np.float32)
+    go = rng.standard_normal((2, 70, 19, 23), dtype=np.float32)
+    g = fastconv._geometry.backward_geometry(
+        x.shape, (70, 8, 3, 3), go.shape, 1, 1, 1, 1, np.dtype("f4")
+    )
+    plan = _plan._weight_grad_direct_plan(g, backend, 2)
+    first = _grad_weight(plan, x, go, g)
+    for _ in range(3):
+        np.testing.assert_array_equal(_grad_weight(plan, x, go, g), first)

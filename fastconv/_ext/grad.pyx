@@ -1,11 +1,12 @@
 # cython: boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
-"""Cython kernels of the backward pass: the depthwise weight gradient.
+"""Cython kernels of the backward pass: the depthwise and the direct weight gradients.
 
 Twin of fastconv/_jit/grad.py (same names and signatures).  No validation, no allocation.
 """
 
 from cython.parallel cimport prange
 from libc.stdint cimport int64_t
+from libc.string cimport memset
 
 ctypedef fused floating:
     float
@@ -86,3 +87,67 @@ def conv_depthwise_wgrad(const floating[:, :, :, ::1] x, const floating[:, :, :,
     with nogil:
         for k in prange(K, num_threads=nthreads, schedule="static"):
             _wgrad_channel(x, go, g, dw, k)
+
+
+cdef extern from "_wgrad_kernel.h" nogil:
+    void wg_task_f32(const float *x, const float *go, const int64_t *g, int64_t n0, int64_t ns,
+                     int64_t h0, int64_t rows, int64_t w0, int64_t cols, float *ws, float *dwt,
+                     int first)
+    void wg_task_f64(const double *x, const double *go, const int64_t *g, int64_t n0, int64_t ns,
+                     int64_t h0, int64_t rows, int64_t w0, int64_t cols, double *ws, double *dwt,
+                     int first)
+    int wg_avx512()
+
+
+def wgrad_fast():
+    """True when conv_wgrad_direct runs its AVX-512 instance on this CPU (the planner's check)."""
+    return bool(wg_avx512())
+
+
+def conv_wgrad_direct(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] go,
+                      const int64_t[::1] geo, floating[:, :, ::1] parts, floating[:, ::1] ws,
+                      floating[:, ::1] dw, Py_ssize_t samples, Py_ssize_t rows, Py_ssize_t cols,
+                      int nthreads):
+    """dw (K x Q, Q = C*kh*kw) = the weight gradient of a groups-1 conv2d, with no im2col
+    matrix (_wgrad_kernel.h).  Tasks of `samples` samples x `rows` output rows x `cols` output
+    columns (rows < Ho only with samples 1, cols < Wo only with rows 1), contiguous runs of them
+    per thread (a fixed order: the same sums whatever the timing), each thread adding into its
+    own part parts[t] (Q x Kp, Kp = K rounded up to 64 bytes; its first task stores); then the parts
+    summed and transposed into dw.  ws[t] is thread t's workspace (wg_workspace elements)."""
+    cdef const int64_t *g = &geo[0]
+    cdef Py_ssize_t N = g[G_N], Ho = g[G_HO], Wo = g[G_WO], K = g[G_K]
+    cdef Py_ssize_t Q = parts.shape[1], Kp = parts.shape[2]
+    cdef Py_ssize_t nc = (Wo + cols - 1) // cols
+    cdef Py_ssize_t nb = (Ho + rows - 1) // rows * nc
+    cdef Py_ssize_t ntasks = ((N + samples - 1) // samples) * nb
+    cdef Py_ssize_t t, task, a, b, n0, h0, w0, ns, nr, ncl, T = nthreads
+    cdef Py_ssize_t qb, q, q1, k, u
+    cdef floating acc
+    with nogil:
+        for t in prange(T, num_threads=nthreads, schedule="static", chunksize=1):
+            a = t * ntasks // T
+            b = (t + 1) * ntasks // T
+            if a == b:
+                memset(&parts[t, 0, 0], 0, Q * Kp * sizeof(floating))
+            for task in range(a, b):
+                n0 = (task // nb) * samples
+                h0 = (task % nb) // nc * rows
+                w0 = (task % nc) * cols
+                ns = min(samples, N - n0)
+                nr = min(rows, Ho - h0)
+                ncl = min(cols, Wo - w0)
+                if floating is float:
+                    wg_task_f32(&x[0, 0, 0, 0], &go[0, 0, 0, 0], g, n0, ns, h0, nr, w0, ncl,
+                                &ws[t, 0], &parts[t, 0, 0], task == a)
+                else:
+                    wg_task_f64(&x[0, 0, 0, 0], &go[0, 0, 0, 0], g, n0, ns, h0, nr, w0, ncl,
+                                &ws[t, 0], &parts[t, 0, 0], task == a)
+        # blocks of 16 columns: their parts' rows stay in L1 while every channel's row is written
+        for qb in prange((Q + 15) // 16, num_threads=nthreads, schedule="static"):
+            q1 = min(Q, qb * 16 + 16)
+            for k in range(K):
+                for q in range(qb * 16, q1):
+                    acc = parts[0, q, k]
+                    for u in range(1, T):
+                        acc = acc + parts[u, q, k]
+                    dw[k, q] = acc

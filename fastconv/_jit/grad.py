@@ -1,4 +1,4 @@
-"""Numba kernels of the backward pass: the depthwise weight gradient.
+"""Numba kernels of the backward pass: the depthwise and the direct weight gradients.
 
 Twin of fastconv/_ext/grad.pyx (same names and signatures); no validation, no allocation.
 """
@@ -42,3 +42,82 @@ def conv_depthwise_wgrad(x, go, geo, dw, nthreads):
                             for wo in range(w0, w1):
                                 acc += go[n, k, ho, wo] * x[n, c, hi, wo * sw + ow]
                 dw[k, i * kw + j] = acc
+
+
+def wgrad_fast():
+    """The Cython twin's AVX-512 check; the Numba kernel has no vector instance of its own."""
+    return False
+
+
+@parallel_kernel
+def conv_wgrad_direct(x, go, geo, parts, ws, dw, samples, rows, cols, nthreads):
+    """dw (K x Q) = the weight gradient of a groups-1 conv2d, with no im2col matrix: tasks of
+    `samples` samples x `rows` output rows x `cols` output columns, contiguous runs of them per
+    thread, each thread adding into its own part parts[t] (Q x Kp, zeroed here), then the parts
+    summed into dw; ws[t] holds a task's grad_output pixel-major (Kp channels, zeros beyond K)
+    and its input rows zero-padded (the Cython twin's sizes: _ext/_wgrad_kernel.h)."""
+    N, C, H, W, K = geo[G_N], geo[G_C], geo[G_H], geo[G_W], geo[G_K]
+    kh, kw, sh, sw, pt, pl = geo[G_KH], geo[G_KW], geo[G_SH], geo[G_SW], geo[G_PT], geo[G_PL]
+    dh, dwl, Ho, Wo = geo[G_DH], geo[G_DW], geo[G_HO], geo[G_WO]
+    Kp = parts.shape[2]
+    Q = C * kh * kw
+    nc = (Wo + cols - 1) // cols
+    nb = (Ho + rows - 1) // rows * nc
+    ntasks = ((N + samples - 1) // samples) * nb
+    T = parts.shape[0]
+    for t in prange(T):
+        part = parts[t]
+        part[...] = 0
+        for task in range(t * ntasks // T, (t + 1) * ntasks // T):
+            n0 = (task // nb) * samples
+            h0 = (task % nb) // nc * rows
+            w0 = (task % nc) * cols
+            ns = min(samples, N - n0)
+            nr = min(rows, Ho - h0)
+            ncl = min(cols, Wo - w0)
+            span = (nr - 1) * sh + (kh - 1) * dh + 1
+            wsp = (ncl - 1) * sw + (kw - 1) * dwl + 1
+            P = ns * nr * ncl
+            gt = ws[t, : P * Kp].reshape(P, Kp)
+            xp = ws[t, P * Kp : P * Kp + ns * C * span * wsp].reshape(ns, C, span, wsp)
+            p = 0
+            for n in range(ns):
+                for r in range(nr):
+                    for c in range(ncl):
+                        for k in range(K):
+                            gt[p, k] = go[n0 + n, k, h0 + r, w0 + c]
+                        for k in range(K, Kp):
+                            gt[p, k] = 0
+                        p += 1
+            xp[...] = 0
+            for n in range(ns):
+                for c in range(C):
+                    for r in range(span):
+                        hi = h0 * sh - pt + r
+                        if hi < 0 or hi >= H:
+                            continue
+                        for col in range(wsp):
+                            wi = w0 * sw - pl + col
+                            if 0 <= wi < W:
+                                xp[n, c, r, col] = x[n0 + n, c, hi, wi]
+            for q in range(Q):
+                c = q // (kh * kw)
+                i = (q % (kh * kw)) // kw
+                j = q % kw
+                row = part[q]
+                p = 0
+                for n in range(ns):
+                    for r in range(nr):
+                        xr = xp[n, c, r * sh + i * dh]
+                        for col in range(ncl):
+                            b = xr[col * sw + j * dwl]
+                            g = gt[p]
+                            for k in range(Kp):  # contiguous: vectorises
+                                row[k] += g[k] * b
+                            p += 1
+    for q in prange(Q):
+        for k in range(K):
+            acc = parts[0, q, k]
+            for u in range(1, T):
+                acc += parts[u, q, k]
+            dw[k, q] = acc
