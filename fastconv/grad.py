@@ -191,8 +191,16 @@ def _grad_weight(plan, x4, go4, g):
         with np.errstate(all="ignore"):
             _threads.mark_pools_started()
             kernels(plan.backend, "grad").conv_wgrad_direct(
-                x4, go4, g.as_array(), parts, ws, dw.reshape(K, -1), plan.samples, plan.rows,
-                plan.cols, nt,
+                x4,
+                go4,
+                g.as_array(),
+                parts,
+                ws,
+                dw.reshape(K, -1),
+                plan.samples,
+                plan.rows,
+                plan.cols,
+                nt,
             )
         return dw
     dw = np.zeros((K, Cg * g.kh * g.kw), dtype=g.dtype)

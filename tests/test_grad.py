@@ -557,19 +557,27 @@ def direct_cases(draw):
     H = draw(st.integers(max(1, dh * (kh - 1) + 1 - 2 * ph), dh * (kh - 1) + 12))
     W = draw(st.integers(max(1, dw * (kw - 1) + 1 - 2 * pw), dw * (kw - 1) + 12))
     return dict(
-        N=draw(st.integers(1, 3)), C=C, H=H, W=W, K=K, kh=kh, kw=kw,
-        stride=(sh, sw), padding=(ph, pw), dilation=(dh, dw),
-        dtype=draw(st.sampled_from([np.float32, np.float64])),
+        N=draw(st.integers(1, 3)),
+        C=C,
+        H=H,
+        W=W,
+        K=K,
+        kh=kh,
+        kw=kw,
+        stride=(sh, sw),
+        padding=(ph, pw),
+        dilation=(dh, dw),
         strip=draw(st.sampled_from([64, 1024, 4096, 36 * 1024])),
         nthreads=draw(st.integers(1, 3)),
-        backend=draw(st.sampled_from(BACKENDS)),
         nonfinite=draw(st.sampled_from([None, "x", "go", "go_corner"])),
     )
 
 
-@SETTINGS
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@settings(max_examples=25, deadline=None, derandomize=True)
 @given(c=direct_cases(), seed=st.integers(0, 2**16))
-def test_direct_weight_gradient_matches_a_loop(c, seed):
+def test_direct_weight_gradient_matches_a_loop(backend, dtype, c, seed):
     """The direct weight gradient (_plan._weight_grad_direct_plan, forced on both backends and
     any strip budget, so tasks of whole samples, of rows and of a row's columns all run) against
     a float64 NumPy loop; NaN and inf from x or grad_output (a corner that meets the padding
@@ -580,8 +588,8 @@ def test_direct_weight_gradient_matches_a_loop(c, seed):
     (sh, sw), (ph, pw), (dh, dw) = c["stride"], c["padding"], c["dilation"]
     Ho = (c["H"] + 2 * ph - dh * (c["kh"] - 1) - 1) // sh + 1
     Wo = (c["W"] + 2 * pw - dw * (c["kw"] - 1) - 1) // sw + 1
-    x = rng.standard_normal((c["N"], c["C"], c["H"], c["W"])).astype(c["dtype"])
-    go = rng.standard_normal((c["N"], c["K"], Ho, Wo)).astype(c["dtype"])
+    x = rng.standard_normal((c["N"], c["C"], c["H"], c["W"])).astype(dtype)
+    go = rng.standard_normal((c["N"], c["K"], Ho, Wo)).astype(dtype)
     if c["nonfinite"] == "x":
         x[0, rng.integers(c["C"]), rng.integers(c["H"]), rng.integers(c["W"])] = np.inf
     elif c["nonfinite"] == "go":
@@ -590,24 +598,30 @@ def test_direct_weight_gradient_matches_a_loop(c, seed):
         go[0, 0, 0, 0] = -np.inf
     x0, go0 = x.copy(), go.copy()
     g = fastconv._geometry.backward_geometry(
-        x.shape, (c["K"], c["C"], c["kh"], c["kw"]), go.shape, c["stride"], c["padding"],
-        c["dilation"], 1, np.dtype(c["dtype"]),
+        x.shape,
+        (c["K"], c["C"], c["kh"], c["kw"]),
+        go.shape,
+        c["stride"],
+        c["padding"],
+        c["dilation"],
+        1,
+        np.dtype(dtype),
     )
     saved = _plan.WGRAD_STRIP_BYTES
     try:
         _plan.WGRAD_STRIP_BYTES = c["strip"]
-        plan = _plan._weight_grad_direct_plan(g, c["backend"], c["nthreads"])
+        plan = _plan._weight_grad_direct_plan(g, backend, c["nthreads"])
     finally:
         _plan.WGRAD_STRIP_BYTES = saved
     assert plan.method == "direct" and plan.nthreads <= c["nthreads"]
     got = _grad_weight(plan, x, go, g)
     ref = _weight_grad_loop(x, go, c["stride"], c["padding"], c["dilation"], c["kh"], c["kw"])
-    assert got.dtype == c["dtype"] and got.shape == ref.shape
+    assert got.dtype == dtype and got.shape == ref.shape
     assert (np.isnan(got) == np.isnan(ref)).all()
     assert (np.isposinf(got) == np.isposinf(ref)).all()
     assert (np.isneginf(got) == np.isneginf(ref)).all()
     fin = np.isfinite(ref)
-    assert_close(np.where(fin, got, 0), np.where(fin, ref, 0), c["dtype"])
+    assert_close(np.where(fin, got, 0), np.where(fin, ref, 0), dtype)
     np.testing.assert_array_equal(x, x0)
     np.testing.assert_array_equal(go, go0)
 
@@ -627,3 +641,77 @@ def test_direct_weight_gradient_is_deterministic(backend):
     first = _grad_weight(plan, x, go, g)
     for _ in range(3):
         np.testing.assert_array_equal(_grad_weight(plan, x, go, g), first)
+
+
+def _depthwise_weight_grad_loop(x, go, mult, stride, padding, dilation, kh, kw):
+    """The depthwise weight gradient as a float64 NumPy loop over taps, in-image taps only (as
+    torch's depthwise kernel sums): dW[k, 0, i, j] = sum of go[n, k] x[n, k // mult] at tap (i, j)."""
+    (sh, sw), (ph, pw), (dh, dw) = stride, padding, dilation
+    x = np.asarray(x, np.float64)
+    go = np.asarray(go, np.float64)
+    N, C, H, W = x.shape
+    K, Ho, Wo = go.shape[1], go.shape[2], go.shape[3]
+    out = np.zeros((K, 1, kh, kw))
+    with np.errstate(all="ignore"):
+        for i in range(kh):
+            hi = np.arange(Ho) * sh + i * dh - ph
+            rows = (hi >= 0) & (hi < H)
+            for j in range(kw):
+                wi = np.arange(Wo) * sw + j * dw - pw
+                cols = (wi >= 0) & (wi < W)
+                xs = x[:, :, np.clip(hi, 0, H - 1)][:, :, :, np.clip(wi, 0, W - 1)]
+                xs = np.repeat(xs, mult, axis=1)
+                prod = np.where(rows[:, None] & cols[None, :], go * xs, 0.0)
+                out[:, 0, i, j] = prod.sum(axis=(0, 2, 3))
+    return out
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("taps", [(3, 3), (5, 5), (1, 1), (2, 3), (7, 7), (3, 9)])
+@settings(max_examples=15, deadline=None, derandomize=True)
+@given(
+    C=st.integers(2, 20),
+    mult=st.integers(1, 2),
+    sh=st.integers(1, 3),
+    sw=st.sampled_from([1, 1, 2]),
+    dh=st.integers(1, 3),
+    dw=st.integers(1, 3),
+    ph=st.integers(0, 3),
+    pw=st.integers(0, 3),
+    extra=st.tuples(st.integers(0, 12), st.integers(0, 40)),
+    N=st.integers(1, 3),
+    nonfinite=st.sampled_from([None, "x", "go", "go_corner"]),
+    seed=st.integers(0, 2**16),
+)
+def test_depthwise_weight_gradient_float32_matches_a_loop(
+    C, mult, taps, sh, sw, dh, dw, ph, pw, extra, N, nonfinite, backend, seed
+):
+    """float32 depthwise weight gradients (the AVX-512 kernels for column stride 1 and 3x3, 5x5
+    or any other size; the scalar one otherwise) against an in-image-taps float64 loop: rows
+    wider than 16 lanes and ragged, dilation, row strides, padding wider than the taps reach;
+    NaN and inf land where the loop puts them."""
+    kh, kw = taps
+    H = max(1, dh * (kh - 1) + 1 - 2 * ph) + extra[0]
+    W = max(1, dw * (kw - 1) + 1 - 2 * pw) + extra[1]
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((N, C, H, W)).astype(np.float32)
+    w = np.ones((C * mult, 1, kh, kw), np.float32)
+    Ho = (H + 2 * ph - dh * (kh - 1) - 1) // sh + 1
+    Wo = (W + 2 * pw - dw * (kw - 1) - 1) // sw + 1
+    go = rng.standard_normal((N, C * mult, Ho, Wo)).astype(np.float32)
+    if nonfinite == "x":
+        x[0, rng.integers(C), rng.integers(H), rng.integers(W)] = np.inf
+    elif nonfinite == "go":
+        go[-1, rng.integers(C * mult), rng.integers(Ho), rng.integers(Wo)] = np.nan
+    elif nonfinite == "go_corner":
+        go[0, 0, 0, 0] = -np.inf
+    got = fastconv.conv2d_weight(
+        x, w.shape, go, (sh, sw), (ph, pw), (dh, dw), groups=C, backend=backend
+    )
+    ref = _depthwise_weight_grad_loop(x, go, mult, (sh, sw), (ph, pw), (dh, dw), kh, kw)
+    assert got.dtype == np.float32
+    assert (np.isnan(got) == np.isnan(ref)).all()
+    assert (np.isposinf(got) == np.isposinf(ref)).all()
+    assert (np.isneginf(got) == np.isneginf(ref)).all()
+    fin = np.isfinite(ref)
+    assert_close(np.where(fin, got, 0), np.where(fin, ref, 0), np.float32)

@@ -226,4 +226,123 @@ static inline void wg_task_f64(const double *x, const double *go, const int64_t 
     wg_task_dbase(x, go, g, n0, ns, h0, rows, w0, cols, ws, dwt, first);
 }
 
+/* The depthwise weight gradient of one output channel k, float32, column stride 1 (any row
+   stride, dilation, padding), read in place: per tap row i (its in-image output rows only) and
+   group of up to 8 taps j, vector accumulators over 16 output pixels of a row sum
+   go[n, k, ho, wo] * x[n, c, ho*sh + i*dh - pt, wo + j*dw - pl] under a mask of the pixels whose
+   tap is inside the image (masked-out lanes are never read), so padding taps are skipped as
+   the scalar kernel and torch's depthwise kernel skip them; the lanes go into dwk[i*kw + j]. */
+#if WG_HAVE_AVX512_TARGET
+#include <immintrin.h>
+static inline __mmask16 wgdw_mask(int64_t lo, int64_t hi) { /* lanes lo <= l < hi of 16 */
+    if (lo < 0) lo = 0;
+    if (hi > 16) hi = 16;
+    if (hi <= lo) return 0;
+    return (__mmask16)((((uint32_t)1 << hi) - 1) & ~(((uint32_t)1 << lo) - 1));
+}
+/* kh x kw taps known at compile time (3x3, 5x5): one pass over grad_output's rows, each
+   vector of it multiplied into every tap row's accumulators (kh*kw of them in registers); the
+   per-tap column masks come from a table per row block (all-ones inside the row). */
+#define WGDW_FIXED(KH, KW)                                                                        \
+    static WG_T512 void wgdw_f32_##KH##x##KW(const float *x, const float *go, const int64_t *g,  \
+                                             int64_t k, float *dwk) {                             \
+        const int64_t C = g[WG_C], H = g[WG_H], W = g[WG_W], K = g[WG_K], N = g[WG_N];          \
+        const int64_t sh = g[WG_SH], pt = g[WG_PT], pl = g[WG_PL], dh = g[WG_DH];              \
+        const int64_t dwd = g[WG_DW], Ho = g[WG_HO], Wo = g[WG_WO];                             \
+        const int64_t c = k / (K / C), nb = (Wo + 15) / 16;                                     \
+        __mmask16 mt[KW][64];                                                                   \
+        for (int u = 0; u < KW; u++) {                                                          \
+            const int64_t ow = u * dwd - pl;                                                    \
+            for (int64_t b = 0; b < nb && b < 64; b++)                                          \
+                mt[u][b] = wgdw_mask(0, Wo - 16 * b) & wgdw_mask(-ow - 16 * b, W - ow - 16 * b); \
+        }                                                                                       \
+        __m512 acc[KH][KW];                                                                     \
+        _Pragma("GCC unroll 8") for (int i = 0; i < KH; i++)                                    \
+            _Pragma("GCC unroll 8") for (int u = 0; u < KW; u++) acc[i][u] = _mm512_setzero_ps(); \
+        for (int64_t n = 0; n < N; n++) {                                                       \
+            const float *gk = go + (n * K + k) * Ho * Wo;                                       \
+            const float *xk = x + (n * C + c) * H * W;                                          \
+            for (int64_t ho = 0; ho < Ho; ho++) {                                               \
+                const float *gr = gk + ho * Wo;                                                 \
+                const float *xr[KH];                                                            \
+                int ok[KH];                                                                     \
+                _Pragma("GCC unroll 8") for (int i = 0; i < KH; i++) {                          \
+                    const int64_t hi = ho * sh + i * dh - pt;                                   \
+                    ok[i] = hi >= 0 && hi < H;                                                  \
+                    xr[i] = xk + (ok[i] ? hi : 0) * W - pl;                                     \
+                }                                                                               \
+                for (int64_t b = 0, wo = 0; wo < Wo; b++, wo += 16) {                           \
+                    const __mmask16 m = wgdw_mask(0, Wo - wo);                                  \
+                    const __m512 gv = _mm512_maskz_loadu_ps(m, gr + wo);                        \
+                    _Pragma("GCC unroll 8") for (int u = 0; u < KW; u++) {                      \
+                        const __mmask16 mj = b < 64 ? mt[u][b]                                  \
+                                                    : m & wgdw_mask(pl - u * dwd - wo,          \
+                                                                    W + pl - u * dwd - wo);     \
+                        _Pragma("GCC unroll 8") for (int i = 0; i < KH; i++) {                  \
+                            if (!ok[i]) continue;                                               \
+                            acc[i][u] = _mm512_mask3_fmadd_ps(                                  \
+                                gv, _mm512_maskz_loadu_ps(mj, xr[i] + wo + u * dwd), acc[i][u], \
+                                mj);                                                            \
+                        }                                                                       \
+                    }                                                                           \
+                }                                                                               \
+            }                                                                                   \
+        }                                                                                       \
+        _Pragma("GCC unroll 8") for (int i = 0; i < KH; i++)                                    \
+            _Pragma("GCC unroll 8") for (int u = 0; u < KW; u++)                                \
+                dwk[i * KW + u] = _mm512_reduce_add_ps(acc[i][u]);                              \
+    }
+WGDW_FIXED(3, 3)
+WGDW_FIXED(5, 5)
+
+static WG_T512 void wgdw_f32_any(const float *x, const float *go, const int64_t *g, int64_t k,
+                                    float *dwk) {
+    const int64_t C = g[WG_C], H = g[WG_H], W = g[WG_W], K = g[WG_K], N = g[WG_N];
+    const int64_t kh = g[WG_KH], kw = g[WG_KW], sh = g[WG_SH];
+    const int64_t pt = g[WG_PT], pl = g[WG_PL], dh = g[WG_DH], dwd = g[WG_DW];
+    const int64_t Ho = g[WG_HO], Wo = g[WG_WO];
+    const int64_t c = k / (K / C);
+    for (int64_t i = 0; i < kh; i++) {
+        const int64_t oh = i * dh - pt; /* input row = ho*sh + oh */
+        const int64_t h0 = oh >= 0 ? 0 : (-oh + sh - 1) / sh;
+        const int64_t h1 = H - 1 - oh >= 0 ? ((H - 1 - oh) / sh + 1 < Ho ? (H - 1 - oh) / sh + 1 : Ho) : 0;
+        for (int64_t j0 = 0; j0 < kw; j0 += 8) {
+            const int nj = kw - j0 < 8 ? (int)(kw - j0) : 8;
+            __m512 acc[8];
+            for (int u = 0; u < 8; u++) acc[u] = _mm512_setzero_ps();
+            for (int64_t n = 0; n < N; n++) {
+                const float *gk = go + (n * K + k) * Ho * Wo;
+                const float *xk = x + (n * C + c) * H * W;
+                for (int64_t ho = h0; ho < h1; ho++) {
+                    const float *gr = gk + ho * Wo;
+                    const float *xr = xk + (ho * sh + oh) * W;
+                    for (int64_t wo = 0; wo < Wo; wo += 16) {
+                        const __mmask16 m = wgdw_mask(0, Wo - wo);
+                        const __m512 gv = _mm512_maskz_loadu_ps(m, gr + wo);
+                        for (int u = 0; u < 8; u++) {
+                            if (u >= nj) break;
+                            const int64_t ow = (j0 + u) * dwd - pl; /* input col = wo + ow */
+                            const __mmask16 mj = m & wgdw_mask(-ow - wo, W - ow - wo);
+                            acc[u] = _mm512_mask3_fmadd_ps(
+                                gv, _mm512_maskz_loadu_ps(mj, xr + wo + ow), acc[u], mj);
+                        }
+                    }
+                }
+            }
+            for (int u = 0; u < nj; u++) dwk[i * kw + j0 + u] = _mm512_reduce_add_ps(acc[u]);
+        }
+    }
+}
+#endif
+
+
+static WG_T512 void wgdw_f32_avx512(const float *x, const float *go, const int64_t *g, int64_t k,
+                                    float *dwk) {
+    if (g[WG_KH] == 3 && g[WG_KW] == 3)
+        wgdw_f32_3x3(x, go, g, k, dwk);
+    else if (g[WG_KH] == 5 && g[WG_KW] == 5)
+        wgdw_f32_5x5(x, go, g, k, dwk);
+    else
+        wgdw_f32_any(x, go, g, k, dwk);
+}
 #endif

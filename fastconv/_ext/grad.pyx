@@ -29,6 +29,19 @@ DEF G_HO = 14
 DEF G_WO = 15
 
 
+cdef extern from "_wgrad_kernel.h" nogil:
+    void wg_task_f32(const float *x, const float *go, const int64_t *g, int64_t n0, int64_t ns,
+                     int64_t h0, int64_t rows, int64_t w0, int64_t cols, float *ws, float *dwt,
+                     int first)
+    void wg_task_f64(const double *x, const double *go, const int64_t *g, int64_t n0, int64_t ns,
+                     int64_t h0, int64_t rows, int64_t w0, int64_t cols, double *ws, double *dwt,
+                     int first)
+    int wg_avx512()
+    void wgdw_f32_avx512(const float *x, const float *go, const int64_t *g, int64_t k,
+                         float *dwk)
+
+
+
 cdef inline void _wgrad_channel(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] go,
                                 const int64_t *g, floating[:, ::1] dw, Py_ssize_t k) noexcept nogil:
     cdef Py_ssize_t N = g[G_N], C = g[G_C], H = g[G_H], W = g[G_W], K = g[G_K]
@@ -81,22 +94,21 @@ cdef inline void _wgrad_channel(const floating[:, :, :, ::1] x, const floating[:
 def conv_depthwise_wgrad(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] go,
                          const int64_t[::1] geo, floating[:, ::1] dw, int nthreads):
     """dw[k, i*kw + j] = sum over samples and output pixels of go[n, k] * x[n, k // mult] at tap
-    (i, j), in-image taps only; one output channel per task."""
+    (i, j), in-image taps only; one output channel per task.  float32 with column stride 1 on
+    AVX-512: vectors of 16 output pixels under the in-image mask (_wgrad_kernel.h); otherwise
+    eight scalar partial sums."""
     cdef const int64_t *g = &geo[0]
     cdef Py_ssize_t k, K = g[G_K]
+    cdef bint vec = floating is float and g[G_SW] == 1 and wg_avx512()
     with nogil:
         for k in prange(K, num_threads=nthreads, schedule="static"):
+            if floating is float:
+                if vec:
+                    wgdw_f32_avx512(&x[0, 0, 0, 0], &go[0, 0, 0, 0], g, k, &dw[k, 0])
+                    continue
             _wgrad_channel(x, go, g, dw, k)
 
 
-cdef extern from "_wgrad_kernel.h" nogil:
-    void wg_task_f32(const float *x, const float *go, const int64_t *g, int64_t n0, int64_t ns,
-                     int64_t h0, int64_t rows, int64_t w0, int64_t cols, float *ws, float *dwt,
-                     int first)
-    void wg_task_f64(const double *x, const double *go, const int64_t *g, int64_t n0, int64_t ns,
-                     int64_t h0, int64_t rows, int64_t w0, int64_t cols, double *ws, double *dwt,
-                     int first)
-    int wg_avx512()
 
 
 def wgrad_fast():
