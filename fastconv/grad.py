@@ -185,7 +185,8 @@ def _grad_weight(plan, x4, go4, g):
         return np.ascontiguousarray(y.transpose(1, 0, 2, 3))
     if plan.method == "direct":  # _plan._weight_grad_direct_plan: no im2col matrix
         lanes = 64 // g.dtype.itemsize
-        parts = np.empty((nt, Cg * g.kh * g.kw, -(-K // lanes) * lanes), dtype=g.dtype)
+        nparts = 1 if plan.ksplit else nt
+        parts = np.empty((nparts, Cg * g.kh * g.kw, -(-K // lanes) * lanes), dtype=g.dtype)
         ws = np.empty((nt, plan.thread_ws), dtype=g.dtype)
         dw = np.empty((K, Cg, g.kh, g.kw), dtype=g.dtype)
         with np.errstate(all="ignore"):
@@ -200,6 +201,7 @@ def _grad_weight(plan, x4, go4, g):
                 plan.samples,
                 plan.rows,
                 plan.cols,
+                plan.ksplit,
                 nt,
             )
         return dw

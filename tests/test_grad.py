@@ -569,6 +569,7 @@ def direct_cases(draw):
         dilation=(dh, dw),
         strip=draw(st.sampled_from([64, 1024, 4096, 36 * 1024])),
         nthreads=draw(st.integers(1, 3)),
+        ksplit=draw(st.sampled_from([None, False, True])),
         nonfinite=draw(st.sampled_from([None, "x", "go", "go_corner"])),
     )
 
@@ -579,7 +580,8 @@ def direct_cases(draw):
 @given(c=direct_cases(), seed=st.integers(0, 2**16))
 def test_direct_weight_gradient_matches_a_loop(backend, dtype, c, seed):
     """The direct weight gradient (_plan._weight_grad_direct_plan, forced on both backends and
-    any strip budget, so tasks of whole samples, of rows and of a row's columns all run) against
+    any strip budget, so tasks of whole samples, of rows and of a row's columns all run, the
+    threads sharing the tasks or the output channels) against
     a float64 NumPy loop; NaN and inf from x or grad_output (a corner that meets the padding
     too) land where the loop puts them, as im2col's GEMM and torch put them."""
     from fastconv.grad import _grad_weight
@@ -610,7 +612,7 @@ def test_direct_weight_gradient_matches_a_loop(backend, dtype, c, seed):
     saved = _plan.WGRAD_STRIP_BYTES
     try:
         _plan.WGRAD_STRIP_BYTES = c["strip"]
-        plan = _plan._weight_grad_direct_plan(g, backend, c["nthreads"])
+        plan = _plan._weight_grad_direct_plan(g, backend, c["nthreads"], ksplit=c["ksplit"])
     finally:
         _plan.WGRAD_STRIP_BYTES = saved
     assert plan.method == "direct" and plan.nthreads <= c["nthreads"]
@@ -637,10 +639,11 @@ def test_direct_weight_gradient_is_deterministic(backend):
     g = fastconv._geometry.backward_geometry(
         x.shape, (70, 8, 3, 3), go.shape, 1, 1, 1, 1, np.dtype("f4")
     )
-    plan = _plan._weight_grad_direct_plan(g, backend, 2)
-    first = _grad_weight(plan, x, go, g)
-    for _ in range(3):
-        np.testing.assert_array_equal(_grad_weight(plan, x, go, g), first)
+    for ksplit in (False, True):
+        plan = _plan._weight_grad_direct_plan(g, backend, 2, ksplit=ksplit)
+        first = _grad_weight(plan, x, go, g)
+        for _ in range(3):
+            np.testing.assert_array_equal(_grad_weight(plan, x, go, g), first)
 
 
 def _depthwise_weight_grad_loop(x, go, mult, stride, padding, dilation, kh, kw):

@@ -116,25 +116,29 @@ static inline int64_t wg_workspace(const int64_t *g, int64_t ns, int64_t rows, i
     WG_TILE(SFX, T, L, TGT, 2, 12)                                                               \
     WG_TILE(SFX, T, L, TGT, 1, 16)                                                               \
     /* one task: samples n0 .. n0+ns-1 x output rows h0 .. h0+rows-1 x output columns          \
-       w0 .. w0+cols-1 (rows < Ho only with ns 1, cols < Wo only with rows 1), added into dwt     \
+       w0 .. w0+cols-1 (rows < Ho only with ns 1, cols < Wo only with rows 1), output-channel     \
+       vectors kv0 .. kv1-1 (kv0 a multiple of 4, kv1 at most Kp / L), added into dwt            \
        (Q x Kp, q-major; stored instead when `first`); ws holds wg_workspace(g, ns, rows, cols).  grad_output goes into gT     \
        in blocks of 4 vectors of channels, gT[block][p][4 * L], so a tile's strip of it is one   \
        contiguous run that stays in L1 while the tile's columns go by. */                       \
     static TGT void wg_task_##SFX(const T *x, const T *go, const int64_t *g, int64_t n0,       \
                                    int64_t ns, int64_t h0, int64_t rows, int64_t w0,           \
-                                   int64_t cols, T *ws, T *dwt, int first) {                    \
+                                   int64_t cols, int64_t kv0, int64_t kv1, T *ws, T *dwt,      \
+                                   int first) {                                                 \
         const int64_t C = g[WG_C], H = g[WG_H], W = g[WG_W], K = g[WG_K];                     \
         const int64_t kh = g[WG_KH], kw = g[WG_KW], sh = g[WG_SH], sw = g[WG_SW];               \
         const int64_t pt = g[WG_PT], pl = g[WG_PL], dh = g[WG_DH], dwd = g[WG_DW];              \
         const int64_t Ho = g[WG_HO], Wo = g[WG_WO];                                             \
-        const int64_t Kp = wg_kpad(K, sizeof(T)), Q = C * kh * kw, nvec = Kp / (L);             \
+        const int64_t Kp = wg_kpad(K, sizeof(T)), Q = C * kh * kw;                              \
         const int64_t span = wg_span(g, rows), wsp = wg_wspan(g, cols);                         \
         const int64_t P = ns * rows * cols, plane = span * wsp;                                 \
         T *gt = ws, *xp = ws + P * Kp;                                                          \
         (void)Ho;                                                                               \
-        for (int64_t k = 0; k < Kp; k++) { /* grad_output, pixel-major in channel blocks */     \
-            const int64_t v = k / (L), blk = v / 4, bw = (nvec - 4 * blk < 4 ? nvec - 4 * blk : 4) * (L); \
-            T *dst = gt + blk * 4 * (L) * P + (k - blk * 4 * (L));                              \
+        /* grad_output, pixel-major in blocks of 4 vectors of channels from vector kv0 */        \
+        for (int64_t k = kv0 * (L); k < kv1 * (L); k++) {                                       \
+            const int64_t blk = (k / (L) - kv0) / 4;                                            \
+            const int64_t bw = (kv1 - kv0 - 4 * blk < 4 ? kv1 - kv0 - 4 * blk : 4) * (L);       \
+            T *dst = gt + blk * 4 * (L) * P + (k - kv0 * (L) - blk * 4 * (L));                  \
             if (k >= K) {                                                                       \
                 for (int64_t p = 0; p < P; p++) dst[p * bw] = 0;                                \
                 continue;                                                                       \
@@ -168,10 +172,10 @@ static inline int64_t wg_workspace(const int64_t *g, int64_t ns, int64_t rows, i
             }                                                                                   \
         }                                                                                       \
         int64_t off[16];                                                                        \
-        for (int64_t kb = 0; kb < nvec; kb += 4) {                                              \
-            const int mr = nvec - kb >= 4 ? 4 : (int)(nvec - kb);                               \
+        for (int64_t kb = kv0; kb < kv1; kb += 4) {                                             \
+            const int mr = kv1 - kb >= 4 ? 4 : (int)(kv1 - kb);                                 \
             const int nr = WG_NR(mr);                                                           \
-            const T *gk = gt + kb * (L) * P;                                                    \
+            const T *gk = gt + (kb - kv0) * (L) * P;                                            \
             for (int64_t q0 = 0; q0 < Q; q0 += nr) {                                            \
                 const int nq = Q - q0 < nr ? (int)(Q - q0) : nr;                                \
                 for (int t = 0; t < nr; t++) {                                                  \
@@ -205,25 +209,25 @@ WG_DEFINE(dbase, double, 8, WG_TBASE)
 /* One task on the best instance this CPU runs. */
 static inline void wg_task_f32(const float *x, const float *go, const int64_t *g, int64_t n0,
                                int64_t ns, int64_t h0, int64_t rows, int64_t w0, int64_t cols,
-                               float *ws, float *dwt, int first) {
+                               int64_t kv0, int64_t kv1, float *ws, float *dwt, int first) {
 #if WG_HAVE_AVX512_TARGET
     if (wg_avx512()) {
-        wg_task_f512(x, go, g, n0, ns, h0, rows, w0, cols, ws, dwt, first);
+        wg_task_f512(x, go, g, n0, ns, h0, rows, w0, cols, kv0, kv1, ws, dwt, first);
         return;
     }
 #endif
-    wg_task_fbase(x, go, g, n0, ns, h0, rows, w0, cols, ws, dwt, first);
+    wg_task_fbase(x, go, g, n0, ns, h0, rows, w0, cols, kv0, kv1, ws, dwt, first);
 }
 static inline void wg_task_f64(const double *x, const double *go, const int64_t *g, int64_t n0,
                                int64_t ns, int64_t h0, int64_t rows, int64_t w0, int64_t cols,
-                               double *ws, double *dwt, int first) {
+                               int64_t kv0, int64_t kv1, double *ws, double *dwt, int first) {
 #if WG_HAVE_AVX512_TARGET
     if (wg_avx512()) {
-        wg_task_d512(x, go, g, n0, ns, h0, rows, w0, cols, ws, dwt, first);
+        wg_task_d512(x, go, g, n0, ns, h0, rows, w0, cols, kv0, kv1, ws, dwt, first);
         return;
     }
 #endif
-    wg_task_dbase(x, go, g, n0, ns, h0, rows, w0, cols, ws, dwt, first);
+    wg_task_dbase(x, go, g, n0, ns, h0, rows, w0, cols, kv0, kv1, ws, dwt, first);
 }
 
 /* The depthwise weight gradient of one output channel k, float32, column stride 1 (any row

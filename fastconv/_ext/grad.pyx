@@ -31,11 +31,11 @@ DEF G_WO = 15
 
 cdef extern from "_wgrad_kernel.h" nogil:
     void wg_task_f32(const float *x, const float *go, const int64_t *g, int64_t n0, int64_t ns,
-                     int64_t h0, int64_t rows, int64_t w0, int64_t cols, float *ws, float *dwt,
-                     int first)
+                     int64_t h0, int64_t rows, int64_t w0, int64_t cols, int64_t kv0,
+                     int64_t kv1, float *ws, float *dwt, int first)
     void wg_task_f64(const double *x, const double *go, const int64_t *g, int64_t n0, int64_t ns,
-                     int64_t h0, int64_t rows, int64_t w0, int64_t cols, double *ws, double *dwt,
-                     int first)
+                     int64_t h0, int64_t rows, int64_t w0, int64_t cols, int64_t kv0,
+                     int64_t kv1, double *ws, double *dwt, int first)
     int wg_avx512()
     void wgdw_f32_avx512(const float *x, const float *go, const int64_t *g, int64_t k,
                          float *dwk)
@@ -119,28 +119,39 @@ def wgrad_fast():
 def conv_wgrad_direct(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] go,
                       const int64_t[::1] geo, floating[:, :, ::1] parts, floating[:, ::1] ws,
                       floating[:, ::1] dw, Py_ssize_t samples, Py_ssize_t rows, Py_ssize_t cols,
-                      int nthreads):
+                      bint ksplit, int nthreads):
     """dw (K x Q, Q = C*kh*kw) = the weight gradient of a groups-1 conv2d, with no im2col
     matrix (_wgrad_kernel.h).  Tasks of `samples` samples x `rows` output rows x `cols` output
-    columns (rows < Ho only with samples 1, cols < Wo only with rows 1), contiguous runs of them
-    per thread (a fixed order: the same sums whatever the timing), each thread adding into its
-    own part parts[t] (Q x Kp, Kp = K rounded up to 64 bytes; its first task stores); then the parts
+    columns (rows < Ho only with samples 1, cols < Wo only with rows 1) into parts (Q x Kp
+    each, Kp = K rounded up to 64 bytes): either contiguous runs of the tasks per thread, each
+    thread into its own part parts[t] (its first task stores), or with `ksplit` every task on
+    every thread, each thread for its own blocks of 64 bytes x 4 of output channels, into the one
+    part parts[0].  A fixed order either way: the same sums whatever the timing.  Then the parts
     summed and transposed into dw.  ws[t] is thread t's workspace (wg_workspace elements)."""
     cdef const int64_t *g = &geo[0]
     cdef Py_ssize_t N = g[G_N], Ho = g[G_HO], Wo = g[G_WO], K = g[G_K]
-    cdef Py_ssize_t Q = parts.shape[1], Kp = parts.shape[2]
+    cdef Py_ssize_t Q = parts.shape[1], Kp = parts.shape[2], nparts = parts.shape[0]
+    cdef Py_ssize_t nvec = Kp * sizeof(floating) // 64, nb4 = (nvec + 3) // 4
     cdef Py_ssize_t nc = (Wo + cols - 1) // cols
     cdef Py_ssize_t nb = (Ho + rows - 1) // rows * nc
     cdef Py_ssize_t ntasks = ((N + samples - 1) // samples) * nb
-    cdef Py_ssize_t t, task, a, b, n0, h0, w0, ns, nr, ncl, T = nthreads
+    cdef Py_ssize_t t, task, a, b, n0, h0, w0, ns, nr, ncl, kv0, kv1, T = nthreads
     cdef Py_ssize_t qb, q, q1, k, u
     cdef floating acc
     with nogil:
         for t in prange(T, num_threads=nthreads, schedule="static", chunksize=1):
-            a = t * ntasks // T
-            b = (t + 1) * ntasks // T
-            if a == b:
-                memset(&parts[t, 0, 0], 0, Q * Kp * sizeof(floating))
+            if ksplit:
+                a = 0
+                b = ntasks
+                kv0 = 4 * (t * nb4 // T)
+                kv1 = min(nvec, 4 * ((t + 1) * nb4 // T))
+            else:
+                a = t * ntasks // T
+                b = (t + 1) * ntasks // T
+                kv0 = 0
+                kv1 = nvec
+                if a == b:
+                    memset(&parts[t, 0, 0], 0, Q * Kp * sizeof(floating))
             for task in range(a, b):
                 n0 = (task // nb) * samples
                 h0 = (task % nb) // nc * rows
@@ -148,18 +159,22 @@ def conv_wgrad_direct(const floating[:, :, :, ::1] x, const floating[:, :, :, ::
                 ns = min(samples, N - n0)
                 nr = min(rows, Ho - h0)
                 ncl = min(cols, Wo - w0)
+                if kv1 <= kv0:
+                    break
                 if floating is float:
                     wg_task_f32(&x[0, 0, 0, 0], &go[0, 0, 0, 0], g, n0, ns, h0, nr, w0, ncl,
-                                &ws[t, 0], &parts[t, 0, 0], task == a)
+                                kv0, kv1, &ws[t, 0], &parts[0 if ksplit else t, 0, 0],
+                                task == a)
                 else:
                     wg_task_f64(&x[0, 0, 0, 0], &go[0, 0, 0, 0], g, n0, ns, h0, nr, w0, ncl,
-                                &ws[t, 0], &parts[t, 0, 0], task == a)
+                                kv0, kv1, &ws[t, 0], &parts[0 if ksplit else t, 0, 0],
+                                task == a)
         # blocks of 16 columns: their parts' rows stay in L1 while every channel's row is written
         for qb in prange((Q + 15) // 16, num_threads=nthreads, schedule="static"):
             q1 = min(Q, qb * 16 + 16)
             for k in range(K):
                 for q in range(qb * 16, q1):
                     acc = parts[0, q, k]
-                    for u in range(1, T):
+                    for u in range(1, nparts):
                         acc = acc + parts[u, q, k]
                     dw[k, q] = acc

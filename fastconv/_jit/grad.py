@@ -50,12 +50,14 @@ def wgrad_fast():
 
 
 @parallel_kernel
-def conv_wgrad_direct(x, go, geo, parts, ws, dw, samples, rows, cols, nthreads):
+def conv_wgrad_direct(x, go, geo, parts, ws, dw, samples, rows, cols, ksplit, nthreads):
     """dw (K x Q) = the weight gradient of a groups-1 conv2d, with no im2col matrix: tasks of
-    `samples` samples x `rows` output rows x `cols` output columns, contiguous runs of them per
-    thread, each thread adding into its own part parts[t] (Q x Kp, zeroed here), then the parts
-    summed into dw; ws[t] holds a task's grad_output pixel-major (Kp channels, zeros beyond K)
-    and its input rows zero-padded (the Cython twin's sizes: _ext/_wgrad_kernel.h)."""
+    `samples` samples x `rows` output rows x `cols` output columns, either contiguous runs of
+    them per thread, each thread adding into its own part parts[t] (Q x Kp), or (`ksplit`) all of
+    them on every thread, each for its own blocks of 4 vectors of output channels of parts[0];
+    then the parts summed into dw.  ws[t] holds a task's grad_output pixel-major (Kp channels,
+    zeros beyond K) and its input rows zero-padded (the Cython twin's sizes:
+    _ext/_wgrad_kernel.h)."""
     N, C, H, W, K = geo[G_N], geo[G_C], geo[G_H], geo[G_W], geo[G_K]
     kh, kw, sh, sw, pt, pl = geo[G_KH], geo[G_KW], geo[G_SH], geo[G_SW], geo[G_PT], geo[G_PL]
     dh, dwl, Ho, Wo = geo[G_DH], geo[G_DW], geo[G_HO], geo[G_WO]
@@ -64,11 +66,21 @@ def conv_wgrad_direct(x, go, geo, parts, ws, dw, samples, rows, cols, nthreads):
     nc = (Wo + cols - 1) // cols
     nb = (Ho + rows - 1) // rows * nc
     ntasks = ((N + samples - 1) // samples) * nb
-    T = parts.shape[0]
+    lanes = 64 // x.itemsize
+    nb4 = (Kp // lanes + 3) // 4
+    T = max(1, nthreads) if ksplit else parts.shape[0]
     for t in prange(T):
-        part = parts[t]
-        part[...] = 0
-        for task in range(t * ntasks // T, (t + 1) * ntasks // T):
+        if ksplit:
+            part = parts[0]
+            a, b = 0, ntasks
+            k0 = min(Kp, 4 * lanes * (t * nb4 // T))
+            k1 = min(Kp, 4 * lanes * ((t + 1) * nb4 // T))
+        else:
+            part = parts[t]
+            a, b = t * ntasks // T, (t + 1) * ntasks // T
+            k0, k1 = 0, Kp
+        part[:, k0:k1] = 0
+        for task in range(a, b):
             n0 = (task // nb) * samples
             h0 = (task % nb) // nc * rows
             w0 = (task % nc) * cols
@@ -112,12 +124,12 @@ def conv_wgrad_direct(x, go, geo, parts, ws, dw, samples, rows, cols, nthreads):
                         for col in range(ncl):
                             b = xr[col * sw + j * dwl]
                             g = gt[p]
-                            for k in range(Kp):  # contiguous: vectorises
+                            for k in range(k0, k1):  # contiguous: vectorises
                                 row[k] += g[k] * b
                             p += 1
     for q in prange(Q):
         for k in range(K):
             acc = parts[0, q, k]
-            for u in range(1, T):
+            for u in range(1, parts.shape[0]):
                 acc += parts[u, q, k]
             dw[k, q] = acc
