@@ -110,7 +110,7 @@ static inline int64_t wg_workspace(const int64_t *g, int64_t ns, int64_t rows, i
 /* Register tiles: 24 accumulators (MR vectors x NR columns), NR broadcasts and MR loads a pixel. */
 #define WG_NR(MR) ((MR) == 4 ? 6 : (MR) == 3 ? 8 : (MR) == 2 ? 12 : 16)
 
-#define WG_DEFINE(SFX, T, L, TGT)                                                                \
+#define WG_DEFINE(SFX, T, L, TGT, GTFILL)                                                        \
     WG_TILE(SFX, T, L, TGT, 4, 6)                                                                \
     WG_TILE(SFX, T, L, TGT, 3, 8)                                                                \
     WG_TILE(SFX, T, L, TGT, 2, 12)                                                               \
@@ -135,21 +135,22 @@ static inline int64_t wg_workspace(const int64_t *g, int64_t ns, int64_t rows, i
         T *gt = ws, *xp = ws + P * Kp;                                                          \
         (void)Ho;                                                                               \
         /* grad_output, pixel-major in blocks of 4 vectors of channels from vector kv0 */        \
-        for (int64_t k = kv0 * (L); k < kv1 * (L); k++) {                                       \
-            const int64_t blk = (k / (L) - kv0) / 4;                                            \
-            const int64_t bw = (kv1 - kv0 - 4 * blk < 4 ? kv1 - kv0 - 4 * blk : 4) * (L);       \
-            T *dst = gt + blk * 4 * (L) * P + (k - kv0 * (L) - blk * 4 * (L));                  \
-            if (k >= K) {                                                                       \
-                for (int64_t p = 0; p < P; p++) dst[p * bw] = 0;                                \
-                continue;                                                                       \
-            }                                                                                   \
-            int64_t p = 0;                                                                      \
-            for (int64_t n = 0; n < ns; n++)                                                    \
-                for (int64_t r = 0; r < rows; r++) {                                            \
-                    const T *src = go + (((n0 + n) * K + k) * Ho + h0 + r) * Wo + w0;          \
-                    for (int64_t c = 0; c < cols; c++, p++) dst[p * bw] = src[c];               \
+        if (!GTFILL(go, g, n0, ns, h0, rows, w0, cols, kv0, kv1, gt, P))                        \
+            for (int64_t k = kv0 * (L); k < kv1 * (L); k++) {                                   \
+                const int64_t blk = (k / (L) - kv0) / 4;                                        \
+                const int64_t bw = (kv1 - kv0 - 4 * blk < 4 ? kv1 - kv0 - 4 * blk : 4) * (L);   \
+                T *dst = gt + blk * 4 * (L) * P + (k - kv0 * (L) - blk * 4 * (L));              \
+                if (k >= K) {                                                                   \
+                    for (int64_t p = 0; p < P; p++) dst[p * bw] = 0;                            \
+                    continue;                                                                   \
                 }                                                                               \
-        }                                                                                       \
+                int64_t p = 0;                                                                  \
+                for (int64_t n = 0; n < ns; n++)                                                \
+                    for (int64_t r = 0; r < rows; r++) {                                        \
+                        const T *src = go + (((n0 + n) * K + k) * Ho + h0 + r) * Wo + w0;      \
+                        for (int64_t c = 0; c < cols; c++, p++) dst[p * bw] = src[c];           \
+                    }                                                                           \
+            }                                                                                   \
         const int64_t lo = h0 * sh - pt, c0 = pl - w0 * sw; /* xp column of input column 0 */  \
         for (int64_t n = 0; n < ns; n++) { /* the input rows and columns read, zero-padded */    \
             for (int64_t c = 0; c < C; c++) {                                                   \
@@ -199,12 +200,73 @@ static inline int64_t wg_workspace(const int64_t *g, int64_t ns, int64_t rows, i
         }                                                                                       \
     }
 
+/* gT fills (WG_DEFINE's GTFILL): return 0 to leave it to the instance's scalar loop. */
+#define WG_NOFILL(go, g, n0, ns, h0, rows, w0, cols, kv0, kv1, gt, P) 0
+
 #if WG_HAVE_AVX512_TARGET
-WG_DEFINE(f512, float, 16, WG_T512)
-WG_DEFINE(d512, double, 8, WG_T512)
+#include <immintrin.h>
+/* r[i] (16 floats each) -> r[j] holds element j of every r[i] */
+static inline WG_T512 void wg_transpose16(__m512 *r) {
+    __m512 t[16], u[16];
+    for (int i = 0; i < 8; i++) {
+        t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+    }
+    for (int i = 0; i < 4; i++) {
+        u[4 * i] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0x44);
+        u[4 * i + 1] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0xEE);
+        u[4 * i + 2] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0x44);
+        u[4 * i + 3] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0xEE);
+    }
+    for (int i = 0; i < 4; i++) {
+        t[i] = _mm512_shuffle_f32x4(u[i], u[4 + i], 0x88);
+        t[4 + i] = _mm512_shuffle_f32x4(u[i], u[4 + i], 0xDD);
+        t[8 + i] = _mm512_shuffle_f32x4(u[8 + i], u[12 + i], 0x88);
+        t[12 + i] = _mm512_shuffle_f32x4(u[8 + i], u[12 + i], 0xDD);
+    }
+    for (int i = 0; i < 8; i++) {
+        r[i] = _mm512_shuffle_f32x4(t[i], t[8 + i], 0x88);
+        r[8 + i] = _mm512_shuffle_f32x4(t[i], t[8 + i], 0xDD);
+    }
+}
+/* float32 gT by 16x16 in-register transposes: 16 channels x 16 pixels of a row at a time
+   (masked loads past the row's end and zero vectors past K), stored as 16 pixel vectors.  The
+   scalar loop's strided stores took 12-30% of the kernel's time. */
+static WG_T512 int wg_gtfill_f32(const float *go, const int64_t *g, int64_t n0, int64_t ns,
+                                 int64_t h0, int64_t rows, int64_t w0, int64_t cols, int64_t kv0,
+                                 int64_t kv1, float *gt, int64_t P) {
+    const int64_t K = g[WG_K], Ho = g[WG_HO], Wo = g[WG_WO];
+    for (int64_t v = kv0; v < kv1; v++) {
+        const int64_t blk = (v - kv0) / 4;
+        const int64_t bw = (kv1 - kv0 - 4 * blk < 4 ? kv1 - kv0 - 4 * blk : 4) * 16;
+        float *dst = gt + blk * 64 * P + (v - kv0 - 4 * blk) * 16;
+        int64_t p = 0;
+        for (int64_t n = 0; n < ns; n++)
+            for (int64_t r = 0; r < rows; r++) {
+                const float *src = go + (((n0 + n) * K + v * 16) * Ho + h0 + r) * Wo + w0;
+                for (int64_t c0 = 0; c0 < cols; c0 += 16, p += 16) {
+                    const int64_t nc = cols - c0 < 16 ? cols - c0 : 16;
+                    const __mmask16 m = (__mmask16)((1u << nc) - 1);
+                    __m512 t[16];
+                    for (int i = 0; i < 16; i++)
+                        t[i] = v * 16 + i < K ? _mm512_maskz_loadu_ps(m, src + i * Ho * Wo + c0)
+                                              : _mm512_setzero_ps();
+                    wg_transpose16(t);
+                    for (int64_t j = 0; j < nc; j++) _mm512_storeu_ps(dst + (p + j) * bw, t[j]);
+                    if (nc < 16) p -= 16 - nc;
+                }
+            }
+    }
+    return 1;
+}
 #endif
-WG_DEFINE(fbase, float, 16, WG_TBASE)
-WG_DEFINE(dbase, double, 8, WG_TBASE)
+
+#if WG_HAVE_AVX512_TARGET
+WG_DEFINE(f512, float, 16, WG_T512, wg_gtfill_f32)
+WG_DEFINE(d512, double, 8, WG_T512, WG_NOFILL)
+#endif
+WG_DEFINE(fbase, float, 16, WG_TBASE, WG_NOFILL)
+WG_DEFINE(dbase, double, 8, WG_TBASE, WG_NOFILL)
 
 /* One task on the best instance this CPU runs. */
 static inline void wg_task_f32(const float *x, const float *go, const int64_t *g, int64_t n0,
