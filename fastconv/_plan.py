@@ -1655,6 +1655,10 @@ def _weight_grad_direct_plan(g, be, nt, ksplit=None):
     cols = min(g.Wo, budget)
     rows = max(1, min(g.Ho, budget // g.Wo)) if cols == g.Wo else 1
     samples = max(1, min(g.N, budget // (g.Ho * g.Wo))) if rows == g.Ho else 1
+    # even parts (14 rows as 7 + 7, not 10 + 4): each task pays a whole dW flush
+    cols = -(-g.Wo // -(-g.Wo // cols))
+    rows = -(-g.Ho // -(-g.Ho // rows))
+    samples = -(-g.N // -(-g.N // samples))
     tasks = -(-g.N // samples) * -(-g.Ho // rows) * -(-g.Wo // cols)
     parts = g.C * g.kh * g.kw * kp
     blocks = -(-kp // (4 * lanes))  # of the register tile's 4 vectors of output channels
