@@ -718,3 +718,43 @@ def test_depthwise_weight_gradient_float32_matches_a_loop(
     assert (np.isneginf(got) == np.isneginf(ref)).all()
     fin = np.isfinite(ref)
     assert_close(np.where(fin, got, 0), np.where(fin, ref, 0), np.float32)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("taps", [(3, 3), (4, 4), (17, 18)])
+@pytest.mark.parametrize("groups", [1, 2])
+def test_phase_weight_matches_numpy_indexing(backend, taps, groups):
+    """The transposed convolution's phase weights (grad._phase_weight, a kernel in both
+    backends) equal NumPy's indexing of the flipped view: every phase of stride 2 and 3, kernels
+    beyond the kernel's 256-tap offset table included."""
+    from fastconv.grad import _flipped, _phase_weight
+
+    kh, kw = taps
+    rng = np.random.default_rng(1)
+    w = rng.standard_normal((6 * groups, 5, kh, kw)).astype(np.float32)
+    g = fastconv._geometry.backward_geometry(
+        (2, 5 * groups, 40, 40),
+        w.shape,
+        (2, 6 * groups, 40 - kh + 1, 40 - kw + 1),
+        1,
+        0,
+        1,
+        groups,
+        np.dtype("f4"),
+    )
+    wt = _flipped(w, g)
+    for s in (1, 2, 3):
+        for r in range(min(s, kh)):
+            for c in range(min(s, kw)):
+                ph = type(
+                    "Phase",
+                    (),
+                    {
+                        "rows": tuple(range(kh - 1 - r, -1, -s)),
+                        "cols": tuple(range(kw - 1 - c, -1, -s)),
+                    },
+                )
+                got = _phase_weight(wt, ph, backend)
+                ref = wt[:, :, list(ph.rows)][:, :, :, list(ph.cols)]
+                assert got.flags.c_contiguous
+                np.testing.assert_array_equal(got, ref)

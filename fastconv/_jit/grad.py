@@ -133,3 +133,16 @@ def conv_wgrad_direct(x, go, geo, parts, ws, dw, samples, rows, cols, ksplit, nt
             for u in range(1, parts.shape[0]):
                 acc += parts[u, q, k]
             dw[k, q] = acc
+
+
+@parallel_kernel
+def flip_taps(wt, rows, cols, out, nthreads):
+    """out[c, k, a, b] = wt[c, k, rows[a], cols[b]]: a transposed convolution's (phase) weight
+    from conv2d's weight seen as (C, Kg, kh, kw) (a strided view); blocks of 16 input channels."""
+    C, Kg, na, nb = out.shape
+    for cb in prange((C + 15) // 16):
+        for k in range(Kg):
+            for c in range(cb * 16, min(C, cb * 16 + 16)):
+                for a in range(na):
+                    for b in range(nb):
+                        out[c, k, a, b] = wt[c, k, rows[a], cols[b]]
