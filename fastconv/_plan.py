@@ -1664,6 +1664,11 @@ def _weight_grad_direct_plan(g, be, nt, ksplit=None):
     blocks = -(-kp // (4 * lanes))  # of the register tile's 4 vectors of output channels
     if ksplit is None:  # too few tasks to share: the threads split the output channels
         ksplit = 1 < int(nt) <= blocks and tasks < 2 * int(nt)
+        # a part per thread as large as the result beyond the workspace bound (wide layers:
+        # 2048 -> 2048 3x3 is 151 MB a part): one part, the threads splitting its channels
+        if not ksplit and int(nt) > 1 and int(nt) * parts * item > WORKSPACE_BYTES:
+            ksplit = blocks >= 2
+            nt = nt if ksplit else 1
     nt = max(1, min(int(nt), blocks if ksplit else tasks))
     span = (rows - 1) * g.sh + (g.kh - 1) * g.dh + 1
     wsp = (cols - 1) * g.sw + (g.kw - 1) * g.dw + 1

@@ -758,3 +758,20 @@ def test_phase_weight_matches_numpy_indexing(backend, taps, groups):
                 ref = wt[:, :, list(ph.rows)][:, :, :, list(ph.cols)]
                 assert got.flags.c_contiguous
                 np.testing.assert_array_equal(got, ref)
+
+
+def test_direct_weight_gradient_parts_stay_bounded():
+    """A wide layer's dW parts (one per thread) would exceed the workspace bound: the plan keeps
+    one part and splits its output channels between the threads instead (or runs one thread)."""
+    g = fastconv._geometry.backward_geometry(
+        (2, 1024, 9, 9), (2048, 1024, 3, 3), (2, 2048, 7, 7), 1, 0, 1, 1, np.dtype("f4")
+    )
+    for nt in (2, 3, 8):
+        plan = _plan._weight_grad_direct_plan(g, _plan.resolve_backend("auto"), nt)
+        parts = 1 if plan.ksplit else plan.nthreads
+        assert parts * 1024 * 9 * 2048 * 4 <= max(_plan.WORKSPACE_BYTES, 1024 * 9 * 2048 * 4)
+        assert plan.nthreads == nt or not plan.ksplit
+    small = fastconv._geometry.backward_geometry(
+        (8, 64, 30, 30), (64, 64, 3, 3), (8, 64, 28, 28), 1, 0, 1, 1, np.dtype("f4")
+    )
+    assert not _plan._weight_grad_direct_plan(small, "numba", 2).ksplit
