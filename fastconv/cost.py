@@ -237,9 +237,11 @@ class BackwardCost:
         How grad_x runs: stride 1 as one convolution by a forward algorithm (e.g. "winograd",
         "packed", "depthwise"), strided layers as "gemm+col2im".
     grad_weight_method : str
-        "conv" (float32, groups 1, where the packed kernel runs: one convolution of x's
-        channels with grad_output's; im2col tiles instead when grad_output holds NaN or inf),
-        "im2col" (GEMM over bounded im2col tiles), "pointwise" or "depthwise".
+        "direct" (groups 1 with the compiled kernel's AVX-512 instance: a register tile of
+        output channels x input taps over runs of output pixels, no im2col matrix), "conv"
+        (float32, groups 1, where the packed kernel runs: one convolution of x's channels
+        with grad_output's; im2col tiles instead when grad_output holds NaN or inf), "im2col"
+        (GEMM over bounded im2col tiles), "pointwise" or "depthwise".
 
     See Also
     --------

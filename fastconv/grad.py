@@ -433,10 +433,14 @@ def conv2d_weight(
 
     Notes
     -----
-    One GEMM per group of grad_output's pixels against im2col tiles of the input (a few samples,
-    or a band of output rows, at most 16 MiB of columns), accumulated: the whole im2col matrix is
-    never built.  1x1 stride-1 layers multiply the input as it lies; depthwise layers sum one
-    strided product per tap.
+    The whole im2col matrix is never built.  groups=1 layers on a CPU with AVX-512 run a
+    register tile of 64 output channels x 6 input taps over runs of about 144 output pixels
+    (grad_output pixel-major and the input rows zero-padded per run, both in cache); the sums
+    are the same on every call.  Elsewhere: one convolution of the input's channels with
+    grad_output's, or one GEMM per group of grad_output's pixels against im2col tiles of the
+    input (a few samples, or a band of output rows, at most 16 MiB of columns), accumulated;
+    1x1 stride-1 layers multiply the input as it lies.  Depthwise layers sum vectors of output
+    pixels per tap, in-image taps only.
 
     Examples
     --------
