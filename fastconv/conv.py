@@ -21,6 +21,7 @@ from ._plan import (
     applicable,
     cached,
     clear_cache,
+    empty_aligned,
     is_fixed,
     plan_conv2d,
     resolve_backend,
@@ -203,7 +204,7 @@ def run_conv(plan, x4, w3, b2, g, out=None, epilogue=(0, None)):
     """
     shape4 = (g.N, g.K, g.Ho, g.Wo)
     direct = out is not None and out.flags.c_contiguous and not np.may_share_memory(out, x4)
-    res = out if direct else np.empty(g.out_shape, dtype=g.dtype)
+    res = out if direct else empty_aligned(g.out_shape, g.dtype)
     res4 = res.reshape(shape4)
     if g.N > 0:
         has_bias = b2 is not None

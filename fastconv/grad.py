@@ -24,6 +24,7 @@ from ._plan import (
     _nonfinite,
     cached,
     cython_available,
+    empty_aligned,
     kernels,
     plan_conv2d_weight,
     plan_conv_transpose,
@@ -193,8 +194,8 @@ def _grad_weight(plan, x4, go4, g):
     if plan.method == "direct":  # _plan._weight_grad_direct_plan: no im2col matrix
         lanes = 64 // g.dtype.itemsize
         nparts = 1 if plan.ksplit else nt
-        parts = _empty64((nparts, Cg * g.kh * g.kw, -(-K // lanes) * lanes), g.dtype)
-        ws = _empty64((nt, -(-plan.thread_ws // lanes) * lanes), g.dtype)
+        parts = empty_aligned((nparts, Cg * g.kh * g.kw, -(-K // lanes) * lanes), g.dtype)
+        ws = empty_aligned((nt, -(-plan.thread_ws // lanes) * lanes), g.dtype)
         dw = np.empty((K, Cg, g.kh, g.kw), dtype=g.dtype)
         with np.errstate(all="ignore"):
             _threads.mark_pools_started()
@@ -244,17 +245,6 @@ def _grad_weight(plan, x4, go4, g):
                 for part in parts:
                     dw += part
     return dw.reshape(K, Cg, g.kh, g.kw)
-
-
-def _empty64(shape, dtype):
-    """np.empty(shape, dtype) starting on a 64-byte boundary: the direct weight gradient's
-    vector loads of its workspace then never straddle two cache lines, and the threads' parts
-    (whole multiples of 64 bytes) never share one."""
-    n = int(np.prod(shape))
-    item = np.dtype(dtype).itemsize
-    buf = np.empty(n + 64 // item, dtype=dtype)
-    off = (-buf.ctypes.data % 64) // item
-    return buf[off : off + n].reshape(shape)
 
 
 _POOL = {"pid": None, "pool": None, "size": 0}
