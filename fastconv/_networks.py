@@ -272,7 +272,7 @@ class Network:
         self.trace = None  # a list to record (spec, input shape) of each conv call
         self._out = {}  # (unit, input shape) -> its output buffer (large outputs only; see conv)
 
-    def conv(self, x, c, activation=None, residual=None):
+    def conv(self, x, c, activation=None, residual=None, scale=None):
         """Run unit `c` (conv + folded BN, then `activation` of it plus `residual`, fused into
         conv2d's epilogue: one pass over the output instead of one per NumPy operation) on `x`.
 
@@ -281,10 +281,15 @@ class Network:
         buffer is read after the next pass starts, and glibc serves allocations above its
         mmap threshold (32 MiB at most) with fresh pages every time, faulted in by the kernel
         (EfficientNet-B0 at batch 8: its first 1x1 layer writes 38.5 MB and took 6.5 ms on one
-        thread, 8 ms on two, 2.6 ms of that page faults)."""
+        thread, 8 ms on two, 2.6 ms of that page faults).
+
+        `scale` (C,) multiplies the weight's input channels: conv(x * scale) without the pass
+        over x (batch 1's squeeze-excitation gate, folded into the projection)."""
         if self.trace is not None:
             self.trace.append((c, x.shape))
         w, b = self.params[c.name]
+        if scale is not None:
+            w = w * scale[None, :, None, None]
         key = (c.name, x.shape)
         buf = self._out.get(key)
         y = conv2d(
@@ -305,6 +310,7 @@ class Network:
         return y
 
     def _se(self, y, sq):
+        """The squeeze-excitation gate (N, C) of y: pooled, two small FCs, sigmoid."""
         p = sq[0]
         s = y.mean(axis=(2, 3), dtype=self.dtype)
         w1, b1 = self.params[p + ".fc1"]
@@ -316,8 +322,7 @@ class Network:
             g = h @ w2
         g += b2
         expit(g, out=g)
-        y *= g[:, :, None, None]
-        return y
+        return g
 
     def features(self, x):
         """The last feature map (N, C, 7, 7 for a 224x224 input), before pooling (an array of
@@ -340,9 +345,18 @@ class Network:
         for ex, dw, pr, sq, residual in a.blocks:
             h = y if ex is None else self.conv(y, ex, act)
             h = self.conv(h, dw, act)
+            gate = None
             if sq is not None:
-                h = self._se(h, sq)
-            y = self.conv(h, pr, None, y if residual else None)
+                gate = self._se(h, sq)
+                # batch 1: the gate scales the projection's weight (K x C) instead of the
+                # activation (C x H x W, a single-threaded NumPy pass) where that is smaller,
+                # paying the weight's repacking (it is no longer the kept one): EfficientNet-B0's
+                # blocks at 14x14 and up
+                if h.shape[0] != 1 or 2 * self.params[pr.name][0].shape[0] >= h[0, 0].size:
+                    h *= gate[:, :, None, None]
+                    gate = None
+            scale = None if gate is None else gate[0]
+            y = self.conv(h, pr, None, y if residual else None, scale=scale)
         return self.conv(y, a.convs[-1], act)
 
     def __call__(self, x):
