@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "_epilogue_kernel.h"
+#include "_transpose16.h"
 
 #if defined(__GNUC__) && defined(__x86_64__)
 #include <immintrin.h>
@@ -60,30 +61,6 @@ static inline DW_TARGET __m512 dw_act16(__m512 t, int act) {
     return t;
 }
 
-/* r[i] (16 floats each) -> r[j] holds element j of every r[i] (a 16x16 transpose) */
-static inline DW_TARGET void dw_transpose16(__m512 *r) {
-    __m512 t[16], u[16];
-    for (int i = 0; i < 8; i++) {
-        t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
-        t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
-    }
-    for (int i = 0; i < 4; i++) {
-        u[4 * i] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0x44);
-        u[4 * i + 1] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0xEE);
-        u[4 * i + 2] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0x44);
-        u[4 * i + 3] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0xEE);
-    }
-    for (int i = 0; i < 4; i++) {
-        t[i] = _mm512_shuffle_f32x4(u[i], u[4 + i], 0x88);
-        t[4 + i] = _mm512_shuffle_f32x4(u[i], u[4 + i], 0xDD);
-        t[8 + i] = _mm512_shuffle_f32x4(u[8 + i], u[12 + i], 0x88);
-        t[12 + i] = _mm512_shuffle_f32x4(u[8 + i], u[12 + i], 0xDD);
-    }
-    for (int i = 0; i < 8; i++) {
-        r[i] = _mm512_shuffle_f32x4(t[i], t[8 + i], 0x88);
-        r[8 + i] = _mm512_shuffle_f32x4(t[i], t[8 + i], 0xDD);
-    }
-}
 
 /* Which transposed vector holds element j: the network above leaves them permuted. */
 static int dw_perm[16];
@@ -96,7 +73,7 @@ static DW_TARGET void dw_init_perm_avx512(void) {
         for (int j = 0; j < 16; j++) buf[j] = (float)(i * 16 + j);
         r[i] = _mm512_loadu_ps(buf);
     }
-    dw_transpose16(r);
+    fc_transpose16(r);
     for (int v = 0; v < 16; v++) {
         _mm512_storeu_ps(buf, r[v]);
         dw_perm[(int)buf[0] % 16] = v;  /* vector v holds element (buf[0] % 16) of each row */
@@ -149,7 +126,7 @@ static DW_TARGET void dw16_task_avx512(const float *x, int64_t H, int64_t W, con
             __mmask16 mk = (__mmask16)((1u << n) - 1);
             __m512 r[16];
             for (int l = 0; l < 16; l++) r[l] = _mm512_maskz_loadu_ps(mk, src[l] + iy * W + ix);
-            dw_transpose16(r);
+            fc_transpose16(r);
             for (int64_t j = 0; j < n; j++)
                 _mm512_storeu_ps(prow + (ix + pl + j) * 16, r[dw_perm[j]]);
         }
@@ -184,7 +161,7 @@ static DW_TARGET void dw16_task_avx512(const float *x, int64_t H, int64_t W, con
             if (act)
                 for (int p = 0; p < 16; p++)
                     if (p < np) acc[p] = dw_act16(acc[p], act);
-            dw_transpose16(acc);
+            fc_transpose16(acc);
             __mmask16 sm = (__mmask16)((1u << np) - 1);
             for (int64_t l = 0; l < nk; l++) {
                 float *o = out + (k0 + l) * Ho * Wo + ho * Wo + q;

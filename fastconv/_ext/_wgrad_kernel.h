@@ -20,6 +20,8 @@
 #include <string.h>
 #include <stdlib.h>
 
+#include "_transpose16.h"
+
 #if defined(__GNUC__) && defined(__x86_64__)
 #define WG_HAVE_AVX512_TARGET 1
 #define WG_T512 __attribute__((target("avx512f")))
@@ -205,30 +207,6 @@ static inline int64_t wg_workspace(const int64_t *g, int64_t ns, int64_t rows, i
 
 #if WG_HAVE_AVX512_TARGET
 #include <immintrin.h>
-/* r[i] (16 floats each) -> r[j] holds element j of every r[i] */
-static inline WG_T512 void wg_transpose16(__m512 *r) {
-    __m512 t[16], u[16];
-    for (int i = 0; i < 8; i++) {
-        t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
-        t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
-    }
-    for (int i = 0; i < 4; i++) {
-        u[4 * i] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0x44);
-        u[4 * i + 1] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0xEE);
-        u[4 * i + 2] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0x44);
-        u[4 * i + 3] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0xEE);
-    }
-    for (int i = 0; i < 4; i++) {
-        t[i] = _mm512_shuffle_f32x4(u[i], u[4 + i], 0x88);
-        t[4 + i] = _mm512_shuffle_f32x4(u[i], u[4 + i], 0xDD);
-        t[8 + i] = _mm512_shuffle_f32x4(u[8 + i], u[12 + i], 0x88);
-        t[12 + i] = _mm512_shuffle_f32x4(u[8 + i], u[12 + i], 0xDD);
-    }
-    for (int i = 0; i < 8; i++) {
-        r[i] = _mm512_shuffle_f32x4(t[i], t[8 + i], 0x88);
-        r[8 + i] = _mm512_shuffle_f32x4(t[i], t[8 + i], 0xDD);
-    }
-}
 /* float32 gT by 16x16 in-register transposes: 16 channels x 16 pixels of a row at a time
    (masked loads past the row's end and zero vectors past K), stored as 16 pixel vectors.  The
    scalar loop's strided stores took 12-30% of the kernel's time. */
@@ -251,7 +229,7 @@ static WG_T512 int wg_gtfill_f32(const float *go, const int64_t *g, int64_t n0, 
                     for (int i = 0; i < 16; i++)
                         t[i] = v * 16 + i < K ? _mm512_maskz_loadu_ps(m, src + i * Ho * Wo + c0)
                                               : _mm512_setzero_ps();
-                    wg_transpose16(t);
+                    fc_transpose16(t);
                     for (int64_t j = 0; j < nc; j++) _mm512_storeu_ps(dst + (p + j) * bw, t[j]);
                     if (nc < 16) p -= 16 - nc;
                 }
@@ -269,28 +247,26 @@ WG_DEFINE(fbase, float, 16, WG_TBASE, WG_NOFILL)
 WG_DEFINE(dbase, double, 8, WG_TBASE, WG_NOFILL)
 
 /* One task on the best instance this CPU runs. */
-static inline void wg_task_f32(const float *x, const float *go, const int64_t *g, int64_t n0,
-                               int64_t ns, int64_t h0, int64_t rows, int64_t w0, int64_t cols,
-                               int64_t kv0, int64_t kv1, float *ws, float *dwt, int first) {
 #if WG_HAVE_AVX512_TARGET
-    if (wg_avx512()) {
-        wg_task_f512(x, go, g, n0, ns, h0, rows, w0, cols, kv0, kv1, ws, dwt, first);
-        return;
+#define WG_DISPATCH(NAME, T, FAST, BASE)                                                         \
+    static inline void NAME(const T *x, const T *go, const int64_t *g, int64_t n0, int64_t ns,   \
+                            int64_t h0, int64_t rows, int64_t w0, int64_t cols, int64_t kv0,     \
+                            int64_t kv1, T *ws, T *dwt, int first) {                              \
+        if (wg_avx512())                                                                          \
+            FAST(x, go, g, n0, ns, h0, rows, w0, cols, kv0, kv1, ws, dwt, first);                 \
+        else                                                                                      \
+            BASE(x, go, g, n0, ns, h0, rows, w0, cols, kv0, kv1, ws, dwt, first);                 \
+    }
+#else
+#define WG_DISPATCH(NAME, T, FAST, BASE)                                                         \
+    static inline void NAME(const T *x, const T *go, const int64_t *g, int64_t n0, int64_t ns,   \
+                            int64_t h0, int64_t rows, int64_t w0, int64_t cols, int64_t kv0,     \
+                            int64_t kv1, T *ws, T *dwt, int first) {                              \
+        BASE(x, go, g, n0, ns, h0, rows, w0, cols, kv0, kv1, ws, dwt, first);                     \
     }
 #endif
-    wg_task_fbase(x, go, g, n0, ns, h0, rows, w0, cols, kv0, kv1, ws, dwt, first);
-}
-static inline void wg_task_f64(const double *x, const double *go, const int64_t *g, int64_t n0,
-                               int64_t ns, int64_t h0, int64_t rows, int64_t w0, int64_t cols,
-                               int64_t kv0, int64_t kv1, double *ws, double *dwt, int first) {
-#if WG_HAVE_AVX512_TARGET
-    if (wg_avx512()) {
-        wg_task_d512(x, go, g, n0, ns, h0, rows, w0, cols, kv0, kv1, ws, dwt, first);
-        return;
-    }
-#endif
-    wg_task_dbase(x, go, g, n0, ns, h0, rows, w0, cols, kv0, kv1, ws, dwt, first);
-}
+WG_DISPATCH(wg_task_f32, float, wg_task_f512, wg_task_fbase)
+WG_DISPATCH(wg_task_f64, double, wg_task_d512, wg_task_dbase)
 
 /* The depthwise weight gradient of one output channel k, float32, column stride 1 (any row
    stride, dilation, padding), read in place: per tap row i (its in-image output rows only) and
