@@ -13,9 +13,11 @@ MODULES = ("conv", "grad", "ndimage", "packed", "signal", "winograd")
 #: What `warmup` compiles for: the dtypes the public layer hands the kernels.
 DTYPES = ("float32", "float64")
 
-#: Twins the planner runs on Cython only (fastconv._plan: the Numba grouped loop is reference-grade):
-#: no public call compiles them on backend="numba", so neither warmup nor `info` counts them.
-CYTHON_ONLY = ("conv_grouped",)
+#: Twins the planner runs on Cython only (fastconv._plan: the Numba grouped loop is reference-grade;
+#: the direct weight gradient is chosen only with the Cython kernel's AVX-512 instance, the Numba
+#: twin serves the tests): no public call compiles them on backend="numba", so neither warmup nor
+#: `info` counts them.
+CYTHON_ONLY = ("conv_grouped", "conv_wgrad_direct")
 
 
 def all_kernels():
@@ -83,6 +85,13 @@ def _calls(dtype):
         (
             "conv2d_weight depthwise",
             lambda: fastconv.conv2d_weight(xd, (8, 1, 3, 3), gd, 1, 1, 1, 8, backend="numba"),
+        )
+    )
+    wd = arr(8, 8, 3, 3)
+    calls.append(
+        (
+            "conv2d_input (transposed convolution's phase weights)",
+            lambda: fastconv.conv2d_input(xd.shape, wd, gd, 1, 1, backend="numba"),
         )
     )
     x = arr(1, 3, 10, 10)
