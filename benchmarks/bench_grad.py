@@ -74,6 +74,24 @@ def backward_callable(spec, impl):
     return lambda: torch.autograd.grad(y, (tx, tw), tgo, retain_graph=True)
 
 
+def weight_callable(spec, impl):
+    """A no-argument function computing grad_weight alone of one layer with `impl`."""
+    n, c, h, w, k, kh, kw, s, p, d, g = spec
+    ho, wo = layer_out_hw(spec)
+    r = rng()
+    x = r.standard_normal((n, c, h, w)).astype(np.float32)
+    wt = r.standard_normal((k, c // g, kh, kw)).astype(np.float32)
+    go = r.standard_normal((n, k, ho, wo)).astype(np.float32)
+    if impl != "torch":
+        return lambda: fastconv.conv2d_weight(x, wt.shape, go, s, p, d, g, backend=impl)
+    torch = require_torch()
+    tx = torch.from_numpy(x)
+    tw = torch.from_numpy(wt).requires_grad_()
+    y = torch.nn.functional.conv2d(tx, tw, None, s, p, d, g)
+    tgo = torch.from_numpy(go)
+    return lambda: torch.autograd.grad(y, (tw,), tgo, retain_graph=True)
+
+
 def transpose_callable(spec, impl):
     n, ci, h, w, co, k, s, p = spec
     r = rng()
@@ -108,6 +126,23 @@ class Conv2dBackward(_Threads):
         self.fn()
 
     def peakmem_backward(self, layer, impl, threads):
+        self.fn()
+
+
+class Conv2dWeight(_Threads):
+    """conv2d_weight alone (the direct weight-gradient kernel where it runs) on the public layer
+    suite vs torch autograd's weight gradient, float32."""
+
+    params = (BACKWARD_LAYERS, list(IMPLS), list(THREADS[::-1]))
+    param_names = ["layer", "impl", "threads"]
+    timeout = 300
+
+    def setup(self, layer, impl, threads):
+        self._use(threads, impl)
+        self.fn = weight_callable(LAYERS[layer], impl)
+        warm(self.fn)
+
+    def time_conv2d_weight(self, layer, impl, threads):
         self.fn()
 
 
