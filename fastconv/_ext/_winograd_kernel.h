@@ -39,7 +39,11 @@ static inline int64_t wg_seq_tiles(const int64_t *g, int64_t nw) {
 static inline int64_t wg_blocks(const int64_t *g, int64_t nw) {
     return (wg_seq_tiles(g, nw) + wg_tn(g) - 1) / wg_tn(g);
 }
-static inline int64_t wg_ublock(const int64_t *g) { return fc_mblocks(g) * FC_MR * (g[FC_C] / g[FC_G]); }
+/* U's plane stride: a plane's m-blocks, plus a cache line so the 16 planes the weight transform
+ * writes at once do not sit 4 KiB multiples apart, in one L1 set */
+static inline int64_t wg_ublock(const int64_t *g) {
+    return fc_mblocks(g) * FC_MR * (g[FC_C] / g[FC_G]) + 16;
+}
 static inline int64_t wg_u_size(const int64_t *g, int64_t nw) {
     return (nw * g[FC_G] * 16 * wg_ublock(g) + 15) / 16 * 16;
 }
@@ -105,38 +109,43 @@ static inline void wg_block_runs(const int64_t *g, int64_t seq, int64_t nw, int6
 /* ---------------------------------------------------------------- portable C (float, double) */
 
 #define WG_GENERIC(T, SFX)                                                                         \
-/* U for one (weights, group, m-block): g (3x3) -> G g G^T (4x4) per output channel and input */   \
+/* U for one (weights, group, m-block): g (3x3) -> G g G^T (4x4) per output channel and input   \
+ * channel.  Input channel by input channel, the m-block's 8 outputs go to each of the 16 planes   \
+ * as one run of 8: planes lie ub elements (256 KiB at 256 x 256) apart, and the channel-inner   \
+ * order stored one float a line per plane eight times over (3.3 ms for 256 x 256 x 3 x 3,         \
+ * more than the whole convolution of a 4 x 14 x 14 batch). */                                    \
 static void wg_transform_weights_##SFX(const T *w, T *u, const int64_t *g, int64_t nw,            \
                                        int64_t item) {                                             \
     int64_t Cg = g[FC_C] / g[FC_G], Kg = fc_Kg(g), mb_n = fc_mblocks(g), G = g[FC_G];             \
     int64_t mb = item % mb_n, grp = (item / mb_n) % G, s = item / (mb_n * G);                      \
     int64_t ub = wg_ublock(g);                                                                     \
     T *base = u + (s * G + grp) * 16 * ub + mb * FC_MR * Cg;                                       \
-    for (int64_t m = 0; m < FC_MR; m++) {                                                          \
-        int64_t k = mb * FC_MR + m;                                                                \
-        for (int64_t c = 0; c < Cg; c++) {                                                         \
-            T gg[3][3], t[4][3];                                                                   \
-            if (k < Kg) {                                                                          \
-                const T *src = w + ((s * g[FC_K] + grp * Kg + k) * Cg + c) * 9;                    \
-                for (int i = 0; i < 9; i++) gg[i / 3][i % 3] = src[i];                             \
-            } else {                                                                               \
-                for (int i = 0; i < 9; i++) gg[i / 3][i % 3] = 0;                                  \
-            }                                                                                      \
-            for (int j = 0; j < 3; j++) {                                                          \
-                t[0][j] = gg[0][j];                                                                \
-                t[1][j] = (T)0.5 * (gg[0][j] + gg[1][j] + gg[2][j]);                               \
-                t[2][j] = (T)0.5 * (gg[0][j] - gg[1][j] + gg[2][j]);                               \
-                t[3][j] = gg[2][j];                                                                \
-            }                                                                                      \
-            for (int i = 0; i < 4; i++) {                                                          \
-                T v[4];                                                                            \
-                v[0] = t[i][0];                                                                    \
-                v[1] = (T)0.5 * (t[i][0] + t[i][1] + t[i][2]);                                     \
-                v[2] = (T)0.5 * (t[i][0] - t[i][1] + t[i][2]);                                     \
-                v[3] = t[i][2];                                                                    \
-                for (int j = 0; j < 4; j++) base[(i * 4 + j) * ub + c * FC_MR + m] = v[j];        \
-            }                                                                                      \
+    for (int64_t c = 0; c < Cg; c++) {                                                             \
+        T out[16][FC_MR], gg[9][FC_MR], t[12][FC_MR];                                              \
+        /* the m-block's 8 output channels side by side: every step below is one loop over them */ \
+        for (int64_t m = 0; m < FC_MR; m++) {                                                      \
+            int64_t k = mb * FC_MR + m;                                                            \
+            const T *src = w + ((s * g[FC_K] + grp * Kg + (k < Kg ? k : 0)) * Cg + c) * 9;         \
+            for (int i = 0; i < 9; i++) gg[i][m] = k < Kg ? src[i] : (T)0;                         \
         }                                                                                          \
+        for (int j = 0; j < 3; j++)                                                                \
+            for (int64_t m = 0; m < FC_MR; m++) {                                                  \
+                T g0 = gg[j][m], g1 = gg[3 + j][m], g2 = gg[6 + j][m];                             \
+                t[j][m] = g0;                                                                      \
+                t[3 + j][m] = (T)0.5 * (g0 + g1 + g2);                                             \
+                t[6 + j][m] = (T)0.5 * (g0 - g1 + g2);                                             \
+                t[9 + j][m] = g2;                                                                  \
+            }                                                                                      \
+        for (int i = 0; i < 4; i++)                                                                \
+            for (int64_t m = 0; m < FC_MR; m++) {                                                  \
+                T t0 = t[3 * i][m], t1 = t[3 * i + 1][m], t2 = t[3 * i + 2][m];                    \
+                out[i * 4 + 0][m] = t0;                                                            \
+                out[i * 4 + 1][m] = (T)0.5 * (t0 + t1 + t2);                                       \
+                out[i * 4 + 2][m] = (T)0.5 * (t0 - t1 + t2);                                       \
+                out[i * 4 + 3][m] = t2;                                                            \
+            }                                                                                      \
+        for (int a = 0; a < 16; a++)                                                               \
+            memcpy(base + a * ub + c * FC_MR, out[a], FC_MR * sizeof(T));                          \
     }                                                                                              \
 }                                                                                                  \
                                                                                                    \
