@@ -481,15 +481,44 @@ def _winograd_features(g):
     return (1.0, gemm, moved, 16 * g.K * g.Cg)
 
 
+def _winograd_call_features(g, has_bias, fixed):
+    f = _winograd_features(g)
+    return f[:3] + (0.0,) if fixed else f  # kept weights: no transform per call
+
+
+def _fixed_transform(wk, w3, g, nt):
+    """The Winograd transform (U) of the fixed shared weights w3 is a view of, made once and kept
+    beside them, as keep_packed keeps packed panels; None where the backend keeps none.  It
+    depends on the weights alone (K, C/groups, groups), so dilated layers' phases share it."""
+    if w3.shape[0] != 1:
+        return None
+    a = _fixed_base(w3)
+    if a is None:
+        return None
+    geo = g.as_array()
+    size = int(wk.winograd_prepack_size(geo))
+    if size == 0:
+        return None
+    store = _FIXED[id(a)][1]
+    key = ("winograd", g.K, g.Cg, g.groups, w3.__array_interface__["data"][0], g.dtype.str)
+    u = store.get(key)
+    if u is None:
+        u = store[key] = np.empty(size, dtype=g.dtype)
+        wk.winograd_prepack(w3, geo, u, nt)
+    return u
+
+
 def winograd_run(plan, x4, w3, bias, has_bias, g, res4):
     """Run g by Winograd; True when the output holds a non-finite value."""
     wk = kernels(plan.backend, "winograd")
     ws = np.empty(plan.workspace, dtype=g.dtype)
     nt = plan.nthreads
+    u = _fixed_transform(wk, w3, g, nt) if _FIXED else None
+    kept = {} if u is None else {"upre": u}  # the Numba twin takes no upre (its prepack size is 0)
     frame, st = _winograd_layout(g)
     if st is None:
         # the kernel reports a non-finite output, gathered while the outputs are in registers
-        return bool(wk.conv_winograd(x4, w3, bias, has_bias, g.as_array(), res4, ws, nt))
+        return bool(wk.conv_winograd(x4, w3, bias, has_bias, g.as_array(), res4, ws, nt, **kept))
     mod = kernels(plan.backend)
     if frame is not None:  # x into a zero frame whose phases are alike; crop the output after
         _, eh, ew = _winograd_frame(g)
@@ -510,7 +539,8 @@ def winograd_run(plan, x4, w3, bias, has_bias, g, res4):
     reps = g.dh * g.dw
     w3s = w3 if w3.shape[0] == 1 else np.tile(w3, (reps, 1, 1))
     bs = bias if bias.shape[0] == 1 else np.tile(bias, (reps, 1))
-    bad = wk.conv_winograd(xs, w3s, bs, has_bias, st.as_array(), ys, ws[n_in + n_out :], nt)
+    kept = kept if w3s is w3 else {}
+    bad = wk.conv_winograd(xs, w3s, bs, has_bias, st.as_array(), ys, ws[n_in + n_out :], nt, **kept)
     mod.phase_merge(ys, y_out, gp.dh, gp.dw, nt)
     if frame is not None:
         res4[...] = y_out[:, :, : g.Ho, : g.Wo]
@@ -525,6 +555,7 @@ _register(
         _winograd_features,
         winograd_run,
         exact_nonfinite=False,
+        call_features=_winograd_call_features,
     )
 )
 

@@ -176,6 +176,48 @@ def test_fixed_weights_give_the_same_result(layer, nthreads):
     assert_close(plain, _reference.conv2d(x, w, b, s, p, d, g), np.float32)
 
 
+WINOGRAD_FIXED = [
+    # x shape, K, padding, dilation, groups (dilation 2: the phases share the kept transform)
+    ((2, 32, 12, 12), 48, 1, 1, 1),
+    ((1, 32, 20, 18), 32, 2, 2, 1),
+    ((2, 64, 10, 10), 64, 1, 1, 2),
+]
+
+
+@pytest.mark.parametrize("layer", WINOGRAD_FIXED)
+@pytest.mark.parametrize("nthreads", [1, 2])
+def test_fixed_weights_keep_their_winograd_transform(layer, nthreads):
+    """Winograd on fixed weights transforms them once (kept beside them, _plan._fixed_transform)
+    and gives the same bits as transforming per call; NaN and inf in x still land where direct
+    summation puts them (the exact recomputation runs as without kept weights)."""
+    shape, k, p, d, g = layer
+    dtype = np.float32  # the compiled Winograd kernel's dtype
+    rng = np.random.default_rng(12)
+    x = rng.standard_normal(shape).astype(dtype)
+    w = rng.standard_normal((k, shape[1] // g, 3, 3)).astype(dtype)
+    b = rng.standard_normal(k).astype(dtype)
+    wf = _plan.keep_packed(w.copy())
+    kept = any(
+        m.winograd_prepack_size(np.zeros(16, np.int64) + 1) > 0
+        for m in [_plan.kernels(_plan.resolve_backend("auto"), "winograd")]
+    )
+    with fastconv.threads(nthreads):
+        plain = fastconv.conv2d(x, w, b, 1, p, d, g, algorithm="winograd")
+        first = fastconv.conv2d(x, wf, b, 1, p, d, g, algorithm="winograd")
+        again = fastconv.conv2d(x, wf, b, 1, p, d, g, algorithm="winograd")
+    np.testing.assert_array_equal(first, plain)
+    np.testing.assert_array_equal(again, plain)
+    store = _plan._FIXED[id(wf)][1]
+    assert sum(key[0] == "winograd" for key in store) == (1 if kept else 0)
+    assert_close(plain, _reference.conv2d(x, w, b, 1, p, d, g), dtype, scale=None)
+    xn = x.copy()
+    xn[0, 1, 3, 4] = np.inf
+    xn[-1, 0, 0, 0] = np.nan
+    with fastconv.threads(nthreads):
+        got = fastconv.conv2d(xn, wf, b, 1, p, d, g)
+    assert_close(got, _reference.conv2d(xn, w, b, 1, p, d, g), dtype)
+
+
 def test_fixed_weights_with_inf_and_nan_over_the_padding():
     rng = np.random.default_rng(4)
     x = rng.standard_normal((1, 8, 6, 6)).astype(np.float32)

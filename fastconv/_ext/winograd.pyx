@@ -18,6 +18,7 @@ cdef extern from "_winograd_kernel.h" nogil:
     float *fc_align_f32(float *ws)
     double *fc_align_f64(double *ws)
     int64_t wg_workspace_size(const int64_t *g, int64_t nw, int64_t nthreads)
+    int64_t wg_u_size(const int64_t *g, int64_t nw)
     int64_t wg_thread_offset(const int64_t *g, int64_t nw, int64_t tid)
     int64_t wg_num_ublocks(const int64_t *g, int64_t nw)
     int64_t wg_ksplit(const int64_t *g, int64_t nw, int64_t nthreads)
@@ -46,21 +47,47 @@ def winograd_workspace_size(const int64_t[::1] geo, int nw, int nthreads):
     return int(wg_workspace_size(&geo[0], max(nw, 1), max(nthreads, 1)))
 
 
+def winograd_prepack_size(const int64_t[::1] geo):
+    """Elements of transformed weights (U) `winograd_prepack` writes for shared weights: the
+    Winograd transform of fixed weights, kept across calls (fastconv._plan.keep_packed)."""
+    return int(wg_u_size(&geo[0], 1))
+
+
+def winograd_prepack(const floating[:, :, ::1] w, const int64_t[::1] geo, floating[::1] u,
+                     int nthreads):
+    """u = the transformed weights of shared weights w (1, K, C/groups*9), the layout
+    conv_winograd's `upre` takes (winograd_prepack_size elements)."""
+    cdef const int64_t *g = &geo[0]
+    cdef int64_t i, nu = wg_num_ublocks(g, 1)
+    if u.shape[0] < wg_u_size(g, 1) or w.shape[0] != 1 or w.shape[1] != g[4]:
+        raise ValueError("winograd_prepack: array shapes do not match geo")
+    with nogil:
+        for i in prange(nu, schedule="static", num_threads=max(nthreads, 1)):
+            if floating is float:
+                wg_transform_weights_f32(&w[0, 0, 0], &u[0], g, 1, i)
+            else:
+                wg_transform_weights_f64(&w[0, 0, 0], &u[0], g, 1, i)
+
+
 def conv_winograd(const floating[:, :, :, ::1] x, const floating[:, :, ::1] w,
                   const floating[:, ::1] bias, bint has_bias, const int64_t[::1] geo,
-                  floating[:, :, :, ::1] out, floating[::1] ws, int nthreads):
+                  floating[:, :, :, ::1] out, floating[::1] ws, int nthreads,
+                  const floating[::1] upre=None):
     """out = conv2d(x, w) (+ bias) for 3x3 stride-1 undilated kernels, by Winograd F(2x2, 3x3).
 
     w is (Nw, K, C/groups*9) with Nw 1 (shared) or N (sample n uses w[n]); bias (Nb, K) likewise.
     Returns True when some output it wrote is NaN or +-inf, found while the outputs are still in
     registers (no second pass): the transforms put NaN where direct summation puts inf, so a
     caller that wants direct summation's placement recomputes exactly those calls.
+    `upre`: w's transform from winograd_prepack (shared weights only), used instead of
+    transforming w again (the Numba twin has no such argument: its prepack size is 0).
     """
     cdef const int64_t *g = &geo[0]
     cdef int64_t nw = w.shape[0], nb = bias.shape[0], nu, ntasks, ksplit, i, t
     cdef int64_t nonfinite = 0
     cdef int tid, hb = 1 if (has_bias and bias.shape[1] > 0) else 0
     cdef floating *base
+    cdef const floating *u
     if nthreads < 1:
         nthreads = 1
     # not validation (the public layer did that) but memory safety: shapes the kernel indexes by
@@ -80,7 +107,12 @@ def conv_winograd(const floating[:, :, :, ::1] x, const floating[:, :, ::1] w,
         base = fc_align_f32(&ws[0])
     else:
         base = fc_align_f64(&ws[0])
-    nu = wg_num_ublocks(g, nw)
+    u = base
+    if upre is not None:
+        if nw != 1 or upre.shape[0] < wg_u_size(g, 1):
+            raise ValueError("conv_winograd: upre does not match geo")
+        u = &upre[0]
+    nu = 0 if upre is not None else wg_num_ublocks(g, nw)
     ksplit = wg_ksplit(g, nw, nthreads)
     ntasks = wg_num_tasks(g, nw, ksplit)
     with nogil, parallel(num_threads=nthreads):
@@ -94,11 +126,11 @@ def conv_winograd(const floating[:, :, :, ::1] x, const floating[:, :, ::1] w,
         for t in prange(ntasks, schedule="dynamic", chunksize=1):
             tid = threadid()
             if floating is float:
-                nonfinite += wg_task_f32(&x[0, 0, 0, 0], base, &bias[0, 0], nb, hb, g, nw,
+                nonfinite += wg_task_f32(&x[0, 0, 0, 0], u, &bias[0, 0], nb, hb, g, nw,
                                          &out[0, 0, 0, 0], base + wg_thread_offset(g, nw, tid),
                                          t, ksplit)
             else:
-                nonfinite += wg_task_f64(&x[0, 0, 0, 0], base, &bias[0, 0], nb, hb, g, nw,
+                nonfinite += wg_task_f64(&x[0, 0, 0, 0], u, &bias[0, 0], nb, hb, g, nw,
                                          &out[0, 0, 0, 0], base + wg_thread_offset(g, nw, tid),
                                          t, ksplit)
     return nonfinite > 0

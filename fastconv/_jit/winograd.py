@@ -72,6 +72,26 @@ def _sizes(geo, nw, nthreads):
     return K4, C4, tb
 
 
+def winograd_prepack_size(geo):
+    """Elements of transformed weights this backend keeps for fixed weights: 0, its
+    `conv_winograd` transforms them on every call (the Cython twin keeps them; see
+    fastconv._plan.keep_packed).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastconv._jit.winograd import winograd_prepack_size
+    >>> winograd_prepack_size(np.zeros(16, np.int64))
+    0
+    """
+    return 0
+
+
+def winograd_prepack(w, geo, u, nthreads):
+    """Never called: winograd_prepack_size is 0 here (twin of the Cython function)."""
+    raise NotImplementedError("the Numba Winograd kernel transforms its weights on every call")
+
+
 def winograd_workspace_size(geo, nw, nthreads):
     """Elements of workspace `conv_winograd` needs: transformed weights plus per-thread scratch.
 
