@@ -481,16 +481,29 @@ def _winograd_features(g):
     return (1.0, gemm, moved, 16 * g.K * g.Cg)
 
 
+#: Largest Winograd transform (U, 16 x K x C/groups elements) kept for fixed weights: one that
+#: fits in L2.  A larger one is read back from memory on every call of a network's forward pass
+#: (ResNet-50 at batch 1: its 256->256 3x3 layers at 14x14, U 4 MB, took 2.0 ms a call in the
+#: network with U kept against 0.83 ms in a loop over the one layer; the packed kernel 1.27), so
+#: it is transformed per call and the planner costs it so.
+WINOGRAD_KEEP_BYTES = 1 << 20
+
+
+def _winograd_keeps(g):
+    return 16 * g.K * g.Cg * g.dtype.itemsize <= WINOGRAD_KEEP_BYTES
+
+
 def _winograd_call_features(g, has_bias, fixed):
     f = _winograd_features(g)
-    return f[:3] + (0.0,) if fixed else f  # kept weights: no transform per call
+    # kept weights: no transform per call
+    return f[:3] + (0.0,) if fixed and _winograd_keeps(g) else f
 
 
 def _fixed_transform(wk, w3, g, nt):
     """The Winograd transform (U) of the fixed shared weights w3 is a view of, made once and kept
     beside them, as keep_packed keeps packed panels; None where the backend keeps none.  It
     depends on the weights alone (K, C/groups, groups), so dilated layers' phases share it."""
-    if w3.shape[0] != 1:
+    if w3.shape[0] != 1 or not _winograd_keeps(g):
         return None
     a = _fixed_base(w3)
     if a is None:

@@ -177,10 +177,12 @@ def test_fixed_weights_give_the_same_result(layer, nthreads):
 
 
 WINOGRAD_FIXED = [
-    # x shape, K, padding, dilation, groups (dilation 2: the phases share the kept transform)
+    # x shape, K, padding, dilation, groups (dilation 2: the phases share the kept transform;
+    # 160 -> 160: a 1.6 MB transform, beyond WINOGRAD_KEEP_BYTES, made per call)
     ((2, 32, 12, 12), 48, 1, 1, 1),
     ((1, 32, 20, 18), 32, 2, 2, 1),
     ((2, 64, 10, 10), 64, 1, 1, 2),
+    ((1, 160, 10, 10), 160, 1, 1, 1),
 ]
 
 
@@ -197,9 +199,12 @@ def test_fixed_weights_keep_their_winograd_transform(layer, nthreads):
     w = rng.standard_normal((k, shape[1] // g, 3, 3)).astype(dtype)
     b = rng.standard_normal(k).astype(dtype)
     wf = _plan.keep_packed(w.copy())
-    kept = any(
-        m.winograd_prepack_size(np.zeros(16, np.int64) + 1) > 0
-        for m in [_plan.kernels(_plan.resolve_backend("auto"), "winograd")]
+    kept = (
+        _plan.kernels(_plan.resolve_backend("auto"), "winograd").winograd_prepack_size(
+            np.ones(16, np.int64)
+        )
+        > 0
+        and 16 * k * (shape[1] // g) * 4 <= _plan.WINOGRAD_KEEP_BYTES
     )
     with fastconv.threads(nthreads):
         plain = fastconv.conv2d(x, w, b, 1, p, d, g, algorithm="winograd")
