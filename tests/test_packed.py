@@ -6,7 +6,7 @@ import sys
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from tolerance import assert_close
 
@@ -103,6 +103,41 @@ def test_small_planes_against_reference(backend, dtype, case, seed):
     b = rng.standard_normal(K).astype(dtype)
     out = _run(_kernels(backend), x, w, b, s, p, d, g, nthreads)
     _check(out, _reference.conv2d(x, w, b, s, p, d, g), dtype)
+
+
+@st.composite
+def narrow_stripe_cases(draw):
+    """Narrow output rows (many short row segments a 48-pixel stripe) that pack stripes: every
+    tap's load mask at the image's edges and padding, strides 1 and 2 (the masked packer) and 3
+    (the scalar one), dilation, kernels to 7x7, segments crossing samples."""
+    groups = draw(st.sampled_from([1, 1, 2]))
+    cg = draw(st.integers(1, 6))
+    kg = draw(st.integers(9, 40))  # below K-lanes' 64
+    kh, kw = draw(st.integers(1, 7)), draw(st.integers(1, 7))
+    sh, sw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    dh, dw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    ph, pw = draw(st.integers(0, 4)), draw(st.integers(0, 4))
+    ekh, ekw = dh * (kh - 1) + 1, dw * (kw - 1) + 1
+    H = draw(st.integers(max(1, ekh - 2 * ph), ekh + 12))
+    W = draw(st.integers(max(1, ekw - 2 * pw), ekw + 2 * 16))  # output rows of 1-17+ pixels
+    N = draw(st.integers(1, 4))
+    return N, cg * groups, H, W, kg * groups, kh, kw, (sh, sw), (ph, pw), (dh, dw), groups
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(case=narrow_stripe_cases(), seed=st.integers(0, 2**31 - 1))
+def test_narrow_stripes_against_reference(case, seed):
+    kern = _kernels("cython")
+    N, C, H, W, K, kh, kw, s, p, d, g = case
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((N, C, H, W)).astype(np.float32)
+    w = rng.standard_normal((K, C // g, kh, kw)).astype(np.float32)
+    geo = conv_geometry(x, w, None, s, p, d, g)[3].as_array()
+    assume(not kern.packed_implicit(geo) and not kern.packed_klanes(geo))
+    x0 = x.copy()
+    out = _run(kern, x, w, None, s, p, d, g)
+    _check(out, _reference.conv2d(x, w, None, s, p, d, g), np.float32)
+    np.testing.assert_array_equal(x, x0)
 
 
 def _direct_in_image(x, w, stride, padding, dilation, groups):

@@ -21,6 +21,7 @@ cdef extern from "_packed_kernel.h" nogil:
     int64_t fc_num_ablocks(const int64_t *g)
     int64_t fc_apack_size(const int64_t *g)
     int fc_klanes(const int64_t *g)
+    int fc_implicit(const int64_t *g)
     int fc_has_pad(const int64_t *g)
     void fc_pack_a_f32(const float *w, float *apack, const int64_t *g, int64_t blk, float *flag)
     int64_t fc_task_chunk(int64_t ntasks, int64_t nthreads)
@@ -95,6 +96,12 @@ def packed_fuses_epilogue(const int64_t[::1] geo, bint residual):
 def packed_klanes(const int64_t[::1] geo):
     """True when a call of geo runs the K-lanes mode (its panels have their own layout)."""
     return bool(fc_klanes(&geo[0]))
+
+
+def packed_implicit(const int64_t[::1] geo):
+    """True when a call of geo reads B from a zero-bordered input copy (implicit mode) rather
+    than packing stripes or running K-lanes tiles (tests force each mode through this)."""
+    return bool(fc_implicit(&geo[0])) and not fc_klanes(&geo[0])
 
 
 def packed_prepack(const float[:, :, :, ::1] w, const int64_t[::1] geo, float[::1] apack):

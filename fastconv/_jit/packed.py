@@ -59,6 +59,11 @@ def packed_klanes(geo):
     return False
 
 
+def packed_implicit(geo):
+    """The Numba twin has no implicit mode (fastconv/_ext/packed.pyx's packed_implicit)."""
+    return False
+
+
 def packed_prepack(w, geo, apack):
     """Never called: packed_prepack_size is 0 here (twin of the Cython function)."""
     raise NotImplementedError("the Numba packed kernel packs its weight panels on every call")
