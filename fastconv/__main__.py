@@ -403,8 +403,7 @@ def _cache_line():
     status = _jit.cache_status()
     if any(dtypes is None for _, dtypes in status):
         return "state unknown (this Numba's cache layout is not the one fastconv reads)"
-    want = set(_jit.DTYPES)
-    warm = sum(want <= dtypes for _, dtypes in status)
+    warm = sum(set(_jit.kernel_dtypes(name)) <= dtypes for name, dtypes in status)
     if warm == len(status):
         return f"warm: all {warm} kernels cached for {', '.join(_jit.DTYPES)}"
     return (

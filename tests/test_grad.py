@@ -498,7 +498,8 @@ def test_weight_gradient_as_a_packed_convolution(stride, dilation, where, value)
     ],
 )
 @pytest.mark.parametrize("value", [None, np.nan, np.inf])
-def test_strided_transpose_as_phases_matches_torch(xs, ws, s, p, op, value):
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_strided_transpose_as_phases_matches_torch(xs, ws, s, p, op, value, backend):
     """float32 strided transposed convolutions with large enough phases run as stride phases on
     the forward kernels (_plan._strided_phases_win): torch's float64 result on the same data,
     NaN and inf in x (a corner too) and in the weight landing where torch puts them."""
@@ -512,10 +513,10 @@ def test_strided_transpose_as_phases_matches_torch(xs, ws, s, p, op, value):
     g, Hin, Win = fastconv._geometry.transpose_geometry(
         x.shape, w.shape, s, p, op, 1, 1, np.dtype("f4")
     )
-    plan = _plan.plan_conv_transpose(g, Hin, Win)
-    if _plan.ALGORITHMS["packed"].applies(g, _plan.resolve_backend("auto"), False):
+    plan = _plan.plan_conv_transpose(g, Hin, Win, backend)
+    if _plan.ALGORITHMS["packed"].applies(g, _plan.resolve_backend(backend), False):
         assert plan.phases and len(plan.phases) == s * s
-    y = fastconv.conv_transpose2d(x, w, None, s, p, op)
+    y = fastconv.conv_transpose2d(x, w, None, s, p, op, backend=backend)
     r = F.conv_transpose2d(
         torch.tensor(x.astype(np.float64)), torch.tensor(w.astype(np.float64)), None, s, p, op
     ).numpy()
@@ -721,13 +722,14 @@ def test_depthwise_weight_gradient_float32_matches_a_loop(
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-@pytest.mark.parametrize("taps", [(3, 3), (4, 4), (17, 18)])
+@pytest.mark.parametrize("taps", [(3, 3), (4, 4), (17, 18), (33, 32)])
 @pytest.mark.parametrize("groups", [1, 2])
 def test_phase_weight_matches_numpy_indexing(backend, taps, groups):
-    """The transposed convolution's phase weights (grad._phase_weight, a kernel in both
-    backends) equal NumPy's indexing of the flipped view: every phase of stride 2 and 3, kernels
-    beyond the kernel's 256-tap offset table included."""
-    from fastconv.grad import _flipped, _phase_weight
+    """The transposed convolution's phase weights (grad._phase_weights, one kernel pass in both
+    backends for all phases) equal NumPy's indexing of the flipped view: every phase of stride 1,
+    2 and 3, dead phases (no tap) among them, kernels beyond the kernel's 1024-tap offset table
+    included."""
+    from fastconv.grad import _flipped, _phase_weights
 
     kh, kw = taps
     rng = np.random.default_rng(1)
@@ -743,21 +745,22 @@ def test_phase_weight_matches_numpy_indexing(backend, taps, groups):
         np.dtype("f4"),
     )
     wt = _flipped(w, g)
-    for s in (1, 2, 3):
-        for r in range(min(s, kh)):
-            for c in range(min(s, kw)):
-                ph = type(
-                    "Phase",
-                    (),
-                    {
-                        "rows": tuple(range(kh - 1 - r, -1, -s)),
-                        "cols": tuple(range(kw - 1 - c, -1, -s)),
-                    },
-                )
-                got = _phase_weight(wt, ph, backend)
-                ref = wt[:, :, list(ph.rows)][:, :, :, list(ph.cols)]
-                assert got.flags.c_contiguous
-                np.testing.assert_array_equal(got, ref)
+    for s in (1, 2, 3, kh + 1):  # stride kh + 1: phases no tap reaches
+        phases = []
+        for r in range(s):
+            for c in range(s):
+                rows = tuple(range(kh - 1 - r, -1, -s))
+                cols = tuple(range(kw - 1 - c, -1, -s))
+                live = bool(rows) and bool(cols)
+                phases.append(type("Phase", (), {"rows": rows, "cols": cols, "geom": live or None}))
+        got = _phase_weights(wt, phases, backend)
+        for ph, gw in zip(phases, got):
+            if ph.geom is None:
+                assert gw is None
+                continue
+            ref = wt[:, :, list(ph.rows)][:, :, :, list(ph.cols)]
+            assert gw.flags.c_contiguous
+            np.testing.assert_array_equal(gw.reshape(ref.shape), ref)
 
 
 def test_direct_weight_gradient_parts_stay_bounded():

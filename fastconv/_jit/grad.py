@@ -136,13 +136,37 @@ def conv_wgrad_direct(x, go, geo, parts, ws, dw, samples, rows, cols, ksplit, nt
 
 
 @parallel_kernel
-def flip_taps(wt, rows, cols, out, nthreads):
-    """out[c, k, a, b] = wt[c, k, rows[a], cols[b]]: a transposed convolution's (phase) weight
-    from conv2d's weight seen as (C, Kg, kh, kw) (a strided view); blocks of 16 input channels."""
-    C, Kg, na, nb = out.shape
+def phase_taps(wt, taps, tstart, out, nthreads):
+    """Every stride phase's weight in one pass (twin of fastconv/_ext/grad.pyx): phase p's taps
+    are the flattened tap indices taps[tstart[p]:tstart[p + 1]] of wt (C, Kg, kh, kw), a view;
+    its (C, Kg, taps) weight starts at out[C*Kg*tstart[p]]."""
+    C, Kg, kh, kw = wt.shape
+    P = tstart.shape[0] - 1
     for cb in prange((C + 15) // 16):
-        for k in range(Kg):
+        for kb in range(0, Kg, 16):
             for c in range(cb * 16, min(C, cb * 16 + 16)):
-                for a in range(na):
-                    for b in range(nb):
-                        out[c, k, a, b] = wt[c, k, rows[a], cols[b]]
+                for p in range(P):
+                    t0 = tstart[p]
+                    nt = tstart[p + 1] - t0
+                    for k in range(kb, min(Kg, kb + 16)):
+                        d0 = C * Kg * t0 + (c * Kg + k) * nt
+                        for t in range(nt):
+                            o = taps[t0 + t]
+                            out[d0 + t] = wt[c, k, o // kw, o % kw]
+
+
+@parallel_kernel
+def scatter_phases(ybuf, pinfo, sh, sw, out, nthreads):
+    """out[n, c, r + m*sh, q + j*sw] = phase p's result at (n, c, m, j) (twin of
+    fastconv/_ext/grad.pyx): pinfo rows (offset in ybuf, rows, columns, r, q)."""
+    N, C, H, W = out.shape
+    for nc in prange(N * C):
+        n = nc // C
+        c = nc - n * C
+        for p in range(pinfo.shape[0]):
+            hp = pinfo[p, 1]
+            wp = pinfo[p, 2]
+            src = pinfo[p, 0] + nc * hp * wp
+            for m in range(hp):
+                for j in range(wp):
+                    out[n, c, pinfo[p, 3] + m * sh, pinfo[p, 4] + j * sw] = ybuf[src + m * wp + j]
