@@ -109,12 +109,17 @@ static inline int fc_implicit(const int64_t *g) {
     /* Fitted to single-thread runs on this machine (Zen 4): packing costs ~12% of the FMA
      * time at K = 64 per group, ~9% at 128, ~7% at 256; implicit mode costs its junk columns,
      * vtiles * NR / (Ho * Wo) - 1, plus ~2% (stride 1) or ~6% (strided: B rows come from
-     * sh*sw phase planes, fewer L1 hits). */
+     * sh*sw phase planes, fewer L1 hits), plus its bordered input copy, which weighs more the
+     * fewer multiply-adds each input pixel meets: 2x2 layers on 16x16 planes ran 10-19%
+     * faster on stripes at K = 32-128 (the stride phases of DCGAN's 4x4 transposed
+     * convolutions), 3x3 layers at K = 32 10% slower (Xeon, against the rule without this
+     * term); fitted as 48 / (Kg x taps^2). */
     double pack = 0.05 + 0.6 / (double)fc_mblocks(g);
     int64_t vt = fc_vtiles(g), rem = g[FC_HO] * fc_wq(g) - (vt - 1) * FC_NR;
     double waste = (double)((vt - 1) * FC_NR + (rem + 15) / 16 * 16) /
                        (double)(g[FC_HO] * g[FC_WO]) - 1.0;
     waste += (g[FC_SH] > 1 || g[FC_SW] > 1) ? 0.06 : 0.02;
+    waste += 48.0 / (double)(fc_Kg(g) * g[FC_KH] * g[FC_KW] * g[FC_KH] * g[FC_KW]);
 #ifdef FC_FORCE_IMPLICIT
     return 1;
 #endif
