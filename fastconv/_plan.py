@@ -353,6 +353,65 @@ def _fixed_panels(mod, w4, g):
     return got
 
 
+def packed_phase_panels(phases, wt, backend, nthreads):
+    """The packed kernel's weight panels for every stride phase of a transposed convolution
+    (grad._grad_input_into), packed in one pass from the flipped weight view `wt`, as a list
+    (one flat array per phase, views of one buffer); None where that path does not apply
+    (Numba, groups, float64, a phase on another algorithm or in K-lanes mode, a non-finite
+    weight: the phases' weights are then gathered and each call packs its own)."""
+    live = [ph for ph in phases if ph.geom is not None]
+    if (
+        backend != "cython"
+        or not live
+        or wt.dtype != np.float32
+        or live[0].geom.groups != 1
+        or any(ph.plan.algorithm != "packed" or ph.plan.backend != "cython" for ph in live)
+    ):
+        return None
+    mod = _optional("cython", "packed")
+    if mod is None or not hasattr(mod, "packed_prepack_phases"):
+        return None
+    geos = [ph.geom.as_array() for ph in live]
+    if any(mod.packed_klanes(geo) or int(mod.packed_prepack_size(geo)) == 0 for geo in geos):
+        return None
+    C, Kg, kh, kw = wt.shape
+    taps, start = [], [0]
+    for ph in live:
+        taps.extend(a * kw + b for a in ph.rows for b in ph.cols)
+        start.append(len(taps))
+    if len(taps) > 1024:
+        return None
+    mbn = -(-C // 8)
+    sizes = [int(mod.packed_prepack_size(geo)) for geo in geos]
+    if sizes != [8 * mbn * Kg * (start[p + 1] - start[p]) for p in range(len(live))]:
+        return None  # not the layout this pass writes
+    apack = np.empty(sum(sizes), dtype=np.float32)
+    nt = 1 if apack.size < (1 << 16) else int(nthreads)
+    _threads.mark_pools_started()
+    if mod.packed_prepack_phases(
+        wt, np.asarray(taps, np.int64), np.asarray(start, np.int64), apack, nt
+    ):
+        return None
+    return [apack[8 * mbn * Kg * start[p] : 8 * mbn * Kg * start[p + 1]] for p in range(len(live))]
+
+
+#: a stand-in for the weights of a packed call whose panels are packed already and finite
+#: (conv_packed then reads them only to pack panels or recompute a border: neither happens)
+_NO_WEIGHTS = np.zeros((1, 1, 1, 1), dtype=np.float32)
+
+
+def run_packed_panels(plan, x4, apack, bias, g, res4):
+    """res4 = the packed convolution of x4 with weight panels `apack` (packed_phase_panels),
+    bias (1, K) or None: the packed algorithm's call without packing weights."""
+    ws = np.empty(plan.workspace, dtype=g.dtype)
+    mod = kernels(plan.backend, "packed")
+    b = bias[0] if bias is not None else np.zeros(1, dtype=g.dtype)
+    _threads.mark_pools_started()
+    mod.conv_packed(
+        x4, _NO_WEIGHTS, b, bias is not None, g.as_array(), res4, ws, plan.nthreads, apack, False
+    )
+
+
 def _packed_run(plan, x4, w3, bias, has_bias, g, res4, epilogue=(0, None)):
     ws = np.empty(plan.workspace, dtype=g.dtype)
     w4 = w3[0].reshape(g.K, g.Cg, g.kh, g.kw)

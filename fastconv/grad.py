@@ -26,8 +26,10 @@ from ._plan import (
     cython_available,
     empty_aligned,
     kernels,
+    packed_phase_panels,
     plan_conv2d_weight,
     plan_conv_transpose,
+    run_packed_panels,
 )
 
 __all__ = [
@@ -121,14 +123,26 @@ def _grad_input_into(plan, go4, wt, bias, g, out4):
     live = [ph for ph in plan.phases if ph.geom is not None]
     for ph in plan.phases:
         if ph.geom is None:
-            out4[:, :, ph.r :: g.sh, ph.c :: g.sw] = 0 if bias is None else bias[None, :, None, None]
+            out4[:, :, ph.r :: g.sh, ph.c :: g.sw] = (
+                0 if bias is None else bias[None, :, None, None]
+            )
     if not live:
         return out4
-    weights = [w for w in _phase_weights(wt, plan.phases, plan.backend) if w is not None]
+    # every phase on the packed kernel: its weight panels straight from wt, in one pass;
+    # else the phases' weights, gathered in one pass, each call packing its own
+    panels = packed_phase_panels(plan.phases, wt, plan.backend, _threads.get_num_threads())
+    if panels is None:
+        weights = [w for w in _phase_weights(wt, plan.phases, plan.backend) if w is not None]
+
+    def run(q, ph, win, dst):
+        if panels is None:
+            run_conv(ph.plan, win, weights[q].reshape(1, g.C, -1), b2, ph.geom, dst)
+        else:
+            run_packed_panels(ph.plan, win, panels[q], b2, ph.geom, dst)
+
     if len(plan.phases) == 1:  # stride 1: the convolution writes the result itself
         ph = live[0]
-        win = np.ascontiguousarray(go4[:, :, ph.r0 : ph.r1, ph.c0 : ph.c1])
-        run_conv(ph.plan, win, weights[0].reshape(1, g.C, -1), b2, ph.geom, out4)
+        run(0, ph, np.ascontiguousarray(go4[:, :, ph.r0 : ph.r1, ph.c0 : ph.c1]), out4)
         return out4
     # the phases' results side by side in one buffer (the result's size at most), then one
     # pass puts them in place, a plane at a time (scatter_phases)
@@ -143,7 +157,7 @@ def _grad_input_into(plan, go4, wt, bias, g, out4):
         # 256-channel 3x3 layer at 4x14x14, whose forward call takes 3.6)
         win = np.ascontiguousarray(go4[:, :, ph.r0 : ph.r1, ph.c0 : ph.c1])
         y = ybuf[off : off + sizes[q]].reshape(g.N, g.C, sub.Ho, sub.Wo)
-        run_conv(ph.plan, win, weights[q].reshape(1, g.C, -1), b2, sub, y)
+        run(q, ph, win, y)
         pinfo[q] = (off, sub.Ho, sub.Wo, ph.r, ph.c)
         off += -(-sizes[q] // lanes) * lanes
     nt = 1 if out4.size < (1 << 16) else _threads.get_num_threads()

@@ -4,7 +4,9 @@ References: torch autograd in float64 (hypothesis over every parameter), central
 differences and the adjoint identity <conv2d(x), y> = <x, conv_transpose2d(y)> (no torch).
 """
 
+import dataclasses
 import tracemalloc
+import types
 
 import numpy as np
 import pytest
@@ -778,3 +780,67 @@ def test_direct_weight_gradient_parts_stay_bounded():
         (8, 64, 30, 30), (64, 64, 3, 3), (8, 64, 28, 28), 1, 0, 1, 1, np.dtype("f4")
     )
     assert not _plan._weight_grad_direct_plan(small, "numba", 2).ksplit
+
+
+@pytest.mark.skipif(not _plan.cython_available("packed"), reason="the Cython packed kernel")
+@pytest.mark.parametrize(
+    "C,Kg,kh,kw,s",
+    [
+        (128, 16, 4, 4, 2),  # DCGAN: four 2x2 phases, the AVX-512 transposing pass
+        (21, 5, 3, 3, 2),  # phases of 4, 2, 2 and 1 taps; channels past 16 and 8
+        (9, 3, 5, 5, 3),  # 25 taps: the scalar loop
+        (8, 7, 2, 2, 2),  # one m-block (its pair past the end)
+        (40, 6, 4, 4, 1),  # stride 1: one phase of 16 taps
+    ],
+)
+def test_phase_panels_equal_packing_the_phase_weights(C, Kg, kh, kw, s):
+    """packed_phase_panels (the weight panels of every phase straight from the flipped view, one
+    pass) writes exactly what packed_prepack makes of each phase's gathered weight, and declines
+    (None) when a weight is not finite."""
+    from fastconv._ext import packed
+    from fastconv.grad import _flipped, _phase_weights
+
+    rng = np.random.default_rng(5)
+    w = rng.standard_normal((Kg, C, kh, kw)).astype(np.float32)  # conv2d's weight (K, Cg, ..)
+    g = fastconv._geometry.backward_geometry(
+        (2, C, 12, 12), w.shape, (2, Kg, 12 - kh + 1, 12 - kw + 1), 1, 0, 1, 1, np.dtype("f4")
+    )
+    wt = _flipped(w, g)
+    phases = []
+    for r in range(s):
+        for c in range(s):
+            rows = tuple(range(kh - 1 - r, -1, -s))
+            cols = tuple(range(kw - 1 - c, -1, -s))
+            sub = dataclasses.replace(
+                g,
+                C=Kg,
+                K=C,
+                kh=len(rows),
+                kw=len(cols),
+                H=20 + len(rows) - 1,  # 2 x 20 x 20 pixels: not K-lanes mode
+                W=20 + len(cols) - 1,
+                Ho=20,
+                Wo=20,
+                pt=0,
+                pb=0,
+                pl=0,
+                pr=0,
+                sh=1,
+                sw=1,
+                dh=1,
+                dw=1,
+            )
+            plan = _plan.plan_conv2d(sub, "cython", 1, algorithm="packed")
+            phases.append(types.SimpleNamespace(rows=rows, cols=cols, geom=sub, plan=plan))
+    for nt in (1, 2):
+        got = _plan.packed_phase_panels(phases, wt, "cython", nt)
+        assert got is not None
+        for ph, pw, pan in zip(phases, _phase_weights(wt, phases, "cython"), got):
+            geo = ph.geom.as_array()
+            ref = np.empty(packed.packed_prepack_size(geo), np.float32)
+            packed.packed_prepack(
+                np.ascontiguousarray(pw).reshape(C, Kg, len(ph.rows), -1), geo, ref
+            )
+            np.testing.assert_array_equal(pan, ref)
+    w[1, 2, 0, 0] = np.nan
+    assert _plan.packed_phase_panels(phases, _flipped(w, g), "cython", 2) is None

@@ -24,6 +24,7 @@
 #include <string.h>
 
 #include "_epilogue_kernel.h"
+#include "_transpose16.h"
 
 #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
 #include <immintrin.h>
@@ -1474,6 +1475,70 @@ static FC_TARGET2 void fc_task_avx2_f32(const float *x, const float *apack, cons
     }
 }
 #endif /* FC_HAVE_X86 */
+
+#if FC_HAVE_X86
+/* The weight panels of every stride phase of a transposed convolution (packed.pyx:
+ * packed_prepack_phases), for the m-blocks mb and mb + 1 of every input channel k: the kk <= 16
+ * contiguous taps of 16 output channels as 16 vectors, transposed (a vector per tap, channels in
+ * the lanes), each tap's two 8-channel halves stored where its phase's panel rows are (a scalar
+ * loop over taps and channels took 0.25 ms for 256x128x4x4 on two threads).  Channels past C
+ * load as zero; *nf gathers v - v (NaN when a weight is not finite). */
+static FC_TARGET void fc_phase_panels_avx512(const float *src, int64_t s0, int64_t s1,
+                                             int64_t C, int64_t Kg, int64_t kk,
+                                             const int64_t *taps, const int64_t *tstart,
+                                             int64_t P, int64_t mb, int64_t mbn, float *apack,
+                                             float *nf) {
+    __mmask16 lm = fc_lanes(0, kk);
+    __m512 bad = _mm512_setzero_ps();
+    for (int64_t k = 0; k < Kg; k++) {
+        __m512 r[16];
+        for (int i = 0; i < 16; i++) {
+            int64_t c = mb * FC_MR + i;
+            r[i] = c < C ? _mm512_maskz_loadu_ps(lm, src + c * s0 + k * s1) : _mm512_setzero_ps();
+            bad = _mm512_add_ps(bad, _mm512_sub_ps(r[i], r[i]));
+        }
+        fc_transpose16(r);
+        for (int64_t p = 0; p < P; p++) {
+            int64_t t0 = tstart[p], nt = tstart[p + 1] - t0;
+            float *d0 = apack + FC_MR * mbn * Kg * t0 + (mb * Kg + k) * nt * FC_MR;
+            float *d1 = d0 + Kg * nt * FC_MR; /* the next m-block's rows */
+            for (int64_t t = 0; t < nt; t++) {
+                __m512 v = r[taps[t0 + t]];
+                _mm256_storeu_ps(d0 + t * FC_MR, _mm512_castps512_ps256(v));
+                if (mb + 1 < mbn)
+                    _mm256_storeu_ps(d1 + t * FC_MR,
+                                     _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
+            }
+        }
+    }
+    *nf += _mm512_reduce_add_ps(bad);
+}
+#endif
+
+/* whether fc_phase_panels runs here (AVX-512; taps contiguous, at most 16) */
+static inline int fc_phase_panels_ok(int64_t kh, int64_t kw, int64_t s2, int64_t s3) {
+#if FC_HAVE_X86
+    return fc_have_avx512() && kh * kw <= 16 && s3 == 1 && s2 == kw;
+#else
+    (void)kh, (void)kw, (void)s2, (void)s3;
+    return 0;
+#endif
+}
+/* the m-block pair (mb, mb + 1) of every phase's panels (fc_phase_panels_ok must hold);
+ * returns the sum of v - v over the weights read (0 when all are finite) */
+static inline float fc_phase_panels(const float *src, int64_t s0, int64_t s1, int64_t C,
+                                    int64_t Kg, int64_t kk, const int64_t *taps,
+                                    const int64_t *tstart, int64_t P, int64_t mb, int64_t mbn,
+                                    float *apack) {
+    float nf = 0;
+#if FC_HAVE_X86
+    fc_phase_panels_avx512(src, s0, s1, C, Kg, kk, taps, tstart, P, mb, mbn, apack, &nf);
+#else
+    (void)src, (void)s0, (void)s1, (void)C, (void)Kg, (void)kk, (void)taps, (void)tstart;
+    (void)P, (void)mb, (void)mbn, (void)apack;
+#endif
+    return nf;
+}
 
 /* ---------------------------------------------------------------- entry points */
 

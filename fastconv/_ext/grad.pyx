@@ -29,6 +29,12 @@ DEF G_HO = 14
 DEF G_WO = 15
 
 
+cdef extern from "_scatter_kernel.h" nogil:
+    int ph_avx512()
+    int ph_scatter2_plane(const float *p00, const float *p01, const float *p10, const float *p11,
+                          int64_t hp, int64_t wp, float *out)
+
+
 cdef extern from "_wgrad_kernel.h" nogil:
     void wg_task_f32(const float *x, const float *go, const int64_t *g, int64_t n0, int64_t ns,
                      int64_t h0, int64_t rows, int64_t w0, int64_t cols, int64_t kv0,
@@ -234,7 +240,33 @@ def scatter_phases(const floating[::1] ybuf, const int64_t[:, ::1] pinfo, int64_
     cdef Py_ssize_t N = out.shape[0], C = out.shape[1], H = out.shape[2], W = out.shape[3]
     cdef Py_ssize_t P = pinfo.shape[0]
     cdef Py_ssize_t nc, p, m, j, hp, wp, src, r0, q0
+    cdef Py_ssize_t o00 = 0, o01 = 0, o10 = 0, o11 = 0
     cdef floating *dst
+    cdef bint two = False
+    if floating is float and sh == 2 and sw == 2 and P == 4 and H % 2 == 0 and W % 2 == 0:
+        # four equal phases (0, 0), (0, 1), (1, 0), (1, 1): rows interleaved in registers
+        two = ph_avx512() != 0
+        for p in range(4):
+            if pinfo[p, 1] != H // 2 or pinfo[p, 2] != W // 2:
+                two = False
+            if pinfo[p, 3] == 0 and pinfo[p, 4] == 0:
+                o00 = pinfo[p, 0]
+            elif pinfo[p, 3] == 0 and pinfo[p, 4] == 1:
+                o01 = pinfo[p, 0]
+            elif pinfo[p, 3] == 1 and pinfo[p, 4] == 0:
+                o10 = pinfo[p, 0]
+            else:
+                o11 = pinfo[p, 0]
+    if floating is float:
+        if two:
+            hp = H // 2
+            wp = W // 2
+            with nogil:
+                for nc in prange(N * C, num_threads=nthreads, schedule="static"):
+                    ph_scatter2_plane(&ybuf[0] + o00 + nc * hp * wp, &ybuf[0] + o01 + nc * hp * wp,
+                                      &ybuf[0] + o10 + nc * hp * wp, &ybuf[0] + o11 + nc * hp * wp,
+                                      hp, wp, &out[0, 0, 0, 0] + nc * H * W)
+            return
     with nogil:
         for nc in prange(N * C, num_threads=nthreads, schedule="static"):
             dst = &out[0, 0, 0, 0] + nc * H * W

@@ -69,6 +69,11 @@ def packed_prepack(w, geo, apack):
     raise NotImplementedError("the Numba packed kernel packs its weight panels on every call")
 
 
+def packed_prepack_phases(wt, taps, tstart, apack, nthreads):
+    """Never called: packed_prepack_size is 0 here (twin of the Cython function)."""
+    raise NotImplementedError("the Numba packed kernel packs its weight panels on every call")
+
+
 def packed_workspace_size(geo, nthreads):
     """Elements of workspace `conv_packed` needs: packed weights plus one panel per thread.
 
