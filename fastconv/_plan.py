@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import importlib
 import math
+import threading
 import weakref
 from collections import OrderedDict
 from dataclasses import dataclass, replace
@@ -145,6 +146,74 @@ def empty_aligned(shape, dtype):
 #: Bytes below which empty_aligned returns NumPy's own buffer: building the aligned view cost
 #: 2 us, a third of a (1,3,8,8) conv2d call's time.
 _ALIGN_FROM = 1 << 16
+
+
+# --------------------------------------------------------------------------------------------
+# Scratch arena: a call's temporaries, kept per thread between calls
+#
+# A call's workspace (im2col tiles, packed panels, a transposed convolution's phase results) is
+# freed when the call returns.  glibc hands buffers past its mmap threshold back to the OS, so the
+# next call page-faults every one of them in again: on a DCGAN 256->128 4x4 stride-2 layer at 8x8
+# (batch 16) the faults were 1.4 of a 5.6 ms call.  `scratch` keeps each named slot's buffer on
+# its thread and hands out 64-byte-aligned views of it.  Rules: a slot's view is valid until the
+# same slot is asked for again on that thread (so no site asks for a slot it already holds), and
+# nothing returned to a caller ever lives in it.  Buffers below _SCRATCH_FROM are NumPy's (malloc
+# reuses those itself); above _SCRATCH_SLOT, or past _SCRATCH_TOTAL per thread, they are fresh.
+
+#: bytes below which scratch returns a plain buffer
+_SCRATCH_FROM = 1 << 16
+#: largest buffer one slot keeps
+_SCRATCH_SLOT = 16 << 20
+#: most bytes one thread's slots keep together
+_SCRATCH_TOTAL = 64 << 20
+_ARENA = threading.local()
+
+
+class _Slots(dict):
+    """One thread's scratch buffers by slot: a dict that free_scratch reaches weakly, hashed and
+    compared by identity (two threads' empty dicts are two arenas)."""
+
+    __hash__ = object.__hash__
+    __eq__ = object.__eq__
+    __ne__ = object.__ne__
+
+
+_ARENAS = weakref.WeakSet()
+
+
+def scratch(slot, shape, dtype):
+    """An uninitialised, 64-byte-aligned array of `shape` and `dtype` in this thread's buffer for
+    `slot` (a call site's name), valid until the next scratch(slot) on this thread."""
+    dtype = np.dtype(dtype)
+    shape = (shape,) if isinstance(shape, (int, np.integer)) else tuple(shape)
+    nbytes = math.prod(shape) * dtype.itemsize
+    if nbytes < _SCRATCH_FROM or nbytes > _SCRATCH_SLOT:
+        return empty_aligned(shape, dtype)
+    slots = getattr(_ARENA, "slots", None)
+    if slots is None:
+        slots = _ARENA.slots = _Slots()
+        _ARENAS.add(slots)
+    buf = slots.get(slot)
+    if buf is None or buf.nbytes < nbytes + 64:
+        held = sum(b.nbytes for k, b in list(slots.items()) if k != slot)
+        if held + nbytes + 64 > _SCRATCH_TOTAL:
+            return empty_aligned(shape, dtype)
+        slots.pop(slot, None)  # free the old one before the larger one is allocated
+        buf = slots[slot] = np.empty(nbytes + 64, np.uint8)
+    off = -buf.__array_interface__["data"][0] % 64
+    return buf[off : off + nbytes].view(dtype).reshape(shape)
+
+
+def scratch_bytes():
+    """Bytes the scratch slots of every thread hold."""
+    return sum(b.nbytes for slots in list(_ARENAS) for b in list(slots.values()))
+
+
+def free_scratch():
+    """Release the scratch buffers of every thread (a view in use keeps its buffer until it
+    goes; calls after this allocate again as they need)."""
+    for slots in list(_ARENAS):
+        slots.clear()
 
 
 def kernels(backend, name="conv"):
@@ -385,7 +454,7 @@ def packed_phase_panels(phases, wt, backend, nthreads):
     sizes = [int(mod.packed_prepack_size(geo)) for geo in geos]
     if sizes != [8 * mbn * Kg * (start[p + 1] - start[p]) for p in range(len(live))]:
         return None  # not the layout this pass writes
-    apack = np.empty(sum(sizes), dtype=np.float32)
+    apack = scratch("phase_panels", sum(sizes), np.float32)
     nt = 1 if apack.size < (1 << 16) else int(nthreads)
     _threads.mark_pools_started()
     if mod.packed_prepack_phases(
@@ -403,7 +472,7 @@ _NO_WEIGHTS = np.zeros((1, 1, 1, 1), dtype=np.float32)
 def run_packed_panels(plan, x4, apack, bias, g, res4):
     """res4 = the packed convolution of x4 with weight panels `apack` (packed_phase_panels),
     bias (1, K) or None: the packed algorithm's call without packing weights."""
-    ws = np.empty(plan.workspace, dtype=g.dtype)
+    ws = scratch("packed_ws", plan.workspace, g.dtype)
     mod = kernels(plan.backend, "packed")
     b = bias[0] if bias is not None else np.zeros(1, dtype=g.dtype)
     _threads.mark_pools_started()
@@ -413,7 +482,7 @@ def run_packed_panels(plan, x4, apack, bias, g, res4):
 
 
 def _packed_run(plan, x4, w3, bias, has_bias, g, res4, epilogue=(0, None)):
-    ws = np.empty(plan.workspace, dtype=g.dtype)
+    ws = scratch("packed_ws", plan.workspace, g.dtype)
     w4 = w3[0].reshape(g.K, g.Cg, g.kh, g.kw)
     mod = kernels(plan.backend, "packed")
     geo = g.as_array()
@@ -588,7 +657,7 @@ def _fixed_transform(wk, w3, g, nt):
 def winograd_run(plan, x4, w3, bias, has_bias, g, res4):
     """Run g by Winograd; True when the output holds a non-finite value."""
     wk = kernels(plan.backend, "winograd")
-    ws = np.empty(plan.workspace, dtype=g.dtype)
+    ws = scratch("winograd_ws", plan.workspace, g.dtype)
     nt = plan.nthreads
     u = _fixed_transform(wk, w3, g, nt) if _FIXED else None
     kept = {} if u is None else {"upre": u}  # the Numba twin takes no upre (its prepack size is 0)
@@ -714,7 +783,7 @@ def _kernel_act(epilogue, g):
 def _depthwise_run(plan, x4, w3, bias, has_bias, g, res4, epilogue=(0, None)):
     mod = kernels(plan.backend)
     geo = g.as_array()
-    ws = np.empty((plan.nthreads, mod.depthwise_planes_workspace(geo)), dtype=g.dtype)
+    ws = scratch("depthwise_ws", (plan.nthreads, mod.depthwise_planes_workspace(geo)), g.dtype)
     act = _kernel_act(epilogue, g)
     mod.conv_depthwise_planes(x4, w3, bias, has_bias, geo, res4, ws, act, plan.nthreads)
     if not act:
@@ -754,7 +823,7 @@ def _depthwise16_workspace(g, be, nt, nw, limit):
 def _depthwise16_run(plan, x4, w3, bias, has_bias, g, res4, epilogue=(0, None)):
     mod = kernels(plan.backend)
     geo = g.as_array()
-    ws = np.empty((plan.nthreads, mod.depthwise16_workspace(geo)), dtype=g.dtype)
+    ws = scratch("depthwise16_ws", (plan.nthreads, mod.depthwise16_workspace(geo)), g.dtype)
     act = _kernel_act(epilogue, g)
     mod.conv_depthwise16(x4, w3, bias, has_bias, geo, res4, ws, act, plan.nthreads)
     if not act:
@@ -801,7 +870,7 @@ def pack_grouped_weights(w3, g):
 def _grouped_run(plan, x4, w3, bias, has_bias, g, res4):
     mod = kernels(plan.backend)
     geo = g.as_array()
-    ws = np.empty((plan.nthreads, mod.grouped_workspace(geo)), dtype=g.dtype)
+    ws = scratch("grouped_ws", (plan.nthreads, mod.grouped_workspace(geo)), g.dtype)
     mod.conv_grouped(x4, pack_grouped_weights(w3, g), bias, has_bias, geo, res4, ws, plan.nthreads)
 
 
@@ -894,7 +963,7 @@ def _gemm_features(g):
 
 def _gemm_run(plan, x4, w3, bias, has_bias, g, res4):
     nt = plan.nthreads
-    ws = np.empty((nt, plan.workspace // nt), dtype=g.dtype)
+    ws = scratch("gemm_ws", (nt, plan.workspace // nt), g.dtype)
     with _threads.blas_single():
         kernels(plan.backend).conv_gemm(
             x4, w3, bias, has_bias, g.as_array(), res4.reshape(g.N, g.K, g.P), ws, plan.tile, nt
