@@ -526,47 +526,109 @@ _register(
 # dh*dw undilated convolutions on phase sub-images (ConvGeometry.dilation_phases)
 
 
-def _winograd_frame(g):
-    """A dilated g as an alike-phase problem: (ge, eh, ew), ge the convolution of x placed at row
-    eh, column ew of a zero frame whose size, padding and output are multiples of the dilation.
+def _set_partitions(items):
+    """Every partition of the list `items` into non-empty blocks (Bell(len) of them)."""
+    if not items:
+        yield []
+        return
+    first, rest = items[0], items[1:]
+    for part in _set_partitions(rest):
+        yield [[first]] + part
+        for i in range(len(part)):
+            yield part[:i] + [[first] + part[i]] + part[i + 1 :]
 
-    Then every phase sub-image has one geometry and the dh*dw phases run as one batch
-    (ConvGeometry.stacked_phases).  Output row o reads frame rows o + i*dh - (pt - eh), that is x
-    rows o + i*dh - pt, as in g; the frame's extra bottom/right outputs are cropped off.
-    """
-    dh, dw = g.dh, g.dw
-    eh, ew = g.pt % dh, g.pl % dw
-    H2, W2 = _ceil(eh + g.H, dh), _ceil(ew + g.W, dw)
-    pt2, pl2 = g.pt - eh, g.pl - ew
-    xh, xw = dh * (g.kh - 1), dw * (g.kw - 1)
-    pb2 = max(0, _ceil(g.Ho + xh - H2 - pt2, dh))
-    pr2 = max(0, _ceil(g.Wo + xw - W2 - pl2, dw))
-    ge = replace(
-        g,
-        H=H2,
-        W=W2,
-        pt=pt2,
-        pb=pb2,
-        pl=pl2,
-        pr=pr2,
-        Ho=H2 + pt2 + pb2 - xh,
-        Wo=W2 + pl2 + pr2 - xw,
-    )
-    return ge, eh, ew
+
+@functools.lru_cache(maxsize=256)
+def _winograd_phase_classes(g):
+    """A dilated g as classes of phase sub-images: ((geometry, phases), ...), geometry the
+    undilated convolution of the class's phases stacked as one batch (phase-major), phases its
+    (r, a, c, b, hx, wx, ho, wo): output phase (r, c) from input phase (a, b) (as in
+    ConvGeometry.dilation_phases), of hx x wx inputs and ho x wo outputs.  One Winograd call a
+    class.
+
+    Phases of one top/left padding may share a class of their largest sizes: a smaller one is
+    zero-extended (gather_phases) and its extra outputs dropped (scatter_phases).  The classes
+    are the partition with the fewest tile slots the kernel computes (its blocks of 48 tiles, 32
+    past 256 channels) plus a little for each call.  33x33 at dilation 4 (phases of 9 and 8 rows
+    and columns): 9x9 + 9x8 + 8x9 as one class of seven 9x9, 8x8 as another, 336 slots, where
+    one 36x36 frame took 432 and the four exact classes 384."""
+    exact = {}
+    for r, a, c, b, sub in g.dilation_phases():
+        key = (sub.H, sub.W, sub.pt, sub.pb, sub.pl, sub.pr, sub.Ho, sub.Wo)
+        exact.setdefault(key, (sub, []))[1].append((r, a, c, b, sub.H, sub.W, sub.Ho, sub.Wo))
+    exact = list(exact.values())
+    tn = 48 if g.Cg <= 256 else 32
+
+    def merged(part):
+        subs = [exact[i][0] for i in part]
+        phases = [ph for i in part for ph in exact[i][1]]
+        H, W = max(t.H for t in subs), max(t.W for t in subs)
+        Ho, Wo = max(t.Ho for t in subs), max(t.Wo for t in subs)
+        s0 = subs[0]
+        geo = replace(
+            s0,
+            N=g.N * len(phases),
+            H=H,
+            W=W,
+            pb=max(0, Ho + g.kh - 1 - s0.pt - H),
+            pr=max(0, Wo + g.kw - 1 - s0.pl - W),
+            Ho=Ho,
+            Wo=Wo,
+        )
+        return geo, tuple(phases)
+
+    def cost(classes):
+        return sum(
+            _ceil(st.N * ((st.Ho + 1) // 2) * ((st.Wo + 1) // 2), tn) + 4 for st, _ in classes
+        )
+
+    idx = list(range(len(exact)))
+    if len(exact) <= 5:
+        candidates = _set_partitions(idx)
+    else:  # too many to try: exact, or one class a top/left padding
+        pads = {}
+        for i in idx:
+            pads.setdefault((exact[i][0].pt, exact[i][0].pl), []).append(i)
+        candidates = [[[i] for i in idx], list(pads.values())]
+    best = None
+    for part in candidates:
+        if any(len({(exact[i][0].pt, exact[i][0].pl) for i in blk}) > 1 for blk in part):
+            continue
+        classes = tuple(merged(blk) for blk in part)
+        c = cost(classes)
+        if best is None or c < best[0]:
+            best = (c, classes)
+    return best[1]
 
 
 def _winograd_layout(g):
-    """(frame geometry or None, stacked phase geometry or None): what the Winograd run of g holds.
-
-    Undilated: neither.  Dilated: the phases as one batch, after embedding x in a zero frame when
-    g's own phases are not alike (33x33 with dilation 4: a 36x36 frame, 16 phases of 9x9)."""
+    """(stacked, classes): what the Winograd run of g holds.  Undilated: (None, None).  Dilated
+    with alike phases (H, W, Ho, Wo and the top/left padding multiples of the dilation): the
+    phases as one batch, split and merged by phase_split/phase_merge, (stacked geometry, None).
+    Else (None, _winograd_phase_classes(g)), gathered and scattered by gather/scatter_phases."""
     if g.dh == g.dw == 1:
         return None, None
     st = g.stacked_phases()
     if st is not None:
-        return None, st
-    ge, _, _ = _winograd_frame(g)
-    return ge, ge.stacked_phases()
+        return st, None
+    return None, _winograd_phase_classes(g)
+
+
+def _lanes16(n):
+    return _ceil(n, 16)
+
+
+def _winograd_class_layout(g, classes, nw, nt, mod):
+    """Element offsets in the workspace of a phase-class run: (x phases, y phases, U, kernel),
+    each part starting on 16 elements, and the total."""
+    nx = sum(_lanes16(st.N * st.C * st.H * st.W) for st, _ in classes)
+    ny = sum(_lanes16(st.N * st.K * st.Ho * st.Wo) for st, _ in classes)
+    nu = _lanes16(int(mod.winograd_prepack_size(g.as_array()))) if nw == 1 else 0
+    nk = max(
+        int(mod.winograd_workspace_size(st.as_array(), nw * len(ph) if nw > 1 else 1, nt))
+        for st, ph in classes
+    )
+    return (0, nx, nx + ny, nx + ny + nu), nx + ny + nu + nk
 
 
 def _winograd_applies(g, be, per_sample):
@@ -578,7 +640,7 @@ def _winograd_applies(g, be, per_sample):
     if not (16 <= g.Cg <= 1024 and g.Kg >= 8):
         return False
     # dilated: every phase sub-image at least 8x8 outputs (4x4 tiles).  On smaller phases the
-    # split, the frame and the per-block work outweigh the saved multiplications: measured
+    # split and merge and the per-block work outweigh the saved multiplications: measured
     # 1.4-8.9x slower than the best other entry on 2-7 outputs per phase side, 0.6-1.2x from 8 up
     # (benchmarks/results/calibration-cython-v3-amd/v4-intel-float32.csv: 7x7 and 13x13 at dilation 2-4
     # against 33x33, 56x56, 224x224)
@@ -589,29 +651,31 @@ def _winograd_applies(g, be, per_sample):
 
 
 def _winograd_workspace(g, be, nt, nw, limit):
-    """Elements: the kernel's own workspace, plus the frame and the stacked phases' copies."""
+    """Elements: the kernel's own workspace, plus the phases' copies of input and output (and
+    the shared weight transform of a phase-class run)."""
     mod = _load(be, "winograd")
-    frame, st = _winograd_layout(g)
-    if st is None:
+    st, classes = _winograd_layout(g)
+    if classes is not None:
+        ws = _winograd_class_layout(g, classes, nw, nt, mod)[1]
+    elif st is None:
         ws = int(mod.winograd_workspace_size(g.as_array(), nw, nt))
     else:
         nws = nw * g.dh * g.dw if nw > 1 else 1
         ws = int(mod.winograd_workspace_size(st.as_array(), nws, nt))
         ws += st.N * (st.C * st.H * st.W + st.K * st.Ho * st.Wo)
-        if frame is not None:
-            ws += frame.N * (frame.C * frame.H * frame.W + frame.K * frame.Ho * frame.Wo)
     return (ws, 0) if ws * g.dtype.itemsize <= limit else None
 
 
 def _winograd_features(g):
-    frame, st = _winograd_layout(g)
-    p = st if st is not None else g
-    tiles = _ceil(p.N * ((p.Ho + 1) // 2) * ((p.Wo + 1) // 2), 16)  # tiles in vectors of 16
+    st, classes = _winograd_layout(g)
+    parts = [st if st is not None else g] if classes is None else [c for c, _ in classes]
+    # tiles in vectors of 16, per kernel call
+    tiles = sum(_ceil(p.N * ((p.Ho + 1) // 2) * ((p.Wo + 1) // 2), 16) for p in parts)
     gemm = 16 * tiles * g.groups * _ceil(g.Kg, 8) * g.Cg  # multiply-adds of the 16 GEMMs
     moved = 16 * tiles * (g.C + g.K) + _io_elems(g)
-    if st is not None:  # phase split and merge (and the frame) copy input and output again
-        moved += 2 * _io_elems(frame if frame is not None else g)
-    return (1.0, gemm, moved, 16 * g.K * g.Cg)
+    if g.dh > 1 or g.dw > 1:  # the phase split and merge copy input and output again
+        moved += 2 * _io_elems(g)
+    return (float(len(parts)), gemm, moved, 16 * g.K * g.Cg)
 
 
 #: Largest Winograd transform (U, 16 x K x C/groups elements) kept for fixed weights: one that
@@ -661,36 +725,61 @@ def winograd_run(plan, x4, w3, bias, has_bias, g, res4):
     nt = plan.nthreads
     u = _fixed_transform(wk, w3, g, nt) if _FIXED else None
     kept = {} if u is None else {"upre": u}  # the Numba twin takes no upre (its prepack size is 0)
-    frame, st = _winograd_layout(g)
+    st, classes = _winograd_layout(g)
+    if classes is not None:
+        return _winograd_classes_run(plan, wk, x4, w3, bias, has_bias, g, res4, ws, u, classes)
     if st is None:
         # the kernel reports a non-finite output, gathered while the outputs are in registers
         return bool(wk.conv_winograd(x4, w3, bias, has_bias, g.as_array(), res4, ws, nt, **kept))
     mod = kernels(plan.backend)
-    if frame is not None:  # x into a zero frame whose phases are alike; crop the output after
-        _, eh, ew = _winograd_frame(g)
-        n_x, n_y = frame.N * frame.C * frame.H * frame.W, frame.N * frame.K * frame.Ho * frame.Wo
-        xf = ws[:n_x].reshape(frame.N, frame.C, frame.H, frame.W)
-        xf[...] = 0
-        xf[:, :, eh : eh + g.H, ew : ew + g.W] = x4
-        yf = ws[n_x : n_x + n_y].reshape(frame.N, frame.K, frame.Ho, frame.Wo)
-        ws = ws[n_x + n_y :]
-        x_in, y_out, gp = xf, yf, frame
-    else:
-        x_in, y_out, gp = x4, res4, g
     # alike phases: split into one batch, one Winograd call, merge (the conv kernels copy)
     n_in, n_out = st.N * st.C * st.H * st.W, st.N * st.K * st.Ho * st.Wo
     xs = ws[:n_in].reshape(st.N, st.C, st.H, st.W)
-    mod.phase_split(x_in, xs, gp.dh, gp.dw, nt)
+    mod.phase_split(x4, xs, g.dh, g.dw, nt)
     ys = ws[n_in : n_in + n_out].reshape(st.N, st.K, st.Ho, st.Wo)
     reps = g.dh * g.dw
     w3s = w3 if w3.shape[0] == 1 else np.tile(w3, (reps, 1, 1))
     bs = bias if bias.shape[0] == 1 else np.tile(bias, (reps, 1))
     kept = kept if w3s is w3 else {}
     bad = wk.conv_winograd(xs, w3s, bs, has_bias, st.as_array(), ys, ws[n_in + n_out :], nt, **kept)
-    mod.phase_merge(ys, y_out, gp.dh, gp.dw, nt)
-    if frame is not None:
-        res4[...] = y_out[:, :, : g.Ho, : g.Wo]
+    mod.phase_merge(ys, res4, g.dh, g.dw, nt)
     return bool(bad)
+
+
+def _winograd_classes_run(plan, wk, x4, w3, bias, has_bias, g, res4, ws, u, classes):
+    """A dilated g whose phases are not alike, class by class (_winograd_phase_classes): one
+    gather of every phase's sub-image, one Winograd call a class (the weights transformed once
+    for all of them), one scatter of the phases' outputs into place."""
+    nt = plan.nthreads
+    nw = w3.shape[0]
+    (ox, oy, ou, ok), _ = _winograd_class_layout(g, classes, nw, nt, wk)
+    if u is None and nw == 1 and ok > ou:  # transform the shared weights once, into ws
+        u = ws[ou:ok]
+        wk.winograd_prepack(w3, g.as_array(), u, nt)
+    kept = {} if u is None or nw > 1 else {"upre": u}
+    pin, pout, calls = [], [], []
+    x_off, y_off = ox, oy
+    for st, phases in classes:
+        cnt = len(phases)
+        sub_x, sub_y = st.N // cnt * st.C * st.H * st.W, st.N // cnt * st.K * st.Ho * st.Wo
+        calls.append((st, cnt, x_off, y_off))
+        for i, (r, a, c, b, hx, wx, ho, wo) in enumerate(phases):  # sample i*N + n of the class
+            pin.append((x_off + i * sub_x, st.H, st.W, a, b, hx, wx))
+            pout.append((y_off - oy + i * sub_y, st.Ho, st.Wo, r, c, ho, wo))
+        x_off += _lanes16(cnt * sub_x)
+        y_off += _lanes16(cnt * sub_y)
+    grad_kern = kernels(plan.backend if cython_available("grad") else "numba", "grad")
+    flat = ws[:ok]
+    grad_kern.gather_phases(x4, np.asarray(pin, np.int64), g.dh, g.dw, flat, nt)
+    bad = False
+    for st, cnt, xo, yo in calls:
+        xs = ws[xo : xo + st.N * st.C * st.H * st.W].reshape(st.N, st.C, st.H, st.W)
+        ys = ws[yo : yo + st.N * st.K * st.Ho * st.Wo].reshape(st.N, st.K, st.Ho, st.Wo)
+        w3s = w3 if nw == 1 else np.tile(w3, (cnt, 1, 1))
+        bs = bias if bias.shape[0] == 1 else np.tile(bias, (cnt, 1))
+        bad |= bool(wk.conv_winograd(xs, w3s, bs, has_bias, st.as_array(), ys, ws[ok:], nt, **kept))
+    grad_kern.scatter_phases(ws[oy:ou], np.asarray(pout, np.int64), g.dh, g.dw, res4, nt)
+    return bad
 
 
 _register(

@@ -29,7 +29,9 @@ def cache_dir():
         return os.path.join(base, "fastconv", "Cache")
     if sys.platform == "darwin":
         return os.path.expanduser("~/Library/Caches/fastconv")
-    return os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "fastconv")
+    return os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "fastconv"
+    )
 
 
 def path():
@@ -43,7 +45,9 @@ def _machine():
     cpu = ""
     try:
         with open("/proc/cpuinfo") as f:
-            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), "")
+            cpu = next(
+                (line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), ""
+            )
     except OSError:
         pass
     import platform
@@ -74,8 +78,24 @@ def _entries():
 
 def key(geom, backend, nthreads, per_sample):
     g = geom
-    fields = (g.N, g.C, g.H, g.W, g.K, g.kh, g.kw, g.sh, g.sw, g.pt, g.pb, g.pl, g.pr, g.dh, g.dw,
-              g.groups)
+    fields = (
+        g.N,
+        g.C,
+        g.H,
+        g.W,
+        g.K,
+        g.kh,
+        g.kw,
+        g.sh,
+        g.sw,
+        g.pt,
+        g.pb,
+        g.pl,
+        g.pr,
+        g.dh,
+        g.dw,
+        g.groups,
+    )
     return f"{','.join(map(str, fields))}|{g.dtype.char}|{backend}|{nthreads}|{int(per_sample)}"
 
 

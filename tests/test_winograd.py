@@ -218,15 +218,17 @@ def test_winograd_reports_nonfinite_outputs(
     padding=st.sampled_from([0, 1, 2, 3, (0, 4), (4, 1), "same"]),
     per_sample=st.booleans(),
     backend=st.sampled_from(WG_BACKENDS or ["cython"]),
+    dt=st.sampled_from([np.float32, np.float64]),
 )
-def test_dilated_winograd_by_phases(H, W, d, padding, per_sample, backend):
-    """Dilated stride-1 layers run as undilated phases; odd sizes give phases of unequal size."""
+def test_dilated_winograd_by_phases(H, W, d, padding, per_sample, backend, dt):
+    """Dilated stride-1 layers run as undilated phases; odd sizes give phases of unequal size
+    (classes of phases, the smaller ones zero-extended into a class's larger geometry)."""
     rng = np.random.default_rng(H * 31 + W)
     N, C, K = 2, 6, 5
-    x = rng.standard_normal((N, C, H, W), dtype=np.float32)
+    x = rng.standard_normal((N, C, H, W)).astype(dt)
     Nw = N if per_sample else 1
-    w = rng.standard_normal((Nw, K, C, 3, 3), dtype=np.float32)
-    b = rng.standard_normal((Nw, K), dtype=np.float32)
+    w = rng.standard_normal((Nw, K, C, 3, 3)).astype(dt)
+    b = rng.standard_normal((Nw, K)).astype(dt)
     try:
         x4, _, _, g = conv_geometry(x, w[0], b[0], 1, padding, d, 1)
     except ValueError:
@@ -239,9 +241,44 @@ def test_dilated_winograd_by_phases(H, W, d, padding, per_sample, backend):
             for n in range(N)
         ]
     )
-    assert_close(got, exp, np.float32)
+    assert_close(got, exp, dt)
     for *_, p in g.dilation_phases():  # the phases tile the output exactly
         assert p.dh == p.dw == 1 and p.pt >= 0 and p.pl >= 0
+    if g.dh * g.dw > 1 and g.stacked_phases() is None:
+        _check_phase_classes(g)
+
+
+def _check_phase_classes(g):
+    """Every output phase in exactly one class, within the class's sizes and padding."""
+    from fastconv._plan import _winograd_phase_classes
+
+    exact = {(r, c): (a, b, sub) for r, a, c, b, sub in g.dilation_phases()}
+    seen = []
+    for cls, phases in _winograd_phase_classes(g):
+        assert cls.N == g.N * len(phases) and cls.dh == cls.dw == 1
+        for r, a, c, b, hx, wx, ho, wo in phases:
+            ea, eb, sub = exact[(r, c)]
+            assert (a, b, hx, wx, ho, wo) == (ea, eb, sub.H, sub.W, sub.Ho, sub.Wo)
+            assert (cls.pt, cls.pl) == (sub.pt, sub.pl)
+            assert cls.H >= hx and cls.W >= wx and cls.Ho >= ho and cls.Wo >= wo
+            seen.append((r, c))
+    assert sorted(seen) == sorted(exact)
+
+
+@pytest.mark.parametrize("backend", WG_BACKENDS)
+def test_deeplab_phase_classes(backend):
+    """1x.x33x33 at dilation 4 (phases of 9 and 8): two classes, results as the reference."""
+    rng = np.random.default_rng(12)
+    x = rng.standard_normal((1, 32, 33, 33), dtype=np.float32)
+    w = rng.standard_normal((32, 32, 3, 3), dtype=np.float32)
+    x4, _, _, g = conv_geometry(x, w, None, 1, 4, 4, 1)
+    from fastconv._plan import _winograd_phase_classes
+
+    classes = _winograd_phase_classes(g)
+    assert sorted((c.H, c.W, len(ph)) for c, ph in classes) == [(8, 8, 9), (9, 9, 7)]
+    _check_phase_classes(g)
+    got = run_conv(winograd_plan(g, backend, 2, 1), x4, w.reshape(1, 32, -1), None, g)
+    assert_close(got, ref.conv2d(x, w, padding=4, dilation=4), np.float32)
 
 
 @pytest.mark.parametrize("backend", WG_BACKENDS)
@@ -280,6 +317,35 @@ def test_phase_split_and_merge(backend, dt):
     back = np.empty_like(x)
     mod.phase_merge(xs, back, 2, 3, 2)
     np.testing.assert_array_equal(back, x)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("dt", [np.float32, np.float64])
+def test_gather_and_scatter_phases_with_extents(backend, dt):
+    """gather_phases zero-extends each phase to its stored size; scatter_phases writes back
+    only the stored results' real extent: against NumPy slicing."""
+    mod = kernels(backend, "grad")
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((2, 3, 9, 11)).astype(dt)
+    # (r, q, real rows, real columns, stored rows, stored columns), dilation (3, 4)
+    spec = [(0, 0, 3, 3, 3, 3), (1, 2, 3, 2, 4, 3), (2, 3, 2, 2, 3, 3)]
+    pin, off = [], 0
+    for r, q, hx, wx, hs, ws in spec:
+        pin.append((off, hs, ws, r, q, hx, wx))
+        off += 2 * 3 * hs * ws
+    buf = np.full(off, np.nan, dt)
+    mod.gather_phases(x, np.asarray(pin, np.int64), 3, 4, buf, 2)
+    for o, hs, ws, r, q, hx, wx in pin:
+        got = buf[o : o + 2 * 3 * hs * ws].reshape(2, 3, hs, ws)
+        np.testing.assert_array_equal(got[:, :, :hx, :wx], x[:, :, r::3, q::4][:, :, :hx, :wx])
+        assert (got[:, :, hx:] == 0).all() and (got[:, :, :, wx:] == 0).all()
+    out = np.full_like(x, 7.0)
+    mod.scatter_phases(buf, np.asarray(pin, np.int64), 3, 4, out, 2)
+    expect = np.full_like(x, 7.0)
+    for o, hs, ws, r, q, hx, wx in pin:
+        part = buf[o : o + 2 * 3 * hs * ws].reshape(2, 3, hs, ws)[:, :, :hx, :wx]
+        expect[:, :, r : r + 3 * hx : 3, q : q + 4 * wx : 4] = part
+    np.testing.assert_array_equal(out, expect)
 
 
 @pytest.mark.parametrize("backend", WG_BACKENDS)

@@ -231,23 +231,59 @@ def phase_taps(const floating[:, :, :, :] wt, const int64_t[::1] taps,
                                     ]
 
 
+def gather_phases(const floating[:, :, :, ::1] x, const int64_t[:, ::1] pinfo, int64_t sh,
+                  int64_t sw, floating[::1] xbuf, int nthreads):
+    """Phase p's sub-image (N, C, rows, columns) C-contiguous at xbuf[offset:], its element
+    (n, c, m, j) = x[n, c, r + m*sh, q + j*sw] for m < hx, j < wx and 0 past them, for each row
+    p of pinfo = (offset, rows, columns, r, q, hx, wx): scatter_phases' inverse, one pass a
+    plane (the plane in L1 across the phases)."""
+    cdef Py_ssize_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
+    cdef Py_ssize_t P = pinfo.shape[0]
+    cdef Py_ssize_t nc, p, m, j, hp, wp, hx, wx, dst, r0, q0
+    cdef const floating *src
+    if pinfo.shape[1] < 7:
+        raise ValueError("gather_phases: pinfo rows are (offset, rows, columns, r, q, hx, wx)")
+    with nogil:
+        for nc in prange(N * C, num_threads=nthreads, schedule="static"):
+            src = &x[0, 0, 0, 0] + nc * H * W
+            for p in range(P):
+                hp = pinfo[p, 1]
+                wp = pinfo[p, 2]
+                r0 = pinfo[p, 3]
+                q0 = pinfo[p, 4]
+                hx = pinfo[p, 5]
+                wx = pinfo[p, 6]
+                dst = pinfo[p, 0] + nc * hp * wp
+                for m in range(hp):
+                    for j in range(wp):
+                        if m < hx and j < wx:
+                            xbuf[dst + m * wp + j] = src[(r0 + m * sh) * W + q0 + j * sw]
+                        else:
+                            xbuf[dst + m * wp + j] = 0
+
+
 def scatter_phases(const floating[::1] ybuf, const int64_t[:, ::1] pinfo, int64_t sh,
                    int64_t sw, floating[:, :, :, ::1] out, int nthreads):
     """out[n, c, r + m*sh, q + j*sw] = phase p's result at (n, c, m, j), for each row p of pinfo
-    = (offset in ybuf, rows, columns, r, q), the phase results (N, C, rows, columns)
-    C-contiguous in ybuf: one pass a plane, the plane in L1 across the phases (NumPy's strided
-    copies, one a phase, ran on one thread: 0.4 ms of a 4.4 ms DCGAN layer on two)."""
+    = (offset in ybuf, rows, columns, r, q[, hx, wx]), the phase results (N, C, rows, columns)
+    C-contiguous in ybuf, of which the first hx rows and wx columns are stored (all without
+    them): one pass a plane, the plane in L1 across the phases (NumPy's strided copies, one a
+    phase, ran on one thread: 0.4 ms of a 4.4 ms DCGAN layer on two)."""
     cdef Py_ssize_t N = out.shape[0], C = out.shape[1], H = out.shape[2], W = out.shape[3]
     cdef Py_ssize_t P = pinfo.shape[0]
     cdef Py_ssize_t nc, p, m, j, hp, wp, src, r0, q0
     cdef Py_ssize_t o00 = 0, o01 = 0, o10 = 0, o11 = 0
     cdef floating *dst
     cdef bint two = False
+    cdef bint extent = pinfo.shape[1] >= 7
+    cdef Py_ssize_t hx, wx
     if floating is float and sh == 2 and sw == 2 and P == 4 and H % 2 == 0 and W % 2 == 0:
         # four equal phases (0, 0), (0, 1), (1, 0), (1, 1): rows interleaved in registers
         two = ph_avx512() != 0
         for p in range(4):
             if pinfo[p, 1] != H // 2 or pinfo[p, 2] != W // 2:
+                two = False
+            if extent and (pinfo[p, 5] != pinfo[p, 1] or pinfo[p, 6] != pinfo[p, 2]):
                 two = False
             if pinfo[p, 3] == 0 and pinfo[p, 4] == 0:
                 o00 = pinfo[p, 0]
@@ -275,7 +311,9 @@ def scatter_phases(const floating[::1] ybuf, const int64_t[:, ::1] pinfo, int64_
                 wp = pinfo[p, 2]
                 r0 = pinfo[p, 3]
                 q0 = pinfo[p, 4]
+                hx = pinfo[p, 5] if extent else hp
+                wx = pinfo[p, 6] if extent else wp
                 src = pinfo[p, 0] + nc * hp * wp
-                for m in range(hp):
-                    for j in range(wp):
+                for m in range(hx):
+                    for j in range(wx):
                         dst[(r0 + m * sh) * W + q0 + j * sw] = ybuf[src + m * wp + j]

@@ -19,9 +19,9 @@ DTYPES = ("float32", "float64")
 #: `info` counts them.
 CYTHON_ONLY = ("conv_grouped", "conv_wgrad_direct")
 
-#: Kernels a public call runs for some dtypes only: the stride-phase scatter of a transposed
-#: convolution serves the float32 phases (_plan._strided_phases_win; float64 runs GEMM + col2im).
-ONLY_DTYPES = {"scatter_phases": ("float32",)}
+#: Kernels a public call runs for some dtypes only (none today: the phase scatter serves the
+#: float32 transposed convolution and dilated Winograd in both dtypes).
+ONLY_DTYPES = {}
 
 
 def kernel_dtypes(name):
@@ -62,6 +62,8 @@ def _calls(dtype):
         ((1, 32, 12, 12), (32, 32, 3, 3), dict(padding=1)),
         # dilated Winograd needs 8x8 outputs per phase (the phase split and merge kernels)
         ((1, 32, 16, 16), (32, 32, 3, 3), dict(padding=2, dilation=2)),
+        # phases not alike (17 = 9 + 8 rows): phase classes (gather_phases, scatter_phases)
+        ((1, 32, 17, 17), (32, 32, 3, 3), dict(padding=2, dilation=2)),
         ((1, 8, 10, 10), (8, 1, 3, 3), dict(padding=1, groups=8)),
         ((1, 16, 10, 10), (16, 4, 3, 3), dict(padding=1, groups=4)),
         ((1, 16, 8, 8), (16, 16, 1, 1), {}),

@@ -156,17 +156,44 @@ def phase_taps(wt, taps, tstart, out, nthreads):
 
 
 @parallel_kernel
-def scatter_phases(ybuf, pinfo, sh, sw, out, nthreads):
-    """out[n, c, r + m*sh, q + j*sw] = phase p's result at (n, c, m, j) (twin of
-    fastconv/_ext/grad.pyx): pinfo rows (offset in ybuf, rows, columns, r, q)."""
-    N, C, H, W = out.shape
+def gather_phases(x, pinfo, sh, sw, xbuf, nthreads):
+    """Phase p's sub-image (N, C, rows, columns) at xbuf[offset:], its element (n, c, m, j) =
+    x[n, c, r + m*sh, q + j*sw] for m < hx, j < wx, 0 past them (twin of fastconv/_ext/grad.pyx):
+    pinfo rows (offset, rows, columns, r, q, hx, wx)."""
+    N, C, H, W = x.shape
     for nc in prange(N * C):
         n = nc // C
         c = nc - n * C
         for p in range(pinfo.shape[0]):
             hp = pinfo[p, 1]
             wp = pinfo[p, 2]
-            src = pinfo[p, 0] + nc * hp * wp
+            hx = pinfo[p, 5]
+            wx = pinfo[p, 6]
+            dst = pinfo[p, 0] + nc * hp * wp
             for m in range(hp):
                 for j in range(wp):
+                    if m < hx and j < wx:
+                        xbuf[dst + m * wp + j] = x[n, c, pinfo[p, 3] + m * sh, pinfo[p, 4] + j * sw]
+                    else:
+                        xbuf[dst + m * wp + j] = 0
+
+
+@parallel_kernel
+def scatter_phases(ybuf, pinfo, sh, sw, out, nthreads):
+    """out[n, c, r + m*sh, q + j*sw] = phase p's result at (n, c, m, j) (twin of
+    fastconv/_ext/grad.pyx): pinfo rows (offset in ybuf, rows, columns, r, q[, hx, wx]), of
+    which the first hx rows and wx columns are stored."""
+    N, C, H, W = out.shape
+    extent = pinfo.shape[1] >= 7
+    for nc in prange(N * C):
+        n = nc // C
+        c = nc - n * C
+        for p in range(pinfo.shape[0]):
+            hp = pinfo[p, 1]
+            wp = pinfo[p, 2]
+            hx = pinfo[p, 5] if extent else hp
+            wx = pinfo[p, 6] if extent else wp
+            src = pinfo[p, 0] + nc * hp * wp
+            for m in range(hx):
+                for j in range(wx):
                     out[n, c, pinfo[p, 3] + m * sh, pinfo[p, 4] + j * sw] = ybuf[src + m * wp + j]
