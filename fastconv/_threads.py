@@ -15,6 +15,7 @@ import numbers
 import os
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 __all__ = ["get_num_threads", "set_num_threads", "threads"]
 
@@ -335,3 +336,18 @@ _SINGLE = _BlasCap(1)
 def blas_single():
     """BLAS on one thread: around every BLAS call fastconv makes (one thread pool)."""
     return _SINGLE
+
+
+_POOL = {"pid": None, "pool": None, "size": 0}
+_WORKER_PREFIX = "fastconv-worker"
+
+
+def worker_pool(n):
+    """A persistent pool of at least n Python worker threads (recreated after fork or to grow),
+    for work split statically across threads that each run kernels on one thread: starting
+    threads per call costs a measurable share of a millisecond-long call."""
+    p = _POOL
+    if p["pid"] != os.getpid() or p["size"] < n:
+        p["pool"] = ThreadPoolExecutor(max(n, 1), thread_name_prefix=_WORKER_PREFIX)
+        p["pid"], p["size"] = os.getpid(), max(n, 1)
+    return p["pool"]

@@ -7,8 +7,6 @@ Validation in _geometry (backward_geometry, transpose_geometry), every choice in
 from __future__ import annotations
 
 import dataclasses
-import os
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -303,17 +301,9 @@ def _grad_weight(plan, x4, go4, g):
     return dw.reshape(K, Cg, g.kh, g.kw)
 
 
-_POOL = {"pid": None, "pool": None, "size": 0}
-
-
 def _pool(n):
-    """A persistent pool of at least n worker threads (recreated after fork or to grow): starting
-    threads per call costs a measurable share of a millisecond-long backward call."""
-    p = _POOL
-    if p["pid"] != os.getpid() or p["size"] < n:
-        p["pool"] = ThreadPoolExecutor(max(n, 1), thread_name_prefix="fastconv-grad")
-        p["pid"], p["size"] = os.getpid(), max(n, 1)
-    return p["pool"]
+    """The persistent worker pool (_threads.worker_pool) of at least n threads."""
+    return _threads.worker_pool(n)
 
 
 def _weight_tiles(plan, g):

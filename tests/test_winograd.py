@@ -319,6 +319,49 @@ def test_phase_split_and_merge(backend, dt):
     np.testing.assert_array_equal(back, x)
 
 
+@pytest.mark.parametrize("backend", WG_BACKENDS)
+@pytest.mark.parametrize("nthreads", [1, 2, 3])
+def test_classes_side_by_side_match_one_call_each(backend, nthreads):
+    """conv_winograd_classes (each geometry on its own thread) against conv_winograd of each
+    geometry alone, and against the reference; a NaN reported from the class holding it."""
+    mod = kernels(backend, "winograd")
+    rng = np.random.default_rng(21)
+    C, K = 32, 24
+    w = rng.standard_normal((K, C, 3, 3), dtype=np.float32)
+    b = rng.standard_normal(K, dtype=np.float32)
+    shapes = [(3, 9, 9, 1), (2, 8, 11, 0), (1, 13, 7, 2)]  # (N, H, W, padding)
+    geos, xs, offs, xo, yo = [], [], [], 0, 0
+    for i, (N, H, W, p) in enumerate(shapes):
+        x = rng.standard_normal((N, C, H, W), dtype=np.float32)
+        g = conv_geometry(x, w, b, 1, p, 1, 1)[-1]
+        geos.append(g)
+        xs.append(x)
+        offs.append((xo, yo, i % nthreads))
+        xo += x.size + 5  # offsets need not be aligned
+        yo += N * K * g.Ho * g.Wo + 3
+    xbuf = np.zeros(xo, np.float32)
+    for (o, _, _), x in zip(offs, xs, strict=True):
+        xbuf[o : o + x.size] = x.ravel()
+    ga = np.stack([g.as_array() for g in geos])
+    w3, b2 = w.reshape(1, K, -1), b.reshape(1, K)
+    u = np.zeros(max(1, mod.winograd_prepack_size(ga[0])), np.float32)
+    if mod.winograd_prepack_size(ga[0]):
+        mod.winograd_prepack(w3, ga[0], u, 1)
+    ws = np.zeros(mod.winograd_classes_workspace_size(ga, nthreads), np.float32)
+    ybuf = np.full(yo, np.nan, np.float32)
+    offs = np.asarray(offs, np.int64)
+    assert not mod.conv_winograd_classes(xbuf, w3, b2, True, ga, offs, ybuf, ws, nthreads, u)
+    for (_, o, _), g, x in zip(offs, geos, xs, strict=True):
+        got = ybuf[o : o + g.N * K * g.Ho * g.Wo].reshape(g.N, K, g.Ho, g.Wo)
+        one = np.empty_like(got)
+        ws1 = np.zeros(mod.winograd_workspace_size(g.as_array(), 1, 1), np.float32)
+        mod.conv_winograd(x, w3, b2, True, g.as_array(), one, ws1, 1)
+        np.testing.assert_allclose(got, one, rtol=1e-5, atol=1e-4)
+        assert_close(got, ref.conv2d(x, w, b, padding=(g.pt, g.pl)), np.float32)
+    xbuf[offs[2, 0]] = np.nan
+    assert mod.conv_winograd_classes(xbuf, w3, b2, True, ga, offs, ybuf, ws, nthreads, u)
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("dt", [np.float32, np.float64])
 def test_gather_and_scatter_phases_with_extents(backend, dt):

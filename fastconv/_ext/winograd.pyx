@@ -20,6 +20,7 @@ cdef extern from "_winograd_kernel.h" nogil:
     int64_t wg_workspace_size(const int64_t *g, int64_t nw, int64_t nthreads)
     int64_t wg_u_size(const int64_t *g, int64_t nw)
     int64_t wg_thread_offset(const int64_t *g, int64_t nw, int64_t tid)
+    int64_t wg_thread_size(const int64_t *g)
     int64_t wg_num_ublocks(const int64_t *g, int64_t nw)
     int64_t wg_ksplit(const int64_t *g, int64_t nw, int64_t nthreads)
     int64_t wg_num_tasks(const int64_t *g, int64_t nw, int64_t ksplit)
@@ -134,3 +135,70 @@ def conv_winograd(const floating[:, :, :, ::1] x, const floating[:, :, ::1] w,
                                          &out[0, 0, 0, 0], base + wg_thread_offset(g, nw, tid),
                                          t, ksplit)
     return nonfinite > 0
+
+
+def winograd_classes_workspace_size(const int64_t[:, ::1] geos, int nthreads):
+    """Elements of workspace `conv_winograd_classes` needs for the geometries `geos` (one row
+    each) on `nthreads` threads: one thread's scratch, the largest geometry's, per thread."""
+    cdef Py_ssize_t i
+    cdef int64_t most = 0
+    for i in range(geos.shape[0]):
+        most = max(most, wg_thread_size(&geos[i, 0]))
+    return int(max(nthreads, 1) * (most + 16))
+
+
+def conv_winograd_classes(const floating[::1] xbuf, const floating[:, :, ::1] w,
+                          const floating[:, ::1] bias, bint has_bias,
+                          const int64_t[:, ::1] geos, const int64_t[:, ::1] offs,
+                          floating[::1] ybuf, floating[::1] ws, int nthreads,
+                          const floating[::1] upre):
+    """Several Winograd convolutions with the same shared weights side by side, each on one
+    thread: convolution i (geometry geos[i]) reads its C-contiguous input at xbuf[offs[i, 0]:],
+    writes its output at ybuf[offs[i, 1]:] and runs on thread offs[i, 2] of `nthreads`, all of
+    its tasks in turn (a dilated layer's phase classes, fastconv._plan._winograd_class_threads:
+    one call on few tile blocks gains 1.5-1.65x from a second thread, two calls a thread nearly
+    2x).  `upre` is w's transform (winograd_prepack); ws has winograd_classes_workspace_size
+    elements.  Returns True when some output is NaN or +-inf."""
+    cdef Py_ssize_t ncls = geos.shape[0], i
+    cdef const int64_t *g
+    cdef int64_t t, ntasks, stride = 0, K = 0
+    cdef int tid, hb = 1 if (has_bias and bias.shape[1] > 0) else 0
+    cdef floating *base
+    nthreads = max(nthreads, 1)
+    flags = bytearray(nthreads)
+    cdef unsigned char[::1] flag = flags
+    # not validation (the public layer did that) but memory safety: what the tasks index
+    for i in range(ncls):
+        g = &geos[i, 0]
+        stride = max(stride, wg_thread_size(g) + 16)
+        if (geos.shape[1] < 16 or offs.shape[1] < 3 or offs.shape[0] != ncls
+                or offs[i, 0] < 0 or offs[i, 1] < 0
+                or offs[i, 0] + g[0] * g[1] * g[2] * g[3] > xbuf.shape[0]
+                or offs[i, 1] + g[0] * g[4] * g[14] * g[15] > ybuf.shape[0]
+                or offs[i, 2] < 0 or offs[i, 2] >= nthreads
+                or w.shape[0] != 1 or w.shape[1] != g[4] or w.shape[2] != g[1] // g[13] * 9
+                or (hb and (bias.shape[0] != 1 or bias.shape[1] < g[4]))
+                or upre.shape[0] < wg_u_size(g, 1)):
+            raise ValueError("conv_winograd_classes: array shapes do not match geos")
+    if ws.shape[0] < nthreads * stride:
+        raise ValueError("conv_winograd_classes: ws is smaller than winograd_classes_workspace_size")
+    with nogil, parallel(num_threads=nthreads):
+        tid = threadid()
+        if floating is float:
+            base = fc_align_f32(&ws[0] + tid * stride)
+        else:
+            base = fc_align_f64(&ws[0] + tid * stride)
+        for i in range(ncls):
+            if offs[i, 2] == tid:
+                g = &geos[i, 0]
+                ntasks = wg_num_tasks(g, 1, 1)
+                for t in range(ntasks):
+                    if floating is float:
+                        if wg_task_f32(&xbuf[0] + offs[i, 0], &upre[0], &bias[0, 0], 1, hb, g, 1,
+                                       &ybuf[0] + offs[i, 1], base, t, 1):
+                            flag[tid] = 1
+                    else:
+                        if wg_task_f64(&xbuf[0] + offs[i, 0], &upre[0], &bias[0, 0], 1, hb, g, 1,
+                                       &ybuf[0] + offs[i, 1], base, t, 1):
+                            flag[tid] = 1
+    return any(flags)

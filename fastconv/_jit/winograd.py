@@ -450,3 +450,26 @@ def conv_winograd(x, w, bias, has_bias, geo, out, ws, nthreads):
             ws, mb, mstep, out, g0, nt, T, tw, grp * Kg, Kg, TB, Ho, Wo, bias, hb
         )
     return nonfinite > 0
+
+
+def winograd_classes_workspace_size(geos, nthreads):
+    """Elements of workspace `conv_winograd_classes` needs (twin of the Cython function): here
+    the largest of conv_winograd's for the geometries, which run one after another."""
+    return max(winograd_workspace_size(geos[i], 1, nthreads) for i in range(geos.shape[0]))
+
+
+def conv_winograd_classes(xbuf, w, bias, has_bias, geos, offs, ybuf, ws, nthreads, upre):
+    """Several Winograd convolutions with the same shared weights (twin of the Cython function):
+    convolution i (geometry geos[i]) reads its input at xbuf[offs[i, 0]:] and writes its output
+    at ybuf[offs[i, 1]:].  Here they run one after another on `nthreads` threads each (the
+    Cython driver runs each on thread offs[i, 2]); `upre` is unused (this backend keeps no
+    transform).  Returns True when some output is NaN or +-inf."""
+    bad = False
+    for i in range(geos.shape[0]):
+        g = geos[i]
+        N, C, H, W, K, Ho, Wo = (int(g[j]) for j in (_N, _C, _H, _W, _K, _HO, _WO))
+        xo, yo = int(offs[i, 0]), int(offs[i, 1])
+        x = xbuf[xo : xo + N * C * H * W].reshape(N, C, H, W)
+        out = ybuf[yo : yo + N * K * Ho * Wo].reshape(N, K, Ho, Wo)
+        bad |= bool(conv_winograd(x, w, bias, has_bias, g, out, ws, nthreads))
+    return bad
