@@ -394,7 +394,7 @@ def main(argv=None):
                 f"{np.mean(ratios <= 1.5):.1%}; median ratio {np.median(ratios):.3f}, "
                 f"worst {ratios.max():.2f}"
             )
-            for r, i, budget, alg, nt, fast in worst[:8]:
+            for r, i, budget, alg, nt, fast in worst[: int(os.environ.get("CALIBRATE_SHOW", 8))]:
                 print(
                     f"  {r:.2f}x  point {points[i]} budget {budget}: planner {alg}/{nt}, "
                     f"fastest {fast[0]}/{fast[1]}"
