@@ -33,11 +33,28 @@ from benchmarks.bench_grad import (  # noqa: E402  (the asv suite's layers and c
     transpose_callable,
 )
 
+#: calls per callable per round: 0 = one call each, alternating, with nothing in between
+#: (--alternate: what a training loop does, where each call's buffers are freed before the next
+#: library's call; a block of warm repeats hides page faults on freed workspace)
+BLOCK = 3
 
-def rounds(fns, n, block=3):
-    """Per-round best time of each callable: each round runs each callable as a short block."""
+
+def rounds(fns, n, block=None):
+    """Per-round best time of each callable: each round runs each callable as a short block
+    (or, with BLOCK 0, once each in turn)."""
+    block = BLOCK if block is None else block
     for f in fns:
         f()
+    if block == 0:
+        out = []
+        for _ in range(n):
+            row = []
+            for f in fns:
+                t = time.perf_counter()
+                f()
+                row.append(time.perf_counter() - t)
+            out.append(row)
+        return out
     out = []
     for _ in range(n):
         row = []
@@ -135,14 +152,22 @@ def main():
     ap.add_argument("--rounds", type=int, default=15)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--only", choices=("backward", "transpose", "memory"))
+    ap.add_argument(
+        "--alternate",
+        action="store_true",
+        help="one call of each library in turn per round (no warm block of repeats)",
+    )
     a = ap.parse_args()
+    global BLOCK
+    if a.alternate:
+        BLOCK = 0
     import torch
 
     torch.set_num_threads(a.threads)
     fastconv.set_num_threads(a.threads)
     print(
         f"{a.threads} threads, {a.rounds} rounds (python benchmarks/scripts/backward_speed.py "
-        f"--rounds {a.rounds} --threads {a.threads})"
+        f"--rounds {a.rounds} --threads {a.threads}{' --alternate' if a.alternate else ''})"
     )
     if a.only in (None, "backward"):
         backward_table(torch, a.rounds)
