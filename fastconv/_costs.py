@@ -13,6 +13,8 @@ kernel executes them, elements moved, weight elements prepared).  Measured by:
     on AMD EPYC (x86-64-v4, table v4-amd), 2 CPUs, 2026-12-02
     python benchmarks/scripts/calibrate.py --points 260 --repeat 3 --budget 600 --dtype float32 --write
     on Intel(R) Xeon(R) Processor (x86-64-v4, table v4-intel), 2 CPUs, 2026-12-03
+    python benchmarks/scripts/calibrate.py --refit --write --dtype float32 --points 260
+    on Intel(R) Xeon(R) Processor (x86-64-v4, table v4-intel), 2 CPUs, 2026-12-03
 """
 
 # (algorithm, backend, dtype char, table: ISA level-CPU vendor): {threads: (c0, c1, ...)}
@@ -38,8 +40,8 @@ COSTS = {
         2: (6.156e-06, 1.427e-11, 1.011e-10, 1.72e-10, 6.413e-11),
     },
     ("depthwise", "cython", "f", "v4-intel"): {
-        1: (6.016e-06, 2.096e-11, 1.346e-10, 2.085e-10, 1.182e-10, 2.077e-10),
-        2: (8.378e-06, 1.29e-11, 7.115e-11, 1.067e-10, 5.701e-11, 1.063e-10),
+        1: (5.793e-06, 1.479e-11, 1.261e-10, 2.1e-10, 1.089e-10, 2.304e-10),
+        2: (8.178e-06, 9.995e-12, 6.69e-11, 1.073e-10, 5.433e-11, 1.135e-10),
     },
     ("depthwise", "numba", "d", "v4-intel"): {
         1: (0, 1.157e-09, 7.074e-10, 7.751e-10, 2.298e-09),
@@ -236,8 +238,8 @@ COSTS = {
         2: (0, 3.64e-12, 8.482e-11, 1.828e-09),
     },
     ("winograd", "cython", "f", "v4-intel"): {
-        1: (4.29e-06, 1.024e-11, 1.142e-10, 5.326e-10),
-        2: (1.196e-05, 5.584e-12, 6.407e-11, 3.317e-10),
+        1: (4.468e-06, 1.051e-11, 1.085e-10, 5.305e-10),
+        2: (1.206e-05, 5.711e-12, 6.14e-11, 3.315e-10),
     },
     ("winograd", "numba", "d", "v4-intel"): {
         1: (1.182e-05, 6.291e-11, 1.728e-09, 2.288e-09),

@@ -862,12 +862,15 @@ def _depthwise_features(g):
     if g.sh == g.sw == 1 and g.Ho >= 2 and g.Wo >= 16:
         bw = 32 if g.Wo >= 32 else 16
         blocked = taps * _ceil(g.Ho, 2) * _ceil(g.Wo, bw)
+        # each output plane first copies its input plane into the zero-padded buffer: a channel
+        # multiplier m copies the input m times (1x1 layers with m = 2 spend their time there)
+        padded = g.N * g.K * (g.H + g.pt + g.pb) * (g.W + g.pl + g.pr)
         return (
             1.0,
             blocked if bw == 32 else 0.0,
             blocked if bw == 16 else 0.0,
             0.0,
-            _io_elems(g),
+            _io_elems(g) + padded,
             0.0,
         )
     return (1.0, 0.0, 0.0, taps * g.P, _io_elems(g), 0.0)
