@@ -204,9 +204,8 @@ def _grad_input_chunks(plan, go4, wt, bias, g, out4, chunks):
     wg = wt.reshape(G, g.Cg, Kg, g.kh * g.kw).transpose(0, 1, 3, 2).reshape(G, R, Kg)
     geo = dataclasses.replace(g, Ho=Hg, Wo=Wg)
     kern = kernels(plan.backend)
-    buf = scratch(
-        "gi_cols", plan.samples * G * R * P, g.dtype
-    )  # reused: one chunk's columns at a time
+    # reused: one chunk's columns at a time
+    buf = scratch("gi_cols", plan.samples * G * R * P, g.dtype)
     for n0, n1 in chunks:
         nb = n1 - n0
         go3 = go4[n0:n1].reshape(nb, g.K, P)
