@@ -15,7 +15,7 @@ import fastconv
 from conftest import BACKENDS
 from fastconv import _reference as ref
 from fastconv._geometry import conv_geometry
-from fastconv._plan import kernels, plan_conv2d, winograd_plan
+from fastconv._plan import _winograd_phase_classes, kernels, plan_conv2d, winograd_plan
 from fastconv.conv import run_conv
 
 
@@ -250,8 +250,6 @@ def test_dilated_winograd_by_phases(H, W, d, padding, per_sample, backend, dt):
 
 def _check_phase_classes(g):
     """Every output phase in exactly one class, within the class's sizes and padding."""
-    from fastconv._plan import _winograd_phase_classes
-
     exact = {(r, c): (a, b, sub) for r, a, c, b, sub in g.dilation_phases()}
     seen = []
     for cls, phases in _winograd_phase_classes(g):
@@ -267,13 +265,11 @@ def _check_phase_classes(g):
 
 @pytest.mark.parametrize("backend", WG_BACKENDS)
 def test_deeplab_phase_classes(backend):
-    """1x.x33x33 at dilation 4 (phases of 9 and 8): two classes, results as the reference."""
+    """1x32x33x33 at dilation 4 (phases of 9 and 8): two classes, results as the reference."""
     rng = np.random.default_rng(12)
     x = rng.standard_normal((1, 32, 33, 33), dtype=np.float32)
     w = rng.standard_normal((32, 32, 3, 3), dtype=np.float32)
     x4, _, _, g = conv_geometry(x, w, None, 1, 4, 4, 1)
-    from fastconv._plan import _winograd_phase_classes
-
     classes = _winograd_phase_classes(g)
     assert sorted((c.H, c.W, len(ph)) for c, ph in classes) == [(8, 8, 9), (9, 9, 7)]
     _check_phase_classes(g)
