@@ -855,10 +855,12 @@ def _depthwise_features(g):
     # loop at a different rate (2 x 16 blocks hold too few accumulators to hide the FMA
     # latency: their own rate)
     taps = g.N * g.K * g.kh * g.kw
+    if _depthwise_one(g):  # one pass over the input and output planes
+        return (1.0, 0.0, 0.0, 0.0, _io_elems(g), 0.0, 0.0)
     if _depthwise_plane_fast(g):
         bw = 32 if g.Wo >= 32 and g.sw == 1 else 16  # stride 2: blocks of 16 columns
         fmas = taps * -(-g.Ho // 4) * -(-g.Wo // bw) * 4 * (bw // 16)
-        return (1.0, 0.0, 0.0, 0.0, _io_elems(g), float(fmas))
+        return (1.0, 0.0, 0.0, 0.0, _io_elems(g), float(fmas), 0.0)
     if g.sh == g.sw == 1 and g.Ho >= 2 and g.Wo >= 16:
         bw = 32 if g.Wo >= 32 else 16
         blocked = taps * _ceil(g.Ho, 2) * _ceil(g.Wo, bw)
@@ -872,8 +874,21 @@ def _depthwise_features(g):
             0.0,
             _io_elems(g) + padded,
             0.0,
+            0.0,
         )
-    return (1.0, 0.0, 0.0, taps * g.P, _io_elems(g), 0.0)
+    # the scalar loop sets up each output plane on its own (a 1x1 layer with a channel
+    # multiplier on 7x7 planes spent 6x its estimate there): the last term counts planes
+    return (1.0, 0.0, 0.0, taps * g.P, _io_elems(g), 0.0, float(g.N * g.K))
+
+
+def _depthwise_one(g):
+    """Whether the plane kernel runs g as its 1x1 one-pass branch (every tap in the image)."""
+    return (
+        g.kh == g.kw == 1
+        and g.pt == g.pl == 0
+        and (g.Ho - 1) * g.sh < g.H
+        and (g.Wo - 1) * g.sw < g.W
+    )
 
 
 @functools.lru_cache(maxsize=256)
@@ -939,7 +954,9 @@ DEPTHWISE16_MAX_BUFFER = 1 << 20
 
 
 def _depthwise16_applies(g, be, per_sample):
-    if not (g.Cg == 1 and g.groups > 1):
+    # 1x1 layers: the plane kernel's one-pass branch ran them 3-5x faster (channel multiplier 2,
+    # stride 1 and 2, 7-224 pixel planes)
+    if not (g.Cg == 1 and g.groups > 1) or g.kh * g.kw == 1:
         return False
     mod = kernels(be)
     return (
@@ -989,7 +1006,13 @@ def _grouped_workspace(g, be, nt, nw, limit):
 
 
 def _grouped_features(g):
-    return (1.0, g.N * g.K * g.P * g.R, _io_elems(g), g.K * g.R)
+    # the kernel computes whole virtual rows of the padded width (_grouped_gap in conv.pyx) in
+    # blocks of 48: the last term is the multiply-adds it executes beyond the outputs' own
+    # (dilated 4x4 taps with padding 6 on 8x8 planes: 1.75x, a 2.2x misestimate before it)
+    pr = g.Wo + g.dw * (g.kw - 1) - g.pl - g.W
+    wp = max(g.pl, pr, g.Wo - g.W) + g.W
+    executed = g.N * g.K * g.R * _ceil(g.Ho * wp, 48)
+    return (1.0, g.N * g.K * g.P * g.R, _io_elems(g), g.K * g.R, executed - g.N * g.K * g.P * g.R)
 
 
 def pack_grouped_weights(w3, g):
@@ -1090,6 +1113,9 @@ def _gemm_features(g):
         g.K * g.R,
         float(g.N * g.groups),
         float(g.N * g.groups * g.R * g.Ho),  # im2col row segments (short rows: small planes)
+        # a strided im2col gathers every other element: its own rate (48->3 7x7 stride 2 on
+        # 112x112 ran 2.7x the estimate without it, and gemm was chosen over a 4x faster packed)
+        float(g.N * g.groups * g.R * g.P) if g.sw > 1 else 0.0,
     )
 
 

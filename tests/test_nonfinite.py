@@ -468,3 +468,34 @@ def test_depthwise_entries_nonfinite(
     getattr(mod, entry)(x4, w4.reshape(1, g.K, -1), bias, b is not None, geo, out, ws, 0, nt)
     r = torch_direct_conv2d(x, w, b, stride, padding, dilation, C)
     assert_placement(out, r, dtype)
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("backend", BACKENDS)
+@settings(max_examples=12, **SETTINGS)
+@given(
+    data=st.data(),
+    C=st.integers(1, 20),
+    mult=st.integers(1, 3),
+    H=st.integers(1, 40),
+    W=st.integers(1, 40),
+    stride=st.integers(1, 3),
+    dtype=st.sampled_from([np.float32, np.float64]),
+)
+def test_depthwise_1x1_planes_nonfinite(backend, data, C, mult, H, W, stride, dtype):
+    """The plane kernel's one-pass 1x1 branch (no padding: every tap in the image), any channel
+    multiplier and stride, as the planner calls it: torch's values and NaN/inf placement."""
+    from fastconv._geometry import conv_geometry
+
+    mod = _plan.kernels(backend)
+    x = data.draw(sprinkled((2, C, H, W), dtype))
+    w = data.draw(sprinkled((C * mult, 1, 1, 1), dtype))
+    b = data.draw(st.none() | sprinkled((C * mult,), dtype, most=1))
+    x4, w4, b4, g = conv_geometry(x, w, b, stride, 0, 1, C)
+    assert _plan._depthwise_one(g)
+    geo, nt = g.as_array(), 2
+    ws = np.full((nt, mod.depthwise_planes_workspace(geo)), np.nan, g.dtype)
+    out = np.full(g.out_shape, 7.0, g.dtype)
+    bias = np.zeros((1, 1), g.dtype) if b is None else b4.reshape(1, -1)
+    mod.conv_depthwise_planes(x4, w4.reshape(1, g.K, -1), bias, b is not None, geo, out, ws, 0, nt)
+    assert_placement(out, torch_direct_conv2d(x, w, b, stride, 0, 1, C), dtype)

@@ -38,6 +38,8 @@ LAYERS = [
     ((1, 32, 13, 11), (16, 32, 3, 3), 1, 4, 4, 1),  # dilated: winograd phases one by one
     ((2, 16, 12, 12), (16, 16, 3, 3), 1, 2, 2, 1),  # dilated: alike phases stacked
     ((2, 12, 9, 9), (12, 1, 3, 3), 2, 1, 1, 12),  # depthwise, strided
+    ((2, 6, 9, 11), (12, 1, 1, 1), 2, 0, 1, 6),  # 1x1 depthwise, multiplier 2: one pass
+    ((1, 4, 5, 6), (8, 1, 1, 1), 1, 1, 1, 4),  # 1x1 depthwise with padding: the general path
     ((2, 32, 10, 18), (32, 4, 3, 3), 1, 1, 1, 8),  # grouped
     ((2, 8, 7, 9), (8, 8, 1, 1), 1, 0, 1, 1),  # pointwise
     ((1, 3, 20, 20), (4, 3, 7, 7), 1, 3, 1, 1),  # large kernel: fft
