@@ -3,6 +3,7 @@
 Run from the repository root:
     python benchmarks/scripts/calibrate.py [--backend cython] [--points 400] [--write]
     python benchmarks/scripts/calibrate.py --evaluate          # planner's choice vs fastest, no fit
+    python benchmarks/scripts/calibrate.py --evaluate --confirm  # and the cases above 1.1x again
 
 For each grid point every applicable algorithm (fastconv._plan.ALGORITHMS) runs forced on 1 and on
 all threads, each option's calls back to back, in two passes of opposite order; the best of
@@ -17,7 +18,10 @@ benchmarks/results/calibration-<backend>-<table>-<dtype>.csv.
 
 The evaluation reads those times: for each point and thread budget, the planner's choice (algorithm
 and thread count) against the fastest measured option, as the fraction of points within 10% and
-the worst ratio.
+the worst ratio.  --confirm then times the two options of every case above 1.1x again, interleaved
+over 15 rounds, and reports the figures with those ratios: on a shared machine one best-of-5
+figure taken during a hiccup makes an outlier either way (of 27 such float32 cases on
+2026-12-07, 15 were within 10% when timed again, the 3.55x worst among them).
 """
 
 from __future__ import annotations
@@ -243,6 +247,36 @@ def evaluate(points, rows, be, dtype, threads):
     return ratios, worst
 
 
+def confirm(points, worst, be, dtype, rounds=15):
+    """Time again, interleaved over `rounds` rounds, the planner's choice and the recorded
+    fastest option of every case above 1.1x: a single best-of-`repeat` figure taken while the
+    shared machine hiccupped makes an outlier either way.  Both options are re-timed alike and
+    the ratio of their best times replaces the recorded one.  Returns [(old, new, case)]."""
+    rng = np.random.default_rng(3)
+    out = []
+    for case in worst:
+        r, i, budget, alg, nt, fast = case
+        if r <= 1.10:
+            continue
+        xs, ws, s, p, d, G = points[i]
+        g = geometry_from_shapes(xs, ws, s, p, d, G, dtype)
+        x = rng.standard_normal(xs).astype(dtype)
+        w3 = rng.standard_normal(ws).astype(dtype).reshape(1, g.K, -1)
+        res = np.empty((g.N, g.K, g.Ho, g.Wo), dtype)
+        plans = [forced_plan(alg, g, be, nt), forced_plan(fast[0], g, be, fast[1])]
+        best = [math.inf, math.inf]
+        with fastconv.threads(max(nt, fast[1])):
+            for pl in plans:
+                run_conv(pl, x, w3, None, g, res)
+            for _ in range(rounds):
+                for j, pl in enumerate(plans):
+                    t = time.perf_counter()
+                    run_conv(pl, x, w3, None, g, res)
+                    best[j] = min(best[j], time.perf_counter() - t)
+        out.append((r, best[0] / best[1], case))
+    return out
+
+
 def measure_mix(dtype, repeat):
     """The memory-bound mixing products of dynamic convolution ((N, E) @ (E, M) on one BLAS
     thread, as fastconv.dynamic runs them), fitted like an algorithm: (1, macs, elements, 0)."""
@@ -351,6 +385,12 @@ def main(argv=None):
         action="store_true",
         help="fit the recorded times again (after a precondition changed), measuring nothing",
     )
+    ap.add_argument(
+        "--confirm",
+        action="store_true",
+        help="after the evaluation, time the cases above 1.1x again (planner's choice and "
+        "fastest, interleaved) and report the figures with those ratios",
+    )
     args = ap.parse_args(argv)
     threads = sorted({1, os.cpu_count() or 1})
     points = grid(args.points)
@@ -398,6 +438,24 @@ def main(argv=None):
                 print(
                     f"  {r:.2f}x  point {points[i]} budget {budget}: planner {alg}/{nt}, "
                     f"fastest {fast[0]}/{fast[1]}"
+                )
+            if args.confirm:
+                again = {
+                    id(case): r_new
+                    for _, r_new, case in confirm(points, worst, args.backend, dtype)
+                }
+                for case in worst:
+                    if id(case) in again:
+                        r, i, budget, alg, nt, fast = case
+                        print(
+                            f"  again {r:.2f}x -> {again[id(case)]:.2f}x  point {points[i]} "
+                            f"budget {budget}: {alg}/{nt} vs {fast[0]}/{fast[1]}"
+                        )
+                new = np.array([again.get(id(case), case[0]) for case in worst])
+                print(
+                    f"{args.backend} {dn}, cases above 1.1x timed again: planner within 10% on "
+                    f"{np.mean(new <= 1.10):.1%}, within 50% on {np.mean(new <= 1.5):.1%}; "
+                    f"worst {new.max():.2f}"
                 )
 
 
