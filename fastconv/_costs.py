@@ -15,6 +15,8 @@ kernel executes them, elements moved, weight elements prepared).  Measured by:
     on Intel(R) Xeon(R) Processor (x86-64-v4, table v4-intel), 2 CPUs, 2026-12-03
     python benchmarks/scripts/calibrate.py --points 300 --repeat 5 --budget 900 --write
     on AMD EPYC (x86-64-v4, table v4-amd), 2 CPUs, 2026-12-07
+    python benchmarks/scripts/calibrate.py --refit --write --points 300
+    on AMD EPYC (x86-64-v4, table v4-amd), 2 CPUs, 2026-12-07
 """
 
 # (algorithm, backend, dtype char, table: ISA level-CPU vendor): {threads: (c0, c1, ...)}
@@ -52,8 +54,8 @@ COSTS = {
         2: (3.197e-05, 7.317e-10, 5.464e-10, 6.591e-10, 2.616e-10),
     },
     ("depthwise16", "cython", "f", "v4-amd"): {
-        1: (8.292e-06, 4.54e-11, 5.244e-11, 0, 1.418e-10),
-        2: (9.682e-06, 2.446e-11, 2.759e-11, 0, 6.807e-11),
+        1: (8.143e-06, 4.322e-11, 2.65e-11, 0, 1.532e-10, 6.329e-11),
+        2: (9.726e-06, 2.299e-11, 7.503e-12, 0, 7.804e-11, 4.503e-11),
     },
     ("depthwise16", "cython", "f", "v4-intel"): {
         1: (4.426e-06, 2.789e-11, 1.147e-10, 0, 1.186e-10),

@@ -913,7 +913,11 @@ def _depthwise16_features(g):
     # (a strided 1x1 layer with a channel multiplier spends its time there, 3x the plane kernel)
     hp = (g.Ho - 1) * g.sh + g.dh * (g.kh - 1) + 1
     wp = (g.Wo - 1) * g.sw + g.dw * (g.kw - 1) + 1
-    return (1.0, taps16, _io_elems(g), 0.0, g.N * _ceil(g.K, 16) * hp * wp)
+    # rows of 16 or more outputs run in blocks of 16, the last overlapping the one before: the
+    # last term counts the recomputed outputs' taps (a 17-wide row computes 32)
+    cols = g.Wo if g.Wo < 16 else _ceil(g.Wo, 16)
+    extra = g.N * _ceil(g.K, 16) * g.kh * g.kw * g.Ho * (cols - g.Wo)
+    return (1.0, taps16, _io_elems(g), 0.0, g.N * _ceil(g.K, 16) * hp * wp, extra)
 
 
 def _kernel_act(epilogue, g):
