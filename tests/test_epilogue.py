@@ -292,14 +292,39 @@ def test_conv2d_layer_keeps_its_panels_and_takes_the_epilogue():
         assert_close(layer(x, activation="relu6", residual=r), ref, np.float32)
 
 
+def test_the_fixed_layers_cover_every_packed_mode():
+    from fastconv._geometry import geometry_from_shapes
+
+    if not (_plan.cython_available("packed") and _plan.cpu_level() == "v4"):
+        pytest.skip("the implicit and K-lanes modes are AVX-512 only")
+
+    mod = _plan.kernels("cython", "packed")
+    modes = set()
+    for shape, k, ks, s, p, d, g in FIXED_LAYERS:
+        geo = geometry_from_shapes(shape, (k, shape[1] // g, ks, ks), s, p, d, g).as_array()
+        modes.add(
+            "klanes"
+            if mod.packed_klanes(geo)
+            else "implicit"
+            if mod.packed_implicit(geo)
+            else "stripes"
+        )
+    assert modes == {"klanes", "implicit", "stripes"}
+
+
 @pytest.mark.parametrize("layer", FIXED_LAYERS)
 @pytest.mark.parametrize("fixed", [False, True])
 @pytest.mark.parametrize("nonfinite", [False, True])
-@pytest.mark.parametrize("activation", ["relu", "silu"])
-def test_packed_modes_with_the_epilogue(layer, fixed, nonfinite, activation):
+@pytest.mark.parametrize(
+    "activation, with_residual",
+    [("relu", True), ("silu", True), ("relu", False), ("relu6", False), ("silu", False)],
+)
+def test_packed_modes_with_the_epilogue(layer, fixed, nonfinite, activation, with_residual):
     # every packed mode (pixel-lane, implicit, K-lanes), with weight panels packed per call or
     # kept; inf/NaN weights over the padding make the kernel recompute the border, and the
-    # epilogue must see the recomputed values, applied exactly once
+    # epilogue must see the recomputed values, applied exactly once.  Without a residual the
+    # implicit mode applies the activation in its registers before the store, the pixel-lane
+    # mode after each stripe, K-lanes in its transposing store; NaN in x must stay NaN
     shape, k, ks, s, p, d, g = layer
     rng = np.random.default_rng(13)
     x = rng.standard_normal(shape).astype(np.float32)
@@ -308,9 +333,11 @@ def test_packed_modes_with_the_epilogue(layer, fixed, nonfinite, activation):
     if nonfinite:
         w[0, 0, 0, 0] = np.inf
         w[k // 2, 0, ks - 1, ks - 1] = np.nan
+    else:
+        x[0, 0, shape[2] // 2, shape[3] // 2] = np.nan
     ho = (shape[2] + 2 * p - d * (ks - 1) - 1) // s + 1
     wo = (shape[3] + 2 * p - d * (ks - 1) - 1) // s + 1
-    r = rng.standard_normal((shape[0], k, ho, wo)).astype(np.float32)
+    r = rng.standard_normal((shape[0], k, ho, wo)).astype(np.float32) if with_residual else None
     wk = _plan.keep_packed(w.copy()) if fixed else w
     ref = _expected(x, w, b, r, activation, stride=s, padding=p, dilation=d, groups=g)
     for _ in range(2):

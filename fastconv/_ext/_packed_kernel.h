@@ -682,14 +682,19 @@ static FC_TARGET void fc_pack_b_avx512(const float *x, const int64_t *g, const f
     }
 }
 
+static inline FC_TARGET __m512 fc_act16(__m512 v, const float *res, __mmask16 m, int act);
+
 /* The micro-kernel: acc[MR][NV] = A[kc][MR] (broadcast) x B[kc][NV*16], then stored piece by
  * piece (one piece per sample the stripe touches): out[off + m*ldc + col] = acc (+ bias) on the
  * first K block, += acc after.  NV is a constant at every call, so the accumulators live in zmm
- * registers; a piece's columns are a lane mask of each vector, its address shifted to match. */
+ * registers; a piece's columns are a lane mask of each vector, its address shifted to match.
+ * act (conv2d's activation, 0 none): applied in the registers before the store, only by
+ * callers whose single K block is the whole reduction (implicit mode). */
 static inline __attribute__((always_inline)) FC_TARGET void
 fc_micro_f32(const int NV, const int IND, int64_t kc, const float *restrict a,
              const float *restrict b, int64_t ldb, const int32_t *restrict boff, float *restrict out, int64_t k0,
-             int64_t ldc, int64_t mrows, const fc_segments *s, int first, const float *bias) {
+             int64_t ldc, int64_t mrows, const fc_segments *s, int first, const float *bias,
+             int act) {
     __m512 acc[FC_MR][FC_NV];
 #pragma GCC unroll 16
     for (int m = 0; m < FC_MR; m++)
@@ -727,6 +732,7 @@ fc_micro_f32(const int NV, const int IND, int64_t kc, const float *restrict a,
                 for (int v = 0; v < NV; v++) {
                     __m512 t = acc[m][v];
                     if (!first) t = _mm512_add_ps(t, _mm512_loadu_ps(cr + 16 * v));
+                    if (act) t = fc_act16(t, 0, (__mmask16)0xFFFF, act);
                     _mm512_storeu_ps(cr + 16 * v, t);
                 }
             }
@@ -749,6 +755,7 @@ fc_micro_f32(const int NV, const int IND, int64_t kc, const float *restrict a,
                     if (mk[v] == 0) continue;
                     __m512 t = acc[m][v];
                     if (!first) t = _mm512_add_ps(t, _mm512_maskz_loadu_ps(mk[v], cr + 16 * v));
+                    if (act) t = fc_act16(t, 0, (__mmask16)0xFFFF, act);
                     if (mk[v] == (__mmask16)0xFFFF)
                         _mm512_storeu_ps(cr + 16 * v, t);
                     else
@@ -764,27 +771,38 @@ static __attribute__((noinline)) FC_TARGET void                                 
 fc_micro_f32_nv##NVV(int64_t kc, const float *a, const float *b, int64_t ldb, float *out,          \
                      int64_t k0, int64_t ldc, int64_t mrows, const fc_segments *s, int first,      \
                      const float *bias) {                                                          \
-    fc_micro_f32(NVV, 0, kc, a, b, ldb, 0, out, k0, ldc, mrows, s, first, bias);                   \
+    fc_micro_f32(NVV, 0, kc, a, b, ldb, 0, out, k0, ldc, mrows, s, first, bias, 0);                \
 }
 FC_MICRO_NV(1)
 FC_MICRO_NV(2)
 FC_MICRO_NV(3)
 
-#define FC_MICRO_IND(NVV)                                                                          \
+/* one instance per vector count and activation (a constant: an activation read at run time
+ * made the call without one 7% slower, MobileNetV2's stem) */
+#define FC_MICRO_IND(NVV, ACT)                                                                     \
 static __attribute__((noinline)) FC_TARGET void                                                    \
-fc_micro_f32_ind##NVV(int64_t kc, const float *a, const float *b, const int32_t *boff, float *out, \
-                      int64_t k0, int64_t ldc, int64_t mrows, const fc_segments *s,                 \
-                      const float *bias) {                                                          \
-    fc_micro_f32(NVV, 1, kc, a, b, 0, boff, out, k0, ldc, mrows, s, 1, bias);                       \
+fc_micro_f32_ind##NVV##_##ACT(int64_t kc, const float *a, const float *b, const int32_t *boff,     \
+                              float *out, int64_t k0, int64_t ldc, int64_t mrows,                  \
+                              const fc_segments *s, const float *bias) {                           \
+    fc_micro_f32(NVV, 1, kc, a, b, 0, boff, out, k0, ldc, mrows, s, 1, bias, ACT);                  \
 }
-FC_MICRO_IND(1)
-FC_MICRO_IND(2)
-FC_MICRO_IND(3)
+#define FC_MICRO_IND_ACTS(NVV) \
+    FC_MICRO_IND(NVV, 0) FC_MICRO_IND(NVV, 1) FC_MICRO_IND(NVV, 2) FC_MICRO_IND(NVV, 3)
+FC_MICRO_IND_ACTS(1)
+FC_MICRO_IND_ACTS(2)
+FC_MICRO_IND_ACTS(3)
+typedef void (*fc_micro_ind_fn)(int64_t, const float *, const float *, const int32_t *, float *,
+                                int64_t, int64_t, int64_t, const fc_segments *, const float *);
+static const fc_micro_ind_fn fc_micro_ind[3][4] = {
+    {fc_micro_f32_ind1_0, fc_micro_f32_ind1_1, fc_micro_f32_ind1_2, fc_micro_f32_ind1_3},
+    {fc_micro_f32_ind2_0, fc_micro_f32_ind2_1, fc_micro_f32_ind2_2, fc_micro_f32_ind2_3},
+    {fc_micro_f32_ind3_0, fc_micro_f32_ind3_1, fc_micro_f32_ind3_2, fc_micro_f32_ind3_3},
+};
 
 /* One implicit-mode task: NR virtual pixels of one sample, all of R in one pass. */
 static FC_TARGET void fc_task_implicit_f32(const float *xp, const float *apack, const float *bias,
                                            int has_bias, const int64_t *g, float *out,
-                                           float *panel, int64_t task, int64_t ksplit) {
+                                           float *panel, int64_t task, int64_t ksplit, int act) {
     int64_t kp = task % ksplit;
     task /= ksplit;
     int64_t Ho = g[FC_HO], Wo = g[FC_WO], Hq = fc_hq(g), Wq = fc_wq(g), P = Ho * Wo;
@@ -811,17 +829,20 @@ static FC_TARGET void fc_task_implicit_f32(const float *xp, const float *apack, 
     }
     if (s.npc == 0) return;
     const float *b = xp + (n * C + grp * Cg) * PL + l0;
+    const fc_micro_ind_fn micro = fc_micro_ind[nv - 1][act >= 0 && act <= 3 ? act : 0];
     for (int64_t mb = kp * mb_n / ksplit; mb < (kp + 1) * mb_n / ksplit; mb++) {
         const float *a = apack + (grp * mb_n + mb) * FC_MR * R;
         int64_t k0 = grp * Kg + mb * FC_MR, mrows = Kg - mb * FC_MR;
         if (mrows > FC_MR) mrows = FC_MR;
         const float *bb = has_bias ? bias + k0 : 0;
-        if (nv == 3)
-            fc_micro_f32_ind3(R, a, b, off, out, k0, P, mrows, &s, bb);
+        if (act)
+            micro(R, a, b, off, out, k0, P, mrows, &s, bb);
+        else if (nv == 3)
+            fc_micro_f32_ind3_0(R, a, b, off, out, k0, P, mrows, &s, bb);
         else if (nv == 2)
-            fc_micro_f32_ind2(R, a, b, off, out, k0, P, mrows, &s, bb);
+            fc_micro_f32_ind2_0(R, a, b, off, out, k0, P, mrows, &s, bb);
         else
-            fc_micro_f32_ind1(R, a, b, off, out, k0, P, mrows, &s, bb);
+            fc_micro_f32_ind1_0(R, a, b, off, out, k0, P, mrows, &s, bb);
     }
 }
 
@@ -1545,14 +1566,15 @@ static inline float fc_phase_panels(const float *src, int64_t s0, int64_t s1, in
 /* conv2d's epilogue (out = act(out + res), _epilogue_kernel.h) fused per task: the outputs a
  * task just wrote are still in L1/L2, where the pass after the call read them back from L3 or
  * memory (MobileNetV2's 24->144 1x1 at 56x56: 41 of its 192 us).  With AVX-512: K-lanes tiles
- * in their transposing store; pixel-lane stripes after the stripe, without a residual (read
- * as one 48-pixel run per channel, neighbouring stripes sharing its cache lines, a residual
- * took 2-10% longer than in the pass after: ResNet-50's 1x1 layers at batch 8).  The other
- * cases run the pass after the call. */
+ * in their transposing store; implicit-mode tiles in the registers before their store (the
+ * whole reduction is one K block there); pixel-lane stripes after the stripe; the last two
+ * without a residual (read as one 48-pixel run per channel, neighbouring stripes sharing its
+ * cache lines, a residual took 2-10% longer than in the pass after: ResNet-50's 1x1 layers at
+ * batch 8).  The other cases run the pass after the call. */
 static inline int fc_epilogue_fuses(const int64_t *g, int has_res) {
 #if FC_HAVE_X86
     if (!fc_have_avx512()) return 0;
-    return fc_klanes(g) || (!fc_implicit(g) && !has_res);
+    return fc_klanes(g) || !has_res;
 #else
     (void)g, (void)has_res;
     return 0;
@@ -1620,7 +1642,7 @@ static inline void fc_task_f32(const float *x, const float *xp, const float *w,
         return;
     }
     if (fc_implicit(g)) {
-        fc_task_implicit_f32(xp, apack, bias, has_bias, g, out, panel, task, ksplit);
+        fc_task_implicit_f32(xp, apack, bias, has_bias, g, out, panel, task, ksplit, act);
         return;
     }
     if (fc_have_avx512()) {
