@@ -440,24 +440,33 @@ def test_signal_nonfinite(func, dtype, data, size, mode, boundary):
     stride=st.integers(1, 2),
     padding=st.integers(0, 2),
     dilation=st.integers(1, 2),
-    dtype=st.sampled_from([np.float32, np.float64]),
 )
 def test_depthwise_entries_nonfinite(
-    backend, entry, data, C, mult, H, W, k, stride, padding, dilation, dtype
+    backend, entry, data, C, mult, H, W, k, stride, padding, dilation
 ):
     """The plane path and the 16-channels-in-lanes path, called as the planner calls them with
     their own workspace sizes: direct summation's placement over in-image taps."""
-    from fastconv._geometry import conv_geometry
-
     mod = _plan.kernels(backend)
-    if entry == "conv_depthwise16" and not mod.depthwise16_supported(np.dtype(dtype).char):
-        return
     if min(H, W) + 2 * padding < dilation * (k - 1) + 1:
         return
-    x = data.draw(sprinkled((2, C, H, W), dtype))
+    _check_depthwise_entry(mod, entry, data, (2, C, H, W), mult, k, stride, padding, dilation)
+
+
+def _check_depthwise_entry(mod, entry, data, shape, mult, k, stride, padding, dilation, check=None):
+    """Call depthwise kernel `entry` as the planner does (its own workspace size, stale NaN in it,
+    7.0 in the output beforehand) on drawn data with NaN/inf, against torch's direct sum.
+    `check(g)` may assert something of the geometry first."""
+    from fastconv._geometry import conv_geometry
+
+    C, dtype = shape[1], data.draw(st.sampled_from([np.float32, np.float64]))
+    if entry == "conv_depthwise16" and not mod.depthwise16_supported(np.dtype(dtype).char):
+        return
+    x = data.draw(sprinkled(shape, dtype))
     w = data.draw(sprinkled((C * mult, 1, k, k), dtype))
     b = data.draw(st.none() | sprinkled((C * mult,), dtype, most=1))
     x4, w4, b4, g = conv_geometry(x, w, b, stride, padding, dilation, C)
+    if check is not None:
+        check(g)
     geo, nt = g.as_array(), 2
     size = (
         mod.depthwise16_workspace if entry == "conv_depthwise16" else mod.depthwise_planes_workspace
@@ -480,22 +489,15 @@ def test_depthwise_entries_nonfinite(
     H=st.integers(1, 40),
     W=st.integers(1, 40),
     stride=st.integers(1, 3),
-    dtype=st.sampled_from([np.float32, np.float64]),
 )
-def test_depthwise_1x1_planes_nonfinite(backend, data, C, mult, H, W, stride, dtype):
+def test_depthwise_1x1_planes_nonfinite(backend, data, C, mult, H, W, stride):
     """The plane kernel's one-pass 1x1 branch (no padding: every tap in the image), any channel
     multiplier and stride, as the planner calls it: torch's values and NaN/inf placement."""
-    from fastconv._geometry import conv_geometry
+
+    def one_pass(g):
+        assert _plan._depthwise_one(g)
 
     mod = _plan.kernels(backend)
-    x = data.draw(sprinkled((2, C, H, W), dtype))
-    w = data.draw(sprinkled((C * mult, 1, 1, 1), dtype))
-    b = data.draw(st.none() | sprinkled((C * mult,), dtype, most=1))
-    x4, w4, b4, g = conv_geometry(x, w, b, stride, 0, 1, C)
-    assert _plan._depthwise_one(g)
-    geo, nt = g.as_array(), 2
-    ws = np.full((nt, mod.depthwise_planes_workspace(geo)), np.nan, g.dtype)
-    out = np.full(g.out_shape, 7.0, g.dtype)
-    bias = np.zeros((1, 1), g.dtype) if b is None else b4.reshape(1, -1)
-    mod.conv_depthwise_planes(x4, w4.reshape(1, g.K, -1), bias, b is not None, geo, out, ws, 0, nt)
-    assert_placement(out, torch_direct_conv2d(x, w, b, stride, 0, 1, C), dtype)
+    _check_depthwise_entry(
+        mod, "conv_depthwise_planes", data, (2, C, H, W), mult, 1, stride, 0, 1, one_pass
+    )
