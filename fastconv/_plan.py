@@ -856,11 +856,18 @@ def _depthwise_features(g):
     # latency: their own rate)
     taps = g.N * g.K * g.kh * g.kw
     if _depthwise_one(g):  # one pass over the input and output planes
-        return (1.0, 0.0, 0.0, 0.0, _io_elems(g), 0.0, 0.0)
+        return (1.0, 0.0, 0.0, 0.0, _io_elems(g), 0.0, 0.0, 0.0)
+    if _depthwise_plane_flat(g):
+        # planes under 16 wide as flat runs of 16 pixels: each vector's taps are one masked load
+        # and one FMA (the last term; no load is shared between output rows as in the row
+        # blocks), stride 2 reading each input plane once more for its polyphase split
+        split = g.N * g.K * g.H * g.W if g.sh == 2 else 0
+        vecs = taps * _ceil(g.Ho * g.Wo, 16)
+        return (1.0, 0.0, 0.0, 0.0, _io_elems(g) + split, 0.0, 0.0, float(vecs))
     if _depthwise_plane_fast(g):
         bw = 32 if g.Wo >= 32 and g.sw == 1 else 16  # stride 2: blocks of 16 columns
         fmas = taps * -(-g.Ho // 4) * -(-g.Wo // bw) * 4 * (bw // 16)
-        return (1.0, 0.0, 0.0, 0.0, _io_elems(g), float(fmas), 0.0)
+        return (1.0, 0.0, 0.0, 0.0, _io_elems(g), float(fmas), 0.0, 0.0)
     if g.sh == g.sw == 1 and g.Ho >= 2 and g.Wo >= 16:
         bw = 32 if g.Wo >= 32 else 16
         blocked = taps * _ceil(g.Ho, 2) * _ceil(g.Wo, bw)
@@ -875,10 +882,11 @@ def _depthwise_features(g):
             _io_elems(g) + padded,
             0.0,
             0.0,
+            0.0,
         )
     # the scalar loop sets up each output plane on its own (a 1x1 layer with a channel
-    # multiplier on 7x7 planes spent 6x its estimate there): the last term counts planes
-    return (1.0, 0.0, 0.0, taps * g.P, _io_elems(g), 0.0, float(g.N * g.K))
+    # multiplier on 7x7 planes spent 6x its estimate there): the 7th term counts planes
+    return (1.0, 0.0, 0.0, taps * g.P, _io_elems(g), 0.0, float(g.N * g.K), 0.0)
 
 
 def _depthwise_one(g):
@@ -902,6 +910,18 @@ def _depthwise_plane_fast(g):
     if g.dtype != np.float32 or not cython_available("conv"):
         return False
     return _plane_fast(tuple(int(v) for v in g.as_array()), g.dtype.char)
+
+
+@functools.lru_cache(maxsize=256)
+def _plane_flat(key, dtype_char):
+    return bool(_load("cython", "conv").depthwise_plane_flat(np.array(key, np.int64), dtype_char))
+
+
+def _depthwise_plane_flat(g):
+    """Whether the Cython plane kernel runs g as flat runs of 16 pixels (planes under 16 wide)."""
+    if g.dtype != np.float32 or not cython_available("conv") or _depthwise_one(g):
+        return False
+    return _plane_flat(tuple(int(v) for v in g.as_array()), g.dtype.char)
 
 
 def _depthwise16_features(g):

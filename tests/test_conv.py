@@ -14,6 +14,7 @@ from tolerance import TERMS_SCALED, assert_close, transform_scale
 
 import fastconv
 from conftest import BACKENDS
+from fastconv import _plan
 from fastconv import _reference as ref
 from fastconv._geometry import conv_geometry
 from fastconv._plan import ConvPlan, applicable, plan_conv2d
@@ -512,6 +513,59 @@ def test_gemm_packing_stays_in_its_tile(backend, W, pl, kw, dw, sw, tile):
     assert_close(
         out.reshape(g.out_shape), ref.conv2d(x, w, None, (1, sw), (0, pl), (1, dw)), np.float32
     )
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    n=st.integers(1, 2),
+    c=st.integers(2, 40),
+    mult=st.integers(1, 2),
+    h=st.integers(2, 24),
+    w=st.integers(2, 31),
+    k=st.tuples(st.integers(1, 5), st.integers(1, 5)),
+    stride=st.integers(1, 2),
+    dilation=st.integers(1, 2),
+    activation=st.sampled_from([None, "relu6", "silu"]),
+    nonfinite=st.booleans(),
+    nthreads=st.integers(1, 2),
+    seed=st.integers(0, 2**16),
+)
+def test_depthwise_flat_planes_against_reference(
+    n, c, mult, h, w, k, stride, dilation, activation, nonfinite, nthreads, seed
+):
+    """The depthwise plane kernel's flat path (float32, AVX-512, planes under 16 wide: runs of 16
+    pixels across rows, masked tap loads from a per-task table, the polyphase split at stride
+    2, two planes at a time) against the float64 direct sum, on the "same" padding it takes:
+    rectangular kernels up to 25 taps, dilation, odd plane counts and sizes, NaN/inf input and an
+    inf weight (which a padding tap must skip)."""
+    pads = tuple(dilation * (kk - 1) // 2 for kk in k)
+    if h + 2 * pads[0] < dilation * (k[0] - 1) + 1 or w + 2 * pads[1] < dilation * (k[1] - 1) + 1:
+        return
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, c, h, w)).astype(np.float32)
+    wt = rng.standard_normal((c * mult, 1, *k)).astype(np.float32)
+    if nonfinite:
+        for v in (np.nan, np.inf, -np.inf):
+            x.flat[rng.integers(x.size)] = v
+        wt.flat[rng.integers(wt.size)] = np.inf
+    b = rng.standard_normal(c * mult).astype(np.float32)
+    g = conv_geometry(x, wt, b, stride, pads, dilation, c)[3]
+    if _plan.cpu_level() == "v4" and _plan.cython_available("conv"):
+        same = g.Wo == (g.W if stride == 1 else (g.W + 1) // 2)
+        assert _plan._depthwise_plane_flat(g) == (
+            same and g.Wo < 16 and g.Ho * g.Wo >= 16 and g.kh * g.kw > 1
+        )
+    with fastconv.threads(nthreads):
+        got = fastconv.conv2d(
+            x, wt, b, stride, pads, dilation, c, activation=activation, algorithm="depthwise"
+        )
+    want = ref.conv2d(x.astype(np.float64), wt.astype(np.float64), b, stride, pads, dilation, c)
+    if activation == "relu6":
+        want = np.clip(want, 0, 6)
+    elif activation == "silu":
+        with np.errstate(over="ignore", invalid="ignore"):
+            want = want / (1 + np.exp(-want))
+    assert_close(got, want, np.float32)
 
 
 @settings(max_examples=80, deadline=None)

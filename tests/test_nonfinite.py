@@ -173,11 +173,12 @@ PLANNED = {
     "gemm": ((2, 16, 12, 12), (16, 16, 3, 3), dict(padding=1), np.float64),
     "pointwise": ((2, 8, 12, 12), (8, 8, 1, 1), dict(padding=0), np.float64),
     "depthwise": ((2, 32, 14, 14), (32, 1, 3, 3), dict(padding=1, groups=32), np.float64),
-    # strided: the plane kernel's AVX-512 blocks run stride-1 planes of 8 columns or more
+    # 5x5 outputs of 7x7 planes ("valid"): under the plane kernel's AVX-512 row blocks (8 columns)
+    # and off its flat path (which takes "same" padding: stride 1 with Wo == W, stride 2 halving)
     "depthwise16": (
-        (2, 32, 14, 14),
+        (2, 32, 7, 7),
         (32, 1, 3, 3),
-        dict(stride=2, padding=1, groups=32),
+        dict(padding=0, groups=32),
         np.float32,
     ),
 }
@@ -477,6 +478,52 @@ def _check_depthwise_entry(mod, entry, data, shape, mult, k, stride, padding, di
     getattr(mod, entry)(x4, w4.reshape(1, g.K, -1), bias, b is not None, geo, out, ws, 0, nt)
     r = torch_direct_conv2d(x, w, b, stride, padding, dilation, C)
     assert_placement(out, r, dtype)
+
+
+@pytest.mark.timeout(60)
+@settings(max_examples=30, **SETTINGS)
+@given(
+    data=st.data(),
+    C=st.integers(1, 40),
+    mult=st.integers(1, 2),
+    H=st.integers(1, 24),
+    W=st.integers(1, 31),
+    k=st.sampled_from([2, 3, 4, 5]),
+    stride=st.integers(1, 2),
+    dilation=st.integers(1, 2),
+)
+def test_depthwise_flat_planes_nonfinite(data, C, mult, H, W, k, stride, dilation):
+    """The Cython plane kernel's flat path for planes under 16 wide (runs of 16 pixels across
+    rows; at stride 2 over the polyphase split; 16 planes per task, two at a time, odd counts
+    and channel multipliers), as the planner calls it: torch's direct sum, NaN/inf placement
+    included (an inf weight on a padding tap adds no NaN).  "Same" padding, the geometry the
+    path takes, and for even kernels the one beside it that it does not."""
+    if "cython" not in BACKENDS:
+        pytest.skip("the flat path is the Cython kernel's")
+    mod = _plan.kernels("cython")
+    padding = dilation * (k - 1) // 2
+    if min(H, W) + 2 * padding < dilation * (k - 1) + 1:
+        return
+
+    def flat_when_it_applies(g):
+        if g.dtype != np.float32 or _plan.cpu_level() != "v4":
+            return
+        same = (g.Wo == g.W) if stride == 1 else (g.Wo == (g.W + 1) // 2)
+        want = same and g.Wo < 16 and g.Ho * g.Wo >= 16
+        assert bool(mod.depthwise_plane_flat(g.as_array(), "f")) == want
+
+    _check_depthwise_entry(
+        mod,
+        "conv_depthwise_planes",
+        data,
+        (2, C, H, W),
+        mult,
+        k,
+        stride,
+        padding,
+        dilation,
+        flat_when_it_applies,
+    )
 
 
 @pytest.mark.timeout(60)

@@ -345,6 +345,216 @@ static inline void dw_plane_f32(const float *x, int64_t H, int64_t W, int64_t pt
         dw_plane5_avx512(x, H, W, pt, pl, wk, b, out, Ho, Wo, act, stride);
 }
 
+/* ---- Small planes, AVX-512: the output plane as one flat run of Ho * Wo pixels ----
+   A plane narrower than 16 fills under a vector per row in the row blocks above (masked stores,
+   slow on Zen 4) and depthwise16 pays two transposes per 16 channels on it (MobileNetV2's and
+   EfficientNet-B0's 14x14 and 7x7 layers ran there at 2x ONNX Runtime's NCHWc kernels).  Here
+   the Ho * Wo outputs are vectors of 16 consecutive pixels that run across rows, in blocks of 4
+   vectors (the last block holds the 1-3 left; the last vector overlaps the one before:
+   recomputed, identical, every store a full one).  Every tap of every output vector is then one masked load at a fixed
+   offset from the plane's start:
+   - stride 1 with Wo == W: the input index is the output index plus a constant;
+   - stride 2 with ceil(W / 2) == Wo: the plane is first split into its 4 polyphase planes
+     (even / odd rows x even / odd columns, row stride Wo, in the thread's buffer), in which a
+     stride-2 tap is a stride-1 tap of one phase.
+   Offsets and lane masks (the taps whose input pixel lies in the image) depend on the geometry
+   only: one table per task, shared by its planes (computing them per tap cost 4x the FMAs).  The
+   FMAs are merge-masked: a tap on padding is skipped, not multiplied by a zero, so an inf weight
+   there adds no NaN (torch's direct sum skips it too).  Up to 25 taps, any dilation. */
+#define DW_FLAT_MAX_TAPS 25
+
+/* whether the plane is split into polyphase planes first (stride 2), else read in place */
+static inline int dw_flat_phased(int64_t sh) { return sh == 2; }
+
+/* Elements of ws one task needs: the table (an int32 offset per tap, a 16-bit lane mask per
+   block, vector and tap) and, at stride 2, two planes' 4 phase planes with 16 elements of slack
+   each (full-vector row stores overhang). */
+static inline int64_t dw_flat_phase_size(int64_t H, int64_t Wo) { return ((H + 1) / 2) * Wo + 16; }
+static inline int64_t dw_flat_buffer_size(int64_t H, int64_t W, int64_t kh, int64_t kw,
+                                          int64_t sh, int64_t Ho, int64_t Wo) {
+    int64_t blocks = (Ho * Wo + 63) / 64, taps = kh * kw;
+    int64_t tab = taps + (blocks * 4 * taps + 1) / 2;
+    int64_t ph = dw_flat_phased(sh) ? 2 * 4 * dw_flat_phase_size(H, Wo) : 0;
+    (void)W;
+    return tab + ph + 16;
+}
+
+/* whether dw_flat_planes_f32 runs this plane: AVX-512, up to 25 taps, planes under 16 wide of
+   at least 16 pixels, stride 1 with Wo == W or stride 2 with ceil(W / 2) == Wo */
+static inline int dw_flat_supported(int64_t kh, int64_t kw, int64_t sh, int64_t sw, int64_t H,
+                                    int64_t W, int64_t Ho, int64_t Wo) {
+    (void)H;
+    if (!dw16_avx512() || kh * kw > DW_FLAT_MAX_TAPS || Wo >= 16 || Ho * Wo < 16 || sh != sw)
+        return 0;
+    return (sh == 1 && W == Wo) || (sh == 2 && (W + 1) / 2 == Wo);
+}
+
+static inline int64_t dw_floor2(int64_t a) { return a >= 0 ? a / 2 : -((-a + 1) / 2); }
+
+/* the start of vector v of the block at pixel blk: 16 apart, the last one ending at n */
+static inline int64_t dw_flat_start(int64_t blk, int v, int64_t n) {
+    return blk + 16 * v > n - 16 ? n - 16 : blk + 16 * v;
+}
+
+/* the table: off[t] the offset of tap t's input for output pixel 0 from the plane's (or phase
+   buffer's) start (a vector starting at pixel st reads st + off[t]), mk[(b * 4 + v) * taps + t]
+   the lanes of block b's vector v whose tap t lies in the image */
+static DW_TARGET void dw_flat_table(int32_t *off, uint16_t *mk, int64_t H, int64_t W,
+                                    int64_t kh, int64_t kw, int64_t pt, int64_t pl, int64_t sh,
+                                    int64_t dh, int64_t dw, int64_t Ho, int64_t Wo) {
+    const int64_t n = Ho * Wo, taps = kh * kw, phased = dw_flat_phased(sh);
+    const int64_t PS = dw_flat_phase_size(H, Wo);
+    const __m512 lane = _mm512_set_ps(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
+    const __m512 inv = _mm512_set1_ps(1.0f / (float)Wo), half = _mm512_set1_ps(0.5f);
+    const __m512i Wov = _mm512_set1_epi32((int)Wo);
+    int64_t ra[DW_FLAT_MAX_TAPS], ca[DW_FLAT_MAX_TAPS], rows[DW_FLAT_MAX_TAPS],
+        cols[DW_FLAT_MAX_TAPS];
+    for (int64_t i = 0; i < kh; i++)
+        for (int64_t j = 0; j < kw; j++) {
+            int64_t t = i * kw + j, a = i * dh - pt, c = j * dw - pl;
+            if (phased) {  /* phase (a mod 2, c mod 2), shifted by floor(a / 2) rows */
+                int64_t ry = a - 2 * dw_floor2(a), rx = c - 2 * dw_floor2(c);
+                a = dw_floor2(a);
+                c = dw_floor2(c);
+                rows[t] = (H - ry + 1) / 2;
+                cols[t] = (W - rx + 1) / 2;
+                off[t] = (int32_t)((ry * 2 + rx) * PS + a * Wo + c);
+            } else {
+                rows[t] = H;
+                cols[t] = W;
+                off[t] = (int32_t)(a * W + c);
+            }
+            ra[t] = a;
+            ca[t] = c;
+        }
+    int64_t b = 0;
+    for (int64_t blk = 0; blk < n; blk += 64, b++)
+        for (int v = 0; v < 4; v++) {
+            /* lane pixel p = st + lane: row p / Wo (floor((p + 0.5) / Wo), exact for p < 2^22),
+               column p - row * Wo */
+            __m512 p = _mm512_add_ps(lane, _mm512_set1_ps((float)dw_flat_start(blk, v, n)));
+            __m512i oy = _mm512_cvttps_epi32(_mm512_mul_ps(_mm512_add_ps(p, half), inv));
+            __m512i ox = _mm512_sub_epi32(_mm512_cvttps_epi32(p), _mm512_mullo_epi32(oy, Wov));
+            for (int64_t t = 0; t < taps; t++) {
+                __m512i y = _mm512_add_epi32(oy, _mm512_set1_epi32((int)ra[t]));
+                __m512i x = _mm512_add_epi32(ox, _mm512_set1_epi32((int)ca[t]));
+                mk[(b * 4 + v) * taps + t] =
+                    _mm512_cmplt_epu32_mask(y, _mm512_set1_epi32((int)rows[t])) &
+                    _mm512_cmplt_epu32_mask(x, _mm512_set1_epi32((int)cols[t]));
+            }
+        }
+}
+
+/* the 4 polyphase planes of an H x W plane (W <= 32), row stride Wo = ceil(W / 2), each row one
+   full 16-lane store (overhanging into the next row, written after it, or the slack) */
+static DW_TARGET void dw_flat_split(const float *x, int64_t H, int64_t W, int64_t Wo,
+                                    float *ph) {
+    const int64_t PS = dw_flat_phase_size(H, Wo);
+    const __m512i even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4,
+                                          2, 0);
+    const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
+    const __mmask16 m0 = W >= 16 ? 0xffff : (__mmask16)((1u << W) - 1);
+    const __mmask16 m1 = W <= 16 ? 0 : (__mmask16)((1u << (W - 16)) - 1);
+    for (int64_t y = 0; y < H; y++) {
+        const float *r = x + y * W;
+        __m512 lo = _mm512_maskz_loadu_ps(m0, r), hi = _mm512_maskz_loadu_ps(m1, r + 16);
+        float *d = ph + (y & 1) * 2 * PS + (y >> 1) * Wo;
+        _mm512_storeu_ps(d, _mm512_permutex2var_ps(lo, even, hi));
+        _mm512_storeu_ps(d + PS, _mm512_permutex2var_ps(lo, odd, hi));
+    }
+}
+
+/* one block of NP (1 or 2) planes: 4 vectors each, all taps, then the stores */
+static inline __attribute__((always_inline)) DW_TARGET void
+dw_flat_block(const int NP, const int NV, const float *const *src, const float *const *wk, const __m512 *bv,
+              float *const *o, const int32_t *off, const uint16_t *mk, int64_t taps,
+              const int64_t *st, int act) {
+    __m512 acc[2][4];
+#pragma GCC unroll 2
+    for (int q = 0; q < NP; q++)
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; v++) acc[q][v] = bv[q];
+    const float *s0[2][4];
+#pragma GCC unroll 2
+    for (int q = 0; q < NP; q++)
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; v++) s0[q][v] = src[q] + st[v];
+    for (int64_t t = 0; t < taps; t++) {
+        const int64_t d = off[t];
+        __mmask16 k[4];
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; v++) k[v] = (__mmask16)mk[v * taps + t];
+#pragma GCC unroll 2
+        for (int q = 0; q < NP; q++) {
+            const __m512 wt = _mm512_set1_ps(wk[q][t]);
+#pragma GCC unroll 4
+            for (int v = 0; v < NV; v++)
+                acc[q][v] = _mm512_mask3_fmadd_ps(wt, _mm512_maskz_loadu_ps(k[v], s0[q][v] + d),
+                                                  acc[q][v], k[v]);
+        }
+    }
+#pragma GCC unroll 2
+    for (int q = 0; q < NP; q++)
+#pragma GCC unroll 4
+        for (int v = NV - 1; v >= 0; v--)  /* the overlapping vector last: the same values */
+            _mm512_storeu_ps(o[q] + st[v], act ? dw_act16(acc[q][v], act) : acc[q][v]);
+}
+
+/* Output planes [k0, k1) of one sample: input plane k / m of x (planes of H x W), weights
+   w + k * taps, bias[k] (bias NULL: none), out planes of Ho x Wo.  ws: dw_flat_buffer_size.
+   Two planes at a time share each mask and offset load. */
+static DW_TARGET void dw_flat_planes_f32(const float *x, int64_t H, int64_t W, const float *w,
+                                         const float *bias, float *out, int64_t k0, int64_t k1,
+                                         int64_t m, int64_t kh, int64_t kw, int64_t sh,
+                                         int64_t pt, int64_t pl, int64_t dh, int64_t dw,
+                                         int64_t Ho, int64_t Wo, float *ws, int act) {
+    const int64_t n = Ho * Wo, taps = kh * kw, nb = (n + 63) / 64, nvec = (n + 15) / 16;
+    int32_t *off = (int32_t *)ws;
+    uint16_t *mk = (uint16_t *)(ws + taps);
+    float *ph = ws + taps + (nb * 4 * taps + 1) / 2;
+    const int64_t PS4 = 4 * dw_flat_phase_size(H, Wo);
+    const int phased = dw_flat_phased(sh);
+    dw_flat_table(off, mk, H, W, kh, kw, pt, pl, sh, dh, dw, Ho, Wo);
+    for (int64_t k = k0; k < k1; k += 2) {
+        const int NP = k + 1 < k1 ? 2 : 1;
+        const float *src[2];
+        const float *wk[2];
+        float *o[2];
+        __m512 bv[2];
+        for (int q = 0; q < NP; q++) {
+            src[q] = x + ((k + q) / m) * H * W;
+            if (phased) {
+                dw_flat_split(src[q], H, W, Wo, ph + q * PS4);
+                src[q] = ph + q * PS4;
+            }
+            wk[q] = w + (k + q) * taps;
+            bv[q] = _mm512_set1_ps(bias ? bias[k + q] : 0.0f);
+            o[q] = out + (k + q) * n;
+        }
+        for (int64_t b = 0, blk = 0; b < nb; b++, blk += 64) {
+            int64_t st[4];
+            const int nv = nvec - 4 * b < 4 ? (int)(nvec - 4 * b) : 4;
+            for (int v = 0; v < 4; v++) st[v] = dw_flat_start(blk, v, n);
+            const uint16_t *mb = mk + b * 4 * taps;
+#define DW_FLAT_BLOCK(NV)                                                                   \
+    if (NP == 2)                                                                            \
+        dw_flat_block(2, NV, src, wk, bv, o, off, mb, taps, st, act);                       \
+    else                                                                                    \
+        dw_flat_block(1, NV, src, wk, bv, o, off, mb, taps, st, act);
+            if (nv == 4) {
+                DW_FLAT_BLOCK(4)
+            } else if (nv == 3) {
+                DW_FLAT_BLOCK(3)
+            } else if (nv == 2) {
+                DW_FLAT_BLOCK(2)
+            } else {
+                DW_FLAT_BLOCK(1)
+            }
+#undef DW_FLAT_BLOCK
+        }
+    }
+}
+
 /* ---- AVX2+FMA: the same buffer layout, each 16-lane vector as two 8-lane halves */
 
 /* r[i] (8 floats each) -> r[j] holds element j of every r[i] (an 8x8 transpose, in order) */
@@ -492,6 +702,25 @@ static inline void dw_plane_f32(const float *x, int64_t H, int64_t W, int64_t pt
                                 int64_t Wo, int act, int64_t stride) {
     (void)x; (void)H; (void)W; (void)pt; (void)pl; (void)wk; (void)kh; (void)b; (void)out;
     (void)Ho; (void)Wo; (void)act; (void)stride;
+}
+static inline int dw_flat_supported(int64_t kh, int64_t kw, int64_t sh, int64_t sw, int64_t H,
+                                    int64_t W, int64_t Ho, int64_t Wo) {
+    (void)kh; (void)kw; (void)sh; (void)sw; (void)H; (void)W; (void)Ho; (void)Wo;
+    return 0;
+}
+static inline int64_t dw_flat_buffer_size(int64_t H, int64_t W, int64_t kh, int64_t kw,
+                                          int64_t sh, int64_t Ho, int64_t Wo) {
+    (void)H; (void)W; (void)kh; (void)kw; (void)sh; (void)Ho; (void)Wo;
+    return 0;
+}
+static void dw_flat_planes_f32(const float *x, int64_t H, int64_t W, const float *w,
+                               const float *bias, float *out, int64_t k0, int64_t k1, int64_t m,
+                               int64_t kh, int64_t kw, int64_t sh, int64_t pt, int64_t pl,
+                               int64_t dh, int64_t dw, int64_t Ho, int64_t Wo, float *ws,
+                               int act) {
+    (void)x; (void)H; (void)W; (void)w; (void)bias; (void)out; (void)k0; (void)k1; (void)m;
+    (void)kh; (void)kw; (void)sh; (void)pt; (void)pl; (void)dh; (void)dw; (void)Ho; (void)Wo;
+    (void)ws; (void)act;
 }
 static inline int dw16_supported(void) { return 0; }
 static void dw_init_perm(void) {}

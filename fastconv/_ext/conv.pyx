@@ -50,6 +50,14 @@ cdef extern from "_depthwise_kernel.h" nogil:
     void dw_plane_f32(const float *x, int64_t H, int64_t W, int64_t pt, int64_t pl,
                       const float *wk, int64_t kh, float b, float *out, int64_t Ho, int64_t Wo,
                       int act, int64_t stride)
+    int dw_flat_supported(int64_t kh, int64_t kw, int64_t sh, int64_t sw, int64_t H, int64_t W,
+                          int64_t Ho, int64_t Wo)
+    int64_t dw_flat_buffer_size(int64_t H, int64_t W, int64_t kh, int64_t kw, int64_t sh,
+                                int64_t Ho, int64_t Wo)
+    void dw_flat_planes_f32(const float *x, int64_t H, int64_t W, const float *w,
+                            const float *bias, float *out, int64_t k0, int64_t k1, int64_t m,
+                            int64_t kh, int64_t kw, int64_t sh, int64_t pt, int64_t pl,
+                            int64_t dh, int64_t dw, int64_t Ho, int64_t Wo, float *ws, int act)
     void dw16_task(const float *x, int64_t H, int64_t W, const float *w, const float *bias,
                    float *out, int64_t k0, int64_t nk, int64_t m, int64_t kh, int64_t kw,
                    int64_t sh, int64_t sw, int64_t pt, int64_t pl, int64_t dh, int64_t dw,
@@ -388,10 +396,13 @@ def conv_depthwise_planes(const floating[:, :, :, ::1] x, const floating[:, :, :
                           floating[:, :, :, ::1] out, floating[:, ::1] ws, int act,
                           int nthreads):
     """Direct grouped convolution with one input channel per group (depthwise, channel multiplier
-    K/C), one output plane per task; w is (Nw, K, kh*kw), bias (Nb, K); act 1 (relu), 2
+    K/C), one output plane per task (16 on the flat path); w is (Nw, K, kh*kw), bias (Nb, K); act 1 (relu), 2
     (relu6) or 3 (silu) is applied to each plane as it is written (0: none).
 
     1x1 taps that all fall inside the image: one pass, out = b + w * x at the strided pixels.
+    float32 with AVX-512, planes under 16 wide (depthwise_plane_flat): flat runs of 16 pixels
+    across rows, 16 planes per task (_depthwise_kernel.h).  float32 with AVX-512, 3x3 / 5x5 at
+    stride 1 or 2 (depthwise_plane_fast): 4-row register blocks straight from the input.
     Stride 1 with output planes at least 2 x 16 (and ws of depthwise_planes_workspace elements
     per thread): the plane is copied once into the thread's zero-padded buffer and computed in
     register-held blocks of 2 rows x 32 columns (16 on planes narrower than 32), the last block of
@@ -456,15 +467,36 @@ cdef void _depthwise_planes(const floating[:, :, :, ::1] x, const floating[:, :,
     cdef bint padded = _padded(g)
     # float32 with AVX-512, 3x3 and 5x5: 4-row register blocks with the activation on the store
     cdef bint fast = floating is float and dw_plane_supported(kh, kw, sh, sw, dh, dw, Ho, Wo)
+    cdef Py_ssize_t nkb = (K + 15) // 16, k1
     # 1x1 taps, every one inside the image: a scaled (strided) copy of the input plane, which
     # the padded copy and the tap loop made 3-6x slower (channel multipliers, stride 2)
     cdef bint one = (kh == 1 and kw == 1 and pt == 0 and pl == 0 and (Ho - 1) * sh < H
                      and (Wo - 1) * sw < W)
+    # float32 with AVX-512, planes under 16 wide: flat runs of 16 pixels across rows, 16 planes
+    # per task sharing one table of tap offsets and masks (padding taps are skipped, so no
+    # weight test)
+    cdef bint flat = (floating is float and not one
+                      and dw_flat_supported(kh, kw, sh, sw, H, W, Ho, Wo)
+                      and ws.shape[1] >= dw_flat_buffer_size(H, W, kh, kw, sh, Ho, Wo))
     cdef Py_ssize_t task, n, k, ho, q, tid
     cdef floating *buf
     cdef const floating *wk
     cdef floating b
     if N * K == 0:
+        return
+    if flat:
+        with nogil, parallel(num_threads=nthreads):
+            tid = threadid()
+            for task in prange(N * nkb, schedule="static"):
+                n = task // nkb
+                k = (task - n * nkb) * 16
+                k1 = k + 16 if k + 16 < K else K
+                dw_flat_planes_f32(<const float *>&x[n, 0, 0, 0], H, W,
+                                   <const float *>&w[n if Nw > 1 else 0, 0, 0],
+                                   <const float *>&bias[n if Nb > 1 else 0, 0]
+                                   if has_bias else NULL,
+                                   <float *>&out[n, 0, 0, 0], k, k1, m, kh, kw, sh, pt, pl, dh,
+                                   dw, Ho, Wo, <float *>&ws[tid, 0], act)
         return
     with nogil, parallel(num_threads=nthreads):
         tid = threadid()
@@ -516,9 +548,23 @@ def depthwise_plane_fast(const int64_t[::1] geo, dtype_char):
         g[G_KH], g[G_KW], g[G_SH], g[G_SW], g[G_DH], g[G_DW], g[G_HO], g[G_WO]))
 
 
+def depthwise_plane_flat(const int64_t[::1] geo, dtype_char):
+    """True when conv_depthwise_planes runs geo's planes as flat runs of 16 pixels across rows
+    (_depthwise_kernel.h: float32 with AVX-512, up to 25 taps, planes under 16 wide of at least
+    16 pixels, stride 1 with Wo == W or stride 2 with ceil(W / 2) == Wo)."""
+    cdef const int64_t *g = &geo[0]
+    return dtype_char == "f" and bool(dw_flat_supported(
+        g[G_KH], g[G_KW], g[G_SH], g[G_SW], g[G_H], g[G_W], g[G_HO], g[G_WO]))
+
+
 def depthwise_planes_workspace(const int64_t[::1] geo):
-    """Elements of workspace one thread of conv_depthwise_planes needs: one zero-padded plane."""
-    return (geo[G_HO] + geo[G_DH] * (geo[G_KH] - 1)) * (geo[G_WO] + geo[G_DW] * (geo[G_KW] - 1))
+    """Elements of workspace one thread of conv_depthwise_planes needs: one zero-padded plane,
+    or the flat path's table and phase planes."""
+    cdef const int64_t *g = &geo[0]
+    cdef int64_t padded = (g[G_HO] + g[G_DH] * (g[G_KH] - 1)) * (g[G_WO] + g[G_DW] * (g[G_KW] - 1))
+    cdef int64_t flat = dw_flat_buffer_size(g[G_H], g[G_W], g[G_KH], g[G_KW], g[G_SH], g[G_HO],
+                                            g[G_WO])
+    return padded if padded > flat else flat
 
 
 def depthwise16_supported(dtype_char):
