@@ -942,11 +942,11 @@ def _depthwise16_features(g):
 
 def _kernel_act(epilogue, g):
     """The activation a depthwise kernel applies on its store (relu 1, relu6 2, silu 3), or 0:
-    the epilogue then runs as the pass after (a residual; SiLU past 3x3 kernels, whose weights
-    fill the registers: 5x5 planes ran 7-13% slower with it in the store, 3x3 ones 3-10%
-    faster, 1 thread, EfficientNet-B0's layers)."""
+    the epilogue then runs as the pass after (a residual).  SiLU in the store, 5x5 included,
+    since it is vector code (fc_silu16): 4-12% faster than the pass after on EfficientNet-B0's
+    5x5 and stride-2 layers, 1 thread (the scalar SiLU made 5x5 planes 7-13% slower there)."""
     act, residual = epilogue
-    if residual is not None or (act == 3 and g.kh * g.kw > 9):
+    if residual is not None:
         return 0
     return act
 

@@ -47,15 +47,10 @@ static inline int dw16_avx2(void) {
 static inline int dw16_supported(void) { return dw16_avx512() || dw16_avx2(); }
 
 /* conv2d's activation on one vector as the kernels store it: 1 relu, 2 relu6 (compare-and-
- * select: NaN stays NaN), 3 silu (_epilogue_kernel.h's vectorised exp, the pass's code) */
+ * select: NaN stays NaN), 3 silu (_epilogue_kernel.h's fc_silu16, the pass's code) */
 static inline DW_TARGET __m512 dw_act16(__m512 t, int act) {
     const __m512 zero = _mm512_setzero_ps(), six = _mm512_set1_ps(6.0f);
-    if (act == 3) {
-        float v[16];
-        _mm512_storeu_ps(v, t);
-        for (int i = 0; i < 16; i++) v[i] = fc_silu_f32(v[i]);
-        return _mm512_loadu_ps(v);
-    }
+    if (act == 3) return fc_silu16(t);
     if (act) t = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(t, zero, _CMP_LT_OQ), t, zero);
     if (act == 2) t = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(t, six, _CMP_GT_OQ), t, six);
     return t;

@@ -975,12 +975,7 @@ static inline FC_TARGET __m512 fc_act16(__m512 v, const float *res, __mmask16 m,
     if (res) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, res));
     if (act == 1 || act == 2) v = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(v, zero, _CMP_LT_OQ), v, zero);
     if (act == 2) v = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(v, six, _CMP_GT_OQ), v, six);
-    if (act == 3) {
-        float t[16];
-        _mm512_storeu_ps(t, v);
-        for (int i = 0; i < 16; i++) t[i] = fc_silu_f32(t[i]);
-        v = _mm512_loadu_ps(t);
-    }
+    if (act == 3) v = fc_silu16(v);  /* the pass's code (_epilogue_kernel.h) */
     return v;
 }
 
