@@ -5,6 +5,7 @@ Run from the repository root:
     python benchmarks/scripts/networks.py                      # the network table
     python benchmarks/scripts/networks.py --busy               # quiet vs one busy process, 2 threads
     python benchmarks/scripts/networks.py --layers             # every conv layer, batch 1, 1 thread
+    python benchmarks/scripts/networks.py --layers --threads 2 # the same on 2 threads
     python benchmarks/scripts/networks.py --glue               # fastconv's conv vs NumPy glue time
     python benchmarks/scripts/networks.py --table benchmarks/results/networks-busy.json
 
@@ -491,7 +492,7 @@ def one_node_onnx(w, b, stride, pad, groups, shape, path):
 
 def run_layers(args, tmpdir):
     rows = []
-    n = 1
+    n = args.threads[0]  # one thread count: the first given (default 1)
     print(
         "| net | layer | C->K, k, s, g, HxW | x | fastconv ms | torch | ORT | OpenVINO | "
         "fastconv/fastest peer median (best) | algorithm |\n|---|---|---|---|---|---|---|---|---|---|"
@@ -554,6 +555,7 @@ def run_layers(args, tmpdir):
                 "groups": spec.groups,
                 "shape": shape,
                 "count": count,
+                "threads": n,
                 "flops": flops,
                 "libs": s,
                 "fastest_peer": fastest,
@@ -716,7 +718,9 @@ def main(argv=None):
         action="store_true",
         help="each case quiet and with one busy process (default threads: 2)",
     )
-    ap.add_argument("--layers", action="store_true", help="per-layer mode: batch 1, 1 thread")
+    ap.add_argument(
+        "--layers", action="store_true", help="per-layer mode: batch 1, 1 thread (or --threads N)"
+    )
     ap.add_argument("--glue", action="store_true", help="fastconv's conv vs glue time")
     ap.add_argument("--out", default=None, help="JSON file (default benchmarks/results/...)")
     args = ap.parse_args(argv)
@@ -725,7 +729,7 @@ def main(argv=None):
     args.net = args.net.split(",")
     args.batch = [int(b) for b in args.batch.split(",")]
     if args.threads is None:
-        args.threads = "2" if args.busy else "1,2"
+        args.threads = "2" if args.busy else "1" if args.layers else "1,2"
     args.threads = [int(n) for n in args.threads.split(",")]
     mode = "layers" if args.layers else "glue" if args.glue else "busy" if args.busy else "networks"
     meta = {
