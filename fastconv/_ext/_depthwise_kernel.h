@@ -24,25 +24,8 @@
 
 #define DW2_TARGET __attribute__((target("avx2,fma")))
 
-static inline int dw16_avx512(void) {
-    static int cached = -1;
-    if (cached < 0) {
-        __builtin_cpu_init();
-        cached = __builtin_cpu_supports("avx512f") && !getenv("FASTCONV_NO_AVX512") ? 1 : 0;
-    }
-    return cached;
-}
-static inline int dw16_avx2(void) {
-    static int cached = -1;
-    if (cached < 0) {
-        __builtin_cpu_init();
-        cached = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-                         !getenv("FASTCONV_NO_AVX2")
-                     ? 1
-                     : 0;
-    }
-    return cached;
-}
+static inline int dw16_avx512(void) { return fastconv_have_avx512(); }
+static inline int dw16_avx2(void) { return fastconv_have_avx2_fma(); }
 /* the 16-lane layout runs with AVX-512, or with AVX2+FMA as two 8-lane halves */
 static inline int dw16_supported(void) { return dw16_avx512() || dw16_avx2(); }
 

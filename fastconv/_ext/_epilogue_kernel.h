@@ -9,6 +9,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "_cpu.h"
+
 /* exp(t) for float32 in straight-line code gcc vectorises (libm's expf is a call per element):
  * Cephes' expf, range reduction by n = round(t / ln 2) in two parts and a degree-6 polynomial,
  * within 2 ulp of expf on [-86.5, 88.72]; t > 88.72 gives inf and t < -86.5 gives 0, so x / (1 + exp(-x))
@@ -40,7 +42,6 @@ static inline double fc_silu_f64(double v) { return v / (1.0 + exp(-v)); }
 
 #if defined(__GNUC__) && defined(__x86_64__)
 #include <immintrin.h>
-#include <stdlib.h>
 #define FC_SILU_AVX512 1
 #define FC_SILU_TARGET __attribute__((target("avx512f")))
 /* silu on 16 lanes, AVX-512: fc_expf's reduction and polynomial in FMAs, 2^n by vscalefps (which
@@ -69,14 +70,6 @@ static inline FC_SILU_TARGET __m512 fc_silu16(__m512 x) {
        reciprocals for large |x|) and needs a fix-up where 1 + e^-x is inf */
     return _mm512_div_ps(x, _mm512_add_ps(one, _mm512_scalef_ps(p, n)));
 }
-static inline int fc_silu_avx512(void) {
-    static int cached = -1;
-    if (cached < 0) {
-        __builtin_cpu_init();
-        cached = __builtin_cpu_supports("avx512f") && !getenv("FASTCONV_NO_AVX512") ? 1 : 0;
-    }
-    return cached;
-}
 /* out[i] = silu(out[i] (+ res[i])) for i in [i0, i1): whole vectors and one masked tail */
 static FC_SILU_TARGET void fc_silu_pass_avx512(float *out, const float *res, int64_t i0,
                                                int64_t i1) {
@@ -93,7 +86,6 @@ static FC_SILU_TARGET void fc_silu_pass_avx512(float *out, const float *res, int
 }
 #else
 #define FC_SILU_AVX512 0
-static inline int fc_silu_avx512(void) { return 0; }
 static inline void fc_silu_pass_avx512(float *out, const float *res, int64_t i0, int64_t i1) {
     (void)out; (void)res; (void)i0; (void)i1;
 }
@@ -139,7 +131,7 @@ FC_EPILOGUE(double, f64, fc_silu_f64)
 /* float32: silu by fc_silu16 where AVX-512 runs (the kernels' in-register silu is the same code) */
 static inline void fc_epilogue_f32(float *restrict out, const float *restrict res, int64_t i0,
                                    int64_t i1, int act) {
-    if (act == 3 && fc_silu_avx512())
+    if (act == 3 && fastconv_have_avx512())
         fc_silu_pass_avx512(out, res, i0, i1);
     else
         fc_epilogue_f32_loop(out, res, i0, i1, act);

@@ -339,19 +339,7 @@ static inline int64_t fc_bpanel_offset(const int64_t *g, int64_t tid) {
     return (fc_apack_size(g) + 15) / 16 * 16 + tid * fc_bpanel_size();
 }
 
-static inline int fc_have_avx512(void) {
-#if FC_HAVE_X86
-    static int cached = -1;
-    if (cached < 0) {
-        __builtin_cpu_init();
-        /* FASTCONV_NO_AVX512 (any value) forces the portable path, to test it on any machine */
-        cached = __builtin_cpu_supports("avx512f") && !getenv("FASTCONV_NO_AVX512") ? 1 : 0;
-    }
-    return cached;
-#else
-    return 0;
-#endif
-}
+static inline int fc_have_avx512(void) { return fastconv_have_avx512(); }  /* _cpu.h */
 
 /* A pixel stripe [q0, q0 + np) of the batch's N*Ho*Wo pixels, cut into output-row segments (what
  * packing copies) and per-sample pieces (what the output stores see as contiguous). */
@@ -1234,22 +1222,7 @@ static FC_TARGET void fc_task_klanes_f32(const float *w, const float *bt, const 
 #define FC_KC2 128  /* B rows per K block: a 24-column half is then 128 x 2 cache lines, in L1 */
 #endif
 
-static inline int fc_have_avx2(void) {
-#if FC_HAVE_X86
-    static int cached = -1;
-    if (cached < 0) {
-        __builtin_cpu_init();
-        /* FASTCONV_NO_AVX2 (any value) forces the portable path on an AVX2 machine */
-        cached = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-                         !getenv("FASTCONV_NO_AVX2")
-                     ? 1
-                     : 0;
-    }
-    return cached;
-#else
-    return 0;
-#endif
-}
+static inline int fc_have_avx2(void) { return fastconv_have_avx2_fma(); }  /* _cpu.h */
 
 #if FC_HAVE_X86
 /* im2col rows [rb, rb + kc) of one stripe into panel[kc][FC_NR]: strides 1 and 2 by whole

@@ -20,19 +20,13 @@
 #include <string.h>
 #include <stdlib.h>
 
+#include "_cpu.h"
 #include "_transpose16.h"
 
 #if defined(__GNUC__) && defined(__x86_64__)
 #define WG_HAVE_AVX512_TARGET 1
 #define WG_T512 __attribute__((target("avx512f")))
-static inline int wg_avx512(void) {
-    static int cached = -1;
-    if (cached < 0) {
-        __builtin_cpu_init();
-        cached = __builtin_cpu_supports("avx512f") && !getenv("FASTCONV_NO_AVX512") ? 1 : 0;
-    }
-    return cached;
-}
+static inline int wg_avx512(void) { return fastconv_have_avx512(); }
 #else
 #define WG_HAVE_AVX512_TARGET 0
 #define WG_T512
