@@ -271,6 +271,10 @@ class Algorithm:
     # call_features(g, has_bias, fixed) -> features of one call: what the calibration grid
     # (no bias, fresh weights) does not see; None: features(g)
     call_features: Optional[Callable] = None
+    # dominated(g, backend) -> True where another algorithm was measured faster on every shape
+    # the condition covers: "auto" then never picks this one there (the fitted rows cannot tell
+    # two kernels apart that close); forcing it by name still runs it
+    dominated: Optional[Callable] = None
 
 
 ALGORITHMS: "OrderedDict[str, Algorithm]" = OrderedDict()
@@ -1003,8 +1007,21 @@ def _depthwise16_run(plan, x4, w3, bias, has_bias, g, res4, epilogue=(0, None)):
         run_epilogue(plan, res4, *epilogue)
 
 
+def _depthwise16_dominated(g, be):
+    """Planes the depthwise kernel runs flat (under 16 wide).  Flat was faster, or at most 5%
+    slower, on all 308 float32 layers of a sweep (32-1152 channels, 4-29 pixel planes, 3x3 and
+    5x5, stride 1 and 2, batch 1 and 8; 1 thread, median of 15 interleaved rounds): median
+    flat/depthwise16 0.83, 0.74 at stride 1.  The 2-thread sweep agreed wherever a re-measure
+    was steady.  The fitted depthwise16 row underestimated it on strided layers (0.042 ms
+    predicted, 0.06 measured on 576x14x14 stride 2) and the planner sent 88 of the 308 there,
+    MobileNetV2's and EfficientNet-B0's strided small-plane layers among them, up to 1.45x
+    slower."""
+    return be == "cython" and _depthwise_plane_flat(g)
+
+
 # 16 channels in the AVX-512 lanes: wins where rows are short or strided (the plane kernel's
-# 32-column register blocks run mostly empty there), measured in the commit that added it
+# 32-column register blocks run mostly empty there), measured in the commit that added it;
+# not where the plane kernel runs flat runs of pixels (_depthwise16_dominated)
 _register(
     Algorithm(
         "depthwise16",
@@ -1013,6 +1030,7 @@ _register(
         _depthwise16_features,
         _depthwise16_run,
         epilogue=True,
+        dominated=_depthwise16_dominated,
     )
 )
 
@@ -1405,6 +1423,8 @@ def plan_conv2d(
         if exact_nonfinite and not alg.exact_nonfinite:
             continue
         if not alg.applies(geom, be, per_sample):
+            continue
+        if algorithm == "auto" and alg.dominated is not None and alg.dominated(geom, be):
             continue
         for nt in _thread_options(min(nthreads, alg.max_threads or nthreads)):
             fit = alg.workspace(geom, be, nt, geom.N if per_sample else 1, workspace_bytes)

@@ -352,3 +352,25 @@ def test_no_plan_starts_blas_threads_beside_fastconvs_own():
     finally:
         _plan.np.matmul = orig
     assert seen == [1]
+
+
+@pytest.mark.parametrize(
+    "shape, k, stride",
+    [((1, 576, 14, 14), 3, 2), ((1, 1152, 7, 7), 5, 1), ((2, 96, 8, 8), 3, 1)],
+)
+def test_depthwise16_not_chosen_where_flat_runs(shape, k, stride):
+    """Where the depthwise kernel runs its planes flat, "auto" does not pick depthwise16 (measured
+    slower there, _depthwise16_dominated), and forcing it still runs it, to the same result."""
+    g = geometry_from_shapes(shape, (shape[1], 1, k, k), stride, k // 2, 1, shape[1])
+    if not _plan._depthwise_plane_flat(g):
+        pytest.skip("the flat depthwise path needs float32 AVX-512 and the Cython build")
+    assert _plan.plan_conv2d(g, "cython", 1).algorithm == "depthwise"
+    assert "depthwise16" in _plan.applicable(g, "cython", False)
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal(shape).astype(np.float32)
+    w = rng.standard_normal((shape[1], 1, k, k)).astype(np.float32)
+    kw = dict(stride=stride, padding=k // 2, groups=shape[1], backend="cython")
+    a = fastconv.conv2d(x, w, algorithm="depthwise16", **kw)
+    ref = torch_conv(x, w, None, stride, k // 2, 1, shape[1])
+    np.testing.assert_allclose(a, ref, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(fastconv.conv2d(x, w, **kw), ref, rtol=1e-5, atol=1e-5)
