@@ -493,6 +493,8 @@ def one_node_onnx(w, b, stride, pad, groups, shape, path):
 def run_layers(args, tmpdir):
     rows = []
     n = args.threads[0]  # one thread count: the first given (default 1)
+    if torch is not None:
+        torch.set_num_threads(n)
     print(
         "| net | layer | C->K, k, s, g, HxW | x | fastconv ms | torch | ORT | OpenVINO | "
         "fastconv/fastest peer median (best) | algorithm |\n|---|---|---|---|---|---|---|---|---|---|"
@@ -503,12 +505,13 @@ def run_layers(args, tmpdir):
             w, b = net.params[spec.name]
             x = np.random.default_rng(2).standard_normal(shape).astype(np.float32)
             kw = dict(stride=spec.stride, padding=spec.padding, groups=spec.groups)
-            fns = {"fastconv": lambda x, w=w, b=b, kw=kw: fastconv_call(x, w, b, kw, n)}
+            # the thread count is set around the timing, not per call (as a network sets it
+            # once per forward pass): peers are timed without a per-call setting too
+            fns = {"fastconv": lambda x, w=w, b=b, kw=kw: fastconv.conv2d(x, w, b, **kw)}
             if torch is not None:
                 wt, bt = torch.from_numpy(w), torch.from_numpy(b)
 
                 def tconv(x, wt=wt, bt=bt, kw=kw):
-                    torch.set_num_threads(n)
                     with torch.inference_mode():
                         return torch.nn.functional.conv2d(torch.from_numpy(x), wt, bt, **kw).numpy()
 
@@ -527,14 +530,15 @@ def run_layers(args, tmpdir):
                     fns["onnxruntime"] = ort_runner(path, n)
                 if ov is not None:
                     fns["openvino"] = ov_runner(path, n)
-            ref = fns["fastconv"](x)
-            for k, f in fns.items():
-                err = float(np.max(np.abs(np.asarray(f(x)) - ref)) / np.max(np.abs(ref)))
-                if not err <= 1e-4:
-                    raise AssertionError(f"{name} {spec.name}: {k} differs by {err}")
-            flops = 2 * ref.size * (spec.cin // spec.groups) * spec.k * spec.k
-            inner = max(1, int(3e-3 / max(1e-6, _block(fns["fastconv"], x, 1))))
-            times = interleaved(fns, x, args.rounds, inner)
+            with fastconv.threads(n):
+                ref = fns["fastconv"](x)
+                for k, f in fns.items():
+                    err = float(np.max(np.abs(np.asarray(f(x)) - ref)) / np.max(np.abs(ref)))
+                    if not err <= 1e-4:
+                        raise AssertionError(f"{name} {spec.name}: {k} differs by {err}")
+                flops = 2 * ref.size * (spec.cin // spec.groups) * spec.k * spec.k
+                inner = max(1, int(3e-3 / max(1e-6, _block(fns["fastconv"], x, 1))))
+                times = interleaved(fns, x, args.rounds, inner)
             s = summarise(times)
             peers = [k for k in s if k != "fastconv"]
             fastest = min(peers, key=lambda k: s[k]["median_ms"]) if peers else None
@@ -580,11 +584,6 @@ def run_layers(args, tmpdir):
                 flush=True,
             )
     return rows
-
-
-def fastconv_call(x, w, b, kw, n):
-    with fastconv.threads(n):
-        return fastconv.conv2d(x, w, b, **kw)
 
 
 def layer_summary(rows):
