@@ -271,9 +271,9 @@ class Algorithm:
     # call_features(g, has_bias, fixed) -> features of one call: what the calibration grid
     # (no bias, fresh weights) does not see; None: features(g)
     call_features: Optional[Callable] = None
-    # dominated(g, backend) -> True where another algorithm was measured faster on every shape
-    # the condition covers: "auto" then never picks this one there (the fitted rows cannot tell
-    # two kernels apart that close); forcing it by name still runs it
+    # dominated(g, backend) -> True where another algorithm was measured faster, or within a few
+    # percent, on every shape the condition covers: "auto" then never picks this one there (the
+    # fitted rows cannot tell two kernels apart that close); forcing it by name still runs it
     dominated: Optional[Callable] = None
 
 
