@@ -271,8 +271,9 @@ class Algorithm:
     # call_features(g, has_bias, fixed) -> features of one call: what the calibration grid
     # (no bias, fresh weights) does not see; None: features(g)
     call_features: Optional[Callable] = None
-    # dominated(g, backend) -> True where another algorithm was measured faster, or within a few
-    # percent, on every shape the condition covers: "auto" then never picks this one there (the
+    # dominated(g, backend, fixed) -> True where another algorithm was measured faster, or within
+    # a few percent, on every shape the condition covers (fixed: the weights are kept by
+    # keep_packed): "auto" then never picks this one there (the
     # fitted rows cannot tell two kernels apart that close); forcing it by name still runs it
     dominated: Optional[Callable] = None
 
@@ -1007,7 +1008,7 @@ def _depthwise16_run(plan, x4, w3, bias, has_bias, g, res4, epilogue=(0, None)):
         run_epilogue(plan, res4, *epilogue)
 
 
-def _depthwise16_dominated(g, be):
+def _depthwise16_dominated(g, be, fixed):
     """Planes the depthwise kernel runs flat (under 16 wide).  Flat was faster, or at most 5%
     slower, on all 308 float32 layers of a sweep (32-1152 channels, 4-29 pixel planes, 3x3 and
     5x5, stride 1 and 2, batch 1 and 8; 1 thread, median of 15 interleaved rounds): median
@@ -1098,6 +1099,27 @@ def _pointwise_call_features(g, has_bias, fixed):
     return f[:2] + (f[2] + 2.0 * g.N * g.K * g.P,) + f[3:] if has_bias else f
 
 
+def _pointwise_dominated(g, be, fixed):
+    """Weights kept by keep_packed, on the backend that keeps their panels, with more than 64
+    input and output channels: the packed kernel then reads panels packed once, where BLAS packs
+    the weights again on every call.  A sweep with kept weights (64-2048 channels each way,
+    7x7-28x28 planes, batch 1 and 8: 136 float32 layers; 1 thread, median of 9 interleaved
+    rounds): packed was faster on all 82 this covers (packed/pointwise at most 0.98, median
+    0.90; 0.78-0.96 on the 20 the fitted rows sent to pointwise), and slower on 10 of the 54
+    others, all with 64 channels in or out on 7x7 or 14x14 planes (up to 1.24x, on calls of
+    25-100 us).  Inside a network the gap widens, the weights being cold there:
+    MobileNetV2's 576->160 1x1 on 7x7 took 240 us as pointwise and 139 as packed in its forward
+    pass (1 thread)."""
+    return (
+        fixed
+        and be == "cython"
+        and g.dtype == np.float32
+        and g.K > 64
+        and g.C > 64
+        and _packed_applies(g, be, False)
+    )
+
+
 def _pointwise_run(plan, x4, w3, bias, has_bias, g, res4):
     # NaN/inf are data here: they propagate as in any sum, without a floating-point warning
     with _threads.blas_single(), np.errstate(invalid="ignore", over="ignore"):
@@ -1121,6 +1143,7 @@ _register(
         _pointwise_run,
         max_threads=1,
         call_features=_pointwise_call_features,
+        dominated=_pointwise_dominated,
     )
 )
 
@@ -1424,7 +1447,7 @@ def plan_conv2d(
             continue
         if not alg.applies(geom, be, per_sample):
             continue
-        if algorithm == "auto" and alg.dominated is not None and alg.dominated(geom, be):
+        if algorithm == "auto" and alg.dominated is not None and alg.dominated(geom, be, fixed):
             continue
         for nt in _thread_options(min(nthreads, alg.max_threads or nthreads)):
             fit = alg.workspace(geom, be, nt, geom.N if per_sample else 1, workspace_bytes)

@@ -374,3 +374,22 @@ def test_depthwise16_not_chosen_where_flat_runs(shape, k, stride):
     ref = torch_conv(x, w, None, stride, k // 2, 1, shape[1])
     np.testing.assert_allclose(a, ref, rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(fastconv.conv2d(x, w, **kw), ref, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("shape,k_out", [((1, 576, 7, 7), 160), ((8, 960, 7, 7), 320)])
+def test_pointwise_not_chosen_for_kept_weights(shape, k_out):
+    """With weights kept by keep_packed (their panels packed once), "auto" runs a 1x1 layer of
+    more than 64 channels on packed, not on BLAS (which packs them again on every call:
+    _pointwise_dominated); forcing pointwise still runs it, to the same result."""
+    g = geometry_from_shapes(shape, (k_out, shape[1], 1, 1), 1, 0, 1, 1)
+    if not _plan._packed_applies(g, "cython", False):
+        pytest.skip("needs the Cython packed kernel")
+    assert _plan.plan_conv2d(g, "cython", 1, fixed=True).algorithm != "pointwise"
+    assert "pointwise" in _plan.applicable(g, "cython", False)
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal(shape).astype(np.float32)
+    w = _plan.keep_packed(rng.standard_normal((k_out, shape[1], 1, 1)).astype(np.float32))
+    ref = torch_conv(x, w, None, 1, 0, 1, 1)
+    forced = fastconv.conv2d(x, w, algorithm="pointwise", backend="cython")
+    np.testing.assert_allclose(forced, ref, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(fastconv.conv2d(x, w, backend="cython"), ref, rtol=1e-4, atol=1e-4)
