@@ -193,20 +193,22 @@ def scratch(slot, shape, dtype):
     if slots is None:
         slots = _ARENA.slots = _Slots()
         _ARENAS.add(slots)
-    buf = slots.get(slot)
-    if buf is None or buf.nbytes < nbytes + 64:
-        held = sum(b.nbytes for k, b in list(slots.items()) if k != slot)
+    got = slots.get(slot)
+    if got is None or got[0].nbytes < nbytes + 64:
+        held = sum(b.nbytes for k, (b, _) in list(slots.items()) if k != slot)
         if held + nbytes + 64 > _SCRATCH_TOTAL:
             return empty_aligned(shape, dtype)
         slots.pop(slot, None)  # free the old one before the larger one is allocated
-        buf = slots[slot] = np.empty(nbytes + 64, np.uint8)
-    off = -buf.__array_interface__["data"][0] % 64
+        buf = np.empty(nbytes + 64, np.uint8)
+        # its first 64-byte boundary, found once (__array_interface__ costs ~0.5 us a call)
+        got = slots[slot] = (buf, -buf.__array_interface__["data"][0] % 64)
+    buf, off = got
     return buf[off : off + nbytes].view(dtype).reshape(shape)
 
 
 def scratch_bytes():
     """Bytes the scratch slots of every thread hold."""
-    return sum(b.nbytes for slots in list(_ARENAS) for b in list(slots.values()))
+    return sum(b.nbytes for slots in list(_ARENAS) for b, _ in list(slots.values()))
 
 
 def free_scratch():
@@ -411,13 +413,18 @@ def _fixed_panels(mod, w4, g):
     if size == 0:
         return None
     store = _FIXED[id(a)][1]
+    # where in `a` the weights start: 0 for a view of all of it (the usual call; reading the
+    # address costs ~1 us), else the byte offset of the view's data
+    at = 0
+    if w4.nbytes != a.nbytes:
+        at = w4.__array_interface__["data"][0] - a.__array_interface__["data"][0]
     key = (
         g.K,
         g.Cg,
         g.kh,
         g.kw,
         g.groups,
-        w4.__array_interface__["data"][0],
+        at,
         bool(mod.packed_klanes(geo)),  # K-lanes panels have their own layout
     )
     got = store.get(key)

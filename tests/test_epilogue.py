@@ -223,6 +223,20 @@ def test_fixed_weights_keep_their_winograd_transform(layer, nthreads):
     assert_close(got, _reference.conv2d(xn, w, b, 1, p, d, g), dtype)
 
 
+def test_views_of_fixed_weights_keep_their_own_panels():
+    """Two same-shape views of one kept array at different offsets are different weights: each
+    gets its own panels (kept by where its data starts), and the whole array its own."""
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((1, 8, 9, 9)).astype(np.float32)
+    w = rng.standard_normal((16, 8, 3, 3)).astype(np.float32)
+    wf = _plan.keep_packed(w.copy())
+    for _ in range(2):  # the second round reads the kept panels
+        for view, ref_w in ((wf[:8], w[:8]), (wf[8:], w[8:]), (wf, w)):
+            got = fastconv.conv2d(x, view, padding=1, algorithm="packed")
+            assert_close(got, _reference.conv2d(x, ref_w, None, 1, 1, 1, 1), np.float32)
+    assert len(_plan._FIXED[id(wf)][1]) == 3
+
+
 def test_fixed_weights_with_inf_and_nan_over_the_padding():
     rng = np.random.default_rng(4)
     x = rng.standard_normal((1, 8, 6, 6)).astype(np.float32)
