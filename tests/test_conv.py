@@ -534,7 +534,7 @@ def test_depthwise_flat_planes_against_reference(
     n, c, mult, h, w, k, stride, dilation, activation, nonfinite, nthreads, seed
 ):
     """The depthwise plane kernel's flat path (float32, AVX-512, planes under 16 wide: runs of 16
-    pixels across rows, masked tap loads from a per-task table, the polyphase split at stride
+    pixels across rows, masked tap loads from one table per call, the polyphase split at stride
     2, two planes at a time) against the float64 direct sum, on the "same" padding it takes:
     rectangular kernels up to 25 taps, dilation, odd plane counts and sizes, NaN/inf input and an
     inf weight (which a padding tap must skip)."""

@@ -54,10 +54,15 @@ cdef extern from "_depthwise_kernel.h" nogil:
                           int64_t Ho, int64_t Wo)
     int64_t dw_flat_buffer_size(int64_t H, int64_t W, int64_t kh, int64_t kw, int64_t sh,
                                 int64_t Ho, int64_t Wo)
+    int64_t dw_flat_table_size(int64_t kh, int64_t kw, int64_t Ho, int64_t Wo)
+    void dw_flat_build_table(float *tab, int64_t H, int64_t W, int64_t kh, int64_t kw,
+                             int64_t pt, int64_t pl, int64_t sh, int64_t dh, int64_t dw,
+                             int64_t Ho, int64_t Wo)
     void dw_flat_planes_f32(const float *x, int64_t H, int64_t W, const float *w,
                             const float *bias, float *out, int64_t k0, int64_t k1, int64_t m,
                             int64_t kh, int64_t kw, int64_t sh, int64_t pt, int64_t pl,
-                            int64_t dh, int64_t dw, int64_t Ho, int64_t Wo, float *ws, int act)
+                            int64_t dh, int64_t dw, int64_t Ho, int64_t Wo, const float *tab,
+                            float *ph, int act)
     void dw16_task(const float *x, int64_t H, int64_t W, const float *w, const float *bias,
                    float *out, int64_t k0, int64_t nk, int64_t m, int64_t kh, int64_t kw,
                    int64_t sh, int64_t sw, int64_t pt, int64_t pl, int64_t dh, int64_t dw,
@@ -484,7 +489,12 @@ cdef void _depthwise_planes(const floating[:, :, :, ::1] x, const floating[:, :,
     cdef floating b
     if N * K == 0:
         return
+    cdef Py_ssize_t tab_n
     if flat:
+        # the table of tap offsets and masks: one per call, at the start of thread 0's buffer;
+        # every thread's phase planes follow it in its own
+        tab_n = dw_flat_table_size(kh, kw, Ho, Wo)
+        dw_flat_build_table(<float *>&ws[0, 0], H, W, kh, kw, pt, pl, sh, dh, dw, Ho, Wo)
         with nogil, parallel(num_threads=nthreads):
             tid = threadid()
             for task in prange(N * nkb, schedule="static"):
@@ -496,7 +506,8 @@ cdef void _depthwise_planes(const floating[:, :, :, ::1] x, const floating[:, :,
                                    <const float *>&bias[n if Nb > 1 else 0, 0]
                                    if has_bias else NULL,
                                    <float *>&out[n, 0, 0, 0], k, k1, m, kh, kw, sh, pt, pl, dh,
-                                   dw, Ho, Wo, <float *>&ws[tid, 0], act)
+                                   dw, Ho, Wo, <const float *>&ws[0, 0],
+                                   <float *>&ws[tid, tab_n], act)
         return
     with nogil, parallel(num_threads=nthreads):
         tid = threadid()
