@@ -618,3 +618,56 @@ def test_depthwise_plane_blocks_against_reference(
         with np.errstate(over="ignore", invalid="ignore"):
             want = want / (1 + np.exp(-want))
     assert_close(got, want, np.float32)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    n=st.integers(1, 2),
+    c=st.integers(2, 40),
+    h=st.integers(2, 15),
+    k=st.tuples(st.integers(1, 5), st.integers(1, 5)),
+    stride=st.integers(1, 2),
+    dilation=st.integers(1, 2),
+    activation=st.sampled_from([None, "relu", "relu6", "silu"]),
+    nonfinite=st.booleans(),
+    nthreads=st.integers(1, 2),
+    seed=st.integers(0, 2**16),
+)
+def test_depthwise_small16_gives_the_flat_paths_bits(
+    n, c, h, k, stride, dilation, activation, nonfinite, nthreads, seed
+):
+    """The 16-channels-in-lanes kernel for small planes (dw_small16_f32: pixel-major transposes,
+    a zero-bordered buffer) sums in the flat path's order, so both give the same bits, NaN and
+    inf in x included; an inf weight (which a padding tap must skip) sends its 16 channels to
+    the flat path.  Both are checked against the float64 direct sum too."""
+    mod = _plan.kernels("cython") if _plan.cython_available("conv") else None
+    if mod is None or not hasattr(mod, "_set_depthwise_small16"):
+        pytest.skip("needs the Cython conv kernels")
+    pads = tuple(dilation * (kk - 1) // 2 for kk in k)
+    if h + 2 * pads[0] < dilation * (k[0] - 1) + 1 or h + 2 * pads[1] < dilation * (k[1] - 1) + 1:
+        return
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, c, h, h)).astype(np.float32)
+    wt = rng.standard_normal((c, 1, *k)).astype(np.float32)
+    if nonfinite:
+        for v in (np.nan, np.inf, -np.inf):
+            x.flat[rng.integers(x.size)] = v
+        wt.flat[rng.integers(wt.size)] = np.inf
+    b = rng.standard_normal(c).astype(np.float32)
+    kw = dict(activation=activation, algorithm="depthwise", backend="cython")
+    got = {}
+    try:
+        with fastconv.threads(nthreads):
+            for mode in (1, 0):
+                mod._set_depthwise_small16(mode)
+                got[mode] = fastconv.conv2d(x, wt, b, stride, pads, dilation, c, **kw)
+    finally:
+        mod._set_depthwise_small16(1)
+    np.testing.assert_array_equal(got[1], got[0])
+    want = ref.conv2d(x.astype(np.float64), wt.astype(np.float64), b, stride, pads, dilation, c)
+    if activation in ("relu", "relu6"):
+        want = np.maximum(want, 0) if activation == "relu" else np.clip(want, 0, 6)
+    elif activation == "silu":
+        with np.errstate(over="ignore", invalid="ignore"):
+            want = want / (1 + np.exp(-want))
+    assert_close(got[1], want, np.float32)

@@ -545,6 +545,167 @@ static DW_TARGET void dw_flat_planes_f32(const float *x, int64_t H, int64_t W, c
     }
 }
 
+/* ---- Small planes, 16 channels in the lanes, AVX-512 (channel multiplier 1) ----
+   The flat path above spends its time in loads: every tap of every output vector is a load at
+   an offset that is rarely a multiple of 16 floats, so nearly every load spans two cache lines,
+   and each carries a lane mask (1152 x 7 x 7 5x5: 88 us; the FMAs alone 43, the loads 25, the
+   masks 16).  Here 16 consecutive channels (their planes are one contiguous run of 16 * H * W
+   floats, as their outputs are of 16 * Ho * Wo) are transposed in blocks of 16 pixels into a
+   pixel-major, zero-bordered buffer P[Hp][Wp][16], every tap of every output pixel is then one
+   aligned load and one FMA with all 16 lanes in use (49 pixels x 25 taps per 16 channels, where
+   the flat path computes 64 pixels per plane), and the pixel-major results are transposed back
+   in blocks of 16 pixels, the last block overlapping the one before (full stores).  Taps are
+   summed in the flat path's order from the bias up, so the results are the same bits.  A
+   padding tap reads a zero: a task whose weights hold an inf or NaN returns 0 and the caller
+   runs the flat path, which skips those taps (torch does not multiply padding by a weight).
+   The transposes cost about as much as a 3x3 plane's FMAs, so this wins where there are many
+   taps per pixel or where the flat path wastes most (the polyphase split of a small strided
+   plane).  Kernel time against the flat path, 1 thread, 256 and 960 channels: output planes of
+   at most 25 pixels 0.52-0.98 (7x7 and 8x8 stride 2, 4x4); 5x5 on 7x7 outputs 0.73-0.99; 3x3
+   on 7x7 1.02-1.23, on 8x8 and larger 1.1-1.6, 5x5 on 8x8 and larger 0.92-1.25.  The caller
+   runs it on the first two (conv_depthwise_planes). */
+static inline int64_t dw_small16_hp(int64_t kh, int64_t sh, int64_t dh, int64_t Ho) {
+    return (Ho - 1) * sh + dh * (kh - 1) + 1;
+}
+/* elements of a task's buffer: P, the weights by tap (16 each), the pixel-major staging */
+static inline int64_t dw_small16_buffer_size(int64_t H, int64_t W, int64_t kh, int64_t kw,
+                                             int64_t sh, int64_t sw, int64_t dh, int64_t dw,
+                                             int64_t Ho, int64_t Wo) {
+    int64_t hp = dw_small16_hp(kh, sh, dh, Ho), wp = dw_small16_hp(kw, sw, dw, Wo);
+    int64_t st = H * W > Ho * Wo ? H * W : Ho * Wo;
+    if (st < 16) st = 16;
+    return (hp * wp + kh * kw + st) * 16 + 16;
+}
+/* whether dw_small16_f32 runs this geometry: output rows under 16 pixels (the accumulators of
+   one row stay in registers) */
+static inline int dw_small16_supported(int64_t kh, int64_t kw, int64_t Wo) {
+    return dw16_avx512() && Wo < 16 && kh * kw <= DW_FLAT_MAX_TAPS;
+}
+
+/* r[l] = 16 pixels [p0, p0 + 16) of plane l (planes n apart, nk of them; zeros past nk, and past
+   n when n < 16), transposed: vector dw_perm[j] then holds pixel p0 + j of the 16 planes */
+static inline __attribute__((always_inline)) DW_TARGET void
+dw_small16_gather(const float *x, int64_t n, int64_t nk, int64_t p0, __m512 *r) {
+    const __mmask16 m = n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1);
+    for (int l = 0; l < 16; l++)
+        r[l] = l < nk ? _mm512_maskz_loadu_ps(m, x + l * n + p0) : _mm512_setzero_ps();
+    fc_transpose16(r);
+}
+
+/* every output row of NQ (Wo, a constant) pixels: their 16 channels in registers over all taps,
+   then into the pixel-major staging T */
+static inline __attribute__((always_inline)) DW_TARGET void
+dw_small16_rows(const int NQ, const float *P, int64_t Wp, const float *wt, __m512 bv, float *T,
+                int64_t kh, int64_t kw, int64_t sh, int64_t sw, int64_t dh, int64_t dw,
+                int64_t Ho, int act) {
+    for (int64_t ho = 0; ho < Ho; ho++) {
+        __m512 acc[16];
+#pragma GCC unroll 16
+        for (int q = 0; q < NQ; q++) acc[q] = bv;
+        for (int64_t i = 0; i < kh; i++) {
+            const float *prow = P + (ho * sh + i * dh) * Wp * 16;
+            for (int64_t j = 0; j < kw; j++) {
+                const __m512 wv = _mm512_loadu_ps(wt + (i * kw + j) * 16);
+                const float *pp = prow + j * dw * 16;
+#pragma GCC unroll 16
+                for (int q = 0; q < NQ; q++)
+                    acc[q] = _mm512_fmadd_ps(wv, _mm512_loadu_ps(pp + q * sw * 16), acc[q]);
+            }
+        }
+        float *trow = T + ho * NQ * 16;
+#pragma GCC unroll 16
+        for (int q = 0; q < NQ; q++) _mm512_storeu_ps(trow + q * 16, act ? dw_act16(acc[q], act) : acc[q]);
+    }
+}
+
+/* Output planes [k0, k0 + nk) (nk <= 16) of one sample from input planes [k0, k0 + nk) (channel
+   multiplier 1): x and out point at plane k0; w at channel k0's taps; bias at channel k0's or
+   NULL.  buf: dw_small16_buffer_size elements (64-byte aligned: its loads and stores are then whole lines).  Returns 1, or 0 (nothing
+   written) when a weight is not finite. */
+static DW_TARGET int dw_small16_f32(const float *x, int64_t H, int64_t W, const float *w,
+                                    const float *bias, float *out, int64_t nk, int64_t kh,
+                                    int64_t kw, int64_t sh, int64_t sw, int64_t pt, int64_t pl,
+                                    int64_t dh, int64_t dw, int64_t Ho, int64_t Wo, float *buf,
+                                    int act) {
+    const int64_t taps = kh * kw, n = H * W, no = Ho * Wo;
+    const int64_t Hp = dw_small16_hp(kh, sh, dh, Ho), Wp = dw_small16_hp(kw, sw, dw, Wo);
+    float *P = buf, *wt = buf + Hp * Wp * 16, *T = wt + taps * 16;
+    /* the weights by tap, 16 lanes each (the 16 channels' taps transposed in blocks of 16 taps,
+       as the pixels below); a non-finite one sends the task to the flat path */
+    __m512 bad = _mm512_setzero_ps();
+    for (int64_t t0 = 0; t0 < taps; t0 += 16) {
+        int64_t b = taps < 16 ? 0 : (t0 + 16 > taps ? taps - 16 : t0), cnt = taps < 16 ? taps : 16;
+        __m512 r[16];
+        dw_small16_gather(w, taps, nk, b, r);
+        for (int64_t j = 0; j < cnt; j++) {
+            __m512 wv = r[dw_perm[j]];
+            bad = _mm512_add_ps(bad, _mm512_mul_ps(wv, _mm512_setzero_ps()));  /* NaN iff not finite */
+            _mm512_storeu_ps(wt + (b + j) * 16, wv);
+        }
+    }
+    if (_mm512_cmp_ps_mask(bad, bad, _CMP_UNORD_Q)) return 0;
+    /* P: the zero border, then the transposed interior (input pixel (iy, ix) at row iy + pt,
+       column ix + pl, where P has it) */
+    const __m512 z = _mm512_setzero_ps();
+    for (int64_t y = 0; y < Hp; y++) {
+        int64_t iy = y - pt;
+        float *prow = P + y * Wp * 16;
+        if (iy < 0 || iy >= H) {
+            for (int64_t c = 0; c < Wp; c++) _mm512_storeu_ps(prow + c * 16, z);
+            continue;
+        }
+        for (int64_t c = 0; c < Wp; c++)
+            if (c < pl || c >= pl + W) _mm512_storeu_ps(prow + c * 16, z);
+    }
+    for (int64_t p0 = 0; p0 < n; p0 += 16) {
+        int64_t b = n < 16 ? 0 : (p0 + 16 > n ? n - 16 : p0), cnt = n < 16 ? n : 16;
+        __m512 r[16];
+        dw_small16_gather(x, n, nk, b, r);
+        int64_t iy = b / W, ix = b - iy * W;
+        for (int64_t j = 0; j < cnt; j++) {
+            int64_t y = iy + pt, c = ix + pl;
+            if (y < Hp && c < Wp) _mm512_storeu_ps(P + (y * Wp + c) * 16, r[dw_perm[j]]);
+            if (++ix == W) {
+                ix = 0;
+                iy++;
+            }
+        }
+    }
+    /* every output row: its Wo pixels' 16 channels in registers over all taps */
+    __m512 bv = z;
+    if (bias) {
+        float b16[16];
+        for (int l = 0; l < 16; l++) b16[l] = l < nk ? bias[l] : 0.0f;
+        bv = _mm512_loadu_ps(b16);
+    }
+    switch (Wo) {
+#define DW_SMALL16_ROWS(NQ) \
+    case NQ: dw_small16_rows(NQ, P, Wp, wt, bv, T, kh, kw, sh, sw, dh, dw, Ho, act); break;
+        DW_SMALL16_ROWS(1) DW_SMALL16_ROWS(2) DW_SMALL16_ROWS(3) DW_SMALL16_ROWS(4)
+        DW_SMALL16_ROWS(5) DW_SMALL16_ROWS(6) DW_SMALL16_ROWS(7) DW_SMALL16_ROWS(8)
+        DW_SMALL16_ROWS(9) DW_SMALL16_ROWS(10) DW_SMALL16_ROWS(11) DW_SMALL16_ROWS(12)
+        DW_SMALL16_ROWS(13) DW_SMALL16_ROWS(14) DW_SMALL16_ROWS(15)
+#undef DW_SMALL16_ROWS
+        default: break;
+    }
+    /* back to 16 planes of Ho * Wo: blocks of 16 pixels, the last overlapping the one before */
+    for (int64_t p0 = 0; p0 < no; p0 += 16) {
+        int64_t b = no < 16 ? 0 : (p0 + 16 > no ? no - 16 : p0);
+        __m512 r[16];
+        for (int j = 0; j < 16; j++)
+            r[j] = j < no ? _mm512_loadu_ps(T + (b + j) * 16) : _mm512_setzero_ps();
+        fc_transpose16(r);
+        if (no >= 16) {
+            for (int64_t l = 0; l < nk; l++) _mm512_storeu_ps(out + l * no + b, r[dw_perm[l]]);
+        } else {
+            const __mmask16 m = (__mmask16)((1u << no) - 1);
+            for (int64_t l = 0; l < nk; l++)
+                _mm512_mask_storeu_ps(out + l * no, m, r[dw_perm[l]]);
+        }
+    }
+    return 1;
+}
+
 /* ---- AVX2+FMA: the same buffer layout, each 16-lane vector as two 8-lane halves */
 
 /* r[i] (8 floats each) -> r[j] holds element j of every r[i] (an 8x8 transpose, in order) */
@@ -722,6 +883,27 @@ static void dw_flat_planes_f32(const float *x, int64_t H, int64_t W, const float
     (void)x; (void)H; (void)W; (void)w; (void)bias; (void)out; (void)k0; (void)k1; (void)m;
     (void)kh; (void)kw; (void)sh; (void)pt; (void)pl; (void)dh; (void)dw; (void)Ho; (void)Wo;
     (void)act;
+}
+static inline int64_t dw_small16_buffer_size(int64_t H, int64_t W, int64_t kh, int64_t kw,
+                                             int64_t sh, int64_t sw, int64_t dh, int64_t dw,
+                                             int64_t Ho, int64_t Wo) {
+    (void)H; (void)W; (void)kh; (void)kw; (void)sh; (void)sw; (void)dh; (void)dw; (void)Ho;
+    (void)Wo;
+    return 0;
+}
+static inline int dw_small16_supported(int64_t kh, int64_t kw, int64_t Wo) {
+    (void)kh; (void)kw; (void)Wo;
+    return 0;
+}
+static inline int dw_small16_f32(const float *x, int64_t H, int64_t W, const float *w,
+                                 const float *bias, float *out, int64_t nk, int64_t kh,
+                                 int64_t kw, int64_t sh, int64_t sw, int64_t pt, int64_t pl,
+                                 int64_t dh, int64_t dw, int64_t Ho, int64_t Wo, float *buf,
+                                 int act) {
+    (void)x; (void)H; (void)W; (void)w; (void)bias; (void)out; (void)nk; (void)kh; (void)kw;
+    (void)sh; (void)sw; (void)pt; (void)pl; (void)dh; (void)dw; (void)Ho; (void)Wo; (void)buf;
+    (void)act;
+    return 0;
 }
 static inline int dw16_supported(void) { return 0; }
 static void dw_init_perm(void) {}

@@ -63,6 +63,13 @@ cdef extern from "_depthwise_kernel.h" nogil:
                             int64_t kh, int64_t kw, int64_t sh, int64_t pt, int64_t pl,
                             int64_t dh, int64_t dw, int64_t Ho, int64_t Wo, const float *tab,
                             float *ph, int act)
+    int64_t dw_small16_buffer_size(int64_t H, int64_t W, int64_t kh, int64_t kw, int64_t sh,
+                                   int64_t sw, int64_t dh, int64_t dw, int64_t Ho, int64_t Wo)
+    int dw_small16_supported(int64_t kh, int64_t kw, int64_t Wo)
+    int dw_small16_f32(const float *x, int64_t H, int64_t W, const float *w, const float *bias,
+                       float *out, int64_t nk, int64_t kh, int64_t kw, int64_t sh, int64_t sw,
+                       int64_t pt, int64_t pl, int64_t dh, int64_t dw, int64_t Ho, int64_t Wo,
+                       float *buf, int act)
     void dw16_task(const float *x, int64_t H, int64_t W, const float *w, const float *bias,
                    float *out, int64_t k0, int64_t nk, int64_t m, int64_t kh, int64_t kw,
                    int64_t sh, int64_t sw, int64_t pt, int64_t pl, int64_t dh, int64_t dw,
@@ -489,11 +496,21 @@ cdef void _depthwise_planes(const floating[:, :, :, ::1] x, const floating[:, :,
     cdef floating b
     if N * K == 0:
         return
-    cdef Py_ssize_t tab_n
+    cdef Py_ssize_t tab_n, sm_off
+    cdef bint small16
     if flat:
         # the table of tap offsets and masks: one per call, at the start of thread 0's buffer;
-        # every thread's phase planes follow it in its own
+        # every thread's phase planes follow it in its own, then its small16 buffer
         tab_n = dw_flat_table_size(kh, kw, Ho, Wo)
+        sm_off = (dw_flat_buffer_size(H, W, kh, kw, sh, Ho, Wo) + 15) // 16 * 16
+        # the 16-lane small-plane kernel where it was measured faster (_depthwise_kernel.h)
+        small16 = (floating is float and m == 1 and _small16_mode
+                   and (Ho * Wo <= 25 or (kh * kw >= 25 and Ho * Wo <= 49))
+                   and dw_small16_supported(kh, kw, Wo)
+                   and ws.shape[1] >= sm_off + dw_small16_buffer_size(H, W, kh, kw, sh, sw, dh,
+                                                                      dw, Ho, Wo))
+        if small16:
+            dw_init_perm()
         dw_flat_build_table(<float *>&ws[0, 0], H, W, kh, kw, pt, pl, sh, dh, dw, Ho, Wo)
         with nogil, parallel(num_threads=nthreads):
             tid = threadid()
@@ -501,6 +518,13 @@ cdef void _depthwise_planes(const floating[:, :, :, ::1] x, const floating[:, :,
                 n = task // nkb
                 k = (task - n * nkb) * 16
                 k1 = k + 16 if k + 16 < K else K
+                if small16 and dw_small16_f32(
+                        <const float *>&x[n, k, 0, 0], H, W,
+                        <const float *>&w[n if Nw > 1 else 0, k, 0],
+                        <const float *>&bias[n if Nb > 1 else 0, k] if has_bias else NULL,
+                        <float *>&out[n, k, 0, 0], k1 - k, kh, kw, sh, sw, pt, pl, dh, dw, Ho,
+                        Wo, <float *>&ws[tid, sm_off], act):
+                    continue
                 dw_flat_planes_f32(<const float *>&x[n, 0, 0, 0], H, W,
                                    <const float *>&w[n if Nw > 1 else 0, 0, 0],
                                    <const float *>&bias[n if Nb > 1 else 0, 0]
@@ -570,12 +594,31 @@ def depthwise_plane_flat(const int64_t[::1] geo, dtype_char):
 
 def depthwise_planes_workspace(const int64_t[::1] geo):
     """Elements of workspace one thread of conv_depthwise_planes needs: one zero-padded plane,
-    or the flat path's table and phase planes."""
+    or the flat path's table and phase planes and the small16 buffer after them (a multiple of
+    16: every thread's row starts on a line)."""
     cdef const int64_t *g = &geo[0]
     cdef int64_t padded = (g[G_HO] + g[G_DH] * (g[G_KH] - 1)) * (g[G_WO] + g[G_DW] * (g[G_KW] - 1))
     cdef int64_t flat = dw_flat_buffer_size(g[G_H], g[G_W], g[G_KH], g[G_KW], g[G_SH], g[G_HO],
                                             g[G_WO])
-    return padded if padded > flat else flat
+    if dw_flat_supported(g[G_KH], g[G_KW], g[G_SH], g[G_SW], g[G_H], g[G_W], g[G_HO], g[G_WO]):
+        flat = (flat + 15) // 16 * 16 + dw_small16_buffer_size(
+            g[G_H], g[G_W], g[G_KH], g[G_KW], g[G_SH], g[G_SW], g[G_DH], g[G_DW], g[G_HO],
+            g[G_WO])
+    padded = padded if padded > flat else flat
+    return (padded + 15) // 16 * 16
+
+
+cdef int _small16_mode = 1
+
+
+def _set_depthwise_small16(int on):
+    """Whether conv_depthwise_planes's flat path runs 16-channel blocks of channel multiplier 1
+    through dw_small16_f32 (1, the default) or plane by plane (0); returns the previous setting.
+    For tests and measurements: both paths give the same bits."""
+    global _small16_mode
+    old = _small16_mode
+    _small16_mode = on
+    return old
 
 
 def depthwise16_supported(dtype_char):
