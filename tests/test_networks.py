@@ -169,3 +169,58 @@ def test_others_running_sees_a_busy_process():
         p.terminate()
         p.wait()
     assert seen >= 1
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    n=st.integers(1, 2),
+    c=st.integers(1, 5),
+    h=st.integers(1, 40),
+    w=st.integers(1, 40),
+    window=st.sampled_from([(3, 2, 1), (2, 2, 0), (3, 1, 1), (5, 3, 2)]),
+    dtype=st.sampled_from([np.float32, np.float64]),
+    nonfinite=st.booleans(),
+    nthreads=st.integers(1, 2),
+    seed=st.integers(0, 2**16),
+)
+@pytest.mark.parametrize("backend", ["numba", "cython"])
+def test_max_pool2d_kernels_match_torch(
+    backend, n, c, h, w, window, dtype, nonfinite, nthreads, seed
+):
+    """The max-pool kernel twins (3x3 stride 2 padding 1, ResNet's stem pool, is the vector path;
+    other windows the scalar loop) against torch's max_pool2d: padding never wins, NaN
+    propagates, -inf and inf stay."""
+    from fastconv import _plan
+
+    if backend == "cython" and not _plan.cython_available("conv"):
+        pytest.skip("the Cython conv extension is not built")
+    k, s, p = window
+    if h + 2 * p < k or w + 2 * p < k:
+        return
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, c, h, w)).astype(dtype)
+    if nonfinite:
+        for v in (np.nan, np.inf, -np.inf):
+            x.flat[rng.integers(x.size)] = v
+    ref = torch.nn.functional.max_pool2d(torch.from_numpy(x), k, s, p).numpy()
+    mod = _plan.kernels(backend)
+    out = np.zeros(ref.shape, dtype)
+    ws = np.empty((nthreads, mod.max_pool2d_workspace(ref.shape[3])), dtype)
+    mod.max_pool2d(x, out, k, k, s, s, p, p, ws, nthreads)
+    np.testing.assert_array_equal(out, ref)
+
+
+def test_resnet_stem_pool_is_the_kernel_and_numpys_alike():
+    """_maxpool3s2 through the compiled kernel and through NumPy's strided maxima agree (NaN
+    included); the network calls the first on the Cython backend."""
+    from fastconv._networks import _maxpool3s2
+
+    x = np.random.default_rng(6).standard_normal((2, 8, 23, 18)).astype(np.float32)
+    x[0, 1, 4, 4] = np.nan
+    x[1, 7, 22, 17] = np.inf
+    want = torch.nn.functional.max_pool2d(torch.from_numpy(x), 3, 2, 1).numpy()
+    np.testing.assert_array_equal(_maxpool3s2(x, "numba"), want)
+    from fastconv import _plan
+
+    if _plan.cython_available("conv"):
+        np.testing.assert_array_equal(_maxpool3s2(x, "cython"), want)

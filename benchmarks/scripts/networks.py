@@ -546,8 +546,11 @@ def run_layers(args, tmpdir):
             from fastconv._geometry import geometry_from_shapes
 
             with fastconv.threads(n):
+                # as the call plans it: with a bias, on the network's kept weights
                 plan = _plan.plan_conv2d(
-                    geometry_from_shapes(shape, w.shape, spec.stride, spec.padding, 1, spec.groups)
+                    geometry_from_shapes(shape, w.shape, spec.stride, spec.padding, 1, spec.groups),
+                    has_bias=True,
+                    fixed=_plan.is_fixed(w),
                 )
             row = {
                 "net": name,

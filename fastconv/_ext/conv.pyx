@@ -856,3 +856,43 @@ def conv_epilogue(floating[::1] out, const floating[::1] residual, bint has_resi
                 fc_epilogue_f32(o, r, i0, i1, act)
             else:
                 fc_epilogue_f64(o, r, i0, i1, act)
+
+
+
+cdef extern from "_pool_kernel.h" nogil:
+    int64_t fc_maxpool_buffer_size(int64_t Wo)
+    void fc_maxpool_plane_f32(const float *x, int64_t H, int64_t W, float *out, int64_t Ho,
+                              int64_t Wo, int64_t kh, int64_t kw, int64_t sh, int64_t sw,
+                              int64_t pt, int64_t pl, float *hb)
+    void fc_maxpool_plane_f64(const double *x, int64_t H, int64_t W, double *out, int64_t Ho,
+                              int64_t Wo, int64_t kh, int64_t kw, int64_t sh, int64_t sw,
+                              int64_t pt, int64_t pl)
+
+
+def max_pool2d_workspace(Py_ssize_t Wo):
+    """Elements of workspace one thread of max_pool2d needs (float32's row buffer)."""
+    return fc_maxpool_buffer_size(Wo)
+
+
+def max_pool2d(const floating[:, :, :, ::1] x, floating[:, :, :, ::1] out, Py_ssize_t kh,
+               Py_ssize_t kw, Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t pt, Py_ssize_t pl,
+               floating[:, ::1] ws, int nthreads):
+    """out[n, c, oy, ox] = the largest of x[n, c, oy*sh - pt + i, ox*sw - pl + j] over the taps
+    that fall in the image (padding never wins), NaN where one of them is NaN (torch's
+    max_pool2d); out's Ho x Wo are the caller's.  One task per plane; ws: (nthreads,
+    max_pool2d_workspace(Wo)) (_pool_kernel.h)."""
+    cdef Py_ssize_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
+    cdef Py_ssize_t Ho = out.shape[2], Wo = out.shape[3], p, n, c, tid
+    if N * C * Ho * Wo == 0:
+        return
+    with nogil, parallel(num_threads=nthreads):
+        tid = threadid()
+        for p in prange(N * C, schedule="static"):
+            n = p // C
+            c = p - n * C
+            if floating is float:
+                fc_maxpool_plane_f32(&x[n, c, 0, 0], H, W, &out[n, c, 0, 0], Ho, Wo, kh, kw, sh,
+                                     sw, pt, pl, &ws[tid, 0])
+            else:
+                fc_maxpool_plane_f64(&x[n, c, 0, 0], H, W, &out[n, c, 0, 0], Ho, Wo, kh, kw, sh,
+                                     sw, pt, pl)

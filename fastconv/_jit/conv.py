@@ -355,3 +355,34 @@ def conv_epilogue(out, residual, has_residual, act, nthreads):
             for i in range(i0, i1):
                 v = out[i]
                 out[i] = v / (1 + np.exp(-v))
+
+
+def max_pool2d_workspace(Wo):
+    """Elements of workspace one thread of max_pool2d needs (twin of the Cython function)."""
+    return 3 * (Wo + 16) + 16
+
+
+@parallel_kernel
+def max_pool2d(x, out, kh, kw, sh, sw, pt, pl, ws, nthreads):
+    """out[n, c, oy, ox] = the largest in-image tap of x's window, NaN where one is NaN (twin of
+    the Cython kernel; ws unused here)."""
+    N, C, H, W = x.shape
+    Ho, Wo = out.shape[2], out.shape[3]
+    for p in prange(N * C):
+        n = p // C
+        c = p - n * C
+        for oy in range(Ho):
+            y0 = oy * sh - pt
+            ylo = max(y0, 0)
+            yhi = min(y0 + kh, H)
+            for ox in range(Wo):
+                x0 = ox * sw - pl
+                xlo = max(x0, 0)
+                xhi = min(x0 + kw, W)
+                m = x[n, c, ylo, xlo]
+                for yy in range(ylo, yhi):
+                    for xx in range(xlo, xhi):
+                        v = x[n, c, yy, xx]
+                        if v > m or v != v:
+                            m = v
+                out[n, c, oy, ox] = m
