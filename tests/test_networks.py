@@ -224,3 +224,42 @@ def test_resnet_stem_pool_is_the_kernel_and_numpys_alike():
 
     if _plan.cython_available("conv"):
         np.testing.assert_array_equal(_maxpool3s2(x, "cython"), want)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    n=st.integers(1, 3),
+    c=st.integers(1, 9),
+    h=st.integers(1, 30),
+    w=st.integers(1, 30),
+    dtype=st.sampled_from([np.float32, np.float64]),
+    nonfinite=st.booleans(),
+    nthreads=st.integers(1, 2),
+    seed=st.integers(0, 2**16),
+)
+@pytest.mark.parametrize("backend", ["numba", "cython"])
+def test_plane_means_and_scale_planes_kernels(
+    backend, n, c, h, w, dtype, nonfinite, nthreads, seed
+):
+    """The squeeze-excitation glue's kernel twins: plane_means against a float64 NumPy mean
+    (NaN and inf propagate), scale_planes against NumPy's broadcast multiply (bit for bit)."""
+    from fastconv import _plan
+
+    if backend == "cython" and not _plan.cython_available("conv"):
+        pytest.skip("the Cython conv extension is not built")
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, c, h, w)).astype(dtype)
+    if nonfinite:
+        for v in (np.nan, np.inf, -np.inf):
+            x.flat[rng.integers(x.size)] = v
+    mod = _plan.kernels(backend)
+    got = np.empty((n, c), dtype)
+    mod.plane_means(x, got, nthreads)
+    with np.errstate(invalid="ignore"):
+        want = x.astype(np.float64).mean(axis=(2, 3))
+    assert_close(got, want, dtype)
+    s = rng.standard_normal((n, c)).astype(dtype)
+    y = x.copy()
+    mod.scale_planes(y, s, nthreads)
+    with np.errstate(invalid="ignore"):
+        np.testing.assert_array_equal(y, x * s[:, :, None, None])

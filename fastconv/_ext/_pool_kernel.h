@@ -1,4 +1,6 @@
-/* Max pooling for fastconv: one plane at a time, NaN-propagating as torch's max_pool2d.
+/* Pooling for fastconv, one plane at a time: max pooling NaN-propagating as torch's max_pool2d,
+ * and global average pooling with its companion, the per-plane scale (a squeeze-excitation
+ * gate).
  * The 3x3 stride-2 window (ResNet's stem) runs as two vector passes, AVX-512: each input row's
  * horizontal maxima of 3 at stride 2 (even lanes, odd lanes, and the odd lanes one pixel left,
  * from two loads and three permutes), then the vertical maxima of 3 rows; every other window
@@ -110,5 +112,23 @@ static void fc_maxpool_plane_f32(const float *x, int64_t H, int64_t W, float *ou
     (void)hb;
     fc_maxpool_plane_f32_scalar(x, H, W, out, Ho, Wo, kh, kw, sh, sw, pt, pl);
 }
+
+/* the mean of n values, summed in 8 double lanes (gcc vectorises the independent lanes) */
+#define FC_PLANE_MEAN(T, SFX)                                                                   \
+static T fc_plane_mean_##SFX(const T *x, int64_t n) {                                          \
+    double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};                                                   \
+    int64_t i = 0;                                                                              \
+    for (; i + 8 <= n; i += 8)                                                                  \
+        for (int j = 0; j < 8; j++) acc[j] += (double)x[i + j];                                 \
+    double t = 0;                                                                               \
+    for (; i < n; i++) t += (double)x[i];                                                       \
+    for (int j = 0; j < 8; j++) t += acc[j];                                                    \
+    return (T)(t / (double)n);                                                                  \
+}                                                                                               \
+static void fc_plane_scale_##SFX(T *x, int64_t n, T s) {                                        \
+    for (int64_t i = 0; i < n; i++) x[i] *= s;                                                  \
+}
+FC_PLANE_MEAN(float, f32)
+FC_PLANE_MEAN(double, f64)
 
 #endif

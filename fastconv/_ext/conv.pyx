@@ -867,6 +867,10 @@ cdef extern from "_pool_kernel.h" nogil:
     void fc_maxpool_plane_f64(const double *x, int64_t H, int64_t W, double *out, int64_t Ho,
                               int64_t Wo, int64_t kh, int64_t kw, int64_t sh, int64_t sw,
                               int64_t pt, int64_t pl)
+    float fc_plane_mean_f32(const float *x, int64_t n)
+    double fc_plane_mean_f64(const double *x, int64_t n)
+    void fc_plane_scale_f32(float *x, int64_t n, float s)
+    void fc_plane_scale_f64(double *x, int64_t n, double s)
 
 
 def max_pool2d_workspace(Py_ssize_t Wo):
@@ -896,3 +900,34 @@ def max_pool2d(const floating[:, :, :, ::1] x, floating[:, :, :, ::1] out, Py_ss
             else:
                 fc_maxpool_plane_f64(&x[n, c, 0, 0], H, W, &out[n, c, 0, 0], Ho, Wo, kh, kw, sh,
                                      sw, pt, pl)
+
+
+def plane_means(const floating[:, :, :, ::1] x, floating[:, ::1] out, int nthreads):
+    """out[n, c] = the mean of plane x[n, c] (global average pooling), summed in double; one task
+    per plane."""
+    cdef Py_ssize_t N = x.shape[0], C = x.shape[1], P = x.shape[2] * x.shape[3], p, n, c
+    if N * C == 0 or P == 0:
+        return
+    with nogil:
+        for p in prange(N * C, schedule="static", num_threads=nthreads):
+            n = p // C
+            c = p - n * C
+            if floating is float:
+                out[n, c] = fc_plane_mean_f32(&x[n, c, 0, 0], P)
+            else:
+                out[n, c] = fc_plane_mean_f64(&x[n, c, 0, 0], P)
+
+
+def scale_planes(floating[:, :, :, ::1] x, const floating[:, ::1] s, int nthreads):
+    """x[n, c] *= s[n, c] in place (a squeeze-excitation gate); one task per plane."""
+    cdef Py_ssize_t N = x.shape[0], C = x.shape[1], P = x.shape[2] * x.shape[3], p, n, c
+    if N * C == 0 or P == 0:
+        return
+    with nogil:
+        for p in prange(N * C, schedule="static", num_threads=nthreads):
+            n = p // C
+            c = p - n * C
+            if floating is float:
+                fc_plane_scale_f32(&x[n, c, 0, 0], P, s[n, c])
+            else:
+                fc_plane_scale_f64(&x[n, c, 0, 0], P, s[n, c])

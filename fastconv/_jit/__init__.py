@@ -15,9 +15,16 @@ DTYPES = ("float32", "float64")
 
 #: Twins the planner runs on Cython only (fastconv._plan: the Numba grouped loop is reference-grade;
 #: the direct weight gradient is chosen only with the Cython kernel's AVX-512 instance, the Numba
-#: twin serves the tests): no public call compiles them on backend="numba", so neither warmup nor
-#: `info` counts them.
-CYTHON_ONLY = ("conv_grouped", "conv_wgrad_direct")
+#: twin serves the tests), and the network runner's glue kernels (max pool, plane means and
+#: scales: on the Numba backend it uses NumPy, faster than those scalar twins): no public call
+#: compiles them on backend="numba", so neither warmup nor `info` counts them.
+CYTHON_ONLY = (
+    "conv_grouped",
+    "conv_wgrad_direct",
+    "max_pool2d",
+    "plane_means",
+    "scale_planes",
+)
 
 #: Kernels a public call runs for some dtypes only (none today: the phase scatter serves the
 #: float32 transposed convolution and dilated Winograd in both dtypes).

@@ -386,3 +386,30 @@ def max_pool2d(x, out, kh, kw, sh, sw, pt, pl, ws, nthreads):
                         if v > m or v != v:
                             m = v
                 out[n, c, oy, ox] = m
+
+
+@parallel_kernel
+def plane_means(x, out, nthreads):
+    """out[n, c] = the mean of plane x[n, c], summed in float64 (twin of the Cython kernel)."""
+    N, C, H, W = x.shape
+    for p in prange(N * C):
+        n = p // C
+        c = p - n * C
+        t = 0.0
+        for i in range(H):
+            for j in range(W):
+                t += x[n, c, i, j]
+        out[n, c] = t / (H * W)
+
+
+@parallel_kernel
+def scale_planes(x, s, nthreads):
+    """x[n, c] *= s[n, c] in place (twin of the Cython kernel)."""
+    N, C, H, W = x.shape
+    for p in prange(N * C):
+        n = p // C
+        c = p - n * C
+        v = s[n, c]
+        for i in range(H):
+            for j in range(W):
+                x[n, c, i, j] *= v
