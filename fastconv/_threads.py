@@ -96,6 +96,11 @@ def get_num_threads():
 dynamic = os.environ.get("FASTCONV_DYNAMIC_THREADS", "1") != "0"
 _SAMPLE_SECONDS = 0.05
 _sample = (-1.0, 0)  # (monotonic time, runnable tasks outside this process)
+# The last /proc reading.  A cap needs the other tasks in two readings in a row: one reading sees
+# kernel threads and workers that run for microseconds (2-4% of readings on an idle machine here,
+# each of which capped conv2d at one thread for the next 50 ms; a 2-thread EfficientNet-B0 timing
+# once ran at one thread's speed throughout).  A real busy process is seen 50 ms later too.
+_last_seen = 1 << 30
 
 
 def _others_running():
@@ -119,14 +124,16 @@ def _others_running():
 def budget():
     """Threads a conv2d call may use now: `get_num_threads()`, capped by the CPUs not taken by
     other processes' runnable tasks (at least 1), when `dynamic` is on."""
-    global _sample
+    global _sample, _last_seen
     n = get_num_threads()
     if n == 1 or not dynamic:
         return n
     now = time.monotonic()
     t, others = _sample
     if now - t > _SAMPLE_SECONDS:
-        others = _others_running()
+        seen = _others_running()
+        others = min(seen, _last_seen)
+        _last_seen = seen
         _sample = (now, others)
     free = _available_cpus() - others
     return n if n <= free else (free if free > 1 else 1)

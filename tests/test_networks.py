@@ -128,6 +128,7 @@ def test_budget_caps_threads_when_other_processes_hold_the_cpus(monkeypatch):
     monkeypatch.setattr(_threads, "_available_cpus", lambda: 2)
     monkeypatch.setattr(_threads, "_others_running", lambda: 1)
     monkeypatch.setattr(_threads, "_sample", (-1.0, 0))
+    monkeypatch.setattr(_threads, "_last_seen", 1)  # seen in the reading before too
     monkeypatch.setattr(_threads, "dynamic", True)
     x = np.random.default_rng(0).standard_normal((4, 64, 56, 56)).astype(np.float32)
     w = np.random.default_rng(1).standard_normal((64, 64, 3, 3)).astype(np.float32)
@@ -150,6 +151,24 @@ def test_budget_caps_threads_when_other_processes_hold_the_cpus(monkeypatch):
     monkeypatch.setattr(_threads, "dynamic", False)
     with fastconv.threads(2):
         assert _threads.budget() == 2  # FASTCONV_DYNAMIC_THREADS=0
+
+
+def test_budget_ignores_a_task_seen_in_one_reading_only(monkeypatch):
+    """A cap needs other runnable tasks in two /proc readings in a row (50 ms apart): one reading
+    also sees kernel threads that run for microseconds."""
+    from fastconv import _threads
+
+    readings = iter([0, 1, 0, 1, 1, 1])
+    monkeypatch.setattr(_threads, "_available_cpus", lambda: 2)
+    monkeypatch.setattr(_threads, "_others_running", lambda: next(readings))
+    monkeypatch.setattr(_threads, "_last_seen", 0)
+    monkeypatch.setattr(_threads, "dynamic", True)
+    got = []
+    with fastconv.threads(2):
+        for _ in range(6):
+            monkeypatch.setattr(_threads, "_sample", (-1.0, 0))  # a new reading each call
+            got.append(_threads.budget())
+    assert got == [2, 2, 2, 2, 1, 1]
 
 
 def test_others_running_sees_a_busy_process():
