@@ -128,6 +128,24 @@ def resolve_backend(backend, name="conv"):
     return backend
 
 
+def _address_of():
+    """A function giving an ndarray's data address: the packed extension's data_address (50 ns),
+    else ``__array_interface__`` (~1 us: it builds a dict), when the extension is not built."""
+    global _address
+    try:
+        from fastconv._ext.packed import data_address as _address
+    except ImportError:
+        _address = _interface_address
+    return _address
+
+
+def _interface_address(a):
+    return a.__array_interface__["data"][0]
+
+
+_address = None
+
+
 def empty_aligned(shape, dtype):
     """np.empty(shape, dtype) starting on a 64-byte boundary (NumPy's large buffers start 16
     bytes past a page).  Kernels then load and store whole cache lines: the packed kernel reads a
@@ -136,15 +154,15 @@ def empty_aligned(shape, dtype):
     allocated this way is the next layer's aligned input."""
     n = math.prod(shape)
     item = dtype.itemsize if isinstance(dtype, np.dtype) else np.dtype(dtype).itemsize
-    if n * item < _ALIGN_FROM:  # small: not worth the ~2 us the aligned view costs a call
+    if n * item < _ALIGN_FROM:  # small: not worth the ~1 us the aligned view costs a call
         return np.empty(shape, dtype=dtype)
     buf = np.empty(n + 64 // item, dtype=dtype)
-    off = (-buf.__array_interface__["data"][0] % 64) // item
+    off = (-(_address or _address_of())(buf) % 64) // item
     return buf[off : off + n].reshape(shape)
 
 
 #: Bytes below which empty_aligned returns NumPy's own buffer: building the aligned view cost
-#: 2 us, a third of a (1,3,8,8) conv2d call's time.
+#: 2 us (1 with data_address), a third of a (1,3,8,8) conv2d call's time.
 _ALIGN_FROM = 1 << 16
 
 
@@ -157,11 +175,11 @@ _ALIGN_FROM = 1 << 16
 # (batch 16) the faults were 1.4 of a 5.6 ms call.  `scratch` keeps each named slot's buffer on
 # its thread and hands out 64-byte-aligned views of it.  Rules: a slot's view is valid until the
 # same slot is asked for again on that thread (so no site asks for a slot it already holds), and
-# nothing returned to a caller ever lives in it.  Buffers below _SCRATCH_FROM are NumPy's (malloc
-# reuses those itself); above _SCRATCH_SLOT, or past _SCRATCH_TOTAL per thread, they are fresh.
+# nothing returned to a caller ever lives in it.  Buffers above _SCRATCH_SLOT, or past
+# _SCRATCH_TOTAL per thread, are fresh.  Small ones are kept too: a repeated call gets its last
+# view back for a dict lookup (0.2 us), where a fresh small buffer and its view cost ~1.2 us (a
+# third of the Python time of a small layer's call; 52 of them in a MobileNetV2 forward pass).
 
-#: bytes below which scratch returns a plain buffer
-_SCRATCH_FROM = 1 << 16
 #: largest buffer one slot keeps
 _SCRATCH_SLOT = 16 << 20
 #: most bytes one thread's slots keep together
@@ -184,31 +202,41 @@ _ARENAS = weakref.WeakSet()
 def scratch(slot, shape, dtype):
     """An uninitialised, 64-byte-aligned array of `shape` and `dtype` in this thread's buffer for
     `slot` (a call site's name), valid until the next scratch(slot) on this thread."""
+    slots = getattr(_ARENA, "slots", None)
+    if slots is not None:
+        # a repeated call asks for the view it had last time: hand that out again (same memory)
+        got = slots.get(slot)
+        if got is not None and got[2] == shape and got[3] is dtype:
+            return got[4]
+    asked = shape, dtype
     dtype = np.dtype(dtype)
     shape = (shape,) if isinstance(shape, (int, np.integer)) else tuple(shape)
     nbytes = math.prod(shape) * dtype.itemsize
-    if nbytes < _SCRATCH_FROM or nbytes > _SCRATCH_SLOT:
+    if nbytes > _SCRATCH_SLOT:
         return empty_aligned(shape, dtype)
-    slots = getattr(_ARENA, "slots", None)
     if slots is None:
         slots = _ARENA.slots = _Slots()
         _ARENAS.add(slots)
     got = slots.get(slot)
     if got is None or got[0].nbytes < nbytes + 64:
-        held = sum(b.nbytes for k, (b, _) in list(slots.items()) if k != slot)
+        held = sum(v[0].nbytes for k, v in list(slots.items()) if k != slot)
         if held + nbytes + 64 > _SCRATCH_TOTAL:
             return empty_aligned(shape, dtype)
         slots.pop(slot, None)  # free the old one before the larger one is allocated
         buf = np.empty(nbytes + 64, np.uint8)
-        # its first 64-byte boundary, found once (__array_interface__ costs ~0.5 us a call)
-        got = slots[slot] = (buf, -buf.__array_interface__["data"][0] % 64)
-    buf, off = got
-    return buf[off : off + nbytes].view(dtype).reshape(shape)
+        # its first 64-byte boundary, found once
+        got = (buf, -(_address or _address_of())(buf) % 64)
+    buf, off = got[0], got[1]
+    view = buf[off : off + nbytes].view(dtype).reshape(shape)
+    # (buffer, offset, the arguments of this view, the view): the next call with the same
+    # arguments gets the view back without the dtype, shape and slicing work (~1 us)
+    slots[slot] = (buf, off, asked[0], asked[1], view)
+    return view
 
 
 def scratch_bytes():
     """Bytes the scratch slots of every thread hold."""
-    return sum(b.nbytes for slots in list(_ARENAS) for b, _ in list(slots.values()))
+    return sum(v[0].nbytes for slots in list(_ARENAS) for v in list(slots.values()))
 
 
 def free_scratch():
@@ -408,8 +436,16 @@ def _fixed_panels(mod, w4, g):
     a = _fixed_base(w4)
     if a is None:
         return None
-    geo = g.as_array()
-    size = int(mod.packed_prepack_size(geo))
+    memo = g.memo()
+    shape = memo.get((mod, "panels"))
+    if shape is None:
+        geo = g.as_array()
+        # the panels' size, and what tells two layouts apart (K-lanes panels have their own)
+        shape = memo[(mod, "panels")] = (
+            int(mod.packed_prepack_size(geo)),
+            (g.K, g.Cg, g.kh, g.kw, g.groups, bool(mod.packed_klanes(geo))),
+        )
+    size, layout = shape
     if size == 0:
         return None
     store = _FIXED[id(a)][1]
@@ -418,19 +454,11 @@ def _fixed_panels(mod, w4, g):
     at = 0
     if w4.nbytes != a.nbytes:
         at = w4.__array_interface__["data"][0] - a.__array_interface__["data"][0]
-    key = (
-        g.K,
-        g.Cg,
-        g.kh,
-        g.kw,
-        g.groups,
-        at,
-        bool(mod.packed_klanes(geo)),  # K-lanes panels have their own layout
-    )
+    key = (layout, at)
     got = store.get(key)
     if got is None:
         panels = np.empty(size, dtype=np.float32)
-        got = store[key] = (panels, bool(mod.packed_prepack(w4, geo, panels)))
+        got = store[key] = (panels, bool(mod.packed_prepack(w4, g.as_array(), panels)))
     return got
 
 
@@ -493,6 +521,16 @@ def run_packed_panels(plan, x4, apack, bias, g, res4):
     )
 
 
+def _fuses_epilogue(mod, g, geo, residual):
+    """mod.packed_fuses_epilogue(geo, residual), asked once per geometry."""
+    memo = g.memo()
+    key = (mod, "fuses", residual)
+    got = memo.get(key)
+    if got is None:
+        got = memo[key] = bool(mod.packed_fuses_epilogue(geo, residual))
+    return got
+
+
 def _packed_run(plan, x4, w3, bias, has_bias, g, res4, epilogue=(0, None)):
     ws = scratch("packed_ws", plan.workspace, g.dtype)
     w4 = w3[0].reshape(g.K, g.Cg, g.kh, g.kw)
@@ -502,7 +540,7 @@ def _packed_run(plan, x4, w3, bias, has_bias, g, res4, epilogue=(0, None)):
     if _FIXED and g.dtype == np.float32:
         fixed = _fixed_panels(mod, w4, g)  # None where the backend keeps no panels
     act, residual = epilogue
-    if (act or residual is not None) and mod.packed_fuses_epilogue(geo, residual is not None):
+    if (act or residual is not None) and _fuses_epilogue(mod, g, geo, residual is not None):
         # each task applies the epilogue to the outputs it wrote, still in cache
         r = None if residual is None else residual.reshape(-1)
         apack, nonfinite = fixed if fixed is not None else (None, False)
@@ -966,7 +1004,11 @@ def _kernel_act(epilogue, g):
 def _depthwise_run(plan, x4, w3, bias, has_bias, g, res4, epilogue=(0, None)):
     mod = kernels(plan.backend)
     geo = g.as_array()
-    ws = scratch("depthwise_ws", (plan.nthreads, mod.depthwise_planes_workspace(geo)), g.dtype)
+    memo = g.memo()
+    n = memo.get((mod, "depthwise_ws"))
+    if n is None:
+        n = memo[(mod, "depthwise_ws")] = int(mod.depthwise_planes_workspace(geo))
+    ws = scratch("depthwise_ws", (plan.nthreads, n), g.dtype)
     act = _kernel_act(epilogue, g)
     mod.conv_depthwise_planes(x4, w3, bias, has_bias, geo, res4, ws, act, plan.nthreads)
     if not act:

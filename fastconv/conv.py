@@ -162,6 +162,9 @@ def _planned(x, weight, bias, stride, padding, dilation, groups, backend, algori
     if bias is not None and type(bias) is not np.ndarray:
         return None, None
     nt = _threads.budget()  # fewer threads than asked while other processes hold the CPUs
+    fixed = is_fixed(weight)
+    # ints and strings are their own keys (_key): spelled out, a repeated call's key costs
+    # half a microsecond less
     key = (
         "conv2d",
         x.shape,
@@ -169,20 +172,20 @@ def _planned(x, weight, bias, stride, padding, dilation, groups, backend, algori
         weight.shape,
         weight.dtype,
         None if bias is None else (bias.shape, bias.dtype),
-        _key(stride),
-        _key(padding),
-        _key(dilation),
-        _key(groups),
-        _key(backend),
-        _key(algorithm),
+        stride if type(stride) is int else _key(stride),
+        padding if type(padding) is int else _key(padding),
+        dilation if type(dilation) is int else _key(dilation),
+        groups if type(groups) is int else _key(groups),
+        backend if type(backend) is str else _key(backend),
+        algorithm if type(algorithm) is str else _key(algorithm),
         nt,
-        is_fixed(weight),
+        fixed,
     )
 
     def make():
         _, _, _, g = conv_geometry(x, weight, bias, stride, padding, dilation, groups)
         plan = plan_conv2d(
-            g, backend, nt, algorithm=algorithm, has_bias=bias is not None, fixed=key[-1]
+            g, backend, nt, algorithm=algorithm, has_bias=bias is not None, fixed=fixed
         )
         return plan, g
 

@@ -36,12 +36,27 @@ def test_slot_is_reused_aligned_and_shaped():
     assert _plan.scratch_bytes() >= a.nbytes + d.nbytes
 
 
-def test_small_and_huge_buffers_are_not_kept():
+def test_huge_buffers_are_not_kept_small_ones_are():
     small = _plan.scratch("s", 100, np.float32)
     huge = _plan.scratch("h", (_plan._SCRATCH_SLOT // 4) + 1, np.float32)
     assert small.shape == (100,) and huge.size == _plan._SCRATCH_SLOT // 4 + 1
-    assert _plan.scratch_bytes() == 0
+    assert _plan.scratch_bytes() == small.nbytes + 64
     assert not np.shares_memory(_plan.scratch("h", huge.size, np.float32), huge)
+    assert np.shares_memory(_plan.scratch("s", 100, np.float32), small)
+
+
+def test_a_repeated_request_gets_its_view_and_other_arguments_their_own():
+    a = _plan.scratch("r", (30, 10), np.float32)
+    assert _plan.scratch("r", (30, 10), np.float32) is a  # the remembered view
+    b = _plan.scratch("r", (10, 30), np.float32)  # same bytes, another shape
+    assert b.shape == (10, 30) and np.shares_memory(a, b)
+    c = _plan.scratch("r", 300, np.dtype(np.float64))  # the dtype as a dtype, not a type
+    assert c.shape == (300,) and c.dtype == np.float64 and _base_address(c) % 64 == 0
+    d = _plan.scratch("r", (30, 10), np.float64)
+    assert d.shape == (30, 10) and d.dtype == np.float64
+    _plan.free_scratch()
+    e = _plan.scratch("r", (30, 10), np.float32)  # freed: a new buffer, not the old view
+    assert e is not a and e.shape == (30, 10)
 
 
 def test_a_thread_keeps_at_most_the_total():

@@ -4,8 +4,11 @@ Twin of fastconv/_jit/packed.py (same names and signatures).  No validation, no 
 caller passes contiguous arrays, the output and a workspace of `packed_workspace_size` elements.
 """
 
+cimport numpy as cnp
 from cython.parallel cimport parallel, prange, threadid
 from libc.stdint cimport int64_t
+
+cnp.import_array()
 
 ctypedef fused floating:
     float
@@ -63,6 +66,12 @@ cdef inline bint _any_flag(const floating *flags, int n) noexcept nogil:
         if flags[i] != 0:
             return True
     return False
+
+
+def data_address(cnp.ndarray a):
+    """The address of a's data (not a kernel: _plan.empty_aligned and scratch align their buffers
+    with it; ``a.__array_interface__["data"][0]`` builds a dict and cost ~1 us a call)."""
+    return <size_t>cnp.PyArray_DATA(a)
 
 
 def packed_supported(dtype_char):
