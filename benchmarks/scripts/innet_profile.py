@@ -95,16 +95,22 @@ def ort_profile(name, batch, nthreads, rounds):
         sess.run(None, {inp: x})
     with open(sess.end_profiling()) as f:
         events = json.load(f)
-    nodes, runs = collections.defaultdict(list), []
+    nodes, runs, first = collections.defaultdict(list), [], {}
     for e in events:
         if e.get("cat") == "Node" and e["name"].endswith("_kernel_time"):
             nodes[e["name"]].append((e["dur"], e["args"].get("op_name")))
+            first.setdefault(e["name"], e["ts"])
         elif e.get("cat") == "Session" and e["name"] == "model_run":
             runs.append(e["dur"])
     by_op = collections.defaultdict(float)
-    for v in nodes.values():
-        by_op[v[0][1]] += float(np.median([d for d, _ in v[warmup:]])) / 1e3
-    return float(np.median(runs[warmup:])) / 1e3, dict(by_op)
+    convs = []  # ORT's Conv nodes in the order they first ran, median kernel time in seconds
+    for key in sorted(nodes, key=first.get):
+        v = nodes[key]
+        t = float(np.median([d for d, _ in v[warmup:]]))
+        by_op[v[0][1]] += t / 1e3
+        if v[0][1] == "Conv":
+            convs.append(t / 1e6)
+    return float(np.median(runs[warmup:])) / 1e3, dict(by_op), convs
 
 
 def main(argv=None):
@@ -114,6 +120,11 @@ def main(argv=None):
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--rounds", type=int, default=11)
     ap.add_argument("--top", type=int, default=12)
+    ap.add_argument(
+        "--per-node",
+        action="store_true",
+        help="list every conv call in the network next to ORT's Conv node in the same place",
+    )
     args = ap.parse_args(argv)
     with fastconv.threads(args.threads):
         fwd, calls, innet, warm = fastconv_profile(args.net, args.batch, args.rounds)
@@ -135,10 +146,23 @@ def main(argv=None):
     if prof is None:
         print("ONNX Runtime (or torch) not installed: no ORT profile")
         return
-    run_ms, by_op = prof
+    run_ms, by_op, convs = prof
     print(f"ONNX Runtime: run {run_ms:.2f} ms; kernel time by operator (profiler):")
     for op, ms in sorted(by_op.items(), key=lambda t: -t[1]):
         print(f"  {op:24s} {ms:7.2f} ms")
+    if not args.per_node:
+        return
+    if len(convs) != len(calls):
+        print(f"ORT ran {len(convs)} Conv nodes against fastconv's {len(calls)} calls: no pairing")
+        return
+    print("every conv call: fastconv in the network, alone, ORT's node, in network - ORT (us)")
+    for (c, xx, *_), t, a, o in zip(calls, innet, warm, convs):
+        print(
+            f"  {c.name:18s} {c.cin:4d}->{c.cout:4d} k{c.k} s{c.stride} g{c.groups:<4d} "
+            f"{'x'.join(map(str, xx.shape[2:])):>7s}  {t * 1e6:7.1f} {a * 1e6:7.1f} "
+            f"{o * 1e6:7.1f} {(t - o) * 1e6:+7.1f}"
+        )
+    print(f"  total {innet.sum() * 1e3:.2f} ms against {sum(convs) * 1e3:.2f} ms")
 
 
 if __name__ == "__main__":
