@@ -658,11 +658,12 @@ def test_depthwise_small16_gives_the_flat_paths_bits(
     got = {}
     try:
         with fastconv.threads(nthreads):
-            for mode in (1, 0):
+            for mode in (2, 1, 0):  # everywhere it runs, where it is chosen, never
                 mod._set_depthwise_small16(mode)
                 got[mode] = fastconv.conv2d(x, wt, b, stride, pads, dilation, c, **kw)
     finally:
         mod._set_depthwise_small16(1)
+    np.testing.assert_array_equal(got[2], got[0])
     np.testing.assert_array_equal(got[1], got[0])
     want = ref.conv2d(x.astype(np.float64), wt.astype(np.float64), b, stride, pads, dilation, c)
     if activation in ("relu", "relu6"):

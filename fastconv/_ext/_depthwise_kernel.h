@@ -562,8 +562,12 @@ static DW_TARGET void dw_flat_planes_f32(const float *x, int64_t H, int64_t W, c
    taps per pixel or where the flat path wastes most (the polyphase split of a small strided
    plane).  Kernel time against the flat path, 1 thread, 256 and 960 channels: output planes of
    at most 25 pixels 0.52-0.98 (7x7 and 8x8 stride 2, 4x4); 5x5 on 7x7 outputs 0.73-0.99; 3x3
-   on 7x7 1.02-1.23, on 8x8 and larger 1.1-1.6, 5x5 on 8x8 and larger 0.92-1.25.  The caller
-   runs it on the first two (conv_depthwise_planes). */
+   on 7x7 1.02-1.23, on 8x8 and larger 1.1-1.6, 5x5 on 8x8 and larger 0.92-1.25.  With the
+   5-wide rows' loads shared (dw_small16_rows_s1), 5x5 at stride 1 on 9x9-14x14 planes runs at
+   0.79-0.87 of the flat path (1 thread, SiLU in the store, 128-672 channels; EfficientNet-B0's
+   480 and 672 x 14 x 14 among them); 5x5 at stride 2 onto 10x10-14x14 stays at 1.02-1.14.  The
+   caller runs it on planes of at most 25 pixels and on 5x5 layers at stride 1 or onto at most
+   49 pixels (conv_depthwise_planes). */
 static inline int64_t dw_small16_hp(int64_t kh, int64_t sh, int64_t dh, int64_t Ho) {
     return (Ho - 1) * sh + dh * (kh - 1) + 1;
 }
@@ -617,6 +621,43 @@ dw_small16_rows(const int NQ, const float *P, int64_t Wp, const float *wt, __m51
         for (int q = 0; q < NQ; q++) _mm512_storeu_ps(trow + q * 16, act ? dw_act16(acc[q], act) : acc[q]);
     }
 }
+
+/* The same rows for stride 1 and no dilation across a row, KW (3 or 5) a constant: each pixel of
+   an input row is loaded once and feeds the up to KW outputs that read it (NQ + KW - 1 loads a
+   row and tap row, against NQ * KW), with the row's KW weights in registers.  Each output still
+   sums its taps in order (tap j of output q comes from pixel q + j, met in increasing j), so the
+   results are dw_small16_rows's bits. */
+static inline __attribute__((always_inline)) DW_TARGET void
+dw_small16_rows_s1(const int NQ, const int KW, const float *P, int64_t Wp, const float *wt,
+                   __m512 bv, float *T, int64_t kh, int64_t sh, int64_t dh, int64_t Ho, int act) {
+    for (int64_t ho = 0; ho < Ho; ho++) {
+        __m512 acc[16];
+#pragma GCC unroll 16
+        for (int q = 0; q < NQ; q++) acc[q] = bv;
+        for (int64_t i = 0; i < kh; i++) {
+            const float *prow = P + (ho * sh + i * dh) * Wp * 16;
+            __m512 wr[5];
+#pragma GCC unroll 5
+            for (int j = 0; j < KW; j++) wr[j] = _mm512_loadu_ps(wt + (i * KW + j) * 16);
+#pragma GCC unroll 20
+            for (int p = 0; p < NQ + KW - 1; p++) {
+                const __m512 v = _mm512_loadu_ps(prow + p * 16);
+#pragma GCC unroll 5
+                for (int j = 0; j < KW; j++) {
+                    const int q = p - j;
+                    if (q >= 0 && q < NQ) acc[q] = _mm512_fmadd_ps(wr[j], v, acc[q]);
+                }
+            }
+        }
+        float *trow = T + ho * NQ * 16;
+#pragma GCC unroll 16
+        for (int q = 0; q < NQ; q++) _mm512_storeu_ps(trow + q * 16, act ? dw_act16(acc[q], act) : acc[q]);
+    }
+}
+
+#ifndef DW_SMALL16_REUSE
+#define DW_SMALL16_REUSE 1
+#endif
 
 /* Output planes [k0, k0 + nk) (nk <= 16) of one sample from input planes [k0, k0 + nk) (channel
    multiplier 1): x and out point at plane k0; w at channel k0's taps; bias at channel k0's or
@@ -678,9 +719,15 @@ static DW_TARGET int dw_small16_f32(const float *x, int64_t H, int64_t W, const 
         for (int l = 0; l < 16; l++) b16[l] = l < nk ? bias[l] : 0.0f;
         bv = _mm512_loadu_ps(b16);
     }
+    const int reuse = DW_SMALL16_REUSE && sw == 1 && dw == 1 && kw == 5;
     switch (Wo) {
-#define DW_SMALL16_ROWS(NQ) \
-    case NQ: dw_small16_rows(NQ, P, Wp, wt, bv, T, kh, kw, sh, sw, dh, dw, Ho, act); break;
+#define DW_SMALL16_ROWS(NQ)                                                                   \
+    case NQ:                                                                                  \
+        if (reuse)                                                                            \
+            dw_small16_rows_s1(NQ, 5, P, Wp, wt, bv, T, kh, sh, dh, Ho, act);                 \
+        else                                                                                  \
+            dw_small16_rows(NQ, P, Wp, wt, bv, T, kh, kw, sh, sw, dh, dw, Ho, act);           \
+        break;
         DW_SMALL16_ROWS(1) DW_SMALL16_ROWS(2) DW_SMALL16_ROWS(3) DW_SMALL16_ROWS(4)
         DW_SMALL16_ROWS(5) DW_SMALL16_ROWS(6) DW_SMALL16_ROWS(7) DW_SMALL16_ROWS(8)
         DW_SMALL16_ROWS(9) DW_SMALL16_ROWS(10) DW_SMALL16_ROWS(11) DW_SMALL16_ROWS(12)

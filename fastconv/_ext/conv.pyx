@@ -503,9 +503,11 @@ cdef void _depthwise_planes(const floating[:, :, :, ::1] x, const floating[:, :,
         # every thread's phase planes follow it in its own, then its small16 buffer
         tab_n = dw_flat_table_size(kh, kw, Ho, Wo)
         sm_off = (dw_flat_buffer_size(H, W, kh, kw, sh, Ho, Wo) + 15) // 16 * 16
-        # the 16-lane small-plane kernel where it was measured faster (_depthwise_kernel.h)
+        # the 16-lane small-plane kernel where it was measured faster (_depthwise_kernel.h):
+        # planes of at most 25 pixels, and 5x5 at stride 1 (or on at most 49 output pixels)
         small16 = (floating is float and m == 1 and _small16_mode
-                   and (Ho * Wo <= 25 or (kh * kw >= 25 and Ho * Wo <= 49))
+                   and (_small16_mode == 2 or Ho * Wo <= 25
+                        or (kh * kw >= 25 and (sh == 1 or Ho * Wo <= 49)))
                    and dw_small16_supported(kh, kw, Wo)
                    and ws.shape[1] >= sm_off + dw_small16_buffer_size(H, W, kh, kw, sh, sw, dh,
                                                                       dw, Ho, Wo))
@@ -613,8 +615,9 @@ cdef int _small16_mode = 1
 
 def _set_depthwise_small16(int on):
     """Whether conv_depthwise_planes's flat path runs 16-channel blocks of channel multiplier 1
-    through dw_small16_f32 (1, the default) or plane by plane (0); returns the previous setting.
-    For tests and measurements: both paths give the same bits."""
+    through dw_small16_f32 where it was measured faster (1, the default), wherever it can (2),
+    or never: plane by plane (0); returns the previous setting.  For tests and measurements:
+    all give the same bits."""
     global _small16_mode
     old = _small16_mode
     _small16_mode = on
