@@ -620,6 +620,54 @@ def test_depthwise_plane_blocks_against_reference(
     assert_close(got, want, np.float32)
 
 
+@settings(max_examples=40, deadline=None)
+@given(
+    n=st.integers(1, 2),
+    c=st.integers(2, 40),  # one channel is not depthwise (groups=1)
+    h=st.integers(12, 40),
+    w_=st.integers(16, 40),
+    activation=st.sampled_from([None, "relu6", "silu"]),
+    nonfinite=st.booleans(),
+    nthreads=st.integers(1, 2),
+    seed=st.integers(0, 2**16),
+)
+def test_depthwise_5x5_wide_planes_16_lanes_give_the_row_blocks_bits(
+    n, c, h, w_, activation, nonfinite, nthreads, seed
+):
+    """5x5 depthwise at stride 1 on planes 16-40 wide runs 16 channels in the lanes
+    (dw_small16_f32 in row chunks of up to 15 outputs); its sums are the 4-row blocks' (the
+    plane kernel, _set_depthwise_small16(0)) bit for bit, NaN and inf in x included, and an inf
+    weight sends its 16 channels to the plane kernel.  Both against the float64 direct sum."""
+    mod = _plan.kernels("cython") if _plan.cython_available("conv") else None
+    if mod is None or not hasattr(mod, "_set_depthwise_small16"):
+        pytest.skip("needs the Cython conv kernels")
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, c, h, w_)).astype(np.float32)
+    wt = rng.standard_normal((c, 1, 5, 5)).astype(np.float32)
+    if nonfinite:
+        for v in (np.nan, np.inf, -np.inf):
+            x.flat[rng.integers(x.size)] = v
+        wt.flat[rng.integers(wt.size)] = np.inf
+    b = rng.standard_normal(c).astype(np.float32)
+    kw = dict(activation=activation, algorithm="depthwise", backend="cython")
+    got = {}
+    try:
+        with fastconv.threads(nthreads):
+            for mode in (1, 0):
+                mod._set_depthwise_small16(mode)
+                got[mode] = fastconv.conv2d(x, wt, b, 1, 2, 1, c, **kw)
+    finally:
+        mod._set_depthwise_small16(1)
+    np.testing.assert_array_equal(got[1], got[0])
+    want = ref.conv2d(x.astype(np.float64), wt.astype(np.float64), b, 1, 2, 1, c)
+    if activation == "relu6":
+        want = np.clip(want, 0, 6)
+    elif activation == "silu":
+        with np.errstate(over="ignore", invalid="ignore"):
+            want = want / (1 + np.exp(-want))
+    assert_close(got[1], want, np.float32)
+
+
 @settings(max_examples=60, deadline=None)
 @given(
     n=st.integers(1, 2),

@@ -586,6 +586,21 @@ static inline int dw_small16_supported(int64_t kh, int64_t kw, int64_t Wo) {
     return dw16_avx512() && Wo < 16 && kh * kw <= DW_FLAT_MAX_TAPS;
 }
 
+/* Largest input plane (pixels) the 16-lane kernel takes on planes 16 or more wide. */
+#define DW_SMALL16_WIDE_MAX_PIXELS 1600
+/* whether the plane kernel's 16-plane tasks run dw_small16_f32 on rows 16 or more wide (in
+   chunks of at most 15 outputs): 5x5 at stride 1 on planes of at most 40 x 40 pixels.  Kernel
+   time against the 4-row blocks, 1 thread, SiLU in the store, 32-480 channels: 0.87-0.95 on
+   16x16-40x40 planes (EfficientNet-B0's 240 x 28 x 28: 0.89); on 56 x 56 1.03 (the staging,
+   0.4 MB a task, leaves L1 and L2 little room), at stride 2 0.95-0.96 on 56 x 56 inputs but
+   1.25 onto 16 x 16 outputs.  On 3x3 layers the transposes cost more than the row blocks'
+   loads (the small planes' figures above). */
+static inline int dw_small16_wide_supported(int64_t kh, int64_t kw, int64_t sh, int64_t sw,
+                                            int64_t H, int64_t W, int64_t Wo) {
+    return dw16_avx512() && kh == 5 && kw == 5 && sh == 1 && sw == 1 && Wo >= 16 &&
+           H * W <= DW_SMALL16_WIDE_MAX_PIXELS;
+}
+
 /* r[l] = 16 pixels [p0, p0 + 16) of plane l (planes n apart, nk of them; zeros past nk, and past
    n when n < 16), transposed: vector dw_perm[j] then holds pixel p0 + j of the 16 planes */
 static inline __attribute__((always_inline)) DW_TARGET void
@@ -596,12 +611,13 @@ dw_small16_gather(const float *x, int64_t n, int64_t nk, int64_t p0, __m512 *r) 
     fc_transpose16(r);
 }
 
-/* every output row of NQ (Wo, a constant) pixels: their 16 channels in registers over all taps,
-   then into the pixel-major staging T */
+/* every output row of NQ (a constant: Wo, or a chunk of a wider row) pixels: their 16 channels
+   in registers over all taps, then into the pixel-major staging T (rows TW pixels apart; P and T
+   point at the chunk's first input and output pixel) */
 static inline __attribute__((always_inline)) DW_TARGET void
 dw_small16_rows(const int NQ, const float *P, int64_t Wp, const float *wt, __m512 bv, float *T,
-                int64_t kh, int64_t kw, int64_t sh, int64_t sw, int64_t dh, int64_t dw,
-                int64_t Ho, int act) {
+                int64_t TW, int64_t kh, int64_t kw, int64_t sh, int64_t sw, int64_t dh,
+                int64_t dw, int64_t Ho, int act) {
     for (int64_t ho = 0; ho < Ho; ho++) {
         __m512 acc[16];
 #pragma GCC unroll 16
@@ -616,7 +632,7 @@ dw_small16_rows(const int NQ, const float *P, int64_t Wp, const float *wt, __m51
                     acc[q] = _mm512_fmadd_ps(wv, _mm512_loadu_ps(pp + q * sw * 16), acc[q]);
             }
         }
-        float *trow = T + ho * NQ * 16;
+        float *trow = T + ho * TW * 16;
 #pragma GCC unroll 16
         for (int q = 0; q < NQ; q++) _mm512_storeu_ps(trow + q * 16, act ? dw_act16(acc[q], act) : acc[q]);
     }
@@ -629,7 +645,8 @@ dw_small16_rows(const int NQ, const float *P, int64_t Wp, const float *wt, __m51
    results are dw_small16_rows's bits. */
 static inline __attribute__((always_inline)) DW_TARGET void
 dw_small16_rows_s1(const int NQ, const int KW, const float *P, int64_t Wp, const float *wt,
-                   __m512 bv, float *T, int64_t kh, int64_t sh, int64_t dh, int64_t Ho, int act) {
+                   __m512 bv, float *T, int64_t TW, int64_t kh, int64_t sh, int64_t dh,
+                   int64_t Ho, int act) {
     for (int64_t ho = 0; ho < Ho; ho++) {
         __m512 acc[16];
 #pragma GCC unroll 16
@@ -649,7 +666,7 @@ dw_small16_rows_s1(const int NQ, const int KW, const float *P, int64_t Wp, const
                 }
             }
         }
-        float *trow = T + ho * NQ * 16;
+        float *trow = T + ho * TW * 16;
 #pragma GCC unroll 16
         for (int q = 0; q < NQ; q++) _mm512_storeu_ps(trow + q * 16, act ? dw_act16(acc[q], act) : acc[q]);
     }
@@ -719,21 +736,29 @@ static DW_TARGET int dw_small16_f32(const float *x, int64_t H, int64_t W, const 
         for (int l = 0; l < 16; l++) b16[l] = l < nk ? bias[l] : 0.0f;
         bv = _mm512_loadu_ps(b16);
     }
+    /* rows of up to 15 outputs at a time: a wider row in nch chunks of nearly equal size */
     const int reuse = DW_SMALL16_REUSE && sw == 1 && dw == 1 && kw == 5;
-    switch (Wo) {
+    const int64_t nch = (Wo + 14) / 15, base = Wo / nch, rem = Wo % nch;
+    for (int64_t c = 0, q0 = 0; c < nch; c++) {
+        const int64_t nq = base + (c < rem);
+        const float *Pc = P + q0 * sw * 16;
+        float *Tc = T + q0 * 16;
+        switch (nq) {
 #define DW_SMALL16_ROWS(NQ)                                                                   \
     case NQ:                                                                                  \
         if (reuse)                                                                            \
-            dw_small16_rows_s1(NQ, 5, P, Wp, wt, bv, T, kh, sh, dh, Ho, act);                 \
+            dw_small16_rows_s1(NQ, 5, Pc, Wp, wt, bv, Tc, Wo, kh, sh, dh, Ho, act);           \
         else                                                                                  \
-            dw_small16_rows(NQ, P, Wp, wt, bv, T, kh, kw, sh, sw, dh, dw, Ho, act);           \
+            dw_small16_rows(NQ, Pc, Wp, wt, bv, Tc, Wo, kh, kw, sh, sw, dh, dw, Ho, act);     \
         break;
-        DW_SMALL16_ROWS(1) DW_SMALL16_ROWS(2) DW_SMALL16_ROWS(3) DW_SMALL16_ROWS(4)
-        DW_SMALL16_ROWS(5) DW_SMALL16_ROWS(6) DW_SMALL16_ROWS(7) DW_SMALL16_ROWS(8)
-        DW_SMALL16_ROWS(9) DW_SMALL16_ROWS(10) DW_SMALL16_ROWS(11) DW_SMALL16_ROWS(12)
-        DW_SMALL16_ROWS(13) DW_SMALL16_ROWS(14) DW_SMALL16_ROWS(15)
+            DW_SMALL16_ROWS(1) DW_SMALL16_ROWS(2) DW_SMALL16_ROWS(3) DW_SMALL16_ROWS(4)
+            DW_SMALL16_ROWS(5) DW_SMALL16_ROWS(6) DW_SMALL16_ROWS(7) DW_SMALL16_ROWS(8)
+            DW_SMALL16_ROWS(9) DW_SMALL16_ROWS(10) DW_SMALL16_ROWS(11) DW_SMALL16_ROWS(12)
+            DW_SMALL16_ROWS(13) DW_SMALL16_ROWS(14) DW_SMALL16_ROWS(15)
 #undef DW_SMALL16_ROWS
-        default: break;
+            default: break;
+        }
+        q0 += nq;
     }
     /* back to 16 planes of Ho * Wo: blocks of 16 pixels, the last overlapping the one before */
     for (int64_t p0 = 0; p0 < no; p0 += 16) {
@@ -940,6 +965,11 @@ static inline int64_t dw_small16_buffer_size(int64_t H, int64_t W, int64_t kh, i
 }
 static inline int dw_small16_supported(int64_t kh, int64_t kw, int64_t Wo) {
     (void)kh; (void)kw; (void)Wo;
+    return 0;
+}
+static inline int dw_small16_wide_supported(int64_t kh, int64_t kw, int64_t sh, int64_t sw,
+                                            int64_t H, int64_t W, int64_t Wo) {
+    (void)kh; (void)kw; (void)sh; (void)sw; (void)H; (void)W; (void)Wo;
     return 0;
 }
 static inline int dw_small16_f32(const float *x, int64_t H, int64_t W, const float *w,
