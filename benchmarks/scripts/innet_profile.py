@@ -95,11 +95,13 @@ def ort_profile(name, batch, nthreads, rounds):
         sess.run(None, {inp: x})
     with open(sess.end_profiling()) as f:
         events = json.load(f)
-    nodes, runs, first = collections.defaultdict(list), [], {}
+    nodes, runs, first, plane = collections.defaultdict(list), [], {}, {}
     for e in events:
         if e.get("cat") == "Node" and e["name"].endswith("_kernel_time"):
             nodes[e["name"]].append((e["dur"], e["args"].get("op_name")))
             first.setdefault(e["name"], e["ts"])
+            shapes = e["args"].get("input_type_shape") or [{}]
+            plane.setdefault(e["name"], list(shapes[0].values() or [[]])[0][2:])
         elif e.get("cat") == "Session" and e["name"] == "model_run":
             runs.append(e["dur"])
     by_op = collections.defaultdict(float)
@@ -108,7 +110,8 @@ def ort_profile(name, batch, nthreads, rounds):
         v = nodes[key]
         t = float(np.median([d for d, _ in v[warmup:]]))
         by_op[v[0][1]] += t / 1e3
-        if v[0][1] == "Conv":
+        # a squeeze-excitation FC is a Conv node on a 1x1 plane there, a matmul in fastconv
+        if v[0][1] == "Conv" and list(plane.get(key) or [0]) != [1, 1]:
             convs.append(t / 1e6)
     return float(np.median(runs[warmup:])) / 1e3, dict(by_op), convs
 
