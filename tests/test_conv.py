@@ -620,6 +620,41 @@ def test_depthwise_plane_blocks_against_reference(
     assert_close(got, want, np.float32)
 
 
+def _check_small16_modes(
+    x, wt, stride, pads, dilation, activation, nonfinite, nthreads, rng, modes
+):
+    """conv2d's depthwise path under each _set_depthwise_small16 mode in `modes`, NaN and inf in
+    x and an inf weight when `nonfinite`: every mode's bits equal the last one's (0: never the
+    16-lane kernel), and all are within float32 tolerance of the float64 direct sum."""
+    mod = _plan.kernels("cython") if _plan.cython_available("conv") else None
+    if mod is None or not hasattr(mod, "_set_depthwise_small16"):
+        pytest.skip("needs the Cython conv kernels")
+    c = x.shape[1]
+    if nonfinite:
+        for v in (np.nan, np.inf, -np.inf):
+            x.flat[rng.integers(x.size)] = v
+        wt.flat[rng.integers(wt.size)] = np.inf
+    b = rng.standard_normal(c).astype(np.float32)
+    kw = dict(activation=activation, algorithm="depthwise", backend="cython")
+    got = {}
+    try:
+        with fastconv.threads(nthreads):
+            for mode in modes:
+                mod._set_depthwise_small16(mode)
+                got[mode] = fastconv.conv2d(x, wt, b, stride, pads, dilation, c, **kw)
+    finally:
+        mod._set_depthwise_small16(1)
+    for mode in modes[:-1]:
+        np.testing.assert_array_equal(got[mode], got[modes[-1]])
+    want = ref.conv2d(x.astype(np.float64), wt.astype(np.float64), b, stride, pads, dilation, c)
+    if activation in ("relu", "relu6"):
+        want = np.maximum(want, 0) if activation == "relu" else np.clip(want, 0, 6)
+    elif activation == "silu":
+        with np.errstate(over="ignore", invalid="ignore"):
+            want = want / (1 + np.exp(-want))
+    assert_close(got[modes[-1]], want, np.float32)
+
+
 @settings(max_examples=40, deadline=None)
 @given(
     n=st.integers(1, 2),
@@ -638,34 +673,10 @@ def test_depthwise_5x5_wide_planes_16_lanes_give_the_row_blocks_bits(
     (dw_small16_f32 in row chunks of up to 15 outputs); its sums are the 4-row blocks' (the
     plane kernel, _set_depthwise_small16(0)) bit for bit, NaN and inf in x included, and an inf
     weight sends its 16 channels to the plane kernel.  Both against the float64 direct sum."""
-    mod = _plan.kernels("cython") if _plan.cython_available("conv") else None
-    if mod is None or not hasattr(mod, "_set_depthwise_small16"):
-        pytest.skip("needs the Cython conv kernels")
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((n, c, h, w_)).astype(np.float32)
     wt = rng.standard_normal((c, 1, 5, 5)).astype(np.float32)
-    if nonfinite:
-        for v in (np.nan, np.inf, -np.inf):
-            x.flat[rng.integers(x.size)] = v
-        wt.flat[rng.integers(wt.size)] = np.inf
-    b = rng.standard_normal(c).astype(np.float32)
-    kw = dict(activation=activation, algorithm="depthwise", backend="cython")
-    got = {}
-    try:
-        with fastconv.threads(nthreads):
-            for mode in (1, 0):
-                mod._set_depthwise_small16(mode)
-                got[mode] = fastconv.conv2d(x, wt, b, 1, 2, 1, c, **kw)
-    finally:
-        mod._set_depthwise_small16(1)
-    np.testing.assert_array_equal(got[1], got[0])
-    want = ref.conv2d(x.astype(np.float64), wt.astype(np.float64), b, 1, 2, 1, c)
-    if activation == "relu6":
-        want = np.clip(want, 0, 6)
-    elif activation == "silu":
-        with np.errstate(over="ignore", invalid="ignore"):
-            want = want / (1 + np.exp(-want))
-    assert_close(got[1], want, np.float32)
+    _check_small16_modes(x, wt, 1, 2, 1, activation, nonfinite, nthreads, rng, (1, 0))
 
 
 @settings(max_examples=60, deadline=None)
@@ -687,36 +698,14 @@ def test_depthwise_small16_gives_the_flat_paths_bits(
     """The 16-channels-in-lanes kernel for small planes (dw_small16_f32: pixel-major transposes,
     a zero-bordered buffer) sums in the flat path's order, so both give the same bits, NaN and
     inf in x included; an inf weight (which a padding tap must skip) sends its 16 channels to
-    the flat path.  Both are checked against the float64 direct sum too."""
-    mod = _plan.kernels("cython") if _plan.cython_available("conv") else None
-    if mod is None or not hasattr(mod, "_set_depthwise_small16"):
-        pytest.skip("needs the Cython conv kernels")
+    the flat path.  Modes: everywhere it runs (2), where it is chosen (1), never (0).  Both are
+    checked against the float64 direct sum too."""
     pads = tuple(dilation * (kk - 1) // 2 for kk in k)
     if h + 2 * pads[0] < dilation * (k[0] - 1) + 1 or h + 2 * pads[1] < dilation * (k[1] - 1) + 1:
         return
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((n, c, h, h)).astype(np.float32)
     wt = rng.standard_normal((c, 1, *k)).astype(np.float32)
-    if nonfinite:
-        for v in (np.nan, np.inf, -np.inf):
-            x.flat[rng.integers(x.size)] = v
-        wt.flat[rng.integers(wt.size)] = np.inf
-    b = rng.standard_normal(c).astype(np.float32)
-    kw = dict(activation=activation, algorithm="depthwise", backend="cython")
-    got = {}
-    try:
-        with fastconv.threads(nthreads):
-            for mode in (2, 1, 0):  # everywhere it runs, where it is chosen, never
-                mod._set_depthwise_small16(mode)
-                got[mode] = fastconv.conv2d(x, wt, b, stride, pads, dilation, c, **kw)
-    finally:
-        mod._set_depthwise_small16(1)
-    np.testing.assert_array_equal(got[2], got[0])
-    np.testing.assert_array_equal(got[1], got[0])
-    want = ref.conv2d(x.astype(np.float64), wt.astype(np.float64), b, stride, pads, dilation, c)
-    if activation in ("relu", "relu6"):
-        want = np.maximum(want, 0) if activation == "relu" else np.clip(want, 0, 6)
-    elif activation == "silu":
-        with np.errstate(over="ignore", invalid="ignore"):
-            want = want / (1 + np.exp(-want))
-    assert_close(got[1], want, np.float32)
+    _check_small16_modes(
+        x, wt, stride, pads, dilation, activation, nonfinite, nthreads, rng, (2, 1, 0)
+    )
