@@ -623,6 +623,13 @@ dw_small16_gather(const float *x, int64_t n, int64_t nk, int64_t p0, __m512 *r) 
     fc_transpose16(r);
 }
 
+/* an output row's NQ accumulators (16 channels each) into the staging row t, act applied */
+static inline __attribute__((always_inline)) DW_TARGET void
+dw_small16_store_row(const int NQ, const __m512 *acc, float *t, int act) {
+#pragma GCC unroll 16
+    for (int q = 0; q < NQ; q++) _mm512_storeu_ps(t + q * 16, act ? dw_act16(acc[q], act) : acc[q]);
+}
+
 /* every output row of NQ (a constant: Wo, or a chunk of a wider row) pixels: their 16 channels
    in registers over all taps, then into the pixel-major staging T (rows TW pixels apart; P and T
    point at the chunk's first input and output pixel) */
@@ -644,9 +651,7 @@ dw_small16_rows(const int NQ, const float *P, int64_t Wp, const float *wt, __m51
                     acc[q] = _mm512_fmadd_ps(wv, _mm512_loadu_ps(pp + q * sw * 16), acc[q]);
             }
         }
-        float *trow = T + ho * TW * 16;
-#pragma GCC unroll 16
-        for (int q = 0; q < NQ; q++) _mm512_storeu_ps(trow + q * 16, act ? dw_act16(acc[q], act) : acc[q]);
+        dw_small16_store_row(NQ, acc, T + ho * TW * 16, act);
     }
 }
 
@@ -678,9 +683,7 @@ dw_small16_rows_s1(const int NQ, const int KW, const float *P, int64_t Wp, const
                 }
             }
         }
-        float *trow = T + ho * TW * 16;
-#pragma GCC unroll 16
-        for (int q = 0; q < NQ; q++) _mm512_storeu_ps(trow + q * 16, act ? dw_act16(acc[q], act) : acc[q]);
+        dw_small16_store_row(NQ, acc, T + ho * TW * 16, act);
     }
 }
 
